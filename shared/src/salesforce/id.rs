@@ -160,7 +160,10 @@ mod tests {
     #[test]
     fn rejects_wrong_lengths_and_characters() {
         assert_eq!(SfId::parse("").unwrap_err(), IdError::Length(0));
-        assert_eq!(SfId::parse("001A000010khO8").unwrap_err(), IdError::Length(14));
+        assert_eq!(
+            SfId::parse("001A000010khO8").unwrap_err(),
+            IdError::Length(14)
+        );
         assert_eq!(
             SfId::parse("001A000010khO8JIA").unwrap_err(),
             IdError::Length(17)

@@ -1,0 +1,435 @@
+//! The mapping configuration: which Salesforce fields hold what, in this org.
+//!
+//! Orgs differ (seed 001 calls the WHMCS product field `WHMCS_Product_Id__c`, seed 003
+//! `WH_Product_ID__c`), so field API names are data, not code. The defaults match the
+//! specification documents; a deployment overrides any of them with a JSON document (every key
+//! optional) without a rebuild. Names are validated as Salesforce API names when loaded, because
+//! they are written into SOQL.
+
+use serde::{Deserialize, Serialize};
+
+/// Which objects hold the consumption schedules of order products.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ScheduleSource {
+    /// Salesforce CPQ's `SBQQ__OrderItemConsumptionSchedule__c` / `SBQQ__OrderItemConsumptionRate__c`,
+    /// copied onto each order product.
+    Cpq,
+    /// The standard `ConsumptionSchedule` / `ConsumptionRate`, attached to products through
+    /// `ProductConsumptionSchedule`.
+    Standard,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Mapping {
+    /// Version of this document's shape.
+    pub version: u32,
+    pub schedules: ScheduleSource,
+    pub account: AccountFields,
+    pub contact: ContactFields,
+    pub opportunity: OpportunityFields,
+    pub quote: QuoteFields,
+    pub order: OrderFields,
+    pub order_item: OrderItemFields,
+    pub product: ProductFields,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AccountFields {
+    /// The WHMCS client id of the account (seed 001 `WH_Account__c`).
+    pub whmcs_client_id: Option<String>,
+    /// The Maxio Advanced Billing customer id, once known.
+    pub maxio_customer_id: Option<String>,
+    /// A customer number (seed 001 `SF_Account_No__c`).
+    pub customer_number: Option<String>,
+    /// ISO state code; `None` in orgs without State and Country picklists.
+    pub billing_state_code: Option<String>,
+    /// ISO country code; `None` in orgs without State and Country picklists.
+    pub billing_country_code: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ContactFields {
+    pub email: String,
+    pub first_name: String,
+    pub last_name: String,
+    pub phone: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OpportunityFields {
+    /// Lookup to the primary quote (CPQ `SBQQ__PrimaryQuote__c`; standard `SyncedQuoteId`).
+    pub primary_quote: Option<String>,
+    pub maxio_subscription_id: Option<String>,
+    /// Per-deal override of the Maxio AB product handle.
+    pub maxio_product_handle: Option<String>,
+    pub whmcs_service_id: Option<String>,
+    /// Whether to read the Opportunity's contact roles as a fallback billing contact.
+    pub contact_roles: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct QuoteFields {
+    /// Lookup from the quote to its primary contact (CPQ `SBQQ__PrimaryContact__c`; standard
+    /// `ContactId`).
+    pub primary_contact: Option<String>,
+    pub start_date: Option<String>,
+    pub subscription_term: Option<String>,
+    pub billing_frequency: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OrderFields {
+    pub activation_status: Option<String>,
+    pub activation_error: Option<String>,
+    pub activation_error_datetime: Option<String>,
+    pub whmcs_order_id: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OrderItemFields {
+    pub whmcs_service_id: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProductFields {
+    /// The Maxio AB component handle this product bills as.
+    pub maxio_component_handle: Option<String>,
+    /// Per-product override of the Maxio AB product handle.
+    pub maxio_product_handle: Option<String>,
+    /// The WHMCS product id (seed 003 `WH_Product_ID__c`, seed 001 `WHMCS_Product_Id__c`).
+    pub whmcs_product_id: Option<String>,
+    pub billing_cycle: Option<String>,
+    pub item_class: Option<String>,
+    pub config_options_json: Option<String>,
+}
+
+fn some(s: &str) -> Option<String> {
+    Some(s.to_string())
+}
+
+impl Default for Mapping {
+    fn default() -> Self {
+        Mapping {
+            version: 1,
+            schedules: ScheduleSource::Cpq,
+            account: AccountFields::default(),
+            contact: ContactFields::default(),
+            opportunity: OpportunityFields::default(),
+            quote: QuoteFields::default(),
+            order: OrderFields::default(),
+            order_item: OrderItemFields::default(),
+            product: ProductFields::default(),
+        }
+    }
+}
+
+impl Default for AccountFields {
+    fn default() -> Self {
+        AccountFields {
+            whmcs_client_id: some("WH_Account__c"),
+            maxio_customer_id: some("Maxio_Customer_Id__c"),
+            customer_number: some("SF_Account_No__c"),
+            billing_state_code: some("BillingStateCode"),
+            billing_country_code: some("BillingCountryCode"),
+        }
+    }
+}
+
+impl Default for ContactFields {
+    fn default() -> Self {
+        ContactFields {
+            email: "Email".into(),
+            first_name: "FirstName".into(),
+            last_name: "LastName".into(),
+            phone: some("Phone"),
+        }
+    }
+}
+
+impl Default for OpportunityFields {
+    fn default() -> Self {
+        OpportunityFields {
+            primary_quote: some("SBQQ__PrimaryQuote__c"),
+            maxio_subscription_id: some("Maxio_Subscription_Id__c"),
+            maxio_product_handle: some("Maxio_Product_Handle__c"),
+            whmcs_service_id: some("WHMCS_Service_ID__c"),
+            contact_roles: true,
+        }
+    }
+}
+
+impl Default for QuoteFields {
+    fn default() -> Self {
+        QuoteFields {
+            primary_contact: some("SBQQ__PrimaryContact__c"),
+            start_date: some("SBQQ__StartDate__c"),
+            subscription_term: some("SBQQ__SubscriptionTerm__c"),
+            billing_frequency: some("SBQQ__BillingFrequency__c"),
+        }
+    }
+}
+
+impl Default for OrderFields {
+    fn default() -> Self {
+        OrderFields {
+            activation_status: some("Activation_Status__c"),
+            activation_error: some("Activation_Error__c"),
+            activation_error_datetime: some("Activation_Error_DateTime__c"),
+            whmcs_order_id: some("WHMCS_Order_Id__c"),
+        }
+    }
+}
+
+impl Default for OrderItemFields {
+    fn default() -> Self {
+        OrderItemFields {
+            whmcs_service_id: some("WHMCS_Service_ID__c"),
+        }
+    }
+}
+
+impl Default for ProductFields {
+    fn default() -> Self {
+        ProductFields {
+            maxio_component_handle: some("Maxio_Component_Handle__c"),
+            maxio_product_handle: some("Maxio_Product_Handle__c"),
+            whmcs_product_id: some("WH_Product_ID__c"),
+            billing_cycle: some("Billing_Cycle__c"),
+            item_class: some("Item_Class__c"),
+            config_options_json: some("Portal_ConfigOptions_JSON__c"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MappingError {
+    #[error("the mapping document is not valid: {0}")]
+    Parse(String),
+    #[error("mapping {key} = {value:?} is not a Salesforce field API name")]
+    InvalidName { key: String, value: String },
+    #[error("mapping {key} = {value:?} must be a lookup field (ending in __c or Id)")]
+    NotALookup { key: String, value: String },
+}
+
+impl Mapping {
+    /// Reads a JSON mapping document over the defaults and validates every name.
+    pub fn from_json(text: &str) -> Result<Mapping, MappingError> {
+        let mapping: Mapping =
+            serde_json::from_str(text).map_err(|e| MappingError::Parse(e.to_string()))?;
+        mapping.validate()?;
+        Ok(mapping)
+    }
+
+    /// Every configured name must be a plain API name; lookups must have a relationship form.
+    pub fn validate(&self) -> Result<(), MappingError> {
+        for (key, value) in self.names() {
+            if !is_api_name(value) {
+                return Err(MappingError::InvalidName {
+                    key: key.to_string(),
+                    value: value.to_string(),
+                });
+            }
+        }
+        for (key, value) in [
+            ("opportunity.primary_quote", &self.opportunity.primary_quote),
+            ("quote.primary_contact", &self.quote.primary_contact),
+        ] {
+            if let Some(v) = value
+                && relationship_name(v).is_none()
+            {
+                return Err(MappingError::NotALookup {
+                    key: key.to_string(),
+                    value: v.clone(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn names(&self) -> Vec<(&'static str, &str)> {
+        let mut out: Vec<(&'static str, &str)> = vec![
+            ("contact.email", self.contact.email.as_str()),
+            ("contact.first_name", self.contact.first_name.as_str()),
+            ("contact.last_name", self.contact.last_name.as_str()),
+        ];
+        let optional = [
+            ("account.whmcs_client_id", &self.account.whmcs_client_id),
+            ("account.maxio_customer_id", &self.account.maxio_customer_id),
+            ("account.customer_number", &self.account.customer_number),
+            (
+                "account.billing_state_code",
+                &self.account.billing_state_code,
+            ),
+            (
+                "account.billing_country_code",
+                &self.account.billing_country_code,
+            ),
+            ("contact.phone", &self.contact.phone),
+            ("opportunity.primary_quote", &self.opportunity.primary_quote),
+            (
+                "opportunity.maxio_subscription_id",
+                &self.opportunity.maxio_subscription_id,
+            ),
+            (
+                "opportunity.maxio_product_handle",
+                &self.opportunity.maxio_product_handle,
+            ),
+            (
+                "opportunity.whmcs_service_id",
+                &self.opportunity.whmcs_service_id,
+            ),
+            ("quote.primary_contact", &self.quote.primary_contact),
+            ("quote.start_date", &self.quote.start_date),
+            ("quote.subscription_term", &self.quote.subscription_term),
+            ("quote.billing_frequency", &self.quote.billing_frequency),
+            ("order.activation_status", &self.order.activation_status),
+            ("order.activation_error", &self.order.activation_error),
+            (
+                "order.activation_error_datetime",
+                &self.order.activation_error_datetime,
+            ),
+            ("order.whmcs_order_id", &self.order.whmcs_order_id),
+            (
+                "order_item.whmcs_service_id",
+                &self.order_item.whmcs_service_id,
+            ),
+            (
+                "product.maxio_component_handle",
+                &self.product.maxio_component_handle,
+            ),
+            (
+                "product.maxio_product_handle",
+                &self.product.maxio_product_handle,
+            ),
+            ("product.whmcs_product_id", &self.product.whmcs_product_id),
+            ("product.billing_cycle", &self.product.billing_cycle),
+            ("product.item_class", &self.product.item_class),
+            (
+                "product.config_options_json",
+                &self.product.config_options_json,
+            ),
+        ];
+        for (key, value) in optional {
+            if let Some(v) = value {
+                out.push((key, v.as_str()));
+            }
+        }
+        out
+    }
+}
+
+/// A Salesforce field or object API name: a letter, then letters, digits and underscores, no
+/// double underscore except a namespace prefix or the `__c`/`__r` suffix.
+pub fn is_api_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic())
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !s.ends_with('_')
+        && s.len() <= 80
+}
+
+/// The relationship name of a lookup field: `Foo__c` → `Foo__r`, standard `FooId` → `Foo`.
+pub fn relationship_name(field: &str) -> Option<String> {
+    if let Some(base) = field.strip_suffix("__c") {
+        return Some(format!("{base}__r"));
+    }
+    field
+        .strip_suffix("Id")
+        .filter(|base| !base.is_empty())
+        .map(str::to_string)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_defaults_match_the_specification() {
+        let m = Mapping::default();
+        assert_eq!(m.account.whmcs_client_id.as_deref(), Some("WH_Account__c"));
+        assert_eq!(
+            m.product.whmcs_product_id.as_deref(),
+            Some("WH_Product_ID__c")
+        );
+        assert_eq!(m.product.billing_cycle.as_deref(), Some("Billing_Cycle__c"));
+        assert_eq!(
+            m.order.activation_error_datetime.as_deref(),
+            Some("Activation_Error_DateTime__c")
+        );
+        assert_eq!(m.schedules, ScheduleSource::Cpq);
+        m.validate().unwrap();
+    }
+
+    #[test]
+    fn a_partial_document_overrides_only_what_it_names() {
+        let m = Mapping::from_json(
+            r#"{"schedules":"standard","product":{"whmcs_product_id":"WHMCS_Product_Id__c"}}"#,
+        )
+        .unwrap();
+        assert_eq!(m.schedules, ScheduleSource::Standard);
+        assert_eq!(
+            m.product.whmcs_product_id.as_deref(),
+            Some("WHMCS_Product_Id__c")
+        );
+        assert_eq!(m.product.billing_cycle.as_deref(), Some("Billing_Cycle__c"));
+        assert_eq!(m.account, AccountFields::default());
+    }
+
+    #[test]
+    fn null_removes_a_field_the_org_does_not_have() {
+        let m = Mapping::from_json(r#"{"account":{"billing_state_code":null}}"#).unwrap();
+        assert_eq!(m.account.billing_state_code, None);
+    }
+
+    #[test]
+    fn names_that_could_change_a_query_are_refused() {
+        let err =
+            Mapping::from_json(r#"{"product":{"item_class":"Name FROM User --"}}"#).unwrap_err();
+        assert_eq!(
+            err,
+            MappingError::InvalidName {
+                key: "product.item_class".into(),
+                value: "Name FROM User --".into()
+            }
+        );
+        assert!(Mapping::from_json(r#"{"contact":{"email":"Email,Id"}}"#).is_err());
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_lookups_are_reported() {
+        assert!(matches!(
+            Mapping::from_json(r#"{"produkt":{}}"#),
+            Err(MappingError::Parse(m)) if m.contains("produkt")
+        ));
+        assert_eq!(
+            Mapping::from_json(r#"{"opportunity":{"primary_quote":"Quote"}}"#).unwrap_err(),
+            MappingError::NotALookup {
+                key: "opportunity.primary_quote".into(),
+                value: "Quote".into()
+            }
+        );
+    }
+
+    #[test]
+    fn relationship_names_follow_salesforce_rules() {
+        assert_eq!(
+            relationship_name("SBQQ__PrimaryQuote__c").as_deref(),
+            Some("SBQQ__PrimaryQuote__r")
+        );
+        assert_eq!(
+            relationship_name("SyncedQuoteId").as_deref(),
+            Some("SyncedQuote")
+        );
+        assert_eq!(relationship_name("Id"), None);
+        assert_eq!(relationship_name("Name"), None);
+    }
+}

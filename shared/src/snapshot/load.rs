@@ -1,0 +1,100 @@
+//! Loads a deal snapshot: one Composite call (plus the token call when cold), and queryMore calls
+//! only for results too large for one page.
+
+use std::sync::Arc;
+
+use serde_json::Value;
+use tracing::info;
+
+use super::assemble::{QueryResults, assemble};
+use super::model::DealRef;
+use super::query::{ACCOUNT, OPPORTUNITY, ORDERS, RATES, SCHEDULES, snapshot_request};
+use super::{LoadOutcome, SnapshotError};
+use crate::mapping::Mapping;
+use crate::salesforce::{QueryResult, SalesforceClient, SalesforceError};
+
+pub struct SnapshotLoader {
+    client: Arc<SalesforceClient>,
+    mapping: Arc<Mapping>,
+}
+
+impl SnapshotLoader {
+    pub fn new(client: Arc<SalesforceClient>, mapping: Arc<Mapping>) -> Self {
+        SnapshotLoader { client, mapping }
+    }
+
+    pub async fn load(&self, deal: &DealRef) -> Result<LoadOutcome, SnapshotError> {
+        let request = snapshot_request(deal, &self.mapping, &self.client.data_path());
+        let mut response = self.client.composite(&request).await?;
+        let results = QueryResults {
+            opportunity: self.all_pages(response.take(OPPORTUNITY)).await,
+            account: self.all_pages(response.take(ACCOUNT)).await,
+            orders: self.all_pages(response.take(ORDERS)).await,
+            schedules: self.all_pages(response.take(SCHEDULES)).await,
+            rates: self.all_pages(response.take(RATES)).await,
+        };
+        let outcome = assemble(deal, &self.mapping, results)?;
+        match &outcome {
+            LoadOutcome::Loaded(s) => info!(
+                deal = %deal.id(),
+                orders = s.orders.len(),
+                items = s.order_items().count(),
+                "deal snapshot loaded"
+            ),
+            LoadOutcome::OrderPending { opportunity_id, .. } => {
+                info!(deal = %opportunity_id, "opportunity has no order yet")
+            }
+        }
+        Ok(outcome)
+    }
+
+    /// The records of a query subresponse, following `nextRecordsUrl` at the top level and inside
+    /// child subquery results.
+    async fn all_pages(
+        &self,
+        subresponse: Result<Value, SalesforceError>,
+    ) -> Result<Vec<Value>, SalesforceError> {
+        let mut page: QueryResult = serde_json::from_value(subresponse?)
+            .map_err(|e| SalesforceError::Decode(format!("query result: {e}")))?;
+        let mut records = std::mem::take(&mut page.records);
+        while let (false, Some(next)) = (page.done, page.next_records_url.take()) {
+            page = self.client.query_more(&next).await?;
+            records.append(&mut page.records);
+        }
+        for record in &mut records {
+            self.complete_children(record).await?;
+        }
+        Ok(records)
+    }
+
+    async fn complete_children(&self, record: &mut Value) -> Result<(), SalesforceError> {
+        let Some(map) = record.as_object_mut() else {
+            return Ok(());
+        };
+        for child in map.values_mut() {
+            let Some(result) = child.as_object_mut() else {
+                continue;
+            };
+            let mut next = match (result.get("done"), result.get("nextRecordsUrl")) {
+                (Some(Value::Bool(false)), Some(Value::String(url))) => Some(url.clone()),
+                _ => None,
+            };
+            while let Some(url) = next.take() {
+                let mut page = self.client.query_more(&url).await?;
+                if let Some(Value::Array(rows)) = result.get_mut("records") {
+                    rows.append(&mut page.records);
+                } else {
+                    result.insert("records".into(), Value::Array(page.records));
+                }
+                if !page.done {
+                    next = page.next_records_url.clone();
+                }
+            }
+            if result.get("done") == Some(&Value::Bool(false)) {
+                result.insert("done".into(), Value::Bool(true));
+                result.remove("nextRecordsUrl");
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,226 @@
+//! The deal snapshot: everything dealbridge needs to know about one deal, loaded in one call.
+
+use chrono::NaiveDate;
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+use crate::salesforce::SfId;
+
+/// What a dispatch was asked to load.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "id")]
+pub enum DealRef {
+    Opportunity(SfId),
+    Order(SfId),
+}
+
+impl DealRef {
+    /// Tells an Opportunity Id (`006`) from an Order Id (`801`) by its key prefix.
+    pub fn from_id(id: SfId) -> Option<DealRef> {
+        match id.key_prefix() {
+            "006" => Some(DealRef::Opportunity(id)),
+            "801" => Some(DealRef::Order(id)),
+            _ => None,
+        }
+    }
+
+    pub fn id(&self) -> &SfId {
+        match self {
+            DealRef::Opportunity(id) | DealRef::Order(id) => id,
+        }
+    }
+
+    pub fn sobject(&self) -> &'static str {
+        match self {
+            DealRef::Opportunity(_) => "Opportunity",
+            DealRef::Order(_) => "Order",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DealSnapshot {
+    pub requested: DealRef,
+    pub account: Account,
+    /// Absent when an Order was requested that belongs to no Opportunity.
+    pub opportunity: Option<Opportunity>,
+    pub quote: Option<Quote>,
+    /// The Opportunity's Orders (or the one requested Order), oldest first.
+    pub orders: Vec<Order>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Address {
+    pub street: Option<String>,
+    pub city: Option<String>,
+    pub state: Option<String>,
+    pub state_code: Option<String>,
+    pub postal_code: Option<String>,
+    pub country: Option<String>,
+    pub country_code: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Account {
+    pub id: SfId,
+    pub name: String,
+    pub phone: Option<String>,
+    pub billing_address: Address,
+    pub customer_number: Option<String>,
+    /// The WHMCS client this account is linked to.
+    pub whmcs_client_id: Option<String>,
+    /// The Maxio Advanced Billing customer this account is linked to.
+    pub maxio_customer_id: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Person {
+    pub id: SfId,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContactRole {
+    pub contact: Person,
+    pub is_primary: bool,
+    pub role: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Opportunity {
+    pub id: SfId,
+    pub name: String,
+    pub stage: String,
+    pub close_date: Option<NaiveDate>,
+    pub is_won: bool,
+    pub is_closed: bool,
+    pub amount: Option<Decimal>,
+    pub account_id: Option<SfId>,
+    pub maxio_subscription_id: Option<String>,
+    pub maxio_product_handle: Option<String>,
+    pub whmcs_service_id: Option<String>,
+    /// Contact roles, the primary one first.
+    pub contact_roles: Vec<ContactRole>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Quote {
+    pub id: SfId,
+    pub name: Option<String>,
+    pub primary_contact: Option<Person>,
+    pub start_date: Option<NaiveDate>,
+    pub subscription_term: Option<Decimal>,
+    pub billing_frequency: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Order {
+    pub id: SfId,
+    pub number: Option<String>,
+    pub status: String,
+    pub effective_date: Option<NaiveDate>,
+    pub account_id: Option<SfId>,
+    pub opportunity_id: Option<SfId>,
+    pub activation_status: Option<String>,
+    pub whmcs_order_id: Option<String>,
+    pub items: Vec<OrderItem>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OrderItem {
+    pub id: SfId,
+    pub quantity: Decimal,
+    pub unit_price: Option<Decimal>,
+    pub service_date: Option<NaiveDate>,
+    pub end_date: Option<NaiveDate>,
+    pub whmcs_service_id: Option<String>,
+    pub product: Product,
+    /// The consumption schedules priced on this item (normally none or one).
+    pub schedules: Vec<ConsumptionSchedule>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Product {
+    pub id: SfId,
+    pub name: String,
+    pub code: Option<String>,
+    pub maxio_component_handle: Option<String>,
+    pub maxio_product_handle: Option<String>,
+    /// WHMCS product id as text (Salesforce may hold it as a number: `185.0` reads as `185`).
+    pub whmcs_product_id: Option<String>,
+    pub billing_cycle: Option<String>,
+    pub item_class: Option<String>,
+    pub config_options_json: Option<String>,
+}
+
+/// Range prices the whole quantity at the tier it falls in (volume); Slab prices each slice at its
+/// own tier (graduated).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ScheduleType {
+    Range,
+    Slab,
+    Other(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PricingMethod {
+    PerUnit,
+    FlatFee,
+    Other(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConsumptionSchedule {
+    pub id: SfId,
+    pub schedule_type: ScheduleType,
+    pub rating_method: Option<String>,
+    pub billing_term: Option<Decimal>,
+    pub billing_term_unit: Option<String>,
+    pub unit_of_measure: Option<String>,
+    /// In processing order.
+    pub rates: Vec<ConsumptionRate>,
+}
+
+/// One tier. Salesforce bounds are lower-inclusive and upper-exclusive; `None` is unbounded.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConsumptionRate {
+    pub id: SfId,
+    pub processing_order: Option<Decimal>,
+    pub lower_bound: Decimal,
+    pub upper_bound: Option<Decimal>,
+    pub price: Decimal,
+    pub pricing_method: PricingMethod,
+}
+
+impl DealSnapshot {
+    /// Every order product across the snapshot's orders.
+    pub fn order_items(&self) -> impl Iterator<Item = (&Order, &OrderItem)> {
+        self.orders
+            .iter()
+            .flat_map(|o| o.items.iter().map(move |i| (o, i)))
+    }
+}
+
+impl ScheduleType {
+    pub fn parse(s: &str) -> ScheduleType {
+        match s {
+            "Range" => ScheduleType::Range,
+            "Slab" => ScheduleType::Slab,
+            other => ScheduleType::Other(other.to_string()),
+        }
+    }
+}
+
+impl PricingMethod {
+    /// Accepts the API values `PerUnit`/`FlatFee` and the labels `Per Unit`/`Flat Fee`.
+    pub fn parse(s: &str) -> PricingMethod {
+        match s.replace(' ', "").to_ascii_lowercase().as_str() {
+            "perunit" => PricingMethod::PerUnit,
+            "flatfee" => PricingMethod::FlatFee,
+            _ => PricingMethod::Other(s.to_string()),
+        }
+    }
+}

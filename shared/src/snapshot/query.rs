@@ -1,0 +1,363 @@
+//! The one Composite request that loads a deal: five queries, the later ones referring to earlier
+//! results, built from the mapping configuration. Pure: no I/O, so the queries are unit-tested.
+
+use crate::mapping::{Mapping, ScheduleSource, relationship_name};
+use crate::salesforce::CompositeRequest;
+use crate::salesforce::soql::id_literal;
+
+use super::model::DealRef;
+
+pub const OPPORTUNITY: &str = "opportunity";
+pub const ACCOUNT: &str = "account";
+pub const ORDERS: &str = "orders";
+pub const SCHEDULES: &str = "schedules";
+pub const RATES: &str = "rates";
+
+/// Builds the snapshot request for `deal`. Subrequests run in order; the account query refers to
+/// the record that names it (`@{opportunity...}` or `@{orders...}`).
+pub fn snapshot_request(deal: &DealRef, mapping: &Mapping, data_path: &str) -> CompositeRequest {
+    let mut req = CompositeRequest::new(false);
+    match deal {
+        DealRef::Opportunity(id) => {
+            let lit = id_literal(id);
+            req.query(
+                data_path,
+                OPPORTUNITY,
+                &opportunity_query(mapping, &format!("Id = {lit}")),
+            )
+            .query(
+                data_path,
+                ACCOUNT,
+                &account_query(mapping, &format!("@{{{OPPORTUNITY}.records[0].AccountId}}")),
+            )
+            .query(
+                data_path,
+                ORDERS,
+                &orders_query(
+                    mapping,
+                    &format!("OpportunityId = {lit} ORDER BY EffectiveDate ASC NULLS LAST, OrderNumber ASC"),
+                ),
+            );
+            add_schedule_queries(
+                &mut req,
+                mapping,
+                data_path,
+                &format!("Order.OpportunityId = {lit}"),
+            );
+        }
+        DealRef::Order(id) => {
+            let lit = id_literal(id);
+            req.query(
+                data_path,
+                ORDERS,
+                &orders_query(mapping, &format!("Id = {lit}")),
+            )
+            .query(
+                data_path,
+                OPPORTUNITY,
+                &opportunity_query(
+                    mapping,
+                    &format!("Id IN (SELECT OpportunityId FROM Order WHERE Id = {lit})"),
+                ),
+            )
+            .query(
+                data_path,
+                ACCOUNT,
+                &account_query(mapping, &format!("@{{{ORDERS}.records[0].AccountId}}")),
+            );
+            add_schedule_queries(&mut req, mapping, data_path, &format!("OrderId = {lit}"));
+        }
+    }
+    req
+}
+
+fn push_opt(fields: &mut Vec<String>, prefix: &str, name: &Option<String>) {
+    if let Some(n) = name {
+        fields.push(format!("{prefix}{n}"));
+    }
+}
+
+fn contact_fields(mapping: &Mapping, prefix: &str) -> Vec<String> {
+    let c = &mapping.contact;
+    let mut f = vec![
+        format!("{prefix}Id"),
+        format!("{prefix}{}", c.first_name),
+        format!("{prefix}{}", c.last_name),
+        format!("{prefix}{}", c.email),
+    ];
+    push_opt(&mut f, prefix, &c.phone);
+    f
+}
+
+pub fn opportunity_query(mapping: &Mapping, condition: &str) -> String {
+    let o = &mapping.opportunity;
+    let mut fields: Vec<String> = [
+        "Id",
+        "Name",
+        "StageName",
+        "CloseDate",
+        "IsWon",
+        "IsClosed",
+        "Amount",
+        "AccountId",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    push_opt(&mut fields, "", &o.maxio_subscription_id);
+    push_opt(&mut fields, "", &o.maxio_product_handle);
+    push_opt(&mut fields, "", &o.whmcs_service_id);
+    if let Some(quote) = o.primary_quote.as_deref().and_then(relationship_name) {
+        let q = &mapping.quote;
+        let prefix = format!("{quote}.");
+        fields.push(format!("{prefix}Id"));
+        fields.push(format!("{prefix}Name"));
+        push_opt(&mut fields, &prefix, &q.start_date);
+        push_opt(&mut fields, &prefix, &q.subscription_term);
+        push_opt(&mut fields, &prefix, &q.billing_frequency);
+        if let Some(contact) = q.primary_contact.as_deref().and_then(relationship_name) {
+            fields.extend(contact_fields(mapping, &format!("{prefix}{contact}.")));
+        }
+    }
+    if o.contact_roles {
+        let mut role_fields = vec!["Id".to_string(), "IsPrimary".into(), "Role".into()];
+        role_fields.extend(contact_fields(mapping, "Contact."));
+        fields.push(format!(
+            "(SELECT {} FROM OpportunityContactRoles ORDER BY IsPrimary DESC, CreatedDate ASC)",
+            role_fields.join(", ")
+        ));
+    }
+    format!(
+        "SELECT {} FROM Opportunity WHERE {condition}",
+        fields.join(", ")
+    )
+}
+
+pub fn account_query(mapping: &Mapping, id_reference: &str) -> String {
+    let a = &mapping.account;
+    let mut fields: Vec<String> = [
+        "Id",
+        "Name",
+        "Phone",
+        "BillingStreet",
+        "BillingCity",
+        "BillingState",
+        "BillingPostalCode",
+        "BillingCountry",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    push_opt(&mut fields, "", &a.billing_state_code);
+    push_opt(&mut fields, "", &a.billing_country_code);
+    push_opt(&mut fields, "", &a.customer_number);
+    push_opt(&mut fields, "", &a.whmcs_client_id);
+    push_opt(&mut fields, "", &a.maxio_customer_id);
+    format!(
+        "SELECT {} FROM Account WHERE Id = '{id_reference}'",
+        fields.join(", ")
+    )
+}
+
+pub fn orders_query(mapping: &Mapping, condition: &str) -> String {
+    let o = &mapping.order;
+    let mut fields: Vec<String> = [
+        "Id",
+        "OrderNumber",
+        "Status",
+        "EffectiveDate",
+        "AccountId",
+        "OpportunityId",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    push_opt(&mut fields, "", &o.activation_status);
+    push_opt(&mut fields, "", &o.whmcs_order_id);
+    let p = &mapping.product;
+    let mut item_fields: Vec<String> = [
+        "Id",
+        "OrderItemNumber",
+        "Quantity",
+        "UnitPrice",
+        "ServiceDate",
+        "EndDate",
+        "Product2Id",
+        "Product2.Name",
+        "Product2.ProductCode",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    push_opt(&mut item_fields, "", &mapping.order_item.whmcs_service_id);
+    for name in [
+        &p.maxio_component_handle,
+        &p.maxio_product_handle,
+        &p.whmcs_product_id,
+        &p.billing_cycle,
+        &p.item_class,
+        &p.config_options_json,
+    ] {
+        push_opt(&mut item_fields, "Product2.", name);
+    }
+    fields.push(format!(
+        "(SELECT {} FROM OrderItems ORDER BY OrderItemNumber ASC, Id ASC)",
+        item_fields.join(", ")
+    ));
+    format!("SELECT {} FROM Order WHERE {condition}", fields.join(", "))
+}
+
+/// `item_condition` filters OrderItem rows (e.g. `Order.OpportunityId = '006...'`).
+fn add_schedule_queries(
+    req: &mut CompositeRequest,
+    mapping: &Mapping,
+    data_path: &str,
+    item_condition: &str,
+) {
+    match mapping.schedules {
+        ScheduleSource::Cpq => {
+            req.query(
+                data_path,
+                SCHEDULES,
+                &format!(
+                    "SELECT Id, SBQQ__OrderItem__c, SBQQ__Type__c, SBQQ__RatingMethod__c, \
+                     SBQQ__BillingTerm__c, SBQQ__BillingTermUnit__c, SBQQ__UnitOfMeasure__c \
+                     FROM SBQQ__OrderItemConsumptionSchedule__c \
+                     WHERE SBQQ__OrderItem__r.{item_condition} ORDER BY Id ASC"
+                ),
+            )
+            .query(
+                data_path,
+                RATES,
+                &format!(
+                    "SELECT Id, SBQQ__OrderItemConsumptionSchedule__c, SBQQ__ProcessingOrder__c, \
+                     SBQQ__LowerBound__c, SBQQ__UpperBound__c, SBQQ__Price__c, SBQQ__PricingMethod__c \
+                     FROM SBQQ__OrderItemConsumptionRate__c \
+                     WHERE SBQQ__OrderItemConsumptionSchedule__r.SBQQ__OrderItem__r.{item_condition} \
+                     ORDER BY SBQQ__OrderItemConsumptionSchedule__c ASC, SBQQ__ProcessingOrder__c ASC, \
+                     SBQQ__LowerBound__c ASC"
+                ),
+            );
+        }
+        ScheduleSource::Standard => {
+            // Standard schedules hang off products, not order items. The junction is filtered to the
+            // deal's products with a semi-join; the rates query cannot nest a second semi-join, so it
+            // reads the rates of every active product schedule (a catalog, not per-deal data).
+            req.query(
+                data_path,
+                SCHEDULES,
+                &format!(
+                    "SELECT Id, ProductId, ConsumptionScheduleId, ConsumptionSchedule.Type, \
+                     ConsumptionSchedule.RatingMethod, ConsumptionSchedule.BillingTerm, \
+                     ConsumptionSchedule.BillingTermUnit, ConsumptionSchedule.UnitOfMeasure \
+                     FROM ProductConsumptionSchedule \
+                     WHERE ConsumptionSchedule.IsActive = true \
+                     AND ProductId IN (SELECT Product2Id FROM OrderItem WHERE {item_condition}) \
+                     ORDER BY Id ASC"
+                ),
+            )
+            .query(
+                data_path,
+                RATES,
+                "SELECT Id, ConsumptionScheduleId, ProcessingOrder, LowerBound, UpperBound, Price, \
+                 PricingMethod FROM ConsumptionRate \
+                 WHERE ConsumptionScheduleId IN (SELECT ConsumptionScheduleId FROM ProductConsumptionSchedule \
+                 WHERE ConsumptionSchedule.IsActive = true) \
+                 ORDER BY ConsumptionScheduleId ASC, ProcessingOrder ASC, LowerBound ASC",
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::salesforce::SfId;
+
+    fn decoded_queries(req: &CompositeRequest) -> Vec<(String, String)> {
+        req.composite_request
+            .iter()
+            .map(|s| {
+                let q = s.url.split_once("?q=").map(|(_, q)| q).unwrap_or_default();
+                let decoded: String = url::form_urlencoded::parse(format!("q={q}").as_bytes())
+                    .map(|(_, v)| v.into_owned())
+                    .collect();
+                (s.reference_id.clone(), decoded)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn an_opportunity_loads_in_five_queries_with_the_account_by_reference() {
+        let id = SfId::parse("006A000010khO8J").unwrap();
+        let req = snapshot_request(
+            &DealRef::Opportunity(id),
+            &Mapping::default(),
+            "/services/data/v62.0",
+        );
+        req.validate().unwrap();
+        let q = decoded_queries(&req);
+        let refs: Vec<&str> = q.iter().map(|(r, _)| r.as_str()).collect();
+        assert_eq!(refs, [OPPORTUNITY, ACCOUNT, ORDERS, SCHEDULES, RATES]);
+        assert!(
+            q[0].1
+                .ends_with("FROM Opportunity WHERE Id = '006A000010khO8JIAU'"),
+            "{}",
+            q[0].1
+        );
+        assert!(
+            q[0].1
+                .contains("SBQQ__PrimaryQuote__r.SBQQ__PrimaryContact__r.Email")
+        );
+        assert!(
+            q[1].1
+                .ends_with("WHERE Id = '@{opportunity.records[0].AccountId}'")
+        );
+        assert!(q[1].1.contains("WH_Account__c"));
+        assert!(q[2].1.contains("Product2.WH_Product_ID__c"));
+        assert!(q[2].1.contains("FROM OrderItems"));
+        assert!(
+            q[4].1
+                .contains("SBQQ__OrderItem__r.Order.OpportunityId = '006A000010khO8JIAU'")
+        );
+    }
+
+    #[test]
+    fn an_order_loads_its_opportunity_by_semi_join() {
+        let id = SfId::parse("801A000010khO8J").unwrap();
+        let req = snapshot_request(
+            &DealRef::Order(id),
+            &Mapping::default(),
+            "/services/data/v62.0",
+        );
+        req.validate().unwrap();
+        let q = decoded_queries(&req);
+        let refs: Vec<&str> = q.iter().map(|(r, _)| r.as_str()).collect();
+        assert_eq!(refs, [ORDERS, OPPORTUNITY, ACCOUNT, SCHEDULES, RATES]);
+        assert!(q[1].1.ends_with(
+            "WHERE Id IN (SELECT OpportunityId FROM Order WHERE Id = '801A000010khO8JIAU')"
+        ));
+        assert!(q[2].1.ends_with("'@{orders.records[0].AccountId}'"));
+        assert!(
+            q[3].1
+                .contains("WHERE SBQQ__OrderItem__r.OrderId = '801A000010khO8JIAU'")
+        );
+    }
+
+    #[test]
+    fn the_mapping_decides_field_names_and_schedule_objects() {
+        let mapping = Mapping::from_json(
+            r#"{"schedules":"standard","product":{"whmcs_product_id":"WHMCS_Product_Id__c"},
+                "account":{"billing_state_code":null},"opportunity":{"contact_roles":false}}"#,
+        )
+        .unwrap();
+        let id = SfId::parse("006A000010khO8J").unwrap();
+        let q = decoded_queries(&snapshot_request(&DealRef::Opportunity(id), &mapping, "/d"));
+        assert!(q[2].1.contains("Product2.WHMCS_Product_Id__c"));
+        assert!(!q[2].1.contains("WH_Product_ID__c"));
+        assert!(!q[1].1.contains("BillingStateCode"));
+        assert!(!q[0].1.contains("OpportunityContactRoles"));
+        assert!(q[3].1.contains("FROM ProductConsumptionSchedule"));
+        assert!(q[4].1.contains("FROM ConsumptionRate"));
+    }
+}
