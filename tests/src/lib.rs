@@ -1,0 +1,7 @@
+//! The dealbridge sandbox: faithful local fakes of the external APIs dealbridge talks to, the
+//! seeded deals they serve, and helpers for the end-to-end tests.
+
+pub mod harness;
+pub mod moto;
+pub mod observe;
+pub mod salesforce;

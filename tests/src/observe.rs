@@ -1,0 +1,230 @@
+//! What every sandbox fake shares: a request log that tests and benchmarks read to count calls,
+//! and fault and latency injection per route.
+//!
+//! Routes are named `METHOD /matched/path/{param}` (the axum route pattern), e.g.
+//! `POST /services/data/{version}/composite`.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use axum::body::{Body, to_bytes};
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderName, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+/// Bodies above this are not kept in the log (they are still served).
+const LOGGED_BODY_LIMIT: usize = 1 << 20;
+
+/// One request as the fake saw it.
+#[derive(Debug, Clone)]
+pub struct LoggedRequest {
+    pub service: &'static str,
+    pub method: String,
+    /// The route pattern, e.g. `GET /services/data/{version}/query`.
+    pub route: String,
+    /// The path and query as sent.
+    pub uri: String,
+    pub body: String,
+    pub status: u16,
+    /// True when the answer came from an injected fault.
+    pub injected: bool,
+}
+
+/// A canned answer for the next requests to a route.
+#[derive(Debug, Clone)]
+pub struct Fault {
+    pub status: u16,
+    pub body: String,
+    pub headers: Vec<(String, String)>,
+    pub delay: Duration,
+    /// How many requests get this answer.
+    pub times: usize,
+}
+
+impl Fault {
+    /// Answers `status` with a JSON body.
+    pub fn json(status: u16, body: serde_json::Value) -> Fault {
+        Fault {
+            status,
+            body: body.to_string(),
+            headers: vec![("content-type".into(), "application/json".into())],
+            delay: Duration::ZERO,
+            times: 1,
+        }
+    }
+
+    pub fn times(mut self, n: usize) -> Fault {
+        self.times = n;
+        self
+    }
+
+    pub fn header(mut self, name: &str, value: &str) -> Fault {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    pub fn delay(mut self, d: Duration) -> Fault {
+        self.delay = d;
+        self
+    }
+}
+
+#[derive(Default)]
+struct Inner {
+    log: Vec<LoggedRequest>,
+    faults: HashMap<String, Vec<Fault>>,
+    latency: HashMap<String, Duration>,
+    default_latency: Duration,
+}
+
+/// The log and the fault plan of one fake, shared with the tests that drive it.
+#[derive(Clone)]
+pub struct Observer {
+    service: &'static str,
+    inner: Arc<Mutex<Inner>>,
+}
+
+impl Observer {
+    pub fn new(service: &'static str) -> Observer {
+        Observer {
+            service,
+            inner: Arc::new(Mutex::new(Inner::default())),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Every request so far, in arrival order.
+    pub fn requests(&self) -> Vec<LoggedRequest> {
+        self.lock().log.clone()
+    }
+
+    /// How many requests reached `route`.
+    pub fn count(&self, route: &str) -> usize {
+        self.lock().log.iter().filter(|r| r.route == route).count()
+    }
+
+    pub fn total(&self) -> usize {
+        self.lock().log.len()
+    }
+
+    pub fn clear_log(&self) {
+        self.lock().log.clear();
+    }
+
+    /// The next `fault.times` requests to `route` get `fault` instead of the real answer.
+    pub fn inject(&self, route: &str, fault: Fault) {
+        self.lock()
+            .faults
+            .entry(route.to_string())
+            .or_default()
+            .push(fault);
+    }
+
+    /// Adds `latency` to every answer from `route`.
+    pub fn set_latency(&self, route: &str, latency: Duration) {
+        self.lock().latency.insert(route.to_string(), latency);
+    }
+
+    /// Adds `latency` to every answer of this fake.
+    pub fn set_default_latency(&self, latency: Duration) {
+        self.lock().default_latency = latency;
+    }
+
+    fn plan(&self, route: &str) -> (Duration, Option<Fault>) {
+        let mut inner = self.lock();
+        let latency = inner
+            .latency
+            .get(route)
+            .copied()
+            .unwrap_or(inner.default_latency);
+        let fault = match inner.faults.get_mut(route) {
+            Some(queue) if !queue.is_empty() => {
+                let first = &mut queue[0];
+                let fault = first.clone();
+                first.times = first.times.saturating_sub(1);
+                if first.times == 0 {
+                    queue.remove(0);
+                }
+                Some(fault)
+            }
+            _ => None,
+        };
+        (latency, fault)
+    }
+
+    fn record(&self, entry: LoggedRequest) {
+        self.lock().log.push(entry);
+    }
+}
+
+/// Axum middleware (install with `route_layer`): applies latency and faults, then logs.
+pub async fn observe(
+    State(observer): State<Observer>,
+    matched: Option<MatchedPath>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let method = request.method().to_string();
+    let route = format!(
+        "{method} {}",
+        matched.as_ref().map(|m| m.as_str()).unwrap_or("?")
+    );
+    let uri = request.uri().to_string();
+    let (parts, body) = request.into_parts();
+    let bytes = match to_bytes(body, usize::MAX).await {
+        Ok(b) => b,
+        Err(_) => return StatusCode::BAD_REQUEST.into_response(),
+    };
+    let logged_body = if bytes.len() <= LOGGED_BODY_LIMIT {
+        String::from_utf8_lossy(&bytes).into_owned()
+    } else {
+        format!("<{} bytes>", bytes.len())
+    };
+    let (latency, fault) = observer.plan(&route);
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+    let (response, injected) = match fault {
+        Some(fault) => {
+            if !fault.delay.is_zero() {
+                tokio::time::sleep(fault.delay).await;
+            }
+            (fault_response(&fault), true)
+        }
+        None => (
+            next.run(Request::from_parts(parts, Body::from(bytes)))
+                .await,
+            false,
+        ),
+    };
+    observer.record(LoggedRequest {
+        service: observer.service,
+        method,
+        route,
+        uri,
+        body: logged_body,
+        status: response.status().as_u16(),
+        injected,
+    });
+    response
+}
+
+fn fault_response(fault: &Fault) -> Response {
+    let mut response = Response::new(Body::from(fault.body.clone()));
+    *response.status_mut() =
+        StatusCode::from_u16(fault.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    for (name, value) in &fault.headers {
+        if let (Ok(n), Ok(v)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(value),
+        ) {
+            response.headers_mut().append(n, v);
+        }
+    }
+    response
+}
