@@ -4,7 +4,7 @@ use chrono::NaiveDate;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
-use crate::salesforce::SfId;
+use crate::salesforce::{IdError, SfId};
 
 /// What a dispatch was asked to load.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -14,7 +14,53 @@ pub enum DealRef {
     Order(SfId),
 }
 
+/// Why a raw Id cannot name a deal.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DealRefError {
+    #[error("{field}: {source}")]
+    InvalidId {
+        field: &'static str,
+        #[source]
+        source: IdError,
+    },
+    #[error("{field}: {id} is not an {expected} Id (they start with {prefix})")]
+    WrongObject {
+        field: &'static str,
+        id: String,
+        expected: &'static str,
+        prefix: &'static str,
+    },
+}
+
 impl DealRef {
+    /// Validates a raw Opportunity Id (15 or 18 characters, checksum, key prefix `006`).
+    pub fn opportunity(raw: &str) -> Result<DealRef, DealRefError> {
+        Self::checked(raw, "opportunityId", "Opportunity", "006").map(DealRef::Opportunity)
+    }
+
+    /// Validates a raw Order Id (15 or 18 characters, checksum, key prefix `801`).
+    pub fn order(raw: &str) -> Result<DealRef, DealRefError> {
+        Self::checked(raw, "orderId", "Order", "801").map(DealRef::Order)
+    }
+
+    fn checked(
+        raw: &str,
+        field: &'static str,
+        expected: &'static str,
+        prefix: &'static str,
+    ) -> Result<SfId, DealRefError> {
+        let id = SfId::parse(raw).map_err(|source| DealRefError::InvalidId { field, source })?;
+        if id.key_prefix() != prefix {
+            return Err(DealRefError::WrongObject {
+                field,
+                id: id.to_string(),
+                expected,
+                prefix,
+            });
+        }
+        Ok(id)
+    }
+
     /// Tells an Opportunity Id (`006`) from an Order Id (`801`) by its key prefix.
     pub fn from_id(id: SfId) -> Option<DealRef> {
         match id.key_prefix() {
@@ -222,5 +268,36 @@ impl PricingMethod {
             "flatfee" => PricingMethod::FlatFee,
             _ => PricingMethod::Other(s.to_string()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn raw_ids_are_validated_and_checked_against_their_object() {
+        assert!(matches!(
+            DealRef::opportunity("006A000010khO8J"),
+            Ok(DealRef::Opportunity(_))
+        ));
+        assert!(matches!(
+            DealRef::order("801A000010khO8J"),
+            Ok(DealRef::Order(_))
+        ));
+        assert_eq!(
+            DealRef::opportunity("001A000010khO8J")
+                .unwrap_err()
+                .to_string(),
+            "opportunityId: 001A000010khO8JIAU is not an Opportunity Id (they start with 006)"
+        );
+        assert!(matches!(
+            DealRef::order("801A000010khO8JAAA"),
+            Err(DealRefError::InvalidId {
+                field: "orderId",
+                source: IdError::Checksum { .. }
+            })
+        ));
+        assert!(DealRef::opportunity("006' OR Name != '").is_err());
     }
 }

@@ -1,0 +1,41 @@
+# dealbridge: make demo (the whole flow against the local sandbox) and make test (everything CI runs).
+
+CARGO ?= cargo
+VENV  := .venv
+
+.PHONY: all demo test venv fmt fmt-check lint unit sandbox build clean
+
+all: test
+
+## demo: run dealbridge locally against the sandbox org and show each seeded deal
+demo:
+	$(CARGO) run --quiet -p dealbridge-sandbox --bin demo
+
+## test: formatting, lints and the full test suite (what .ci/run runs)
+test: venv fmt-check lint
+	$(CARGO) test --workspace --all-targets --locked
+
+## venv: the Python tools the tests use (moto's server), in .venv
+venv:
+	@scripts/bootstrap-venv.sh
+
+fmt:
+	$(CARGO) fmt --all
+
+fmt-check:
+	$(CARGO) fmt --all -- --check
+
+lint: venv
+	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+	$(VENV)/bin/cfn-lint template.yaml
+
+## sandbox: serve the fake Salesforce org on 127.0.0.1:8440 for manual use
+sandbox:
+	$(CARGO) run -p dealbridge-sandbox --bin sandbox
+
+build:
+	$(CARGO) build --workspace --release --locked
+
+clean:
+	$(CARGO) clean
+	rm -rf $(VENV)
