@@ -6,7 +6,7 @@ use super::SfId;
 
 /// Quotes `value` as a SOQL string literal: `'` delimited, with `\` escaped first, then `'`, `"`
 /// and the control characters SOQL has escapes for. Other control characters (which SOQL has no
-/// escape for and no business value carries) are written as `\uXXXX`.
+/// escape for and no business value carries) are written as `\u` and four hex digits.
 pub fn quote(value: &str) -> String {
     let mut out = String::with_capacity(value.len() + 2);
     out.push('\'');

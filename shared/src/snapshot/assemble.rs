@@ -452,7 +452,7 @@ mod tests {
                                  "WH_Product_ID__c": 185.0}}]}})
     }
 
-    fn rate(id: &str, order: f64, lower: f64, upper: Option<f64>, price: f64) -> Value {
+    fn rate(id: &str, order: Value, lower: Value, upper: Value, price: Value) -> Value {
         json!({"Id": id, "SBQQ__OrderItemConsumptionSchedule__c": SCHED, "SBQQ__ProcessingOrder__c": order,
                "SBQQ__LowerBound__c": lower, "SBQQ__UpperBound__c": upper, "SBQQ__Price__c": price,
                "SBQQ__PricingMethod__c": "PerUnit"})
@@ -468,8 +468,20 @@ mod tests {
                 vec![opp()],
                 vec![order()],
                 vec![
-                    rate("a0CA000010khO8J", 2.0, 1000.0, None, 0.04),
-                    rate("a0CA000010khO8K", 1.0, 1.0, Some(1000.0), 0.05),
+                    rate(
+                        "a0CA000010khO8J",
+                        json!(2.0),
+                        json!(1000.0),
+                        Value::Null,
+                        json!(0.04),
+                    ),
+                    rate(
+                        "a0CA000010khO8K",
+                        json!(1.0),
+                        json!(1.0),
+                        json!(1000.0),
+                        json!(0.05),
+                    ),
                 ],
             ),
         )
@@ -571,7 +583,13 @@ mod tests {
     #[test]
     fn a_rate_without_a_price_is_named() {
         let deal = DealRef::Opportunity(id(OPP));
-        let mut bad = rate("a0CA000010khO8J", 1.0, 1.0, None, 1.0);
+        let mut bad = rate(
+            "a0CA000010khO8J",
+            json!(1.0),
+            json!(1.0),
+            Value::Null,
+            json!(1.0),
+        );
         bad["SBQQ__Price__c"] = Value::Null;
         let err = assemble(
             &deal,

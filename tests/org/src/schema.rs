@@ -501,16 +501,8 @@ fn parse_field(sobject: &str, name: &str, def: &Value) -> Result<Field, LoadErro
     })
 }
 
-/// `Foo__c` → `Foo__r`; `AccountId` → `Account`.
-pub fn default_relationship_name(field: &str) -> Option<String> {
-    if let Some(base) = field.strip_suffix("__c") {
-        return Some(format!("{base}__r"));
-    }
-    field
-        .strip_suffix("Id")
-        .filter(|base| !base.is_empty())
-        .map(str::to_string)
-}
+/// `Foo__c` → `Foo__r`; `AccountId` → `Account`: the rule the client uses too.
+pub use dealbridge::mapping::relationship_name as default_relationship_name;
 
 /// A readable label for a field without one: `Activation_Status__c` → `Activation Status`,
 /// `SBQQ__LowerBound__c` → `Lower Bound`, `AccountId` → `Account ID`, `OrderNumber` →
