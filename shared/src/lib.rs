@@ -4,8 +4,14 @@
 //! client, the deal snapshot model and loader, and the mapping configuration. Pure logic (Id
 //! checksums, SOQL escaping, snapshot parsing) lives apart from I/O so it is unit-tested.
 
+pub mod clock;
 pub mod config;
+pub mod dispatch;
+pub mod envelope;
 pub mod mapping;
+pub mod outbound;
+pub mod plan;
+pub mod queue;
 pub mod salesforce;
 pub mod secrets;
 pub mod snapshot;

@@ -33,6 +33,17 @@ pub struct Mapping {
     pub order: OrderFields,
     pub order_item: OrderItemFields,
     pub product: ProductFields,
+    /// Maxio AB component handles for products whose Product2 record does not name one.
+    pub maxio_components: ComponentMap,
+}
+
+/// Product → Maxio AB component handle, for orgs that map products here rather than on Product2.
+/// The Product2 field wins; then the ProductCode; then the product name.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ComponentMap {
+    pub by_product_code: std::collections::BTreeMap<String, String>,
+    pub by_product_name: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -128,6 +139,7 @@ impl Default for Mapping {
             order: OrderFields::default(),
             order_item: OrderItemFields::default(),
             product: ProductFields::default(),
+            maxio_components: ComponentMap::default(),
         }
     }
 }
@@ -327,6 +339,32 @@ impl Mapping {
     }
 }
 
+impl Mapping {
+    /// The Maxio AB component a product bills as: the Product2 field first, then this mapping by
+    /// ProductCode, then by product name.
+    pub fn component_handle<'a>(
+        &'a self,
+        product: &'a crate::snapshot::Product,
+    ) -> Option<&'a str> {
+        product
+            .maxio_component_handle
+            .as_deref()
+            .or_else(|| {
+                product
+                    .code
+                    .as_ref()
+                    .and_then(|c| self.maxio_components.by_product_code.get(c))
+                    .map(String::as_str)
+            })
+            .or_else(|| {
+                self.maxio_components
+                    .by_product_name
+                    .get(&product.name)
+                    .map(String::as_str)
+            })
+    }
+}
+
 /// A Salesforce field or object API name: a letter, then letters, digits and underscores, no
 /// double underscore except a namespace prefix or the `__c`/`__r` suffix.
 pub fn is_api_name(s: &str) -> bool {
@@ -417,6 +455,33 @@ mod tests {
                 value: "Quote".into()
             }
         );
+    }
+
+    #[test]
+    fn component_handles_come_from_product2_then_code_then_name() {
+        let m = Mapping::from_json(
+            r#"{"maxio_components":{"by_product_code":{"SUP-1":"support"},"by_product_name":{"Seats":"seats"}}}"#,
+        )
+        .unwrap();
+        let id = crate::salesforce::SfId::parse("01tA000010khO8J").unwrap();
+        let mut p = crate::snapshot::Product {
+            id,
+            name: "Seats".into(),
+            code: Some("SUP-1".into()),
+            maxio_component_handle: Some("from-field".into()),
+            maxio_product_handle: None,
+            whmcs_product_id: None,
+            billing_cycle: None,
+            item_class: None,
+            config_options_json: None,
+        };
+        assert_eq!(m.component_handle(&p), Some("from-field"));
+        p.maxio_component_handle = None;
+        assert_eq!(m.component_handle(&p), Some("support"));
+        p.code = None;
+        assert_eq!(m.component_handle(&p), Some("seats"));
+        p.name = "Other".into();
+        assert_eq!(m.component_handle(&p), None);
     }
 
     #[test]

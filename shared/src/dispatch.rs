@@ -1,0 +1,271 @@
+//! Dispatch: Salesforce Id → snapshot → work plan → messages on the queues. The one path every
+//! trigger takes (API call, Outbound Message, Platform Event, delayed re-dispatch, reconciler).
+//!
+//! An Opportunity whose Order CPQ has not created yet is re-dispatched later through a delayed
+//! message, a bounded number of times; nothing waits.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+use tracing::{info, warn};
+
+use crate::clock::Clock;
+use crate::envelope::{Envelope, EnvelopeError, Step};
+use crate::mapping::Mapping;
+use crate::plan::{PlannedStep, WorkPlan, plan};
+use crate::queue::{Queue, QueueError, QueueName};
+use crate::salesforce::SfId;
+use crate::snapshot::{DealRef, DealSnapshot, LoadOutcome, SnapshotError, SnapshotLoader};
+
+/// How often and how long to wait for CPQ to create an Order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedispatchPolicy {
+    /// Dispatches in all, the first included.
+    pub max_attempts: u32,
+    pub first_delay: Duration,
+    pub max_delay: Duration,
+}
+
+impl Default for RedispatchPolicy {
+    fn default() -> Self {
+        RedispatchPolicy {
+            max_attempts: 8,
+            first_delay: Duration::from_secs(60),
+            max_delay: Duration::from_secs(900),
+        }
+    }
+}
+
+impl RedispatchPolicy {
+    /// The wait before re-dispatch number `attempt` (1 for the first re-dispatch): doubling from
+    /// `first_delay`, capped at `max_delay`.
+    pub fn delay_before(&self, attempt: u32) -> Duration {
+        let factor = 2u32.saturating_pow(attempt.saturating_sub(1));
+        self.first_delay.saturating_mul(factor).min(self.max_delay)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct DispatchRequest {
+    pub deal: DealRef,
+    pub correlation_id: String,
+    /// Plan and report, enqueue nothing.
+    pub dry_run: bool,
+    /// 0 for the first dispatch, then the re-dispatch number.
+    pub attempt: u32,
+    pub idempotency_key: Option<String>,
+}
+
+/// A message dispatch sent (or, in a dry run, would send).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DispatchedStep {
+    pub step: &'static str,
+    pub queue: QueueName,
+    pub step_key: String,
+    pub deduplication_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message_id: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "status", rename_all = "kebab-case")]
+pub enum DispatchOutcome {
+    /// The plan's messages are on their queues (or would be, in a dry run).
+    Planned {
+        dry_run: bool,
+        account_id: SfId,
+        plan: WorkPlan,
+        messages: Vec<DispatchedStep>,
+    },
+    /// The Order does not exist yet; the deal is dispatched again later.
+    Deferred {
+        dry_run: bool,
+        account_id: SfId,
+        attempt: u32,
+        retry_in_seconds: u64,
+        reason: String,
+    },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DispatchError {
+    #[error(transparent)]
+    Snapshot(#[from] SnapshotError),
+    #[error(transparent)]
+    Queue(#[from] QueueError),
+    #[error(transparent)]
+    Envelope(#[from] EnvelopeError),
+    #[error(
+        "Opportunity {opportunity_id} still has no Order after {attempts} dispatches; create the Order (or check CPQ) and dispatch it again"
+    )]
+    OrderNeverCreated { opportunity_id: SfId, attempts: u32 },
+}
+
+impl DispatchError {
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            DispatchError::Snapshot(e) => e.is_retryable(),
+            DispatchError::Queue(e) => e.retryable,
+            DispatchError::Envelope(_) | DispatchError::OrderNeverCreated { .. } => false,
+        }
+    }
+}
+
+pub struct Dispatcher {
+    loader: SnapshotLoader,
+    queue: Arc<dyn Queue>,
+    mapping: Arc<Mapping>,
+    policy: RedispatchPolicy,
+    clock: Arc<dyn Clock>,
+}
+
+impl Dispatcher {
+    pub fn new(
+        loader: SnapshotLoader,
+        queue: Arc<dyn Queue>,
+        mapping: Arc<Mapping>,
+        policy: RedispatchPolicy,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Dispatcher {
+            loader,
+            queue,
+            mapping,
+            policy,
+            clock,
+        }
+    }
+
+    pub fn policy(&self) -> &RedispatchPolicy {
+        &self.policy
+    }
+
+    pub async fn dispatch(
+        &self,
+        request: &DispatchRequest,
+    ) -> Result<DispatchOutcome, DispatchError> {
+        match self.loader.load(&request.deal).await? {
+            LoadOutcome::Loaded(snapshot) => self.enqueue_plan(request, *snapshot).await,
+            LoadOutcome::OrderPending {
+                opportunity_id,
+                account_id,
+                stage,
+            } => self.defer(request, opportunity_id, account_id, stage).await,
+        }
+    }
+
+    async fn enqueue_plan(
+        &self,
+        request: &DispatchRequest,
+        snapshot: DealSnapshot,
+    ) -> Result<DispatchOutcome, DispatchError> {
+        let work = plan(&snapshot, &self.mapping);
+        let account_id = snapshot.account.id.clone();
+        let snapshot = Box::new(snapshot);
+        let mut messages = Vec::with_capacity(work.steps.len());
+        for planned in &work.steps {
+            let step = match planned {
+                PlannedStep::MaxioCustomer { .. } => Step::MaxioCustomer {
+                    snapshot: snapshot.clone(),
+                },
+                PlannedStep::WhmcsProvision { order_id, .. } => Step::WhmcsProvision {
+                    order_id: order_id.clone(),
+                    snapshot: snapshot.clone(),
+                },
+            };
+            let envelope = Envelope::new(
+                &request.correlation_id,
+                &request.deal,
+                &account_id,
+                request.idempotency_key.as_deref(),
+                step,
+            );
+            let message = envelope.to_message(Duration::ZERO)?;
+            let message_id = if request.dry_run {
+                None
+            } else {
+                Some(self.queue.send(&message).await?)
+            };
+            messages.push(DispatchedStep {
+                step: envelope.step.name(),
+                queue: message.queue,
+                step_key: envelope.step_key.clone(),
+                deduplication_id: message.dedup_id.clone(),
+                message_id,
+            });
+        }
+        info!(
+            deal = %request.deal.id(),
+            correlation_id = %request.correlation_id,
+            steps = messages.len(),
+            skipped = work.skipped.len(),
+            unmapped = work.unmapped_products.len(),
+            dry_run = request.dry_run,
+            "deal dispatched"
+        );
+        Ok(DispatchOutcome::Planned {
+            dry_run: request.dry_run,
+            account_id,
+            plan: work,
+            messages,
+        })
+    }
+
+    async fn defer(
+        &self,
+        request: &DispatchRequest,
+        opportunity_id: SfId,
+        account_id: SfId,
+        stage: String,
+    ) -> Result<DispatchOutcome, DispatchError> {
+        let attempt = request.attempt + 1;
+        if attempt >= self.policy.max_attempts {
+            warn!(deal = %opportunity_id, attempts = attempt, "giving up waiting for the Order");
+            return Err(DispatchError::OrderNeverCreated {
+                opportunity_id,
+                attempts: attempt,
+            });
+        }
+        let delay = self.policy.delay_before(attempt);
+        let not_before = self.clock.now().timestamp() + i64::try_from(delay.as_secs()).unwrap_or(0);
+        let envelope = Envelope::new(
+            &request.correlation_id,
+            &request.deal,
+            &account_id,
+            request.idempotency_key.as_deref(),
+            Step::Dispatch {
+                attempt,
+                not_before,
+            },
+        );
+        if !request.dry_run {
+            self.queue.send(&envelope.to_message(delay)?).await?;
+        }
+        info!(deal = %opportunity_id, attempt, delay_s = delay.as_secs(), "no Order yet; re-dispatch scheduled");
+        Ok(DispatchOutcome::Deferred {
+            dry_run: request.dry_run,
+            account_id,
+            attempt,
+            retry_in_seconds: delay.as_secs(),
+            reason: format!(
+                "Opportunity {opportunity_id} (stage {stage}) has no Order yet; dispatching again in {} s",
+                delay.as_secs()
+            ),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn re_dispatch_delays_double_up_to_the_cap() {
+        let p = RedispatchPolicy::default();
+        let delays: Vec<u64> = (1..=6).map(|a| p.delay_before(a).as_secs()).collect();
+        assert_eq!(delays, [60, 120, 240, 480, 900, 900]);
+        assert_eq!(p.delay_before(40).as_secs(), 900);
+    }
+}

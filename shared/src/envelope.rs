@@ -1,0 +1,251 @@
+//! The messages between dealbridge's functions: versioned JSON envelopes carrying the correlation
+//! id, the deterministic step key and what the step needs, so no worker re-reads Salesforce.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::queue::{OutgoingMessage, QueueName};
+use crate::salesforce::SfId;
+use crate::snapshot::{DealRef, DealSnapshot};
+
+/// The envelope shape this build writes and reads.
+pub const ENVELOPE_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Envelope {
+    pub version: u32,
+    /// Follows the deal through every function and log line.
+    pub correlation_id: String,
+    /// Deterministic name of this step for this deal, e.g. `006...:maxio-customer`.
+    pub step_key: String,
+    pub deal: DealRef,
+    /// The Salesforce Account the deal belongs to: the FIFO message group.
+    pub account_id: SfId,
+    /// The idempotency key the trigger carried (`IdemKey__c`), kept for tracing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idempotency_key: Option<String>,
+    pub step: Step,
+}
+
+/// What a step does, with its input.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "name", rename_all = "kebab-case")]
+pub enum Step {
+    /// Find or create the Maxio AB customer, then continue the chain.
+    MaxioCustomer { snapshot: Box<DealSnapshot> },
+    /// Provision one Order in WHMCS.
+    WhmcsProvision {
+        order_id: SfId,
+        snapshot: Box<DealSnapshot>,
+    },
+    /// Dispatch the deal again (its Order did not exist yet).
+    Dispatch {
+        attempt: u32,
+        /// Unix seconds before which the work is not due (for waits longer than SQS's 15-minute
+        /// delay, the message is delayed again).
+        not_before: i64,
+    },
+}
+
+impl Step {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Step::MaxioCustomer { .. } => "maxio-customer",
+            Step::WhmcsProvision { .. } => "whmcs-provision",
+            Step::Dispatch { .. } => "dispatch",
+        }
+    }
+
+    pub fn queue(&self) -> QueueName {
+        match self {
+            Step::MaxioCustomer { .. } => QueueName::MaxioCustomer,
+            Step::WhmcsProvision { .. } => QueueName::WhmcsProvision,
+            Step::Dispatch { .. } => QueueName::Delayed,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EnvelopeError {
+    #[error("the message is not a dealbridge envelope: {0}")]
+    Malformed(String),
+    #[error("the message has envelope version {0}; this build reads version {ENVELOPE_VERSION}")]
+    UnsupportedVersion(u32),
+}
+
+impl Envelope {
+    pub fn new(
+        correlation_id: &str,
+        deal: &DealRef,
+        account_id: &SfId,
+        idempotency_key: Option<&str>,
+        step: Step,
+    ) -> Envelope {
+        let step_key = match &step {
+            Step::WhmcsProvision { order_id, .. } => format!("{order_id}:{}", step.name()),
+            _ => format!("{}:{}", deal.id(), step.name()),
+        };
+        Envelope {
+            version: ENVELOPE_VERSION,
+            correlation_id: correlation_id.to_string(),
+            step_key,
+            deal: deal.clone(),
+            account_id: account_id.clone(),
+            idempotency_key: idempotency_key.map(str::to_string),
+            step,
+        }
+    }
+
+    /// Reads a message body, refusing other shapes and versions.
+    pub fn parse(body: &str) -> Result<Envelope, EnvelopeError> {
+        #[derive(Deserialize)]
+        struct Probe {
+            version: u32,
+        }
+        let probe: Probe =
+            serde_json::from_str(body).map_err(|e| EnvelopeError::Malformed(e.to_string()))?;
+        if probe.version != ENVELOPE_VERSION {
+            return Err(EnvelopeError::UnsupportedVersion(probe.version));
+        }
+        serde_json::from_str(body).map_err(|e| EnvelopeError::Malformed(e.to_string()))
+    }
+
+    /// The FIFO deduplication id: a hash of the step key and the step's input (not of the
+    /// correlation id), so the same trigger delivered twice yields the same id, while a deal whose
+    /// data changed yields a new one.
+    pub fn dedup_id(&self) -> String {
+        let mut hash = Sha256::new();
+        hash.update(self.step_key.as_bytes());
+        hash.update(b"\n");
+        hash.update(serde_json::to_vec(&self.step).unwrap_or_default());
+        hex::encode(hash.finalize())
+    }
+
+    /// The message to send: grouped by Account on FIFO queues.
+    pub fn to_message(&self, delay: Duration) -> Result<OutgoingMessage, EnvelopeError> {
+        let body =
+            serde_json::to_string(self).map_err(|e| EnvelopeError::Malformed(e.to_string()))?;
+        let queue = self.step.queue();
+        Ok(OutgoingMessage {
+            queue,
+            body,
+            group_id: queue.is_fifo().then(|| self.account_id.to_string()),
+            dedup_id: queue.is_fifo().then(|| self.dedup_id()),
+            delay: if queue.is_fifo() {
+                Duration::ZERO
+            } else {
+                delay
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn deal() -> DealRef {
+        DealRef::Opportunity(SfId::parse("006A000010khO8J").unwrap())
+    }
+
+    fn account() -> SfId {
+        SfId::parse("001A000010khO8J").unwrap()
+    }
+
+    #[test]
+    fn envelopes_round_trip_and_name_their_step() {
+        let e = Envelope::new(
+            "c-1",
+            &deal(),
+            &account(),
+            Some("k"),
+            Step::Dispatch {
+                attempt: 2,
+                not_before: 0,
+            },
+        );
+        assert_eq!(e.step_key, "006A000010khO8JIAU:dispatch");
+        let body = serde_json::to_string(&e).unwrap();
+        assert!(
+            body.contains(r#""step":{"name":"dispatch","attempt":2,"not_before":0}"#),
+            "{body}"
+        );
+        assert_eq!(Envelope::parse(&body).unwrap(), e);
+    }
+
+    #[test]
+    fn the_dedup_id_ignores_the_correlation_id_but_not_the_input() {
+        let a = Envelope::new(
+            "c-1",
+            &deal(),
+            &account(),
+            None,
+            Step::Dispatch {
+                attempt: 1,
+                not_before: 0,
+            },
+        );
+        let b = Envelope::new(
+            "c-2",
+            &deal(),
+            &account(),
+            None,
+            Step::Dispatch {
+                attempt: 1,
+                not_before: 0,
+            },
+        );
+        let c = Envelope::new(
+            "c-1",
+            &deal(),
+            &account(),
+            None,
+            Step::Dispatch {
+                attempt: 2,
+                not_before: 0,
+            },
+        );
+        assert_eq!(a.dedup_id(), b.dedup_id());
+        assert_ne!(a.dedup_id(), c.dedup_id());
+        assert_eq!(a.dedup_id().len(), 64);
+    }
+
+    #[test]
+    fn other_versions_and_shapes_are_refused() {
+        assert_eq!(
+            Envelope::parse(r#"{"version":2}"#).unwrap_err(),
+            EnvelopeError::UnsupportedVersion(2)
+        );
+        assert!(matches!(
+            Envelope::parse("{}"),
+            Err(EnvelopeError::Malformed(_))
+        ));
+        assert!(matches!(
+            Envelope::parse(r#"{"version":1}"#),
+            Err(EnvelopeError::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn standard_queue_messages_are_not_grouped_and_may_wait() {
+        let e = Envelope::new(
+            "c",
+            &deal(),
+            &account(),
+            None,
+            Step::Dispatch {
+                attempt: 1,
+                not_before: 0,
+            },
+        );
+        let m = e.to_message(Duration::from_secs(60)).unwrap();
+        assert_eq!(m.queue, QueueName::Delayed);
+        assert_eq!(
+            (m.group_id, m.dedup_id, m.delay),
+            (None, None, Duration::from_secs(60))
+        );
+    }
+}

@@ -1,0 +1,1 @@
+//! Salesforce Outbound Messages (SOAP): parsing notifications, the acknowledgement and faults.

@@ -1,0 +1,145 @@
+//! The queues between dispatch and the workers: names, the outgoing message, and the [`Queue`]
+//! port with an SQS adapter and an in-memory one (local runner and tests).
+
+mod memory;
+mod sqs;
+
+use std::fmt;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+pub use memory::{InMemoryQueue, Received};
+pub use sqs::{QueueUrls, SqsQueue};
+
+/// Every queue dealbridge sends to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum QueueName {
+    /// First step of the Maxio Advanced Billing chain (FIFO).
+    MaxioCustomer,
+    /// WHMCS provisioning of one Order (FIFO).
+    WhmcsProvision,
+    /// Work to do later: re-dispatch a deal whose Order CPQ has not created yet (standard queue,
+    /// because FIFO queues have no per-message delay).
+    Delayed,
+}
+
+impl QueueName {
+    pub const ALL: [QueueName; 3] = [
+        QueueName::MaxioCustomer,
+        QueueName::WhmcsProvision,
+        QueueName::Delayed,
+    ];
+
+    pub fn is_fifo(self) -> bool {
+        !matches!(self, QueueName::Delayed)
+    }
+
+    /// The environment variable holding the queue's URL.
+    pub fn url_variable(self) -> &'static str {
+        match self {
+            QueueName::MaxioCustomer => "MAXIO_CUSTOMER_QUEUE_URL",
+            QueueName::WhmcsProvision => "WHMCS_PROVISION_QUEUE_URL",
+            QueueName::Delayed => "DELAYED_QUEUE_URL",
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QueueName::MaxioCustomer => "maxio-customer",
+            QueueName::WhmcsProvision => "whmcs-provision",
+            QueueName::Delayed => "delayed",
+        }
+    }
+}
+
+impl fmt::Display for QueueName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// SQS delays a message by at most 15 minutes.
+pub const MAX_DELAY: Duration = Duration::from_secs(900);
+
+/// A message to send. FIFO queues need `group_id` and `dedup_id`; standard queues may delay.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutgoingMessage {
+    pub queue: QueueName,
+    pub body: String,
+    pub group_id: Option<String>,
+    pub dedup_id: Option<String>,
+    pub delay: Duration,
+}
+
+impl OutgoingMessage {
+    /// Checks what SQS would refuse, before sending.
+    pub fn validate(&self) -> Result<(), QueueError> {
+        let fail = |m: String| Err(QueueError::invalid(self.queue, m));
+        if self.queue.is_fifo() {
+            if self.group_id.as_deref().is_none_or(str::is_empty) {
+                return fail("a FIFO message needs a MessageGroupId".into());
+            }
+            if self
+                .dedup_id
+                .as_deref()
+                .is_none_or(|d| d.is_empty() || d.len() > 128)
+            {
+                return fail(
+                    "a FIFO message needs a MessageDeduplicationId of 1 to 128 characters".into(),
+                );
+            }
+            if !self.delay.is_zero() {
+                return fail("FIFO queues do not delay single messages".into());
+            }
+        }
+        if self.delay > MAX_DELAY {
+            return fail(format!(
+                "a delay of {:?} exceeds SQS's 15 minutes",
+                self.delay
+            ));
+        }
+        if self.body.len() > 256 * 1024 {
+            return fail(format!(
+                "the body has {} bytes; SQS takes 256 KiB",
+                self.body.len()
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("queue {queue}: {message}")]
+pub struct QueueError {
+    pub queue: QueueName,
+    pub message: String,
+    pub retryable: bool,
+}
+
+impl QueueError {
+    pub fn invalid(queue: QueueName, message: String) -> QueueError {
+        QueueError {
+            queue,
+            message,
+            retryable: false,
+        }
+    }
+
+    pub fn unavailable(queue: QueueName, message: String) -> QueueError {
+        QueueError {
+            queue,
+            message,
+            retryable: true,
+        }
+    }
+}
+
+/// Where messages go.
+#[async_trait]
+pub trait Queue: Send + Sync {
+    /// Sends one message and returns its message id.
+    async fn send(&self, message: &OutgoingMessage) -> Result<String, QueueError>;
+}

@@ -1,0 +1,101 @@
+//! Amazon SQS.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use aws_sdk_sqs::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+
+use super::{OutgoingMessage, Queue, QueueError, QueueName};
+
+/// The URL of every queue, from `MAXIO_CUSTOMER_QUEUE_URL` and friends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueUrls(HashMap<QueueName, String>);
+
+impl QueueUrls {
+    pub fn new(urls: HashMap<QueueName, String>) -> Self {
+        QueueUrls(urls)
+    }
+
+    /// Reads every queue's variable; the missing ones are named in the error.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<QueueUrls, Vec<String>> {
+        let mut urls = HashMap::new();
+        let mut problems = Vec::new();
+        for q in QueueName::ALL {
+            match get(q.url_variable()).filter(|v| !v.trim().is_empty()) {
+                Some(url) if url.starts_with("https://") || url.starts_with("http://") => {
+                    urls.insert(q, url.trim().to_string());
+                }
+                Some(url) => {
+                    problems.push(format!("{} {url:?} is not a queue URL", q.url_variable()))
+                }
+                None => problems.push(format!("{} is not set", q.url_variable())),
+            }
+        }
+        if problems.is_empty() {
+            Ok(QueueUrls(urls))
+        } else {
+            Err(problems)
+        }
+    }
+
+    pub fn get(&self, queue: QueueName) -> Option<&str> {
+        self.0.get(&queue).map(String::as_str)
+    }
+}
+
+pub struct SqsQueue {
+    client: aws_sdk_sqs::Client,
+    urls: QueueUrls,
+}
+
+impl SqsQueue {
+    pub fn new(client: aws_sdk_sqs::Client, urls: QueueUrls) -> Self {
+        SqsQueue { client, urls }
+    }
+}
+
+#[async_trait]
+impl Queue for SqsQueue {
+    async fn send(&self, message: &OutgoingMessage) -> Result<String, QueueError> {
+        message.validate()?;
+        let url = self
+            .urls
+            .get(message.queue)
+            .ok_or_else(|| QueueError::invalid(message.queue, "no URL configured".to_string()))?;
+        let mut request = self
+            .client
+            .send_message()
+            .queue_url(url)
+            .message_body(&message.body)
+            .set_message_group_id(message.group_id.clone())
+            .set_message_deduplication_id(message.dedup_id.clone());
+        if !message.delay.is_zero() {
+            request = request.delay_seconds(i32::try_from(message.delay.as_secs()).unwrap_or(900));
+        }
+        let out = request.send().await.map_err(|e| {
+            let retryable = match &e {
+                SdkError::ServiceError(se) => {
+                    let code = se.err().code().unwrap_or_default();
+                    !matches!(
+                        code,
+                        "InvalidParameterValue"
+                            | "MissingParameter"
+                            | "InvalidMessageContents"
+                            | "UnsupportedOperation"
+                            | "AWS.SimpleQueueService.NonExistentQueue"
+                            | "QueueDoesNotExist"
+                            | "AccessDenied"
+                            | "AccessDeniedException"
+                    )
+                }
+                _ => true,
+            };
+            QueueError {
+                queue: message.queue,
+                message: DisplayErrorContext(&e).to_string(),
+                retryable,
+            }
+        })?;
+        Ok(out.message_id().unwrap_or_default().to_string())
+    }
+}
