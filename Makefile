@@ -3,7 +3,7 @@
 CARGO ?= cargo
 VENV  := .venv
 
-.PHONY: all demo test venv fmt fmt-check lint unit sandbox build clean
+.PHONY: all demo test venv fmt fmt-check lint template unit sandbox build clean
 
 all: test
 
@@ -25,9 +25,13 @@ fmt:
 fmt-check:
 	$(CARGO) fmt --all -- --check
 
-lint: venv
+lint: venv template
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
-	$(VENV)/bin/cfn-lint template.yaml
+
+## template: validate template.yaml offline with SAM (translation + cfn-lint) and the serverless rules
+template: venv
+	SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION=us-east-1 .venv-sam/bin/sam validate --lint
+	$(VENV)/bin/cfn-lint template.yaml -a cfn_lint_serverless.rules
 
 ## sandbox: serve the fake Salesforce org on 127.0.0.1:8440 for manual use
 sandbox:
