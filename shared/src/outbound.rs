@@ -1,1 +1,0 @@
-//! Salesforce Outbound Messages (SOAP): parsing notifications, the acknowledgement and faults.
