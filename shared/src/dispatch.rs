@@ -70,7 +70,11 @@ pub struct DispatchedStep {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "status", rename_all = "kebab-case")]
+#[serde(
+    tag = "status",
+    rename_all = "kebab-case",
+    rename_all_fields = "camelCase"
+)]
 pub enum DispatchOutcome {
     /// The plan's messages are on their queues (or would be, in a dry run).
     Planned {

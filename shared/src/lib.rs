@@ -14,4 +14,5 @@ pub mod plan;
 pub mod queue;
 pub mod salesforce;
 pub mod secrets;
+pub mod services;
 pub mod snapshot;

@@ -22,7 +22,11 @@ pub enum Flow {
 
 /// A step to enqueue.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "step", rename_all = "kebab-case")]
+#[serde(
+    tag = "step",
+    rename_all = "kebab-case",
+    rename_all_fields = "camelCase"
+)]
 pub enum PlannedStep {
     MaxioCustomer {
         /// Products that bill in Maxio AB, by name.
@@ -41,6 +45,7 @@ pub struct Skipped {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct WorkPlan {
     pub steps: Vec<PlannedStep>,
     pub skipped: Vec<Skipped>,

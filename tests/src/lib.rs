@@ -1,7 +1,9 @@
 //! The dealbridge sandbox: faithful local fakes of the external APIs dealbridge talks to, the
 //! seeded deals they serve, and helpers for the end-to-end tests.
 
+pub mod events;
 pub mod harness;
+pub mod local;
 pub mod moto;
 pub mod observe;
 pub mod salesforce;

@@ -1,0 +1,101 @@
+//! dealbridge delayed: consumes the delayed queue. A message whose time has not come (waits longer
+//! than SQS's 15-minute delay) is delayed again; a due re-dispatch runs dispatch once more.
+//!
+//! Each record is handled on its own and failures are reported per record
+//! (`ReportBatchItemFailures`): a failed record returns to the queue after its visibility timeout
+//! and ends in the dead-letter queue if it never succeeds.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
+use dealbridge::clock::Clock;
+use dealbridge::dispatch::{DispatchRequest, Dispatcher};
+use dealbridge::envelope::{Envelope, Step};
+use dealbridge::queue::{MAX_DELAY, Queue};
+use tracing::{error, info, warn};
+
+pub struct Deps {
+    pub dispatcher: Dispatcher,
+    pub queue: Arc<dyn Queue>,
+    pub clock: Arc<dyn Clock>,
+}
+
+/// What became of one record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecordOutcome {
+    Dispatched,
+    DelayedAgain { seconds: u64 },
+    Failed { reason: String, retryable: bool },
+}
+
+pub async fn handle_record(message: &SqsMessage, deps: &Deps) -> RecordOutcome {
+    let failed = |reason: String, retryable: bool| RecordOutcome::Failed { reason, retryable };
+    let Some(body) = message.body.as_deref() else {
+        return failed("the message has no body".into(), false);
+    };
+    let envelope = match Envelope::parse(body) {
+        Ok(e) => e,
+        Err(e) => return failed(e.to_string(), false),
+    };
+    let Step::Dispatch {
+        attempt,
+        not_before,
+    } = envelope.step
+    else {
+        return failed(
+            format!(
+                "step {} does not belong on the delayed queue",
+                envelope.step.name()
+            ),
+            false,
+        );
+    };
+    let now = deps.clock.now().timestamp();
+    if not_before > now {
+        let wait = Duration::from_secs(u64::try_from(not_before - now).unwrap_or(0)).min(MAX_DELAY);
+        let message = match envelope.to_message(wait) {
+            Ok(m) => m,
+            Err(e) => return failed(e.to_string(), false),
+        };
+        return match deps.queue.send(&message).await {
+            Ok(_) => RecordOutcome::DelayedAgain {
+                seconds: wait.as_secs(),
+            },
+            Err(e) => failed(e.to_string(), e.retryable),
+        };
+    }
+    let request = DispatchRequest {
+        deal: envelope.deal.clone(),
+        correlation_id: envelope.correlation_id.clone(),
+        dry_run: false,
+        attempt,
+        idempotency_key: envelope.idempotency_key.clone(),
+    };
+    match deps.dispatcher.dispatch(&request).await {
+        Ok(_) => RecordOutcome::Dispatched,
+        Err(e) => failed(e.to_string(), e.is_retryable()),
+    }
+}
+
+pub async fn handle(event: SqsEvent, deps: &Deps) -> SqsBatchResponse {
+    let mut response = SqsBatchResponse::default();
+    for record in &event.records {
+        let id = record.message_id.clone().unwrap_or_default();
+        match handle_record(record, deps).await {
+            RecordOutcome::Dispatched => info!(message_id = %id, "re-dispatched"),
+            RecordOutcome::DelayedAgain { seconds } => {
+                info!(message_id = %id, seconds, "not due; delayed again")
+            }
+            RecordOutcome::Failed { reason, retryable } => {
+                if retryable {
+                    warn!(message_id = %id, %reason, "delayed work failed; it will be retried");
+                } else {
+                    error!(message_id = %id, %reason, "delayed work cannot succeed; it goes to the dead-letter queue after its retries");
+                }
+                response.add_failure(id);
+            }
+        }
+    }
+    response
+}

@@ -1,0 +1,23 @@
+use std::sync::Arc;
+
+use aws_lambda_events::sqs::SqsEvent;
+use dealbridge::clock::SystemClock;
+use dealbridge::services::Services;
+use dealbridge_delayed::{Deps, handle};
+use lambda_runtime::{Error, LambdaEvent, run, service_fn};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    lambda_runtime::tracing::init_default_subscriber();
+    let services = Services::from_env().await?;
+    let deps = Deps {
+        dispatcher: services.dispatcher(),
+        queue: services.queue.clone(),
+        clock: Arc::new(SystemClock),
+    };
+    let deps = &deps;
+    run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
+        Ok::<_, Error>(handle(event.payload, deps).await)
+    }))
+    .await
+}

@@ -1,0 +1,392 @@
+//! The intake handler: routes, authenticates, validates, dispatches, answers.
+//!
+//! - `POST /v1/deals` with JSON, signed (HMAC-SHA256) or with a bearer token.
+//! - `POST /v1/outbound-messages/{token}` with a Salesforce Outbound Message (SOAP), from an
+//!   allowed Organization Id; acknowledged only after every notification is enqueued.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use dealbridge::clock::Clock;
+use dealbridge::dispatch::{DispatchError, DispatchOutcome, DispatchRequest, Dispatcher};
+use dealbridge::outbound::{self, FaultCode};
+use dealbridge::salesforce::SfId;
+use dealbridge::secrets::{SecretStore, SecretsError, parse_json_secret};
+use dealbridge::snapshot::{DealRef, SnapshotError};
+use lambda_http::http::{Method, StatusCode};
+use lambda_http::{Body, Request, Response};
+use serde_json::{Value, json};
+use tracing::{error, info, warn};
+
+use crate::auth::{AuthError, IntakeCredentials, verify_json, verify_soap_token};
+use crate::request::parse_deal_request;
+use crate::respond::{json, json_error, soap_ack, soap_fault};
+use crate::settings::IntakeSettings;
+
+/// What the handler needs, built once per container.
+pub struct Deps {
+    pub dispatcher: Dispatcher,
+    pub secrets: Arc<dyn SecretStore>,
+    pub settings: IntakeSettings,
+    pub clock: Arc<dyn Clock>,
+}
+
+/// How long callers should wait before retrying when a dependency is unavailable.
+const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(30);
+
+enum Route {
+    Deals,
+    OutboundMessage(String),
+}
+
+fn route(path: &str) -> Option<Route> {
+    let at = path.find("/v1/")?;
+    let tail = &path[at..];
+    if tail == "/v1/deals" || tail == "/v1/deals/" {
+        return Some(Route::Deals);
+    }
+    let token = tail.strip_prefix("/v1/outbound-messages/")?;
+    (!token.is_empty() && !token.contains('/')).then(|| Route::OutboundMessage(token.to_string()))
+}
+
+pub async fn handle(request: Request, deps: &Deps) -> Response<Body> {
+    let Some(route) = route(request.uri().path()) else {
+        return json_error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "no such resource; POST /v1/deals or /v1/outbound-messages/{token}",
+            None,
+            None,
+            None,
+        );
+    };
+    if request.method() != Method::POST {
+        return json_error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "use POST",
+            None,
+            None,
+            None,
+        );
+    }
+    match route {
+        Route::Deals => deals(&request, deps).await,
+        Route::OutboundMessage(token) => outbound_message(&request, &token, deps).await,
+    }
+}
+
+/// Reads the intake credentials; the error is the answer to give.
+async fn credentials(
+    deps: &Deps,
+) -> Result<IntakeCredentials, (StatusCode, String, Option<Duration>)> {
+    let name = &deps.settings.secret_name;
+    let secret = deps
+        .secrets
+        .secret_string(name)
+        .await
+        .map_err(|e| match e {
+            SecretsError::Unavailable { .. } => {
+                warn!(error = %e, "intake credentials unavailable");
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "credentials store unavailable".to_string(),
+                    Some(DEFAULT_RETRY_AFTER),
+                )
+            }
+            other => {
+                error!(error = %other, "intake credentials missing or malformed");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "the intake is misconfigured".to_string(),
+                    None,
+                )
+            }
+        })?;
+    parse_json_secret(name, &secret).map_err(|e| {
+        error!(error = %e, "intake credentials malformed");
+        (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the intake is misconfigured".to_string(),
+            None,
+        )
+    })
+}
+
+fn new_correlation_id() -> String {
+    let bytes: [u8; 12] = rand::random();
+    format!("db-{}", hex::encode(bytes))
+}
+
+fn deal_json(deal: &DealRef) -> Value {
+    json!({"type": deal.sobject(), "id": deal.id()})
+}
+
+async fn deals(request: &Request, deps: &Deps) -> Response<Body> {
+    let body: &[u8] = request.body().as_ref();
+    if body.len() > deps.settings.max_body_bytes {
+        return json_error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            &format!(
+                "the body has {} bytes; the limit is {}",
+                body.len(),
+                deps.settings.max_body_bytes
+            ),
+            None,
+            None,
+            None,
+        );
+    }
+    let creds = match credentials(deps).await {
+        Ok(c) => c,
+        Err((status, message, retry)) => {
+            return json_error(status, "unavailable", &message, None, None, retry);
+        }
+    };
+    let now = deps.clock.now().timestamp();
+    if let Err(e) = verify_json(
+        request.headers(),
+        body,
+        &creds,
+        now,
+        deps.settings.signature_tolerance_secs,
+    ) {
+        warn!(reason = %e, "intake request refused");
+        let code = match e {
+            AuthError::Missing => "unauthenticated",
+            _ => "invalid_credentials",
+        };
+        return json_error(
+            StatusCode::UNAUTHORIZED,
+            code,
+            &e.to_string(),
+            None,
+            None,
+            None,
+        );
+    }
+    let parsed = match parse_deal_request(body) {
+        Ok(p) => p,
+        Err(e) => {
+            return json_error(
+                StatusCode::BAD_REQUEST,
+                e.code,
+                &e.message,
+                e.field.as_deref(),
+                None,
+                None,
+            );
+        }
+    };
+    let correlation_id = parsed
+        .correlation_id
+        .clone()
+        .unwrap_or_else(new_correlation_id);
+    let dispatch = DispatchRequest {
+        deal: parsed.deal.clone(),
+        correlation_id: correlation_id.clone(),
+        dry_run: parsed.dry_run,
+        attempt: 0,
+        idempotency_key: None,
+    };
+    match deps.dispatcher.dispatch(&dispatch).await {
+        Ok(outcome) => {
+            let status = match &outcome {
+                DispatchOutcome::Planned { dry_run: true, .. }
+                | DispatchOutcome::Deferred { dry_run: true, .. } => StatusCode::OK,
+                _ => StatusCode::ACCEPTED,
+            };
+            let mut body = serde_json::to_value(&outcome).unwrap_or_else(|_| json!({}));
+            body["correlationId"] = Value::String(correlation_id);
+            body["deal"] = deal_json(&parsed.deal);
+            json(status, &body)
+        }
+        Err(e) => dispatch_error(&e, &correlation_id, &parsed.deal),
+    }
+}
+
+fn dispatch_error(e: &DispatchError, correlation_id: &str, deal: &DealRef) -> Response<Body> {
+    let c = Some(correlation_id);
+    if e.is_retryable() {
+        warn!(deal = %deal.id(), correlation_id, error = %e, "dispatch failed; caller should retry");
+        let retry = match e {
+            DispatchError::Snapshot(SnapshotError::Salesforce(s)) => s.retry_after(),
+            _ => None,
+        }
+        .unwrap_or(DEFAULT_RETRY_AFTER);
+        return json_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            &e.to_string(),
+            None,
+            c,
+            Some(retry),
+        );
+    }
+    error!(deal = %deal.id(), correlation_id, error = %e, "dispatch failed");
+    match e {
+        DispatchError::Snapshot(SnapshotError::NotFound { .. }) => json_error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            &e.to_string(),
+            Some(id_field(deal)),
+            c,
+            None,
+        ),
+        DispatchError::Snapshot(SnapshotError::Invalid { .. }) => json_error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unreadable_deal",
+            &e.to_string(),
+            None,
+            c,
+            None,
+        ),
+        DispatchError::Snapshot(SnapshotError::Salesforce(_)) => json_error(
+            StatusCode::BAD_GATEWAY,
+            "salesforce_error",
+            &e.to_string(),
+            None,
+            c,
+            None,
+        ),
+        _ => json_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            &e.to_string(),
+            None,
+            c,
+            None,
+        ),
+    }
+}
+
+fn id_field(deal: &DealRef) -> &'static str {
+    match deal {
+        DealRef::Opportunity(_) => "opportunityId",
+        DealRef::Order(_) => "orderId",
+    }
+}
+
+async fn outbound_message(request: &Request, token: &str, deps: &Deps) -> Response<Body> {
+    let body: &[u8] = request.body().as_ref();
+    if body.len() > deps.settings.max_body_bytes {
+        return soap_fault(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            FaultCode::Client,
+            &format!(
+                "the body has {} bytes; the limit is {}",
+                body.len(),
+                deps.settings.max_body_bytes
+            ),
+        );
+    }
+    let creds = match credentials(deps).await {
+        Ok(c) => c,
+        Err((status, message, _)) => return soap_fault(status, FaultCode::Server, &message),
+    };
+    if let Err(e) = verify_soap_token(token, &creds) {
+        warn!(reason = %e, "outbound message refused");
+        return soap_fault(
+            StatusCode::UNAUTHORIZED,
+            FaultCode::Client,
+            "the endpoint token is not valid",
+        );
+    }
+    let message = match outbound::parse(body) {
+        Ok(m) => m,
+        Err(e) => {
+            warn!(error = %e, "outbound message malformed");
+            return soap_fault(StatusCode::BAD_REQUEST, FaultCode::Client, &e.to_string());
+        }
+    };
+    let org = SfId::parse(&message.organization_id).ok();
+    if !org.as_ref().is_some_and(|o| {
+        deps.settings
+            .allowed_org_ids
+            .iter()
+            .any(|a| a.same_record(o))
+    }) {
+        warn!(org = %message.organization_id, "outbound message from an organization not allowed");
+        return soap_fault(
+            StatusCode::FORBIDDEN,
+            FaultCode::Client,
+            &format!(
+                "Organization {} is not allowed to send to this endpoint",
+                message.organization_id
+            ),
+        );
+    }
+
+    // Validate every notification before dispatching any, so a misconfigured message enqueues nothing.
+    let mut deals: Vec<(DealRef, String)> = Vec::new();
+    let mut seen = BTreeSet::new();
+    for n in &message.notifications {
+        let raw = n.record_id.as_deref().unwrap_or_default();
+        let deal = match n.sobject_type.as_str() {
+            "Opportunity" => DealRef::opportunity(raw),
+            "Order" => DealRef::order(raw),
+            other => {
+                return soap_fault(
+                    StatusCode::BAD_REQUEST,
+                    FaultCode::Client,
+                    &format!(
+                        "notification {} is for a {other}; dealbridge takes Opportunity and Order notifications",
+                        n.id
+                    ),
+                );
+            }
+        };
+        match deal {
+            Ok(d) => {
+                if seen.insert(d.id().clone()) {
+                    deals.push((d, n.id.clone()));
+                }
+            }
+            Err(e) => {
+                return soap_fault(
+                    StatusCode::BAD_REQUEST,
+                    FaultCode::Client,
+                    &format!("notification {}: {e}", n.id),
+                );
+            }
+        }
+    }
+
+    let mut retryable = Vec::new();
+    for (deal, notification_id) in &deals {
+        let correlation_id = format!("om-{notification_id}");
+        let request = DispatchRequest {
+            deal: deal.clone(),
+            correlation_id: correlation_id.clone(),
+            dry_run: false,
+            attempt: 0,
+            idempotency_key: Some(notification_id.clone()),
+        };
+        match deps.dispatcher.dispatch(&request).await {
+            Ok(_) => {}
+            Err(e) if e.is_retryable() => {
+                warn!(deal = %deal.id(), correlation_id, error = %e, "notification not dispatched; Salesforce will resend");
+                retryable.push(format!("{}: {e}", deal.id()));
+            }
+            Err(e) => {
+                // Permanent: resending cannot help, so acknowledge and leave it to the logs and alarms.
+                error!(deal = %deal.id(), correlation_id, error = %e, "notification cannot be dispatched");
+            }
+        }
+    }
+    if !retryable.is_empty() {
+        return soap_fault(
+            StatusCode::SERVICE_UNAVAILABLE,
+            FaultCode::Server,
+            &format!(
+                "temporarily unable to accept {} notification(s); please resend: {}",
+                retryable.len(),
+                retryable.join("; ")
+            ),
+        );
+    }
+    info!(org = %message.organization_id, notifications = message.notifications.len(), deals = deals.len(), "outbound message acknowledged");
+    soap_ack()
+}
