@@ -32,7 +32,11 @@ pub struct Envelope {
 
 /// What a step does, with its input.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "name", rename_all = "kebab-case")]
+#[serde(
+    tag = "name",
+    rename_all = "kebab-case",
+    rename_all_fields = "camelCase"
+)]
 pub enum Step {
     /// Find or create the Maxio AB customer, then continue the chain.
     MaxioCustomer { snapshot: Box<DealSnapshot> },
@@ -170,7 +174,7 @@ mod tests {
         assert_eq!(e.step_key, "006A000010khO8JIAU:dispatch");
         let body = serde_json::to_string(&e).unwrap();
         assert!(
-            body.contains(r#""step":{"name":"dispatch","attempt":2,"not_before":0}"#),
+            body.contains(r#""step":{"name":"dispatch","attempt":2,"notBefore":0}"#),
             "{body}"
         );
         assert_eq!(Envelope::parse(&body).unwrap(), e);

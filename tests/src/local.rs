@@ -118,6 +118,12 @@ impl LocalStack {
         })
     }
 
+    /// The functions' clock, in Unix seconds.
+    pub fn clock_now(&self) -> i64 {
+        use dealbridge::clock::Clock;
+        self.clock.now().timestamp()
+    }
+
     /// Moves the queue's and the functions' time together.
     pub fn advance(&self, by: Duration) {
         self.queue.advance(by);

@@ -85,6 +85,7 @@ impl DealRef {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct DealSnapshot {
     pub requested: DealRef,
     pub account: Account,
@@ -96,6 +97,7 @@ pub struct DealSnapshot {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Address {
     pub street: Option<String>,
     pub city: Option<String>,
@@ -107,6 +109,7 @@ pub struct Address {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Account {
     pub id: SfId,
     pub name: String,
@@ -120,6 +123,7 @@ pub struct Account {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Person {
     pub id: SfId,
     pub first_name: Option<String>,
@@ -129,6 +133,7 @@ pub struct Person {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ContactRole {
     pub contact: Person,
     pub is_primary: bool,
@@ -136,6 +141,7 @@ pub struct ContactRole {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Opportunity {
     pub id: SfId,
     pub name: String,
@@ -153,6 +159,7 @@ pub struct Opportunity {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Quote {
     pub id: SfId,
     pub name: Option<String>,
@@ -163,6 +170,7 @@ pub struct Quote {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Order {
     pub id: SfId,
     pub number: Option<String>,
@@ -176,6 +184,7 @@ pub struct Order {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct OrderItem {
     pub id: SfId,
     pub quantity: Decimal,
@@ -189,6 +198,7 @@ pub struct OrderItem {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Product {
     pub id: SfId,
     pub name: String,
@@ -219,6 +229,7 @@ pub enum PricingMethod {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ConsumptionSchedule {
     pub id: SfId,
     pub schedule_type: ScheduleType,
@@ -232,6 +243,7 @@ pub struct ConsumptionSchedule {
 
 /// One tier. Salesforce bounds are lower-inclusive and upper-exclusive; `None` is unbounded.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ConsumptionRate {
     pub id: SfId,
     pub processing_order: Option<Decimal>,

@@ -1,0 +1,104 @@
+//! The worker sample events in `events/` are exactly what dispatch sends for the seeded deals, so
+//! they stay true as the envelope evolves. `DEALBRIDGE_UPDATE_EVENTS=1 cargo test --test
+//! sample_events` rewrites them.
+
+use aws_lambda_events::sqs::SqsEvent;
+use dealbridge::envelope::Envelope;
+use dealbridge::queue::QueueName;
+use dealbridge_sandbox::events::{events_dir, http_request, sample};
+use dealbridge_sandbox::local::{LocalStack, sample_time};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+fn sqs_event(queue: &str, message_id: &str, group: &str, dedup: &str, body: &str) -> Value {
+    let t = sample_time().timestamp_millis();
+    json!({"Records": [{
+        "messageId": message_id,
+        "receiptHandle": "AQEB-sample",
+        "body": body,
+        "attributes": {
+            "ApproximateReceiveCount": "1",
+            "SentTimestamp": t.to_string(),
+            "SenderId": "AROASAMPLE:intake",
+            "ApproximateFirstReceiveTimestamp": t.to_string(),
+            "MessageGroupId": group,
+            "MessageDeduplicationId": dedup,
+            "SequenceNumber": "18849496460467696128"
+        },
+        "messageAttributes": {},
+        "md5OfBody": hex::encode(md5_like(body)),
+        "eventSource": "aws:sqs",
+        "eventSourceARN": format!("arn:aws:sqs:us-east-1:123456789012:{queue}"),
+        "awsRegion": "us-east-1"
+    }]})
+}
+
+/// Lambda's md5OfBody is informational; a stable digest of the body stands in for it.
+fn md5_like(body: &str) -> Vec<u8> {
+    Sha256::digest(body.as_bytes())[..16].to_vec()
+}
+
+fn check_or_update(file: &str, produced: Value) {
+    let path = events_dir().join(file);
+    if std::env::var_os("DEALBRIDGE_UPDATE_EVENTS").is_some() {
+        let text = serde_json::to_string_pretty(&produced).unwrap() + "\n";
+        std::fs::write(&path, text).unwrap();
+        return;
+    }
+    let stored = sample(file);
+    let stored_body: Value =
+        serde_json::from_str(stored["Records"][0]["body"].as_str().unwrap()).unwrap();
+    let produced_body: Value =
+        serde_json::from_str(produced["Records"][0]["body"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        stored_body, produced_body,
+        "{file} is out of date; run DEALBRIDGE_UPDATE_EVENTS=1 cargo test -p dealbridge-sandbox --test sample_events"
+    );
+    assert_eq!(
+        stored["Records"][0]["attributes"], produced["Records"][0]["attributes"],
+        "{file}"
+    );
+    let event: SqsEvent = serde_json::from_value(stored).unwrap();
+    Envelope::parse(event.records[0].body.as_deref().unwrap()).unwrap();
+}
+
+#[tokio::test]
+async fn the_worker_sample_events_are_what_dispatch_sends() {
+    let stack = LocalStack::start().await.unwrap();
+    let r = dealbridge_intake::handle(
+        http_request(&sample("intake-http-api-deal.json")),
+        &stack.intake,
+    )
+    .await;
+    assert_eq!(r.status(), 202);
+    let aev: aws_lambda_events::eventbridge::EventBridgeEvent<Value> =
+        serde_json::from_value(sample("platform-events-order-provision.json")).unwrap();
+    dealbridge_platform_events::handle(aev, &stack.platform_events)
+        .await
+        .unwrap();
+
+    for (queue, file, message_id) in [
+        (
+            QueueName::MaxioCustomer,
+            "sqs-maxio-customer.json",
+            "2f4c9a10-0000-4000-8000-000000000001",
+        ),
+        (
+            QueueName::WhmcsProvision,
+            "sqs-whmcs-provision.json",
+            "2f4c9a10-0000-4000-8000-000000000002",
+        ),
+    ] {
+        let sent = stack.queue.sent(queue);
+        assert_eq!(sent.len(), 1, "{queue}");
+        let m = &sent[0];
+        let produced = sqs_event(
+            &format!("dealbridge-{queue}.fifo"),
+            message_id,
+            m.group_id.as_deref().unwrap(),
+            m.dedup_id.as_deref().unwrap(),
+            &m.body,
+        );
+        check_or_update(file, produced);
+    }
+}
