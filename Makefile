@@ -3,7 +3,7 @@
 CARGO ?= cargo
 VENV  := .venv
 
-.PHONY: all demo test venv fmt fmt-check lint template unit sandbox build clean
+.PHONY: all demo test venv fmt fmt-check lint template sandbox watch build deploy clean
 
 all: test
 
@@ -33,13 +33,25 @@ template: venv
 	SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION=us-east-1 .venv-sam/bin/sam validate --lint
 	$(VENV)/bin/cfn-lint template.yaml -a cfn_lint_serverless.rules
 
-## sandbox: serve the fake Salesforce org on 127.0.0.1:8440 for manual use
-sandbox:
+## sandbox: serve the fake Salesforce org (127.0.0.1:8440) and moto with the queues and secrets;
+##          writes target/sandbox.env for `make watch`
+sandbox: venv
 	$(CARGO) run -p dealbridge-sandbox --bin sandbox
 
-build:
-	$(CARGO) build --workspace --release --locked
+## watch: run the real function binaries locally against `make sandbox` (cargo lambda, no Docker)
+watch: venv
+	PATH="$(CURDIR)/.venv-sam/bin:$$PATH" cargo lambda watch -A 127.0.0.1 -P 9000 --env-file target/sandbox.env
+
+SAM := SAM_CLI_TELEMETRY=0 PATH="$(CURDIR)/.venv-sam/bin:$$PATH" $(CURDIR)/.venv-sam/bin/sam
+
+## build: build the functions for AWS Lambda (sam build: cargo lambda, release, provided.al2023)
+build: venv
+	$(SAM) build
+
+## deploy: deploy the stack (guided the first time; answers are kept in samconfig.toml)
+deploy: build
+	$(SAM) deploy --guided
 
 clean:
 	$(CARGO) clean
-	rm -rf $(VENV)
+	rm -rf $(VENV) .venv-sam .aws-sam

@@ -118,6 +118,11 @@ impl LocalStack {
         })
     }
 
+    /// A snapshot loader on the same Salesforce client (for showing what a deal holds).
+    pub fn intake_loader(&self) -> SnapshotLoader {
+        SnapshotLoader::new(self.client.clone(), Arc::new(self.config.mapping.clone()))
+    }
+
     /// The functions' clock, in Unix seconds.
     pub fn clock_now(&self) -> i64 {
         use dealbridge::clock::Clock;

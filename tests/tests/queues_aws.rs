@@ -11,26 +11,9 @@ use dealbridge::dispatch::{DispatchOutcome, DispatchRequest, Dispatcher, Redispa
 use dealbridge::envelope::Envelope;
 use dealbridge::queue::{QueueName, QueueUrls, SqsQueue};
 use dealbridge::snapshot::{DealRef, SnapshotLoader};
+use dealbridge_sandbox::aws::create_queues;
 use dealbridge_sandbox::local::{LocalStack, sample_time};
 use dealbridge_sandbox::moto::Moto;
-
-async fn create_queues(sqs: &aws_sdk_sqs::Client) -> QueueUrls {
-    let mut urls = HashMap::new();
-    for q in QueueName::ALL {
-        let mut req = sqs.create_queue();
-        if q.is_fifo() {
-            req = req
-                .queue_name(format!("dealbridge-{q}.fifo"))
-                .attributes(QueueAttributeName::FifoQueue, "true")
-                .attributes(QueueAttributeName::ContentBasedDeduplication, "false");
-        } else {
-            req = req.queue_name(format!("dealbridge-{q}"));
-        }
-        let out = req.send().await.expect("queue created");
-        urls.insert(q, out.queue_url().unwrap().to_string());
-    }
-    QueueUrls::new(urls)
-}
 
 async fn receive_all(sqs: &aws_sdk_sqs::Client, url: &str) -> Vec<aws_sdk_sqs::types::Message> {
     let out = sqs
@@ -68,7 +51,7 @@ fn request(deal: DealRef, correlation: &str) -> DispatchRequest {
 async fn messages_land_on_their_fifo_queues_grouped_by_account_and_deduplicated() {
     let moto = Moto::start().await.expect("moto starts");
     let sqs = aws_sdk_sqs::Client::new(&moto.sdk_config().await);
-    let urls = create_queues(&sqs).await;
+    let urls = create_queues(&sqs).await.unwrap();
     let stack = LocalStack::start().await.unwrap();
     let dispatcher = dispatcher(&stack, SqsQueue::new(sqs.clone(), urls.clone()));
 
@@ -135,7 +118,7 @@ async fn messages_land_on_their_fifo_queues_grouped_by_account_and_deduplicated(
 async fn a_deferred_dispatch_waits_on_the_standard_delayed_queue() {
     let moto = Moto::start().await.expect("moto starts");
     let sqs = aws_sdk_sqs::Client::new(&moto.sdk_config().await);
-    let urls = create_queues(&sqs).await;
+    let urls = create_queues(&sqs).await.unwrap();
     let stack = LocalStack::start().await.unwrap();
     let dispatcher = dispatcher(&stack, SqsQueue::new(sqs.clone(), urls.clone()));
     let outcome = dispatcher

@@ -1,22 +1,33 @@
-//! `make demo`: runs dealbridge locally against the sandbox and shows what it sees.
+//! `make demo`: runs dealbridge locally, every function in one process, against the sandbox.
 //!
-//! Starts the fake Salesforce org seeded with the bundled deals, connects the real Salesforce
-//! client to it exactly as a deployment would (configuration plus a credentials secret), and loads
-//! every deal's snapshot by Opportunity Id and by Order Id.
+//! The sandbox Salesforce org is seeded with realistic deals. Each deal is sent to the intake
+//! exactly as Salesforce would send it (a signed Apex callout, an Outbound Message, a Platform
+//! Event through EventBridge); the intake loads it in one Salesforce call, plans the work and
+//! enqueues it on an in-memory queue with SQS's semantics; the delayed function handles deals whose
+//! Order CPQ has not created yet, with time moved forward instead of waited for.
 
 use anyhow::Context;
-use dealbridge::config::AuthFlow;
-use dealbridge::salesforce::SfId;
+use dealbridge::queue::QueueName;
 use dealbridge::snapshot::{DealRef, DealSnapshot, LoadOutcome};
-use dealbridge_sandbox::harness::connect;
-use dealbridge_sandbox::salesforce::{OrgSettings, SalesforceSandbox, routes, seeded_org};
+use dealbridge_delayed::RecordOutcome;
+use dealbridge_sandbox::events::{http_request, sample, with_signed_body};
+use dealbridge_sandbox::local::LocalStack;
+use dealbridge_sandbox::salesforce::routes;
+use serde_json::Value;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let org = seeded_org().context("loading the seeded sandbox org")?;
-    let opportunities: Vec<(String, String)> = {
-        let mut list: Vec<(String, String)> = org
-            .records("Opportunity")
+    let stack = LocalStack::start()
+        .await
+        .context("starting the local stack")?;
+    println!(
+        "dealbridge demo: sandbox Salesforce org at {}",
+        stack.salesforce.url()
+    );
+    println!("every function runs in this process on an in-memory queue\n");
+
+    let mut opportunities: Vec<(String, String)> = stack.salesforce.with_org(|org| {
+        org.records("Opportunity")
             .iter()
             .filter_map(|r| {
                 Some((
@@ -24,69 +35,158 @@ async fn main() -> anyhow::Result<()> {
                     r.get("Id")?.as_str()?.to_string(),
                 ))
             })
-            .collect();
-        list.sort();
-        list
-    };
-    let sandbox = SalesforceSandbox::start(OrgSettings::default(), org).await?;
-    println!(
-        "dealbridge demo: sandbox Salesforce org at {}\n",
-        sandbox.url()
-    );
-    let connected = connect(&sandbox, AuthFlow::JwtBearer, &[])?;
-
-    for (name, id) in &opportunities {
-        let before = sandbox.observer().total();
-        let deal = DealRef::Opportunity(SfId::parse(id)?);
-        match connected.loader.load(&deal).await {
-            Ok(LoadOutcome::Loaded(snapshot)) => print_snapshot(&snapshot),
-            Ok(LoadOutcome::OrderPending { stage, .. }) => {
-                println!(
-                    "■ {name} ({id})\n  stage {stage}: no Order yet; dealbridge re-dispatches later\n"
-                )
-            }
-            Err(e) => println!("■ {name} ({id})\n  error: {e}\n"),
-        }
-        println!(
-            "  Salesforce calls for this load: {}\n",
-            sandbox.observer().total() - before
-        );
-    }
-
-    let orders: Vec<String> = sandbox.with_org(|org| {
-        org.records("Order")
-            .iter()
-            .filter_map(|r| r.get("Id")?.as_str().map(str::to_string))
             .collect()
     });
-    let mut loaded = 0;
-    for id in &orders {
-        if let Ok(LoadOutcome::Loaded(_)) = connected
-            .loader
-            .load(&DealRef::Order(SfId::parse(id)?))
+    opportunities.sort();
+    let template = sample("intake-http-api-deal.json");
+    let now = stack.clock_now();
+
+    println!("── Apex callouts: POST /v1/deals for each won deal ──\n");
+    for (name, id) in &opportunities {
+        let calls_before = stack.salesforce.observer().count(routes::COMPOSITE);
+        let body = serde_json::json!({"opportunityId": id}).to_string();
+        let response = dealbridge_intake::handle(
+            http_request(&with_signed_body(&template, &body, now)),
+            &stack.intake,
+        )
+        .await;
+        let calls = stack.salesforce.observer().count(routes::COMPOSITE) - calls_before;
+        match stack
+            .intake_loader()
+            .load(&DealRef::Opportunity(id.parse()?))
             .await
         {
-            loaded += 1;
+            Ok(LoadOutcome::Loaded(s)) => print_snapshot(&s),
+            _ => println!("■ {name} ({id})"),
         }
+        print_answer(
+            "intake",
+            response.status().as_u16(),
+            response.body().as_ref(),
+        );
+        println!("  Salesforce API calls to load the deal: {calls}\n");
+    }
+
+    println!("── Outbound Message with two notifications ──");
+    let r = dealbridge_intake::handle(
+        http_request(&sample("intake-outbound-message.json")),
+        &stack.intake,
+    )
+    .await;
+    println!(
+        "  HTTP {} {}",
+        r.status().as_u16(),
+        if r.status() == 200 {
+            "<Ack>true</Ack>"
+        } else {
+            "fault"
+        }
+    );
+    println!(
+        "  (both deals were already queued: the FIFO deduplication ids match, nothing doubles)\n"
+    );
+
+    println!("── Platform Event OrderProvisionRequested__e for the approved internet Order ──");
+    let event = serde_json::from_value(sample("platform-events-order-provision.json"))?;
+    match dealbridge_platform_events::handle(event, &stack.platform_events).await {
+        Ok(outcome) => print_answer(
+            "platform-events",
+            200,
+            serde_json::to_string(&outcome)?.as_bytes(),
+        ),
+        Err(e) => println!("  error: {e}"),
+    }
+    println!();
+
+    println!("── Waiting for CPQ: the delayed function re-dispatches the deal without an Order ──");
+    let outcomes = stack.drain_delayed(100).await;
+    let redispatched = outcomes
+        .iter()
+        .filter(|o| **o == RecordOutcome::Dispatched)
+        .count();
+    println!(
+        "  {redispatched} re-dispatches over {} minutes of (simulated) waiting",
+        stack.queue.now().as_secs() / 60
+    );
+    if let Some(RecordOutcome::Failed { reason, .. }) = outcomes
+        .iter()
+        .find(|o| matches!(o, RecordOutcome::Failed { .. }))
+    {
+        println!("  then: {reason}");
     }
     println!(
-        "Loaded {loaded} of {} Orders by Order Id as well.",
-        orders.len()
+        "  dead-letter queue: {} message(s)\n",
+        stack.queue.dead_letters(QueueName::Delayed).len()
     );
-    let log = sandbox.observer();
+
+    println!("── Queues ──");
+    for q in QueueName::ALL {
+        println!(
+            "  {q}: {} message(s) waiting for their worker",
+            stack.queue.depth(q)
+        );
+    }
+    let log = stack.salesforce.observer();
     println!(
-        "Salesforce requests in total: {} ({} token, {} composite, {} other); org API usage {}",
+        "\nSalesforce requests in total: {} ({} login, {} composite, {} other)",
         log.total(),
         log.count(routes::TOKEN),
         log.count(routes::COMPOSITE),
-        log.total() - log.count(routes::TOKEN) - log.count(routes::COMPOSITE),
-        connected
-            .client
-            .api_usage()
-            .map(|u| format!("{}/{}", u.used, u.max))
-            .unwrap_or_else(|| "unknown".into())
+        log.total() - log.count(routes::TOKEN) - log.count(routes::COMPOSITE)
     );
     Ok(())
+}
+
+fn print_answer(function: &str, status: u16, body: &[u8]) {
+    let Ok(json) = serde_json::from_slice::<Value>(body) else {
+        println!("  {function} answered HTTP {status}");
+        return;
+    };
+    let steps: Vec<String> = json["messages"]
+        .as_array()
+        .map(|m| {
+            m.iter()
+                .filter_map(|s| {
+                    Some(format!(
+                        "{} → queue {}",
+                        s["step"].as_str()?,
+                        s["queue"].as_str()?
+                    ))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    println!(
+        "  {function} answered HTTP {status}: {}",
+        json["status"].as_str().unwrap_or("error")
+    );
+    for step in steps {
+        println!("    planned: {step}");
+    }
+    for skipped in json["plan"]["skipped"].as_array().into_iter().flatten() {
+        println!(
+            "    skipped {}: {}",
+            skipped["flow"].as_str().unwrap_or(""),
+            skipped["reason"].as_str().unwrap_or("")
+        );
+    }
+    for product in json["plan"]["unmappedProducts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        println!("    unmapped product: {}", product.as_str().unwrap_or(""));
+    }
+    if let Some(reason) = json["reason"].as_str() {
+        println!("    {reason}");
+    }
+    if let Some(e) = json.get("error") {
+        println!(
+            "    error {}: {}",
+            e["code"].as_str().unwrap_or(""),
+            e["message"].as_str().unwrap_or("")
+        );
+    }
 }
 
 fn print_snapshot(s: &DealSnapshot) {

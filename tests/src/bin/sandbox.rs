@@ -1,15 +1,29 @@
-//! Serves the sandbox fakes on localhost for manual use.
+//! `make sandbox`: serves the fake Salesforce org on localhost and, with `--aws` (the default when
+//! the project venv exists), moto's server with dealbridge's queues and secrets, then writes an
+//! environment file with which the real function binaries run locally:
+//!
+//! ```sh
+//! cargo lambda watch -A 127.0.0.1 -P 9000 --env-file target/sandbox.env
+//! cargo lambda invoke intake -A 127.0.0.1 -P 9000 --data-file events/intake-http-api-deal.json
+//! ```
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Parser;
-use dealbridge_sandbox::harness::SALESFORCE_SECRET;
-use dealbridge_sandbox::salesforce::{OrgSettings, SalesforceSandbox, data_dir, test_keys_dir};
+use dealbridge::queue::QueueName;
+use dealbridge::salesforce::SfId;
+use dealbridge_sandbox::aws::{create_queues, put_secret};
+use dealbridge_sandbox::harness::{SALESFORCE_SECRET, credentials_secret};
+use dealbridge_sandbox::local::{INTAKE_SECRET, intake_secret_json};
+use dealbridge_sandbox::moto::Moto;
+use dealbridge_sandbox::salesforce::{OrgSettings, SalesforceSandbox, data_dir};
 
 #[derive(Parser)]
-#[command(about = "Serve dealbridge's sandbox: a fake Salesforce org seeded with realistic deals")]
+#[command(
+    about = "Serve dealbridge's sandbox: a fake Salesforce org seeded with realistic deals, and moto with dealbridge's queues and secrets"
+)]
 struct Args {
     /// Port of the fake Salesforce org (login and instance URL).
     #[arg(long, default_value_t = 8440)]
@@ -20,6 +34,12 @@ struct Args {
     /// Records to load, in `sf data export tree` form; repeat for several files.
     #[arg(long = "data")]
     data: Vec<PathBuf>,
+    /// Also start moto's server with the queues and secrets (needs the project venv: make venv).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    aws: bool,
+    /// Where to write the functions' environment.
+    #[arg(long, default_value = "target/sandbox.env")]
+    env_file: PathBuf,
 }
 
 #[tokio::main]
@@ -39,21 +59,70 @@ async fn main() -> anyhow::Result<()> {
     let sf = SalesforceSandbox::start_on(settings.clone(), org, addr)
         .await
         .with_context(|| format!("binding {addr}"))?;
-    println!("Salesforce sandbox org listening on {}", sf.url());
-    println!();
-    println!("Point dealbridge at it with:");
-    println!("  export SALESFORCE_LOGIN_URL={}", sf.url());
-    println!("  export SALESFORCE_AUTH_FLOW=client_credentials   # or jwt_bearer");
-    println!("  export SALESFORCE_SECRET_NAME={SALESFORCE_SECRET}");
-    println!("with that secret holding the sandbox's own credentials (they protect nothing):");
+    println!("Salesforce sandbox org: {}", sf.url());
+
+    let mut env: Vec<(String, String)> = vec![
+        ("SALESFORCE_LOGIN_URL".into(), sf.url().into()),
+        ("SALESFORCE_AUTH_FLOW".into(), "client_credentials".into()),
+        ("SALESFORCE_SECRET_NAME".into(), SALESFORCE_SECRET.into()),
+        ("INTAKE_SECRET_NAME".into(), INTAKE_SECRET.into()),
+        (
+            "SALESFORCE_ORG_IDS".into(),
+            SfId::parse(&settings.org_id)?.to_string(),
+        ),
+        // The sample events are signed at a fixed time; accept them whenever they are replayed.
+        (
+            "INTAKE_SIGNATURE_TOLERANCE_SECONDS".into(),
+            "315360000".into(),
+        ),
+        ("RUST_LOG".into(), "info".into()),
+    ];
+    let _moto = if args.aws {
+        let moto = Moto::start()
+            .await
+            .context("starting moto (run `make venv` first, or pass --aws false)")?;
+        let aws = moto.sdk_config().await;
+        let urls = create_queues(&aws_sdk_sqs::Client::new(&aws)).await?;
+        let secrets = aws_sdk_secretsmanager::Client::new(&aws);
+        put_secret(&secrets, SALESFORCE_SECRET, &credentials_secret(&settings)).await?;
+        put_secret(&secrets, INTAKE_SECRET, &intake_secret_json()).await?;
+        for q in QueueName::ALL {
+            env.push((
+                q.url_variable().into(),
+                urls.get(q).unwrap_or_default().into(),
+            ));
+        }
+        env.extend([
+            ("AWS_ENDPOINT_URL".to_string(), moto.endpoint().to_string()),
+            ("AWS_REGION".into(), "us-east-1".into()),
+            ("AWS_ACCESS_KEY_ID".into(), "test".into()),
+            ("AWS_SECRET_ACCESS_KEY".into(), "test".into()),
+        ]);
+        println!("moto (SQS, Secrets Manager):  {}", moto.endpoint());
+        Some(moto)
+    } else {
+        None
+    };
+
+    if let Some(parent) = args.env_file.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    let text: String = env.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
+    std::fs::write(&args.env_file, text)?;
     println!(
-        "  {{\"client_id\":\"{}\",\"client_secret\":\"{}\",\"username\":\"{}\",\"private_key\":\"<{}>\"}}",
-        settings.client_id,
-        settings.client_secret,
-        settings.username,
-        test_keys_dir().join("jwt-test-key.pem").display()
+        "\nThe functions' environment is in {}. Run them with:",
+        args.env_file.display()
     );
-    println!();
+    println!(
+        "  cargo lambda watch -A 127.0.0.1 -P 9000 --env-file {}",
+        args.env_file.display()
+    );
+    println!(
+        "  cargo lambda invoke intake -A 127.0.0.1 -P 9000 --data-file events/intake-http-api-deal.json"
+    );
+    println!(
+        "\nSandbox credentials (they protect nothing) are in the secrets {SALESFORCE_SECRET} and {INTAKE_SECRET}."
+    );
     println!("Press Ctrl-C to stop.");
     tokio::signal::ctrl_c().await?;
     Ok(())

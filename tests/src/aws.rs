@@ -1,0 +1,52 @@
+//! dealbridge's AWS resources on moto's server: the queues and the secrets a deployment has, for
+//! tests and for running the real function binaries locally (`make sandbox` + `cargo lambda`).
+
+use std::collections::HashMap;
+
+use aws_sdk_sqs::types::QueueAttributeName;
+use dealbridge::queue::{QueueName, QueueUrls};
+
+/// Creates every queue (FIFO where the template makes it FIFO) and returns their URLs.
+pub async fn create_queues(sqs: &aws_sdk_sqs::Client) -> anyhow::Result<QueueUrls> {
+    let mut urls = HashMap::new();
+    for q in QueueName::ALL {
+        let mut req = sqs.create_queue();
+        if q.is_fifo() {
+            req = req
+                .queue_name(format!("dealbridge-{q}.fifo"))
+                .attributes(QueueAttributeName::FifoQueue, "true")
+                .attributes(QueueAttributeName::ContentBasedDeduplication, "false");
+        } else {
+            req = req.queue_name(format!("dealbridge-{q}"));
+        }
+        let out = req.send().await?;
+        let url = out
+            .queue_url()
+            .ok_or_else(|| anyhow::anyhow!("moto returned no URL for {q}"))?;
+        urls.insert(q, url.to_string());
+    }
+    Ok(QueueUrls::new(urls))
+}
+
+/// Creates (or overwrites) a secret.
+pub async fn put_secret(
+    secrets: &aws_sdk_secretsmanager::Client,
+    name: &str,
+    value: &str,
+) -> anyhow::Result<()> {
+    let created = secrets
+        .create_secret()
+        .name(name)
+        .secret_string(value)
+        .send()
+        .await;
+    if created.is_err() {
+        secrets
+            .put_secret_value()
+            .secret_id(name)
+            .secret_string(value)
+            .send()
+            .await?;
+    }
+    Ok(())
+}
