@@ -6,6 +6,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::maxio::prepare::AbDealPlan;
+use crate::maxio::steps::ResolvedComponent;
 use crate::queue::{OutgoingMessage, QueueName};
 use crate::salesforce::SfId;
 use crate::snapshot::{DealRef, DealSnapshot};
@@ -40,6 +42,17 @@ pub struct Envelope {
 pub enum Step {
     /// Find or create the Maxio AB customer, then continue the chain.
     MaxioCustomer { snapshot: Box<DealSnapshot> },
+    /// Create or reuse the deal's custom price points.
+    MaxioPricePoints {
+        plan: Box<AbDealPlan>,
+        customer_id: i64,
+    },
+    /// Create or find the subscription, verify it, write the outcome back.
+    MaxioSubscription {
+        plan: Box<AbDealPlan>,
+        customer_id: i64,
+        components: Vec<ResolvedComponent>,
+    },
     /// Provision one Order in WHMCS.
     WhmcsProvision {
         order_id: SfId,
@@ -58,6 +71,8 @@ impl Step {
     pub fn name(&self) -> &'static str {
         match self {
             Step::MaxioCustomer { .. } => "maxio-customer",
+            Step::MaxioPricePoints { .. } => "maxio-price-points",
+            Step::MaxioSubscription { .. } => "maxio-subscription",
             Step::WhmcsProvision { .. } => "whmcs-provision",
             Step::Dispatch { .. } => "dispatch",
         }
@@ -66,6 +81,8 @@ impl Step {
     pub fn queue(&self) -> QueueName {
         match self {
             Step::MaxioCustomer { .. } => QueueName::MaxioCustomer,
+            Step::MaxioPricePoints { .. } => QueueName::MaxioPricePoints,
+            Step::MaxioSubscription { .. } => QueueName::MaxioSubscription,
             Step::WhmcsProvision { .. } => QueueName::WhmcsProvision,
             Step::Dispatch { .. } => QueueName::Delayed,
         }

@@ -35,6 +35,25 @@ pub struct Mapping {
     pub product: ProductFields,
     /// Maxio AB component handles for products whose Product2 record does not name one.
     pub maxio_components: ComponentMap,
+    /// Picklist values dealbridge writes.
+    pub values: StatusValues,
+}
+
+/// The status values written back; change them to match the org's picklists.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StatusValues {
+    pub maxio_synced: String,
+    pub maxio_failed: String,
+}
+
+impl Default for StatusValues {
+    fn default() -> Self {
+        StatusValues {
+            maxio_synced: "Synced".into(),
+            maxio_failed: "Failed".into(),
+        }
+    }
 }
 
 /// Product → Maxio AB component handle, for orgs that map products here rather than on Product2.
@@ -76,6 +95,11 @@ pub struct OpportunityFields {
     /// Lookup to the primary quote (CPQ `SBQQ__PrimaryQuote__c`; standard `SyncedQuoteId`).
     pub primary_quote: Option<String>,
     pub maxio_subscription_id: Option<String>,
+    pub maxio_customer_id: Option<String>,
+    /// Maxio sync status picklist (values in `values`).
+    pub maxio_sync_status: Option<String>,
+    pub maxio_sync_error: Option<String>,
+    pub maxio_sync_datetime: Option<String>,
     /// Per-deal override of the Maxio AB product handle.
     pub maxio_product_handle: Option<String>,
     pub whmcs_service_id: Option<String>,
@@ -140,6 +164,7 @@ impl Default for Mapping {
             order_item: OrderItemFields::default(),
             product: ProductFields::default(),
             maxio_components: ComponentMap::default(),
+            values: StatusValues::default(),
         }
     }
 }
@@ -172,6 +197,10 @@ impl Default for OpportunityFields {
         OpportunityFields {
             primary_quote: some("SBQQ__PrimaryQuote__c"),
             maxio_subscription_id: some("Maxio_Subscription_Id__c"),
+            maxio_customer_id: some("Maxio_Customer_Id__c"),
+            maxio_sync_status: some("Maxio_Sync_Status__c"),
+            maxio_sync_error: some("Maxio_Sync_Error__c"),
+            maxio_sync_datetime: some("Maxio_Sync_DateTime__c"),
             maxio_product_handle: some("Maxio_Product_Handle__c"),
             whmcs_service_id: some("WHMCS_Service_ID__c"),
             contact_roles: true,
@@ -290,6 +319,22 @@ impl Mapping {
             (
                 "opportunity.maxio_subscription_id",
                 &self.opportunity.maxio_subscription_id,
+            ),
+            (
+                "opportunity.maxio_customer_id",
+                &self.opportunity.maxio_customer_id,
+            ),
+            (
+                "opportunity.maxio_sync_status",
+                &self.opportunity.maxio_sync_status,
+            ),
+            (
+                "opportunity.maxio_sync_error",
+                &self.opportunity.maxio_sync_error,
+            ),
+            (
+                "opportunity.maxio_sync_datetime",
+                &self.opportunity.maxio_sync_datetime,
             ),
             (
                 "opportunity.maxio_product_handle",

@@ -38,6 +38,7 @@ pub struct Received {
 #[derive(Default)]
 struct State {
     now: Duration,
+    max_receives: HashMap<QueueName, u32>,
     seq: u64,
     queues: HashMap<QueueName, Vec<Stored>>,
     dead: HashMap<QueueName, Vec<Stored>>,
@@ -69,6 +70,11 @@ impl InMemoryQueue {
 
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Sets a queue's maxReceiveCount (the default applies to the others).
+    pub fn set_max_receives(&self, queue: QueueName, max: u32) {
+        self.lock().max_receives.insert(queue, max);
     }
 
     /// Moves the virtual clock forward.
@@ -118,7 +124,11 @@ impl InMemoryQueue {
         let mut state = self.lock();
         let now = state.now;
         let visibility = self.visibility_timeout;
-        let max_receives = self.max_receives;
+        let max_receives = state
+            .max_receives
+            .get(&queue)
+            .copied()
+            .unwrap_or(self.max_receives);
         let mut out = Vec::new();
         let mut busy_groups: Vec<String> = Vec::new();
         let mut dead = Vec::new();

@@ -19,6 +19,10 @@ pub use sqs::{QueueUrls, SqsQueue};
 pub enum QueueName {
     /// First step of the Maxio Advanced Billing chain (FIFO).
     MaxioCustomer,
+    /// Custom price points for the deal's scheduled products (FIFO).
+    MaxioPricePoints,
+    /// The subscription, checked and written back (FIFO).
+    MaxioSubscription,
     /// WHMCS provisioning of one Order (FIFO).
     WhmcsProvision,
     /// Work to do later: re-dispatch a deal whose Order CPQ has not created yet (standard queue,
@@ -27,8 +31,10 @@ pub enum QueueName {
 }
 
 impl QueueName {
-    pub const ALL: [QueueName; 3] = [
+    pub const ALL: [QueueName; 5] = [
         QueueName::MaxioCustomer,
+        QueueName::MaxioPricePoints,
+        QueueName::MaxioSubscription,
         QueueName::WhmcsProvision,
         QueueName::Delayed,
     ];
@@ -41,6 +47,8 @@ impl QueueName {
     pub fn url_variable(self) -> &'static str {
         match self {
             QueueName::MaxioCustomer => "MAXIO_CUSTOMER_QUEUE_URL",
+            QueueName::MaxioPricePoints => "MAXIO_PRICE_POINTS_QUEUE_URL",
+            QueueName::MaxioSubscription => "MAXIO_SUBSCRIPTION_QUEUE_URL",
             QueueName::WhmcsProvision => "WHMCS_PROVISION_QUEUE_URL",
             QueueName::Delayed => "DELAYED_QUEUE_URL",
         }
@@ -49,6 +57,8 @@ impl QueueName {
     pub fn as_str(self) -> &'static str {
         match self {
             QueueName::MaxioCustomer => "maxio-customer",
+            QueueName::MaxioPricePoints => "maxio-price-points",
+            QueueName::MaxioSubscription => "maxio-subscription",
             QueueName::WhmcsProvision => "whmcs-provision",
             QueueName::Delayed => "delayed",
         }

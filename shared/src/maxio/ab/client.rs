@@ -1,0 +1,306 @@
+//! The Maxio Advanced Billing client: Basic auth (API key, password `x`), wrapped JSON resources,
+//! a `uniqueness_token` on every POST, retries with backoff and jitter on 429, 5xx and timeouts,
+//! and at most 4 requests in flight per site from this process.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use reqwest::Method;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use tokio::sync::Semaphore;
+use tracing::{debug, warn};
+use url::Url;
+
+use super::error::{MaxioError, parse_messages};
+use super::model::*;
+use crate::maxio::pricing::PricePointSpec;
+use crate::retry::RetryPolicy;
+use crate::secrets::{Secret, SecretStore, parse_json_secret};
+
+/// Maxio allows 4 concurrent requests per site.
+pub const MAX_CONCURRENT_REQUESTS: usize = 4;
+
+#[derive(Debug, Clone, Deserialize)]
+struct AbCredentials {
+    api_key: Secret,
+}
+
+#[derive(Debug, Clone)]
+pub struct AbClientSettings {
+    /// `https://<subdomain>.chargify.com` (or `.ebilling.maxio.com`).
+    pub base_url: Url,
+    /// Secrets Manager secret holding `{"api_key": "..."}`.
+    pub secret_name: String,
+    pub timeout: Duration,
+    pub retry: RetryPolicy,
+    pub max_concurrent_requests: usize,
+}
+
+pub struct AbClient {
+    http: reqwest::Client,
+    settings: AbClientSettings,
+    secrets: Arc<dyn SecretStore>,
+    permits: Arc<Semaphore>,
+    components: Mutex<HashMap<String, Component>>,
+}
+
+#[derive(Deserialize)]
+struct Wrapped<T> {
+    #[serde(
+        alias = "customer",
+        alias = "subscription",
+        alias = "price_point",
+        alias = "component"
+    )]
+    inner: T,
+}
+
+impl AbClient {
+    pub fn new(
+        settings: AbClientSettings,
+        secrets: Arc<dyn SecretStore>,
+    ) -> Result<Self, MaxioError> {
+        let http = reqwest::Client::builder()
+            .timeout(settings.timeout)
+            .connect_timeout(Duration::from_secs(5))
+            .user_agent(concat!("dealbridge/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| MaxioError::Transport(e.to_string()))?;
+        let permits = Arc::new(Semaphore::new(settings.max_concurrent_requests.max(1)));
+        Ok(AbClient {
+            http,
+            settings,
+            secrets,
+            permits,
+            components: Mutex::new(HashMap::new()),
+        })
+    }
+
+    async fn api_key(&self) -> Result<Secret, MaxioError> {
+        let name = &self.settings.secret_name;
+        let secret = self
+            .secrets
+            .secret_string(name)
+            .await
+            .map_err(|e| MaxioError::Credentials(e.to_string()))?;
+        let creds: AbCredentials =
+            parse_json_secret(name, &secret).map_err(|e| MaxioError::Credentials(e.to_string()))?;
+        Ok(creds.api_key)
+    }
+
+    /// One request with retries. `Ok(None)` is a 404.
+    async fn call<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Option<T>, MaxioError> {
+        let url = self
+            .settings
+            .base_url
+            .join(path)
+            .map_err(|e| MaxioError::Decode(format!("{path}: {e}")))?;
+        let key = self.api_key().await?;
+        let policy = &self.settings.retry;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let result = self.once(&method, &url, &key, body).await;
+            match result {
+                Err(e) if e.is_retryable() && attempt < policy.max_attempts => {
+                    warn!(%method, path, attempt, error = %e, "Maxio call failed; retrying");
+                    policy.wait(attempt, e.retry_after()).await;
+                }
+                Err(e) => return Err(e),
+                Ok(None) => return Ok(None),
+                Ok(Some(text)) => {
+                    return serde_json::from_str(&text)
+                        .map(Some)
+                        .map_err(|e| MaxioError::Decode(format!("{path}: {e}")));
+                }
+            }
+        }
+    }
+
+    async fn once(
+        &self,
+        method: &Method,
+        url: &Url,
+        key: &Secret,
+        body: Option<&Value>,
+    ) -> Result<Option<String>, MaxioError> {
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| MaxioError::Transport("client closed".into()))?;
+        debug!(%method, path = url.path(), "maxio request");
+        let mut request = self
+            .http
+            .request(method.clone(), url.clone())
+            .basic_auth(key.expose(), Some("x"))
+            .header("Accept", "application/json");
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request.send().await.map_err(|e| {
+            MaxioError::Transport(if e.is_timeout() {
+                "timed out".into()
+            } else {
+                e.to_string()
+            })
+        })?;
+        let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get("Retry-After")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        let text = response
+            .text()
+            .await
+            .map_err(|e| MaxioError::Transport(e.to_string()))?;
+        match status {
+            200..=299 => Ok(Some(text)),
+            401 => Err(MaxioError::Unauthorized),
+            404 => Ok(None),
+            409 => Err(MaxioError::DuplicateSubmission),
+            429 => Err(MaxioError::RateLimited { retry_after }),
+            408 | 500..=599 => Err(MaxioError::Server {
+                status,
+                message: text.chars().take(300).collect(),
+            }),
+            _ => Err(MaxioError::Rejected {
+                status,
+                messages: parse_messages(&text),
+            }),
+        }
+    }
+
+    async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<Option<T>, MaxioError> {
+        self.call(Method::GET, path, None).await
+    }
+
+    async fn post<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        root: &str,
+        resource: &impl Serialize,
+        uniqueness_token: &str,
+    ) -> Result<T, MaxioError> {
+        let body = json!({ root: resource, "uniqueness_token": uniqueness_token });
+        self.call(Method::POST, path, Some(&body))
+            .await?
+            .ok_or_else(|| MaxioError::NotFound(path.to_string()))
+    }
+
+    pub async fn lookup_customer(&self, reference: &str) -> Result<Option<Customer>, MaxioError> {
+        let path = format!("/customers/lookup.json?reference={}", encode(reference));
+        Ok(self.get::<Wrapped<Customer>>(&path).await?.map(|w| w.inner))
+    }
+
+    pub async fn create_customer(
+        &self,
+        customer: &NewCustomer,
+        token: &str,
+    ) -> Result<Customer, MaxioError> {
+        let w: Wrapped<Customer> = self
+            .post("/customers.json", "customer", customer, token)
+            .await?;
+        Ok(w.inner)
+    }
+
+    /// The component with `handle`, cached for the life of the container.
+    pub async fn component(&self, handle: &str) -> Result<Component, MaxioError> {
+        if let Some(c) = self
+            .components
+            .lock()
+            .ok()
+            .and_then(|m| m.get(handle).cloned())
+        {
+            return Ok(c);
+        }
+        let path = format!("/components/lookup.json?handle={}", encode(handle));
+        let component = self
+            .get::<Wrapped<Component>>(&path)
+            .await?
+            .map(|w| w.inner)
+            .ok_or_else(|| MaxioError::NotFound(format!("component with handle {handle:?}")))?;
+        if let Ok(mut m) = self.components.lock() {
+            m.insert(handle.to_string(), component.clone());
+        }
+        Ok(component)
+    }
+
+    pub async fn price_point_by_handle(
+        &self,
+        component_id: i64,
+        handle: &str,
+    ) -> Result<Option<PricePoint>, MaxioError> {
+        let path = format!(
+            "/components/{component_id}/price_points/handle:{}.json",
+            encode(handle)
+        );
+        Ok(self
+            .get::<Wrapped<PricePoint>>(&path)
+            .await?
+            .map(|w| w.inner))
+    }
+
+    pub async fn create_price_point(
+        &self,
+        component_id: i64,
+        spec: &PricePointSpec,
+        token: &str,
+    ) -> Result<PricePoint, MaxioError> {
+        let path = format!("/components/{component_id}/price_points.json");
+        let w: Wrapped<PricePoint> = self.post(&path, "price_point", spec, token).await?;
+        Ok(w.inner)
+    }
+
+    pub async fn lookup_subscription(
+        &self,
+        reference: &str,
+    ) -> Result<Option<Subscription>, MaxioError> {
+        let path = format!("/subscriptions/lookup.json?reference={}", encode(reference));
+        Ok(self
+            .get::<Wrapped<Subscription>>(&path)
+            .await?
+            .map(|w| w.inner))
+    }
+
+    pub async fn create_subscription(
+        &self,
+        subscription: &NewSubscription,
+        token: &str,
+    ) -> Result<Subscription, MaxioError> {
+        let w: Wrapped<Subscription> = self
+            .post("/subscriptions.json", "subscription", subscription, token)
+            .await?;
+        Ok(w.inner)
+    }
+
+    pub async fn subscription_components(
+        &self,
+        subscription_id: i64,
+    ) -> Result<Vec<SubscriptionComponent>, MaxioError> {
+        #[derive(Deserialize)]
+        struct Item {
+            component: SubscriptionComponent,
+        }
+        let path = format!("/subscriptions/{subscription_id}/components.json");
+        let items: Vec<Item> = self
+            .get(&path)
+            .await?
+            .ok_or_else(|| MaxioError::NotFound(format!("subscription {subscription_id}")))?;
+        Ok(items.into_iter().map(|i| i.component).collect())
+    }
+}
+
+fn encode(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}

@@ -1,0 +1,481 @@
+//! The Maxio Advanced Billing chain, one step per worker:
+//!
+//! 1. customer: check the whole deal can be billed ([`prepare`]), then find the AB customer by
+//!    reference (the Account Id) or create it;
+//! 2. price points: find each scheduled product's price point by its deterministic handle or create
+//!    it;
+//! 3. subscription: find it by reference (the Opportunity Id) or create it, read its components
+//!    back to catch AB's silent fallback to default price points, and write the outcome to
+//!    Salesforce.
+//!
+//! Every step is idempotent: natural keys are looked up before anything is created, every POST
+//! carries a `uniqueness_token` derived from the step, and "already taken" answers lead back to a
+//! lookup. A permanent failure is written to the Opportunity and the message is done; a transient
+//! one is retried, and on the message's last delivery it is written to the Opportunity as well
+//! before the message goes to the dead-letter queue.
+
+use std::sync::Arc;
+
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use tracing::{info, warn};
+
+use super::ab::{
+    AbClient, Component, MaxioError, NewSubscription, PricePoint, SubscriptionComponentRequest,
+};
+use super::prepare::{AbDealPlan, AbSettings, describe, prepare};
+use super::pricing::PricePointSpec;
+use crate::envelope::{Envelope, Step};
+use crate::mapping::Mapping;
+use crate::queue::Queue;
+use crate::salesforce::SfId;
+use crate::worker::Handled;
+use crate::writeback::{MaxioOutcome, WriteBack};
+
+/// A component of the subscription-to-be, resolved in AB.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResolvedComponent {
+    pub order_item_id: SfId,
+    pub product_name: String,
+    pub component_id: i64,
+    pub component_handle: String,
+    pub kind: Option<String>,
+    pub quantity: Decimal,
+    /// `None`: the component's default price point.
+    pub price_point_id: Option<i64>,
+    pub default_price_point_id: Option<i64>,
+}
+
+pub struct MaxioDeps {
+    pub ab: Arc<AbClient>,
+    pub queue: Arc<dyn Queue>,
+    pub writeback: Arc<WriteBack>,
+    pub mapping: Arc<Mapping>,
+    pub settings: AbSettings,
+    /// The worker queues' maxReceiveCount.
+    pub max_receives: u32,
+}
+
+/// A failure, split the way the chain treats it.
+#[derive(Debug, Clone)]
+enum StepError {
+    /// Cannot succeed by trying again (`CODE: message`): written to Salesforce, message done.
+    Permanent(String),
+    /// May succeed later.
+    Transient(String),
+}
+
+impl From<MaxioError> for StepError {
+    fn from(e: MaxioError) -> Self {
+        if e.is_retryable() {
+            StepError::Transient(e.to_string())
+        } else {
+            StepError::Permanent(format!("{}: {e}", e.code()))
+        }
+    }
+}
+
+/// What a step leaves for the Opportunity when it fails.
+struct Known {
+    customer_id: Option<i64>,
+    subscription_id: Option<i64>,
+}
+
+fn permanent(code: &str, message: impl std::fmt::Display) -> StepError {
+    StepError::Permanent(format!("{code}: {message}"))
+}
+
+fn token(step_key: &str, part: &str) -> String {
+    let digest = Sha256::digest(format!("{step_key}\n{part}").as_bytes());
+    format!("dealbridge-{}", hex::encode(&digest[..16]))
+}
+
+impl MaxioDeps {
+    /// Handles one message of any Maxio step; `receive_count` is its delivery number.
+    pub async fn handle(&self, envelope: Envelope, receive_count: u32) -> Handled {
+        let (opportunity, account) = match &envelope.step {
+            Step::MaxioCustomer { snapshot } => (
+                snapshot.opportunity.as_ref().map(|o| o.id.clone()),
+                snapshot.account.id.clone(),
+            ),
+            Step::MaxioPricePoints { plan, .. } | Step::MaxioSubscription { plan, .. } => {
+                (Some(plan.opportunity_id.clone()), plan.account_id.clone())
+            }
+            other => {
+                return self.give_up_unreadable(
+                    &envelope,
+                    format!("step {} is not a Maxio step", other.name()),
+                );
+            }
+        };
+        let mut known = Known {
+            customer_id: None,
+            subscription_id: None,
+        };
+        let result = match &envelope.step {
+            Step::MaxioCustomer { snapshot } => {
+                self.customer(&envelope, snapshot, &mut known).await
+            }
+            Step::MaxioPricePoints { plan, customer_id } => {
+                known.customer_id = Some(*customer_id);
+                self.price_points(&envelope, plan, *customer_id).await
+            }
+            Step::MaxioSubscription {
+                plan,
+                customer_id,
+                components,
+            } => {
+                known.customer_id = Some(*customer_id);
+                self.subscription(&envelope, plan, *customer_id, components, &mut known)
+                    .await
+            }
+            _ => Ok(()),
+        };
+        let failure = match result {
+            Ok(()) => return Handled::Done,
+            Err(StepError::Permanent(failure)) => failure,
+            Err(StepError::Transient(reason)) if receive_count < self.max_receives => {
+                warn!(step = envelope.step.name(), deal = %envelope.deal.id(), %reason, receive_count, "Maxio step failed; will retry");
+                return Handled::Retry(reason);
+            }
+            Err(StepError::Transient(reason)) => {
+                format!(
+                    "MAXIO_GAVE_UP: {} failed {receive_count} times; last error: {reason}",
+                    envelope.step.name()
+                )
+            }
+        };
+        let Some(opportunity) = opportunity else {
+            warn!(deal = %envelope.deal.id(), %failure, "Maxio step failed for a deal without an Opportunity");
+            return Handled::Done;
+        };
+        warn!(step = envelope.step.name(), deal = %envelope.deal.id(), correlation_id = %envelope.correlation_id, %failure, "Maxio sync failed");
+        let outcome = MaxioOutcome::Failed {
+            customer_id: known.customer_id,
+            subscription_id: known.subscription_id,
+            error: failure.clone(),
+        };
+        match self.writeback.maxio(&opportunity, &account, &outcome).await {
+            Ok(()) if failure.starts_with("MAXIO_GAVE_UP") => Handled::Retry(failure),
+            Ok(()) => Handled::Done,
+            Err(e) => Handled::Retry(format!(
+                "{failure}; and writing it to Salesforce failed: {e}"
+            )),
+        }
+    }
+
+    fn give_up_unreadable(&self, envelope: &Envelope, reason: String) -> Handled {
+        warn!(deal = %envelope.deal.id(), %reason, "message cannot be handled");
+        Handled::Retry(reason)
+    }
+
+    async fn send(&self, envelope: &Envelope, step: Step) -> Result<(), StepError> {
+        let next = Envelope::new(
+            &envelope.correlation_id,
+            &envelope.deal,
+            &envelope.account_id,
+            envelope.idempotency_key.as_deref(),
+            step,
+        );
+        let message = next
+            .to_message(std::time::Duration::ZERO)
+            .map_err(|e| permanent("DEALBRIDGE_INTERNAL", e))?;
+        self.queue.send(&message).await.map_err(|e| {
+            if e.retryable {
+                StepError::Transient(e.to_string())
+            } else {
+                permanent("DEALBRIDGE_QUEUE", e)
+            }
+        })?;
+        Ok(())
+    }
+
+    async fn customer(
+        &self,
+        envelope: &Envelope,
+        snapshot: &crate::snapshot::DealSnapshot,
+        known: &mut Known,
+    ) -> Result<(), StepError> {
+        let plan = prepare(snapshot, &self.mapping, &self.settings)
+            .map_err(|problems| StepError::Permanent(describe(&problems)))?;
+        let reference = plan.customer.reference.clone();
+        let customer = match self.ab.lookup_customer(&reference).await? {
+            Some(c) => c,
+            None => match self
+                .ab
+                .create_customer(&plan.customer, &token(&envelope.step_key, "customer"))
+                .await
+            {
+                Ok(c) => c,
+                Err(e @ (MaxioError::DuplicateSubmission | MaxioError::Rejected { .. }))
+                    if matches!(e, MaxioError::DuplicateSubmission) || e.mentions("reference") =>
+                {
+                    // Another attempt created it first.
+                    self.ab
+                        .lookup_customer(&reference)
+                        .await?
+                        .ok_or(StepError::Transient(format!(
+                            "{e}, but no customer has reference {reference} yet"
+                        )))?
+                }
+                Err(e) => return Err(e.into()),
+            },
+        };
+        known.customer_id = Some(customer.id);
+        info!(deal = %envelope.deal.id(), customer_id = customer.id, "Maxio customer ready");
+        self.send(
+            envelope,
+            Step::MaxioPricePoints {
+                plan: Box::new(plan),
+                customer_id: customer.id,
+            },
+        )
+        .await
+    }
+
+    async fn component(&self, handle: &str, product: &str) -> Result<Component, StepError> {
+        match self.ab.component(handle).await {
+            Err(MaxioError::NotFound(_)) => Err(permanent(
+                "MAXIO_COMPONENT_NOT_FOUND",
+                format!(
+                    "{product} maps to Maxio component {handle:?}, which does not exist in Maxio"
+                ),
+            )),
+            other => Ok(other?),
+        }
+    }
+
+    async fn price_point(
+        &self,
+        envelope: &Envelope,
+        component: &Component,
+        item: &SfId,
+        product: &str,
+        spec: &PricePointSpec,
+    ) -> Result<PricePoint, StepError> {
+        let existing = match self
+            .ab
+            .price_point_by_handle(component.id, &spec.handle)
+            .await?
+        {
+            Some(p) => Some(p),
+            None => match self
+                .ab
+                .create_price_point(
+                    component.id,
+                    spec,
+                    &token(&envelope.step_key, item.as_str()),
+                )
+                .await
+            {
+                Ok(p) => return Ok(p),
+                Err(e @ (MaxioError::DuplicateSubmission | MaxioError::Rejected { .. }))
+                    if matches!(e, MaxioError::DuplicateSubmission) || e.mentions("handle") =>
+                {
+                    self.ab
+                        .price_point_by_handle(component.id, &spec.handle)
+                        .await?
+                }
+                Err(e) => return Err(e.into()),
+            },
+        };
+        let Some(existing) = existing else {
+            return Err(StepError::Transient(format!(
+                "price point {} of {product} was reported taken but cannot be read yet",
+                spec.handle
+            )));
+        };
+        if !same_prices(&existing, spec) {
+            return Err(permanent(
+                "MAXIO_PRICE_POINT_CONFLICT",
+                format!(
+                    "Maxio already has a price point {} on {} with other tiers; archive it or change the schedule",
+                    spec.handle,
+                    component.handle.as_deref().unwrap_or_default()
+                ),
+            ));
+        }
+        Ok(existing)
+    }
+
+    async fn price_points(
+        &self,
+        envelope: &Envelope,
+        plan: &AbDealPlan,
+        customer_id: i64,
+    ) -> Result<(), StepError> {
+        let mut components = Vec::with_capacity(plan.items.len());
+        for item in &plan.items {
+            let component = self
+                .component(&item.component_handle, &item.product_name)
+                .await?;
+            let price_point_id = match &item.price_point {
+                Some(spec) => Some(
+                    self.price_point(
+                        envelope,
+                        &component,
+                        &item.order_item_id,
+                        &item.product_name,
+                        spec,
+                    )
+                    .await?
+                    .id,
+                ),
+                None => None,
+            };
+            components.push(ResolvedComponent {
+                order_item_id: item.order_item_id.clone(),
+                product_name: item.product_name.clone(),
+                component_id: component.id,
+                component_handle: item.component_handle.clone(),
+                kind: component.kind.clone(),
+                quantity: item.quantity,
+                price_point_id,
+                default_price_point_id: component.default_price_point_id,
+            });
+        }
+        info!(deal = %envelope.deal.id(), components = components.len(), "Maxio price points ready");
+        self.send(
+            envelope,
+            Step::MaxioSubscription {
+                plan: Box::new(plan.clone()),
+                customer_id,
+                components,
+            },
+        )
+        .await
+    }
+
+    async fn subscription(
+        &self,
+        envelope: &Envelope,
+        plan: &AbDealPlan,
+        customer_id: i64,
+        components: &[ResolvedComponent],
+        known: &mut Known,
+    ) -> Result<(), StepError> {
+        let reference = &plan.subscription_reference;
+        let request = NewSubscription {
+            product_handle: plan.product_handle.clone(),
+            customer_id,
+            reference: reference.clone(),
+            payment_collection_method: plan.payment_collection_method.clone(),
+            components: components.iter().map(component_request).collect(),
+        };
+        let subscription = match self.ab.lookup_subscription(reference).await? {
+            Some(s) => s,
+            None => match self
+                .ab
+                .create_subscription(&request, &token(&envelope.step_key, "subscription"))
+                .await
+            {
+                Ok(s) => s,
+                Err(e @ (MaxioError::DuplicateSubmission | MaxioError::Rejected { .. }))
+                    if matches!(e, MaxioError::DuplicateSubmission) || e.mentions("reference") =>
+                {
+                    self.ab
+                        .lookup_subscription(reference)
+                        .await?
+                        .ok_or(StepError::Transient(format!(
+                            "{e}, but no subscription has reference {reference} yet"
+                        )))?
+                }
+                Err(e) => return Err(e.into()),
+            },
+        };
+        known.subscription_id = Some(subscription.id);
+        if let Some(owner) = subscription.customer.as_ref().map(|c| c.id)
+            && owner != customer_id
+        {
+            return Err(permanent(
+                "MAXIO_SUBSCRIPTION_CONFLICT",
+                format!(
+                    "Maxio subscription {} with reference {reference} belongs to customer {owner}, not {customer_id}",
+                    subscription.id
+                ),
+            ));
+        }
+        let actual = self.ab.subscription_components(subscription.id).await?;
+        let mut mismatches = Vec::new();
+        for wanted in components {
+            let got = actual
+                .iter()
+                .find(|c| c.component_id == wanted.component_id);
+            match (got, wanted.price_point_id) {
+                (None, _) => mismatches.push(format!(
+                    "{} ({}) is missing from the subscription",
+                    wanted.product_name, wanted.component_handle
+                )),
+                (Some(c), Some(p)) if c.price_point_id != Some(p) => mismatches.push(format!(
+                    "{} is on price point {} instead of {p}",
+                    wanted.product_name,
+                    c.price_point_id
+                        .map(|x| x.to_string())
+                        .unwrap_or_else(|| "none".into())
+                )),
+                _ => {}
+            }
+        }
+        if !mismatches.is_empty() {
+            return Err(permanent(
+                "MAXIO_PRICE_POINT_MISMATCH",
+                format!(
+                    "Maxio subscription {} does not bill as agreed: {}",
+                    subscription.id,
+                    mismatches.join("; ")
+                ),
+            ));
+        }
+        self.writeback
+            .maxio(
+                &plan.opportunity_id,
+                &plan.account_id,
+                &MaxioOutcome::Synced {
+                    customer_id,
+                    subscription_id: subscription.id,
+                },
+            )
+            .await
+            .map_err(|e| {
+                if e.is_retryable() {
+                    StepError::Transient(format!("writing the outcome to Salesforce: {e}"))
+                } else {
+                    permanent("SALESFORCE_WRITE_FAILED", e)
+                }
+            })?;
+        info!(deal = %envelope.deal.id(), subscription_id = subscription.id, "Maxio subscription ready and written back");
+        Ok(())
+    }
+}
+
+fn component_request(c: &ResolvedComponent) -> SubscriptionComponentRequest {
+    let quantity_based = c.kind.as_deref() == Some("quantity_based_component");
+    let on_off = c.kind.as_deref() == Some("on_off_component");
+    SubscriptionComponentRequest {
+        component_id: Value::from(c.component_id),
+        price_point_id: c.price_point_id,
+        allocated_quantity: quantity_based.then(|| c.quantity.normalize().to_string()),
+        enabled: on_off.then_some(true),
+    }
+}
+
+/// Whether an existing price point has exactly the brackets and scheme of `spec`.
+fn same_prices(existing: &PricePoint, spec: &PricePointSpec) -> bool {
+    let number = |v: &Value| -> Option<Decimal> {
+        match v {
+            Value::Number(n) => crate::snapshot::fields::decimal_from_number(n),
+            Value::String(s) => s.parse().ok(),
+            _ => None,
+        }
+    };
+    existing.pricing_scheme.as_deref() == Some(spec.pricing_scheme.as_str())
+        && existing.prices.len() == spec.prices.len()
+        && existing.prices.iter().zip(&spec.prices).all(|(got, want)| {
+            number(&got.starting_quantity) == Some(Decimal::from(want.starting_quantity))
+                && number(&got.ending_quantity) == want.ending_quantity.map(Decimal::from)
+                && number(&got.unit_price) == want.unit_price.parse().ok()
+        })
+}

@@ -1,0 +1,207 @@
+//! Writing outcomes back to Salesforce, where sales and billing people see them: one sObject
+//! Collections call per outcome (Opportunity and Account together), retried while a record is
+//! locked (`UNABLE_TO_LOCK_ROW`).
+
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+use tracing::{info, warn};
+
+use crate::clock::Clock;
+use crate::mapping::Mapping;
+use crate::retry::RetryPolicy;
+use crate::salesforce::{RecordUpdate, SalesforceClient, SalesforceError, SfId};
+
+/// Long enough for a list of problems, short enough for any long text area.
+pub const MAX_ERROR_CHARS: usize = 4000;
+
+/// How a deal's Maxio AB sync ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MaxioOutcome {
+    Synced {
+        customer_id: i64,
+        subscription_id: i64,
+    },
+    Failed {
+        customer_id: Option<i64>,
+        subscription_id: Option<i64>,
+        error: String,
+    },
+}
+
+pub struct WriteBack {
+    client: Arc<SalesforceClient>,
+    mapping: Arc<Mapping>,
+    clock: Arc<dyn Clock>,
+    retry: RetryPolicy,
+}
+
+fn put(fields: &mut Map<String, Value>, name: &Option<String>, value: Value) {
+    if let Some(n) = name {
+        fields.insert(n.clone(), value);
+    }
+}
+
+/// Cuts `text` to at most `max` characters on a character boundary, marking the cut.
+pub fn truncate(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_string();
+    }
+    let mut out: String = text.chars().take(max.saturating_sub(1)).collect();
+    out.push('…');
+    out
+}
+
+impl WriteBack {
+    pub fn new(
+        client: Arc<SalesforceClient>,
+        mapping: Arc<Mapping>,
+        clock: Arc<dyn Clock>,
+        retry: RetryPolicy,
+    ) -> Self {
+        WriteBack {
+            client,
+            mapping,
+            clock,
+            retry,
+        }
+    }
+
+    /// The records a Maxio outcome writes. Pure, so it is tested without Salesforce.
+    pub fn maxio_records(
+        &self,
+        opportunity: &SfId,
+        account: &SfId,
+        outcome: &MaxioOutcome,
+    ) -> Vec<RecordUpdate> {
+        let o = &self.mapping.opportunity;
+        let mut opp = Map::new();
+        let now = self
+            .clock
+            .now()
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        put(&mut opp, &o.maxio_sync_datetime, Value::String(now));
+        let (customer, subscription) = match outcome {
+            MaxioOutcome::Synced {
+                customer_id,
+                subscription_id,
+            } => {
+                put(
+                    &mut opp,
+                    &o.maxio_sync_status,
+                    Value::String(self.mapping.values.maxio_synced.clone()),
+                );
+                put(&mut opp, &o.maxio_sync_error, Value::Null);
+                (Some(*customer_id), Some(*subscription_id))
+            }
+            MaxioOutcome::Failed {
+                customer_id,
+                subscription_id,
+                error,
+            } => {
+                put(
+                    &mut opp,
+                    &o.maxio_sync_status,
+                    Value::String(self.mapping.values.maxio_failed.clone()),
+                );
+                put(
+                    &mut opp,
+                    &o.maxio_sync_error,
+                    Value::String(truncate(error, MAX_ERROR_CHARS)),
+                );
+                (*customer_id, *subscription_id)
+            }
+        };
+        if let Some(c) = customer {
+            put(&mut opp, &o.maxio_customer_id, Value::String(c.to_string()));
+        }
+        if let Some(s) = subscription {
+            put(
+                &mut opp,
+                &o.maxio_subscription_id,
+                Value::String(s.to_string()),
+            );
+        }
+        let mut records = vec![RecordUpdate {
+            sobject: "Opportunity".into(),
+            id: opportunity.clone(),
+            fields: opp,
+        }];
+        if let (Some(c), Some(field)) = (customer, &self.mapping.account.maxio_customer_id) {
+            let mut acct = Map::new();
+            acct.insert(field.clone(), Value::String(c.to_string()));
+            records.push(RecordUpdate {
+                sobject: "Account".into(),
+                id: account.clone(),
+                fields: acct,
+            });
+        }
+        records
+    }
+
+    pub async fn maxio(
+        &self,
+        opportunity: &SfId,
+        account: &SfId,
+        outcome: &MaxioOutcome,
+    ) -> Result<(), SalesforceError> {
+        let records = self.maxio_records(opportunity, account, outcome);
+        self.update(&records).await?;
+        info!(opportunity = %opportunity, ?outcome, "Maxio outcome written to Salesforce");
+        Ok(())
+    }
+
+    /// Updates `records` in one call, again while any is locked; other record errors are returned.
+    pub async fn update(&self, records: &[RecordUpdate]) -> Result<(), SalesforceError> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let results = self.client.update_records(records, false).await;
+            let results = match results {
+                Err(e) if e.is_retryable() && attempt < self.retry.max_attempts => {
+                    warn!(attempt, error = %e, "write-back failed; retrying");
+                    self.retry.wait(attempt, e.retry_after()).await;
+                    continue;
+                }
+                other => other?,
+            };
+            let failed: Vec<(usize, &crate::salesforce::SaveResult)> = results
+                .iter()
+                .enumerate()
+                .filter(|(_, r)| !r.success)
+                .collect();
+            if failed.is_empty() {
+                return Ok(());
+            }
+            let locked = failed.iter().all(|(_, r)| {
+                r.errors
+                    .iter()
+                    .any(|e| e.error_code == "UNABLE_TO_LOCK_ROW")
+            });
+            if locked && attempt < self.retry.max_attempts {
+                warn!(attempt, "record locked during write-back; retrying");
+                self.retry.wait(attempt, None).await;
+                continue;
+            }
+            let (index, first) = failed[0];
+            return Err(SalesforceError::Api {
+                status: 400,
+                errors: first.errors.clone(),
+                context: Some(format!("{} {}", records[index].sobject, records[index].id)),
+                retry_after: None,
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_errors_are_cut_on_a_character_boundary() {
+        assert_eq!(truncate("abc", 3), "abc");
+        assert_eq!(truncate("abcdé", 4), "abc…");
+        assert_eq!(truncate(&"é".repeat(10), 5).chars().count(), 5);
+    }
+}
