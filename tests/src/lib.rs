@@ -8,3 +8,4 @@ pub mod local;
 pub mod moto;
 pub mod observe;
 pub mod salesforce;
+pub mod maxio_ab;

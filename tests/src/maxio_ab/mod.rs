@@ -1,0 +1,273 @@
+//! A fake Maxio Advanced Billing (ex-Chargify) site on localhost: the site probe, customers,
+//! components and their price points, and subscriptions, with the API's Basic auth and plain-text
+//! 401, wrapped resources, list shapes, 422 error bodies, `uniqueness_token` duplicate prevention
+//! (409 within 60 minutes of virtual time) and the limit of concurrent requests per site (429).
+//!
+//! Paths end in `.json`. The router cannot match a parameter followed by a literal `.json` in one
+//! segment, so such segments are routed as `{file}` (e.g. `/customers/{file}` for
+//! `/customers/123.json`) and parsed; route names follow the registered patterns.
+
+mod catalog;
+mod countries;
+mod customers;
+mod http;
+mod price_points;
+mod state;
+mod subscriptions;
+mod validate;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use axum::Router;
+use axum::extract::{Request, State as AxState};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde_json::Value;
+use tokio::task::JoinHandle;
+
+use crate::observe::{Observer, observe};
+
+pub use catalog::{
+    ComponentSeed, DEFAULT_PRICE_POINT_NAME, ProductSeed, default_components,
+    default_price_point_handle, default_products,
+};
+
+use http::{Limiter, Reply};
+use state::Store;
+
+/// Route names for fault injection and request counting.
+pub mod routes {
+    pub const SITE: &str = "GET /site.json";
+    pub const CUSTOMERS_CREATE: &str = "POST /customers.json";
+    pub const CUSTOMERS_LIST: &str = "GET /customers.json";
+    pub const CUSTOMER_LOOKUP: &str = "GET /customers/lookup.json";
+    /// `/customers/{id}.json`
+    pub const CUSTOMER_READ: &str = "GET /customers/{file}";
+    pub const CUSTOMER_SUBSCRIPTIONS: &str = "GET /customers/{customer_id}/subscriptions.json";
+    pub const COMPONENT_LOOKUP: &str = "GET /components/lookup.json";
+    /// `/components/{id or handle:h}.json`
+    pub const COMPONENT_READ: &str = "GET /components/{file}";
+    pub const PRICE_POINTS_CREATE: &str = "POST /components/{component_id}/price_points.json";
+    pub const PRICE_POINTS_LIST: &str = "GET /components/{component_id}/price_points.json";
+    /// `/components/{component_id}/price_points/{id or handle:h}.json`
+    pub const PRICE_POINT_READ: &str = "GET /components/{component_id}/price_points/{file}";
+    pub const SUBSCRIPTIONS_CREATE: &str = "POST /subscriptions.json";
+    pub const SUBSCRIPTIONS_LIST: &str = "GET /subscriptions.json";
+    pub const SUBSCRIPTION_LOOKUP: &str = "GET /subscriptions/lookup.json";
+    /// `/subscriptions/{id}.json`
+    pub const SUBSCRIPTION_READ: &str = "GET /subscriptions/{file}";
+    pub const SUBSCRIPTION_COMPONENTS: &str =
+        "GET /subscriptions/{subscription_id}/components.json";
+}
+
+/// Who may call the site, and what it sells.
+#[derive(Debug, Clone)]
+pub struct AbSettings {
+    /// The Basic-auth username.
+    pub api_key: String,
+    /// The site's subdomain (reported by `GET /site.json`).
+    pub subdomain: String,
+    /// Requests in flight beyond this get 429 (Maxio: 4 per site).
+    pub max_concurrent_requests: usize,
+    pub components: Vec<ComponentSeed>,
+    pub products: Vec<ProductSeed>,
+}
+
+impl Default for AbSettings {
+    fn default() -> Self {
+        AbSettings {
+            api_key: "sandbox-maxio-ab-key".into(),
+            subdomain: "dealbridge-sandbox".into(),
+            max_concurrent_requests: 4,
+            components: default_components(),
+            products: default_products(),
+        }
+    }
+}
+
+pub(crate) struct App {
+    settings: AbSettings,
+    store: Mutex<Store>,
+    limiter: Limiter,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A running fake site. Dropping it stops the server.
+pub struct MaxioAbSandbox {
+    app: Arc<App>,
+    observer: Observer,
+    url: String,
+    task: JoinHandle<()>,
+}
+
+impl MaxioAbSandbox {
+    /// Serves a fresh site on a free loopback port.
+    pub async fn start(settings: AbSettings) -> std::io::Result<MaxioAbSandbox> {
+        Self::start_on(settings, SocketAddr::from(([127, 0, 0, 1], 0))).await
+    }
+
+    /// Serves a fresh site on `addr`.
+    pub async fn start_on(
+        settings: AbSettings,
+        addr: SocketAddr,
+    ) -> std::io::Result<MaxioAbSandbox> {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        let url = format!("http://{}", listener.local_addr()?);
+        let app = Arc::new(App {
+            store: Mutex::new(Store::new(&settings)),
+            limiter: Limiter::new(settings.max_concurrent_requests),
+            settings,
+        });
+        let observer = Observer::new("maxio-ab");
+        let router = router(app.clone(), observer.clone());
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, router).await;
+        });
+        Ok(MaxioAbSandbox {
+            app,
+            observer,
+            url,
+            task,
+        })
+    }
+
+    /// The base URL, standing in for `https://{subdomain}.chargify.com`.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    pub fn observer(&self) -> &Observer {
+        &self.observer
+    }
+
+    pub fn settings(&self) -> AbSettings {
+        self.app.settings.clone()
+    }
+
+    fn store(&self) -> MutexGuard<'_, Store> {
+        lock(&self.app.store)
+    }
+
+    /// Every customer, unwrapped, as `GET /customers/{id}.json` returns it.
+    pub fn customers(&self) -> Vec<Value> {
+        self.store()
+            .customers
+            .iter()
+            .map(|c| Value::Object(c.clone()))
+            .collect()
+    }
+
+    /// Every price point (default, catalog and custom), unwrapped, each with its `component_id`.
+    pub fn price_points(&self) -> Vec<Value> {
+        let store = self.store();
+        store
+            .price_points
+            .iter()
+            .map(|p| store.render_price_point(p, false))
+            .collect()
+    }
+
+    /// Every subscription, unwrapped.
+    pub fn subscriptions(&self) -> Vec<Value> {
+        let store = self.store();
+        store
+            .subscriptions
+            .iter()
+            .map(|s| store.render_subscription(s))
+            .collect()
+    }
+
+    /// The items of `GET /subscriptions/{id}/components.json`, unwrapped: every component of the
+    /// product family, with a null price point for those not on the subscription.
+    pub fn subscription_components(&self, subscription_id: i64) -> Vec<Value> {
+        let store = self.store();
+        store
+            .subscription(subscription_id)
+            .map(|s| store.render_subscription_components(s, false))
+            .unwrap_or_default()
+    }
+
+    pub fn component_id(&self, handle: &str) -> Option<i64> {
+        self.store().component_by_handle(handle).map(|c| c.id)
+    }
+
+    /// Moves the site's clock forward (timestamps and the `uniqueness_token` window).
+    pub fn advance_clock(&self, by: std::time::Duration) {
+        let by = chrono::Duration::from_std(by).unwrap_or(chrono::Duration::MAX);
+        let mut store = self.store();
+        store.clock_offset = store
+            .clock_offset
+            .checked_add(&by)
+            .unwrap_or(chrono::Duration::MAX);
+    }
+
+    /// The next subscription created with this component ignores the requested price point and
+    /// puts the component on its default price point, as the real API does for a price point it
+    /// does not recognise. Custom prices (`custom_price`) are not affected.
+    pub fn force_default_price_point(&self, component_handle: &str) {
+        self.store()
+            .forced_default
+            .insert(component_handle.to_string());
+    }
+}
+
+impl Drop for MaxioAbSandbox {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Unknown paths: 429 and 401 apply as on every route, then 404.
+async fn not_found(AxState(app): AxState<Arc<App>>, request: Request) -> Response {
+    http::refuse(&app, &request).unwrap_or_else(|| Reply::not_found().into_response())
+}
+
+fn router(app: Arc<App>, observer: Observer) -> Router {
+    Router::new()
+        .route("/site.json", get(price_points::site))
+        .route(
+            "/customers.json",
+            get(customers::list).post(customers::create),
+        )
+        .route("/customers/lookup.json", get(customers::lookup))
+        .route("/customers/{file}", get(customers::read))
+        .route(
+            "/customers/{customer_id}/subscriptions.json",
+            get(customers::subscriptions),
+        )
+        .route(
+            "/components/lookup.json",
+            get(price_points::component_lookup),
+        )
+        .route("/components/{file}", get(price_points::component_read))
+        .route(
+            "/components/{component_id}/price_points.json",
+            get(price_points::list).post(price_points::create),
+        )
+        .route(
+            "/components/{component_id}/price_points/{file}",
+            get(price_points::read),
+        )
+        .route(
+            "/subscriptions.json",
+            get(subscriptions::list).post(subscriptions::create),
+        )
+        .route("/subscriptions/lookup.json", get(subscriptions::lookup))
+        .route("/subscriptions/{file}", get(subscriptions::read))
+        .route(
+            "/subscriptions/{subscription_id}/components.json",
+            get(subscriptions::components),
+        )
+        .fallback(not_found)
+        .with_state(app.clone())
+        .route_layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            http::gate,
+        ))
+        .route_layer(axum::middleware::from_fn_with_state(observer, observe))
+        .layer(axum::middleware::from_fn_with_state(app, http::admit))
+}

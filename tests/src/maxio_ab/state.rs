@@ -1,0 +1,612 @@
+//! The site's records, its virtual clock and the remembered `uniqueness_token`s, and how each
+//! record is rendered as JSON.
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, FixedOffset, Offset, Utc};
+use rust_decimal::Decimal;
+use rust_decimal::prelude::ToPrimitive;
+use serde_json::{Map, Value, json};
+
+use super::AbSettings;
+use super::catalog;
+use super::validate::{decimal_string, formatted_price};
+
+/// How long a `uniqueness_token` is remembered.
+pub(super) const UNIQUENESS_WINDOW_MINUTES: i64 = 60;
+
+/// The site's time zone. Real sites render timestamps with the site's offset (e.g.
+/// `2021-03-29T07:47:00-04:00`); the fake uses a fixed US Eastern standard offset so that clients
+/// see a non-UTC offset, without daylight-saving changes.
+fn site_offset() -> FixedOffset {
+    FixedOffset::west_opt(5 * 3600).unwrap_or_else(|| Utc.fix())
+}
+
+/// A quantity as the API renders it: an integer when whole, else a decimal string.
+pub(super) fn quantity_json(quantity: Decimal) -> Value {
+    match quantity
+        .fract()
+        .is_zero()
+        .then(|| quantity.to_i64())
+        .flatten()
+    {
+        Some(n) => json!(n),
+        None => json!(decimal_string(quantity)),
+    }
+}
+
+/// A timestamp as the API renders it.
+pub(super) fn ts(at: DateTime<Utc>) -> String {
+    at.with_timezone(&site_offset())
+        .format("%Y-%m-%dT%H:%M:%S%:z")
+        .to_string()
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum PricePointType {
+    Default,
+    Catalog,
+    Custom,
+}
+
+impl PricePointType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PricePointType::Default => "default",
+            PricePointType::Catalog => "catalog",
+            PricePointType::Custom => "custom",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub(super) struct Bracket {
+    pub id: i64,
+    pub starting_quantity: i64,
+    pub ending_quantity: Option<i64>,
+    pub unit_price: Decimal,
+}
+
+#[derive(Debug, Clone)]
+pub(super) struct PricePoint {
+    pub id: i64,
+    pub component_id: i64,
+    pub kind: PricePointType,
+    pub name: String,
+    pub handle: Option<String>,
+    pub pricing_scheme: String,
+    pub prices: Vec<Bracket>,
+    pub subscription_id: Option<i64>,
+    pub tax_included: bool,
+    pub use_site_exchange_rate: bool,
+    pub interval: Value,
+    pub interval_unit: Value,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone)]
+pub(super) struct Component {
+    pub id: i64,
+    pub handle: String,
+    pub name: String,
+    pub kind: &'static str,
+    pub unit_name: String,
+    pub default_price_point_id: i64,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone)]
+pub(super) struct Product {
+    pub id: i64,
+    pub handle: String,
+    pub name: String,
+    pub price_in_cents: i64,
+    pub interval: i32,
+    pub interval_unit: &'static str,
+    pub price_point_id: i64,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone)]
+pub(super) struct Family {
+    pub id: i64,
+    pub name: String,
+    pub handle: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A component on a subscription.
+#[derive(Debug, Clone)]
+pub(super) struct Allocation {
+    pub id: i64,
+    pub subscription_id: i64,
+    pub component_id: i64,
+    pub price_point_id: i64,
+    pub allocated_quantity: Decimal,
+    pub unit_balance: i64,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone)]
+pub(super) struct Subscription {
+    pub id: i64,
+    pub customer_id: i64,
+    pub product_id: i64,
+    pub reference: Option<String>,
+    pub state: &'static str,
+    pub payment_collection_method: String,
+    pub current_period_ends_at: String,
+    pub next_assessment_at: String,
+    pub net_terms: Value,
+    pub currency: String,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Default)]
+pub(super) struct Sequences {
+    next: HashMap<&'static str, i64>,
+}
+
+impl Sequences {
+    /// The next id of a kind of record; each kind has its own range so ids read well in logs.
+    pub fn next(&mut self, kind: &'static str) -> i64 {
+        let base = match kind {
+            "family" => 1_000,
+            "product" => 2_000,
+            "component" => 3_000,
+            "price_point" => 4_000,
+            "price" => 5_000,
+            "customer" => 6_000,
+            "subscription" => 7_000,
+            "allocation" => 8_000,
+            _ => 9_000,
+        };
+        let n = self.next.entry(kind).or_insert(base);
+        *n += 1;
+        *n
+    }
+}
+
+pub(super) struct Store {
+    pub ids: Sequences,
+    pub clock_offset: chrono::Duration,
+    pub family: Family,
+    pub products: Vec<Product>,
+    pub components: Vec<Component>,
+    pub price_points: Vec<PricePoint>,
+    /// Customers as the API renders them (unwrapped).
+    pub customers: Vec<Map<String, Value>>,
+    pub subscriptions: Vec<Subscription>,
+    pub allocations: Vec<Allocation>,
+    /// `uniqueness_token` → when it was first seen (virtual time).
+    pub tokens: HashMap<String, DateTime<Utc>>,
+    /// Component handles whose requested price point the next subscription create ignores.
+    pub forced_default: HashSet<String>,
+}
+
+impl Store {
+    pub fn new(settings: &AbSettings) -> Store {
+        let now = Utc::now();
+        let mut ids = Sequences::default();
+        let family = Family {
+            id: ids.next("family"),
+            name: "dealbridge".into(),
+            handle: "dealbridge".into(),
+            created_at: now,
+        };
+        let mut store = Store {
+            ids,
+            clock_offset: chrono::Duration::zero(),
+            family,
+            products: Vec::new(),
+            components: Vec::new(),
+            price_points: Vec::new(),
+            customers: Vec::new(),
+            subscriptions: Vec::new(),
+            allocations: Vec::new(),
+            tokens: HashMap::new(),
+            forced_default: HashSet::new(),
+        };
+        catalog::seed(&mut store, settings, now);
+        store
+    }
+
+    /// The virtual clock: real time plus whatever the tests advanced it by.
+    pub fn now(&self) -> DateTime<Utc> {
+        Utc::now() + self.clock_offset
+    }
+
+    pub fn component(&self, id: i64) -> Option<&Component> {
+        self.components.iter().find(|c| c.id == id)
+    }
+
+    pub fn component_by_handle(&self, handle: &str) -> Option<&Component> {
+        self.components.iter().find(|c| c.handle == handle)
+    }
+
+    /// A component named by a numeric id or `handle:<handle>`.
+    pub fn component_by_ref(&self, reference: &str) -> Option<&Component> {
+        match reference.strip_prefix("handle:") {
+            Some(handle) => self.component_by_handle(handle),
+            None => reference
+                .parse::<i64>()
+                .ok()
+                .and_then(|id| self.component(id)),
+        }
+    }
+
+    pub fn price_point(&self, id: i64) -> Option<&PricePoint> {
+        self.price_points.iter().find(|p| p.id == id)
+    }
+
+    /// A price point of `component_id`, by numeric id or `handle:<handle>`. Custom price points
+    /// (which belong to a subscription) only count when `include_custom`.
+    pub fn price_point_by_ref(
+        &self,
+        component_id: i64,
+        reference: &str,
+        include_custom: bool,
+    ) -> Option<&PricePoint> {
+        let of_component = |p: &&PricePoint| {
+            p.component_id == component_id && (include_custom || p.kind != PricePointType::Custom)
+        };
+        match reference.strip_prefix("handle:") {
+            Some(handle) => self
+                .price_points
+                .iter()
+                .filter(of_component)
+                .find(|p| p.handle.as_deref() == Some(handle)),
+            None => {
+                let id = reference.parse::<i64>().ok()?;
+                self.price_points
+                    .iter()
+                    .filter(of_component)
+                    .find(|p| p.id == id)
+            }
+        }
+    }
+
+    pub fn product(&self, id: i64) -> Option<&Product> {
+        self.products.iter().find(|p| p.id == id)
+    }
+
+    pub fn product_by_handle(&self, handle: &str) -> Option<&Product> {
+        self.products.iter().find(|p| p.handle == handle)
+    }
+
+    pub fn customer(&self, id: i64) -> Option<&Map<String, Value>> {
+        self.customers
+            .iter()
+            .find(|c| c.get("id").and_then(Value::as_i64) == Some(id))
+    }
+
+    pub fn customer_by_reference(&self, reference: &str) -> Option<&Map<String, Value>> {
+        self.customers
+            .iter()
+            .find(|c| c.get("reference").and_then(Value::as_str) == Some(reference))
+    }
+
+    pub fn subscription(&self, id: i64) -> Option<&Subscription> {
+        self.subscriptions.iter().find(|s| s.id == id)
+    }
+
+    /// True when `token` was seen less than 60 minutes (virtual time) ago.
+    pub fn token_is_fresh(&self, token: &str) -> bool {
+        self.tokens.get(token).is_some_and(|first| {
+            self.now() - *first < chrono::Duration::minutes(UNIQUENESS_WINDOW_MINUTES)
+        })
+    }
+
+    pub fn render_price_point(&self, p: &PricePoint, currency_prices: bool) -> Value {
+        let prices: Vec<Value> = p
+            .prices
+            .iter()
+            .map(|b| {
+                json!({
+                    "id": b.id,
+                    "component_id": p.component_id,
+                    "starting_quantity": b.starting_quantity,
+                    "ending_quantity": b.ending_quantity,
+                    "unit_price": decimal_string(b.unit_price),
+                    "price_point_id": p.id,
+                    "formatted_unit_price": formatted_price(b.unit_price),
+                    "segment_id": null,
+                })
+            })
+            .collect();
+        let mut out = json!({
+            "id": p.id,
+            "default": p.kind == PricePointType::Default,
+            "name": p.name,
+            "type": p.kind.as_str(),
+            "pricing_scheme": p.pricing_scheme,
+            "component_id": p.component_id,
+            "handle": p.handle,
+            "archived_at": null,
+            "created_at": ts(p.created_at),
+            "updated_at": ts(p.created_at),
+            "prices": prices,
+            "tax_included": p.tax_included,
+            "use_site_exchange_rate": p.use_site_exchange_rate,
+            "interval": p.interval,
+            "interval_unit": p.interval_unit,
+        });
+        if let Some(map) = out.as_object_mut() {
+            if let Some(subscription_id) = p.subscription_id {
+                map.insert("subscription_id".into(), json!(subscription_id));
+            }
+            if currency_prices {
+                map.insert("currency_prices".into(), json!([]));
+            }
+        }
+        out
+    }
+
+    pub fn render_component(&self, c: &Component) -> Value {
+        let default = self.price_point(c.default_price_point_id);
+        let prices: Vec<Value> = default
+            .map(|p| {
+                p.prices
+                    .iter()
+                    .map(|b| {
+                        json!({
+                            "id": b.id,
+                            "component_id": c.id,
+                            "starting_quantity": b.starting_quantity,
+                            "ending_quantity": b.ending_quantity,
+                            "unit_price": decimal_string(b.unit_price),
+                            "price_point_id": p.id,
+                            "formatted_unit_price": formatted_price(b.unit_price),
+                            "segment_id": null,
+                        })
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let price_point_count = self
+            .price_points
+            .iter()
+            .filter(|p| p.component_id == c.id && p.kind != PricePointType::Custom)
+            .count();
+        let per_unit_price = default
+            .filter(|p| p.pricing_scheme == "per_unit")
+            .and_then(|p| p.prices.first())
+            .map(|b| decimal_string(b.unit_price));
+        json!({
+            "id": c.id,
+            "name": c.name,
+            "handle": c.handle,
+            "pricing_scheme": default.map(|p| p.pricing_scheme.clone()),
+            "unit_name": c.unit_name,
+            "unit_price": per_unit_price,
+            "product_family_id": self.family.id,
+            "product_family_name": self.family.name,
+            "product_family_handle": self.family.handle,
+            "price_per_unit_in_cents": null,
+            "kind": c.kind,
+            "archived": false,
+            "taxable": false,
+            "description": null,
+            "default_price_point_id": c.default_price_point_id,
+            "default_price_point_name": default.map(|p| p.name.clone()),
+            "prices": prices,
+            "price_point_count": price_point_count,
+            "price_points_url": format!("/components/{}/price_points", c.id),
+            "tax_code": null,
+            "recurring": c.kind != "metered_component",
+            "upgrade_charge": null,
+            "downgrade_credit": null,
+            "created_at": ts(c.created_at),
+            "updated_at": ts(c.created_at),
+            "archived_at": null,
+            "hide_date_range_on_invoice": false,
+            "allow_fractional_quantities": false,
+            "item_category": null,
+            "use_site_exchange_rate": true,
+            "accounting_code": null,
+            "event_based_billing_metric_id": null,
+            "interval": 1,
+            "interval_unit": "month",
+        })
+    }
+
+    pub fn render_family(&self) -> Value {
+        json!({
+            "id": self.family.id,
+            "name": self.family.name,
+            "handle": self.family.handle,
+            "accounting_code": null,
+            "description": "Products and components billed by dealbridge",
+            "created_at": ts(self.family.created_at),
+            "updated_at": ts(self.family.created_at),
+        })
+    }
+
+    pub fn render_product(&self, p: &Product) -> Value {
+        json!({
+            "id": p.id,
+            "name": p.name,
+            "handle": p.handle,
+            "description": null,
+            "accounting_code": null,
+            "request_credit_card": false,
+            "expiration_interval": null,
+            "expiration_interval_unit": null,
+            "created_at": ts(p.created_at),
+            "updated_at": ts(p.created_at),
+            "price_in_cents": p.price_in_cents,
+            "interval": p.interval,
+            "interval_unit": p.interval_unit,
+            "initial_charge_in_cents": null,
+            "trial_price_in_cents": null,
+            "trial_interval": null,
+            "trial_interval_unit": null,
+            "archived_at": null,
+            "require_credit_card": false,
+            "return_params": null,
+            "taxable": false,
+            "update_return_url": null,
+            "tax_code": null,
+            "initial_charge_after_trial": false,
+            "version_number": 1,
+            "update_return_params": null,
+            "product_family": self.render_family(),
+            "public_signup_pages": [],
+            "product_price_point_name": "Default",
+            "request_billing_address": false,
+            "require_billing_address": false,
+            "require_shipping_address": false,
+            "use_site_exchange_rate": true,
+            "item_category": null,
+            "product_price_point_id": p.price_point_id,
+            "product_price_point_handle": null,
+            "default_product_price_point_id": p.price_point_id,
+        })
+    }
+
+    pub fn render_subscription(&self, s: &Subscription) -> Value {
+        let customer = self
+            .customer(s.customer_id)
+            .map(|c| Value::Object(c.clone()))
+            .unwrap_or(Value::Null);
+        let product = self.product(s.product_id);
+        let price_in_cents = product.map(|p| p.price_in_cents).unwrap_or(0);
+        let product_json = product
+            .map(|p| self.render_product(p))
+            .unwrap_or(Value::Null);
+        let created = ts(s.created_at);
+        let mut head = json!({
+            "id": s.id,
+            "state": s.state,
+            "previous_state": s.state,
+            "balance_in_cents": 0,
+            "total_revenue_in_cents": 0,
+            "product_price_in_cents": price_in_cents,
+            "product_version_number": 1,
+            "current_period_ends_at": s.current_period_ends_at,
+            "next_assessment_at": s.next_assessment_at,
+            "trial_started_at": null,
+            "trial_ended_at": null,
+            "activated_at": if s.state == "active" { Value::String(created.clone()) } else { Value::Null },
+            "expires_at": null,
+            "created_at": created,
+            "updated_at": created,
+            "cancellation_message": null,
+            "cancellation_method": null,
+            "cancel_at_end_of_period": false,
+            "canceled_at": null,
+            "current_period_started_at": created,
+            "signup_payment_id": null,
+            "signup_revenue": "0.00",
+            "delayed_cancel_at": null,
+            "coupon_code": null,
+            "snap_day": null,
+            "payment_collection_method": s.payment_collection_method,
+        });
+        let rest = json!({
+            "customer": customer,
+            "product": product_json,
+            "group": null,
+            "payment_type": null,
+            "referral_code": null,
+            "next_product_id": null,
+            "next_product_handle": null,
+            "coupon_use_count": null,
+            "coupon_uses_allowed": null,
+            "reason_code": null,
+            "automatically_resume_at": null,
+            "coupon_codes": [],
+            "offer_id": null,
+            "payer_id": s.customer_id,
+            "current_billing_amount_in_cents": price_in_cents,
+            "product_price_point_id": product.map(|p| p.price_point_id),
+            "product_price_point_type": "default",
+            "next_product_price_point_id": null,
+            "net_terms": s.net_terms,
+            "stored_credential_transaction_id": null,
+            "reference": s.reference,
+            "on_hold_at": null,
+            "prepaid_dunning": false,
+            "dunning_communication_delay_enabled": false,
+            "dunning_communication_delay_time_zone": null,
+            "receives_invoice_emails": null,
+            "locale": null,
+            "currency": s.currency,
+            "scheduled_cancellation_at": null,
+            "credit_balance_in_cents": 0,
+            "prepayment_balance_in_cents": 0,
+        });
+        if let (Some(out), Value::Object(rest)) = (head.as_object_mut(), rest) {
+            out.extend(rest);
+        }
+        head
+    }
+
+    /// `GET /subscriptions/{id}/components.json` items (unwrapped).
+    ///
+    /// UNCONFIRMED which components the real list contains. The endpoint documents a
+    /// `price_point_ids=not_null` filter ("fetch components allocation only if price point id is
+    /// present") and a `product_family_ids` filter, which implies it lists every component of
+    /// the subscription's product family, including ones never allocated to it (with a null price
+    /// point). The fake does that: components not on the subscription come back with
+    /// `price_point_id: null` and zero quantities, and `only_priced` drops them.
+    pub fn render_subscription_components(
+        &self,
+        s: &Subscription,
+        only_priced: bool,
+    ) -> Vec<Value> {
+        let mut out = Vec::new();
+        for c in &self.components {
+            let allocation = self
+                .allocations
+                .iter()
+                .find(|a| a.subscription_id == s.id && a.component_id == c.id);
+            if only_priced && allocation.is_none() {
+                continue;
+            }
+            let price_point = allocation.and_then(|a| self.price_point(a.price_point_id));
+            let quantity = allocation
+                .map(|a| a.allocated_quantity)
+                .unwrap_or(Decimal::ZERO);
+            let allocated_quantity = quantity_json(quantity);
+            let enabled = if c.kind == "on_off_component" {
+                json!(quantity > Decimal::ZERO)
+            } else {
+                Value::Null
+            };
+            let created = allocation.map(|a| a.created_at).unwrap_or(s.created_at);
+            out.push(json!({
+                "id": allocation.map(|a| a.id),
+                "component_id": c.id,
+                "subscription_id": s.id,
+                "component_handle": c.handle,
+                "name": c.name,
+                "kind": c.kind,
+                "unit_name": c.unit_name,
+                "unit_balance": allocation.map(|a| a.unit_balance).unwrap_or(0),
+                "allocated_quantity": allocated_quantity,
+                "enabled": enabled,
+                "pricing_scheme": price_point.map(|p| p.pricing_scheme.clone()),
+                "price_point_id": price_point.map(|p| p.id),
+                "price_point_handle": price_point.and_then(|p| p.handle.clone()),
+                "price_point_name": price_point.map(|p| p.name.clone()),
+                "price_point_type": price_point.map(|p| p.kind.as_str()),
+                "product_family_id": self.family.id,
+                "product_family_handle": self.family.handle,
+                "currency": s.currency,
+                "archived_at": null,
+                "created_at": ts(created),
+                "updated_at": ts(created),
+                "allow_fractional_quantities": false,
+                "recurring": c.kind != "metered_component",
+                "upgrade_charge": null,
+                "downgrade_credit": null,
+                "use_site_exchange_rate": true,
+                "description": null,
+                "interval": 1,
+                "interval_unit": "month",
+            }));
+        }
+        out
+    }
+}

@@ -1,0 +1,453 @@
+//! Subscriptions: create (with components and their price points), read, lookup by reference,
+//! list, and a subscription's components.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State as AxState};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Months, NaiveDate, NaiveDateTime, Utc};
+use rust_decimal::Decimal;
+use serde_json::{Map, Value, json};
+
+use super::customers;
+use super::http::{Reply, numeric_segment, paginate, query_pairs, query_value, write};
+use super::price_points::brackets;
+use super::state::{Allocation, PricePoint, PricePointType, Store, Subscription, ts};
+use super::validate::{BracketIn, ErrorMap, decimal, integer, pricing, text};
+use super::{App, lock};
+
+const NO_CUSTOMER: &str = "A Customer must be specified for the subscription to be valid.";
+const REFERENCE_TAKEN: &str = "Reference: must be unique - that value has been taken.";
+const PAYMENT_METHODS: [&str; 4] = ["automatic", "remittance", "prepaid", "invoice"];
+
+/// Which price point a requested component lands on.
+enum PlannedPrice {
+    Existing(i64),
+    Custom(String, Vec<BracketIn>),
+}
+
+struct PlannedComponent {
+    component_id: i64,
+    handle: String,
+    price: PlannedPrice,
+    quantity: Decimal,
+    unit_balance: i64,
+}
+
+/// `component_id` or `price_point_id` as sent: an integer, a numeric string, or `handle:<h>`.
+fn reference(v: &Value) -> Option<String> {
+    match v {
+        Value::Number(n) => n.as_i64().map(|n| n.to_string()),
+        Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_string()),
+        _ => None,
+    }
+}
+
+/// A timestamp as sent: RFC 3339, `YYYY-MM-DDTHH:MM:SS` or `YYYY-MM-DD` (taken as UTC).
+fn timestamp(v: &Value) -> Option<DateTime<Utc>> {
+    let s = v.as_str()?.trim();
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Some(t.with_timezone(&Utc));
+    }
+    if let Ok(t) = NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S") {
+        return Some(t.and_utc());
+    }
+    NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .ok()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|t| t.and_utc())
+}
+
+fn plan_component(
+    store: &Store,
+    item: &Value,
+    errors: &mut Vec<String>,
+) -> Option<PlannedComponent> {
+    let Some(item) = item.as_object() else {
+        errors.push("Components: each component must be an object.".into());
+        return None;
+    };
+    let Some(requested) = item.get("component_id").and_then(reference) else {
+        errors.push("Component: cannot be blank.".into());
+        return None;
+    };
+    // Own wording: the reference gives no message for an unknown component.
+    let Some(component) = store.component_by_ref(&requested) else {
+        errors.push(format!("Component: '{requested}' could not be found."));
+        return None;
+    };
+    let mut quantity = Decimal::ZERO;
+    let mut unit_balance = 0;
+    let amount = item
+        .get("allocated_quantity")
+        .filter(|v| !v.is_null())
+        .or_else(|| item.get("quantity").filter(|v| !v.is_null()));
+    match component.kind {
+        "on_off_component" => match (item.get("enabled"), amount) {
+            (Some(Value::Bool(on)), _) => {
+                quantity = if *on { Decimal::ONE } else { Decimal::ZERO };
+            }
+            (_, Some(v)) => match decimal(v) {
+                Some(q) if q == Decimal::ZERO || q == Decimal::ONE => quantity = q,
+                _ => errors.push("Quantity: must be either 1 (on) or 0 (off).".into()),
+            },
+            _ => {}
+        },
+        "quantity_based_component" => {
+            if let Some(v) = amount {
+                match decimal(v) {
+                    Some(q) if q.is_sign_negative() && !q.is_zero() => errors.push(format!(
+                        "Allocated quantity: must be greater than or equal to 0 ({}).",
+                        component.handle
+                    )),
+                    Some(q) if !q.fract().is_zero() => errors.push(format!(
+                        "Allocated quantity: must be a whole number; {} does not allow fractional quantities.",
+                        component.handle
+                    )),
+                    Some(q) => quantity = q.normalize(),
+                    None => errors.push(format!(
+                        "Allocated quantity: is not a number ({}).",
+                        component.handle
+                    )),
+                }
+            }
+        }
+        _ => {
+            if let Some(v) = item.get("unit_balance").filter(|v| !v.is_null()) {
+                match integer(v) {
+                    Some(n) if n >= 0 => unit_balance = n,
+                    _ => errors.push(format!(
+                        "Unit balance: must be a whole number greater than or equal to 0 ({}).",
+                        component.handle
+                    )),
+                }
+            }
+        }
+    }
+    let default = PlannedPrice::Existing(component.default_price_point_id);
+    let price = if let Some(custom) = item.get("custom_price").filter(|v| !v.is_null()) {
+        let mut map = ErrorMap::new();
+        let priced = pricing(custom.get("pricing_scheme"), custom.get("prices"), &mut map);
+        for messages in map.values() {
+            for m in messages {
+                errors.push(format!("Custom price ({}): {m}", component.handle));
+            }
+        }
+        match priced {
+            Some((scheme, prices)) => PlannedPrice::Custom(scheme, prices),
+            None => default,
+        }
+    } else if store.forced_default.contains(&component.handle) {
+        default
+    } else {
+        // The documented quirk: a price point that does not exist, or belongs to another
+        // component, is silently replaced by the component's default price point.
+        item.get("price_point_id")
+            .and_then(reference)
+            .and_then(|r| store.price_point_by_ref(component.id, &r, false))
+            .map(|p| PlannedPrice::Existing(p.id))
+            .unwrap_or(default)
+    };
+    Some(PlannedComponent {
+        component_id: component.id,
+        handle: component.handle.clone(),
+        price,
+        quantity,
+        unit_balance,
+    })
+}
+
+/// Checks everything before changing anything, so a 422 leaves no trace.
+///
+/// Own wording (no documented text): a missing root key answers
+/// `{"errors":{"subscription":"can't be blank"}}` (the customers' documented shape); a missing
+/// product `Product: cannot be blank.`; an unknown product `Product: could not be found.`; an
+/// unknown component `Component: '<id>' could not be found.`; a bad payment collection method,
+/// quantities and dates have their own messages. UNCONFIRMED that subscription references are
+/// unique: the fake enforces it with the customers' message.
+fn create_in(store: &mut Store, body: &Value) -> Reply {
+    let Some(input) = body.get("subscription").and_then(Value::as_object) else {
+        return Reply::unprocessable(json!({"errors": {"subscription": "can't be blank"}}));
+    };
+    let mut errors: Vec<String> = Vec::new();
+    let mut customer_errors: Vec<String> = Vec::new();
+
+    enum Who {
+        Existing(i64),
+        New(Map<String, Value>),
+    }
+    let who = if let Some(v) = input.get("customer_id").filter(|v| !v.is_null()) {
+        integer(v)
+            .filter(|id| store.customer(*id).is_some())
+            .map(Who::Existing)
+    } else if let Some(r) = input.get("customer_reference").filter(|v| !v.is_null()) {
+        text(Some(r))
+            .ok()
+            .flatten()
+            .and_then(|r| store.customer_by_reference(&r))
+            .and_then(|c| c.get("id").and_then(Value::as_i64))
+            .map(Who::Existing)
+    } else if let Some(attributes) = input.get("customer_attributes").and_then(Value::as_object) {
+        match customers::build(store, attributes) {
+            Ok(customer) => Some(Who::New(customer)),
+            Err(e) => {
+                customer_errors = e;
+                None
+            }
+        }
+    } else {
+        None
+    };
+    if who.is_none() && customer_errors.is_empty() {
+        errors.push(NO_CUSTOMER.into());
+    }
+    errors.append(&mut customer_errors);
+
+    let product_handle = text(input.get("product_handle")).ok().flatten();
+    let product = match (
+        product_handle,
+        input.get("product_id").filter(|v| !v.is_null()),
+    ) {
+        (Some(h), _) if !h.trim().is_empty() => store.product_by_handle(h.trim()).map(|p| p.id),
+        (_, Some(v)) => integer(v).and_then(|id| store.product(id)).map(|p| p.id),
+        _ => {
+            errors.push("Product: cannot be blank.".into());
+            None
+        }
+    };
+    let product = match product {
+        Some(id) => store.product(id).cloned(),
+        None => {
+            if !errors.iter().any(|e| e.starts_with("Product:")) {
+                errors.push("Product: could not be found.".into());
+            }
+            None
+        }
+    };
+
+    let method = match text(input.get("payment_collection_method")) {
+        Ok(None) => "automatic".to_string(),
+        Ok(Some(m)) if PAYMENT_METHODS.contains(&m.as_str()) => {
+            // `invoice` is the legacy name of `remittance`.
+            if m == "invoice" {
+                "remittance".into()
+            } else {
+                m
+            }
+        }
+        _ => {
+            errors.push(
+                "Payment collection method: must be one of automatic, remittance, prepaid.".into(),
+            );
+            "automatic".into()
+        }
+    };
+
+    let reference = text(input.get("reference"))
+        .ok()
+        .flatten()
+        .filter(|r| !r.trim().is_empty());
+    if let Some(r) = &reference
+        && store
+            .subscriptions
+            .iter()
+            .any(|s| s.reference.as_deref() == Some(r))
+    {
+        errors.push(REFERENCE_TAKEN.into());
+    }
+
+    let mut planned: Vec<PlannedComponent> = Vec::new();
+    match input.get("components") {
+        None | Some(Value::Null) => {}
+        Some(Value::Array(items)) => {
+            for item in items {
+                if let Some(p) = plan_component(store, item, &mut errors) {
+                    // Choice: a component listed twice keeps its last entry.
+                    planned.retain(|q| q.component_id != p.component_id);
+                    planned.push(p);
+                }
+            }
+        }
+        Some(_) => errors.push("Components: must be a list.".into()),
+    }
+
+    let now = store.now();
+    let mut date = |key: &str, label: &str| match input.get(key) {
+        None | Some(Value::Null) => None,
+        Some(v) => match timestamp(v) {
+            Some(t) => Some(t),
+            None => {
+                errors.push(format!("{label}: is not a valid date."));
+                None
+            }
+        },
+    };
+    let next_billing_at = date("next_billing_at", "Next billing at");
+    let initial_billing_at = date("initial_billing_at", "Initial billing at");
+
+    if !errors.is_empty() {
+        return Reply::errors(errors);
+    }
+    let (Some(who), Some(product)) = (who, product) else {
+        return Reply::errors(vec![NO_CUSTOMER.into()]);
+    };
+
+    let customer_id = match who {
+        Who::Existing(id) => id,
+        Who::New(customer) => {
+            let id = customer
+                .get("id")
+                .and_then(Value::as_i64)
+                .unwrap_or_default();
+            store.customers.push(customer);
+            id
+        }
+    };
+    let id = store.ids.next("subscription");
+    let period_end = next_billing_at.unwrap_or_else(|| {
+        let end = if product.interval_unit == "day" {
+            now.checked_add_signed(chrono::Duration::days(i64::from(product.interval)))
+        } else {
+            now.checked_add_months(Months::new(u32::try_from(product.interval).unwrap_or(1)))
+        };
+        end.unwrap_or(now)
+    });
+    let state = match initial_billing_at {
+        Some(t) if t > now => "awaiting_signup",
+        _ => "active",
+    };
+    let subscription = Subscription {
+        id,
+        customer_id,
+        product_id: product.id,
+        reference,
+        state,
+        payment_collection_method: method,
+        current_period_ends_at: ts(period_end),
+        next_assessment_at: ts(initial_billing_at
+            .filter(|t| *t > now)
+            .unwrap_or(period_end)),
+        net_terms: input.get("net_terms").cloned().unwrap_or(Value::Null),
+        currency: text(input.get("currency"))
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| "USD".into()),
+        created_at: now,
+    };
+    for p in planned {
+        let price_point_id = match p.price {
+            PlannedPrice::Existing(pp) => pp,
+            PlannedPrice::Custom(scheme, prices) => {
+                let pp = store.ids.next("price_point");
+                let prices = brackets(store, prices);
+                store.price_points.push(PricePoint {
+                    id: pp,
+                    component_id: p.component_id,
+                    kind: PricePointType::Custom,
+                    name: "Custom Pricing".into(),
+                    handle: None,
+                    pricing_scheme: scheme,
+                    prices,
+                    subscription_id: Some(id),
+                    tax_included: false,
+                    use_site_exchange_rate: true,
+                    interval: Value::Null,
+                    interval_unit: Value::Null,
+                    created_at: now,
+                });
+                pp
+            }
+        };
+        // `force_default_price_point` applies to the next subscription that gets the component.
+        store.forced_default.remove(&p.handle);
+        let allocation_id = store.ids.next("allocation");
+        store.allocations.push(Allocation {
+            id: allocation_id,
+            subscription_id: id,
+            component_id: p.component_id,
+            price_point_id,
+            allocated_quantity: p.quantity,
+            unit_balance: p.unit_balance,
+            created_at: now,
+        });
+    }
+    let rendered = store.render_subscription(&subscription);
+    store.subscriptions.push(subscription);
+    Reply::created(json!({ "subscription": rendered }))
+}
+
+pub(super) async fn create(
+    AxState(app): AxState<Arc<App>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    write(&app, &headers, &body, create_in)
+}
+
+pub(super) async fn lookup(AxState(app): AxState<Arc<App>>, RawQuery(query): RawQuery) -> Response {
+    let pairs = query_pairs(query.as_deref());
+    let store = lock(&app.store);
+    query_value(&pairs, "reference")
+        .and_then(|r| {
+            store
+                .subscriptions
+                .iter()
+                .find(|s| s.reference.as_deref() == Some(r.as_str()))
+        })
+        .map(|s| Reply::ok(json!({ "subscription": store.render_subscription(s) })))
+        .unwrap_or_else(Reply::not_found)
+        .into_response()
+}
+
+pub(super) async fn read(AxState(app): AxState<Arc<App>>, Path(file): Path<String>) -> Response {
+    let store = lock(&app.store);
+    numeric_segment(&file)
+        .and_then(|id| store.subscription(id))
+        .map(|s| Reply::ok(json!({ "subscription": store.render_subscription(s) })))
+        .unwrap_or_else(Reply::not_found)
+        .into_response()
+}
+
+/// Bare array of wrapped subscriptions, oldest first, `per_page` default 20.
+pub(super) async fn list(AxState(app): AxState<Arc<App>>, RawQuery(query): RawQuery) -> Response {
+    let pairs = query_pairs(query.as_deref());
+    let store = lock(&app.store);
+    let state = query_value(&pairs, "state");
+    let mut items: Vec<Value> = store
+        .subscriptions
+        .iter()
+        .filter(|s| state.as_deref().is_none_or(|st| s.state == st))
+        .map(|s| json!({ "subscription": store.render_subscription(s) }))
+        .collect();
+    if query_value(&pairs, "direction").as_deref() == Some("desc") {
+        items.reverse();
+    }
+    Reply::ok(Value::Array(paginate(items, &pairs, 20))).into_response()
+}
+
+/// `[{"component": {...}}, ...]`; `price_point_ids=not_null` keeps only the components on the
+/// subscription (see `Store::render_subscription_components`).
+pub(super) async fn components(
+    AxState(app): AxState<Arc<App>>,
+    Path(subscription_id): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let pairs = query_pairs(query.as_deref());
+    let only_priced = query_value(&pairs, "price_point_ids").as_deref() == Some("not_null");
+    let store = lock(&app.store);
+    let Some(s) = subscription_id
+        .parse::<i64>()
+        .ok()
+        .and_then(|id| store.subscription(id))
+    else {
+        return Reply::not_found().into_response();
+    };
+    let list: Vec<Value> = store
+        .render_subscription_components(s, only_priced)
+        .into_iter()
+        .map(|c| json!({ "component": c }))
+        .collect();
+    Reply::ok(Value::Array(list)).into_response()
+}
