@@ -5,7 +5,7 @@ pub mod aws;
 pub mod events;
 pub mod harness;
 pub mod local;
+pub mod maxio_ab;
 pub mod moto;
 pub mod observe;
 pub mod salesforce;
-pub mod maxio_ab;

@@ -10,13 +10,19 @@ use chrono::{DateTime, TimeZone, Utc};
 use dealbridge::clock::ManualClock;
 use dealbridge::config::{AuthFlow, Config};
 use dealbridge::dispatch::{Dispatcher, RedispatchPolicy};
+use dealbridge::maxio::ab::{AbClient, AbClientSettings, MAX_CONCURRENT_REQUESTS};
+use dealbridge::maxio::prepare::AbSettings;
+use dealbridge::maxio::steps::MaxioDeps;
 use dealbridge::queue::{InMemoryQueue, QueueName, Received};
+use dealbridge::retry::RetryPolicy;
 use dealbridge::salesforce::{SalesforceClient, SfId};
 use dealbridge::secrets::InMemorySecrets;
 use dealbridge::snapshot::SnapshotLoader;
+use dealbridge::writeback::WriteBack;
 use dealbridge_intake::settings::IntakeSettings;
 
 use crate::harness::{SALESFORCE_SECRET, config, credentials_secret};
+use crate::maxio_ab::{AbSettings as AbSandboxSettings, MaxioAbSandbox};
 use crate::salesforce::{OrgSettings, SalesforceSandbox, seeded_org};
 
 /// The intake secret the sample events are signed with (sandbox values; they protect nothing).
@@ -24,6 +30,9 @@ pub const INTAKE_SECRET: &str = "dealbridge/intake";
 pub const SANDBOX_HMAC_KEY: &str = "sandbox-hmac-key";
 pub const SANDBOX_BEARER_TOKEN: &str = "sandbox-bearer-token";
 pub const SANDBOX_SOAP_TOKEN: &str = "sandbox-soap-token";
+pub const MAXIO_AB_SECRET: &str = "dealbridge/maxio-ab";
+/// The worker queues' maxReceiveCount in the local stack (as in the template).
+pub const MAX_RECEIVES: u32 = 10;
 
 /// The time the sample events in `events/` were made (2026-11-20T12:00:00Z).
 pub fn sample_time() -> DateTime<Utc> {
@@ -51,6 +60,18 @@ pub struct LocalStack {
     pub intake: dealbridge_intake::Deps,
     pub platform_events: dealbridge_platform_events::Deps,
     pub delayed: dealbridge_delayed::Deps,
+    pub maxio_ab: MaxioAbSandbox,
+    pub maxio: MaxioDeps,
+}
+
+/// What draining the queues did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Drained {
+    /// Messages handled, per queue.
+    pub handled: Vec<(QueueName, usize)>,
+    /// Deliveries that asked to be retried.
+    pub retried: usize,
+    pub delayed: Vec<dealbridge_delayed::RecordOutcome>,
 }
 
 impl LocalStack {
@@ -73,7 +94,14 @@ impl LocalStack {
             config.salesforce.clone(),
             Arc::new(secrets.clone()),
         )?);
-        let queue = InMemoryQueue::default();
+        let queue = InMemoryQueue::new(Duration::from_secs(360), 5);
+        for q in [
+            QueueName::MaxioCustomer,
+            QueueName::MaxioPricePoints,
+            QueueName::MaxioSubscription,
+        ] {
+            queue.set_max_receives(q, MAX_RECEIVES);
+        }
         let clock = ManualClock::new(sample_time());
         let org_id = SfId::parse(&salesforce.settings().org_id)?.to_string();
         let settings = IntakeSettings::from_lookup(|k| match k {
@@ -105,6 +133,43 @@ impl LocalStack {
             queue: Arc::new(queue.clone()),
             clock: Arc::new(clock.clone()),
         };
+        let maxio_ab = MaxioAbSandbox::start(AbSandboxSettings::default()).await?;
+        secrets.insert(
+            MAXIO_AB_SECRET,
+            serde_json::json!({"api_key": maxio_ab.settings().api_key}).to_string(),
+        );
+        let ab = AbClient::new(
+            AbClientSettings {
+                base_url: url::Url::parse(maxio_ab.url())?,
+                secret_name: MAXIO_AB_SECRET.into(),
+                timeout: Duration::from_secs(10),
+                retry: RetryPolicy {
+                    max_attempts: 4,
+                    base_delay: Duration::from_millis(5),
+                    max_delay: Duration::from_millis(40),
+                },
+                max_concurrent_requests: MAX_CONCURRENT_REQUESTS,
+            },
+            Arc::new(secrets.clone()),
+        )?;
+        let mapping = Arc::new(config.mapping.clone());
+        let maxio = MaxioDeps {
+            ab: Arc::new(ab),
+            queue: Arc::new(queue.clone()),
+            writeback: Arc::new(WriteBack::new(
+                client.clone(),
+                mapping.clone(),
+                Arc::new(clock.clone()),
+                RetryPolicy {
+                    max_attempts: 4,
+                    base_delay: Duration::from_millis(5),
+                    max_delay: Duration::from_millis(40),
+                },
+            )),
+            mapping,
+            settings: AbSettings::default(),
+            max_receives: MAX_RECEIVES,
+        };
         Ok(LocalStack {
             salesforce,
             queue,
@@ -115,6 +180,8 @@ impl LocalStack {
             intake,
             platform_events,
             delayed,
+            maxio_ab,
+            maxio,
         })
     }
 
@@ -170,6 +237,76 @@ impl LocalStack {
             }
         }
         outcomes
+    }
+}
+
+impl LocalStack {
+    /// Runs every worker that exists over its queue until all queues are empty (or only hold
+    /// messages for workers that do not exist yet), moving virtual time forward to each next
+    /// visible message instead of waiting. Failed deliveries stay in flight until their visibility
+    /// timeout, as on SQS, and end in the dead-letter lists after `MAX_RECEIVES`.
+    pub async fn drain(&self, max_rounds: usize) -> Drained {
+        let worked = [
+            QueueName::Delayed,
+            QueueName::MaxioCustomer,
+            QueueName::MaxioPricePoints,
+            QueueName::MaxioSubscription,
+        ];
+        let mut report = Drained::default();
+        for _ in 0..max_rounds {
+            let mut any = false;
+            for queue in worked {
+                let batch = self.queue.receive(queue, 10);
+                if batch.is_empty() {
+                    continue;
+                }
+                any = true;
+                let failed: Vec<String> = if queue == QueueName::Delayed {
+                    let mut failed = Vec::new();
+                    for r in &batch {
+                        let outcome =
+                            dealbridge_delayed::handle_record(&sqs_message(r), &self.delayed).await;
+                        if matches!(outcome, dealbridge_delayed::RecordOutcome::Failed { .. }) {
+                            failed.push(r.message_id.clone());
+                        }
+                        report.delayed.push(outcome);
+                    }
+                    failed
+                } else {
+                    dealbridge::maxio::worker::handle_batch(&sqs_event(&batch), &self.maxio, queue)
+                        .await
+                        .batch_item_failures
+                        .into_iter()
+                        .map(|f| f.item_identifier)
+                        .collect()
+                };
+                report.retried += failed.len();
+                for r in &batch {
+                    if !failed.contains(&r.message_id) {
+                        self.queue.delete(queue, &r.receipt);
+                    }
+                }
+                match report.handled.iter_mut().find(|(q, _)| *q == queue) {
+                    Some((_, n)) => *n += batch.len(),
+                    None => report.handled.push((queue, batch.len())),
+                }
+            }
+            if any {
+                continue;
+            }
+            let next = worked
+                .iter()
+                .filter_map(|q| self.queue.next_visible_at(*q))
+                .min();
+            match next {
+                Some(at) => {
+                    let now = self.queue.now();
+                    self.advance(at.saturating_sub(now).max(Duration::from_millis(1)));
+                }
+                None => break,
+            }
+        }
+        report
     }
 }
 

@@ -404,18 +404,27 @@ impl MaxioDeps {
             let got = actual
                 .iter()
                 .find(|c| c.component_id == wanted.component_id);
-            match (got, wanted.price_point_id) {
-                (None, _) => mismatches.push(format!(
-                    "{} ({}) is missing from the subscription",
+            let expected = wanted.price_point_id.or(wanted.default_price_point_id);
+            match got.map(|c| c.price_point_id) {
+                None | Some(None) => mismatches.push(format!(
+                    "{} ({}) is not on the subscription",
                     wanted.product_name, wanted.component_handle
                 )),
-                (Some(c), Some(p)) if c.price_point_id != Some(p) => mismatches.push(format!(
-                    "{} is on price point {} instead of {p}",
-                    wanted.product_name,
-                    c.price_point_id
-                        .map(|x| x.to_string())
-                        .unwrap_or_else(|| "none".into())
-                )),
+                Some(actual) if expected.is_some() && actual != expected => {
+                    mismatches.push(format!(
+                        "{} is on price point {} instead of {}{}",
+                        wanted.product_name,
+                        actual
+                            .map(|x| x.to_string())
+                            .unwrap_or_else(|| "none".into()),
+                        expected.map(|x| x.to_string()).unwrap_or_default(),
+                        if wanted.price_point_id.is_some() {
+                            ""
+                        } else {
+                            " (its default)"
+                        }
+                    ))
+                }
                 _ => {}
             }
         }

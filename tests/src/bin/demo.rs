@@ -119,6 +119,115 @@ async fn main() -> anyhow::Result<()> {
         stack.queue.dead_letters(QueueName::Delayed).len()
     );
 
+    println!("── Workers: the Maxio Advanced Billing chain for every queued deal ──");
+    let drained = stack.drain(1000).await;
+    for (queue, n) in &drained.handled {
+        if *queue != QueueName::Delayed {
+            println!("  {queue}: {n} message(s) handled");
+        }
+    }
+    if drained.retried > 0 {
+        println!("  {} deliveries were retried", drained.retried);
+    }
+    println!();
+    for (name, id) in &opportunities {
+        let Some(opp) = stack.salesforce.record(id) else {
+            continue;
+        };
+        let status = opp
+            .get("Maxio_Sync_Status__c")
+            .and_then(Value::as_str)
+            .unwrap_or("-");
+        if status == "Pending" || status == "-" {
+            continue;
+        }
+        println!("■ {name}: Maxio sync {status}");
+        let subscription = stack
+            .maxio_ab
+            .subscriptions()
+            .into_iter()
+            .find(|s| s["reference"] == id.as_str());
+        if let Some(s) = subscription {
+            let customer = &s["customer"];
+            println!(
+                "  AB customer {} ({}, {}) · subscription {} on {}",
+                customer["id"],
+                customer["organization"].as_str().unwrap_or(""),
+                customer["email"].as_str().unwrap_or(""),
+                s["id"],
+                s["product"]["handle"].as_str().unwrap_or("")
+            );
+            let on_subscription = stack
+                .maxio_ab
+                .subscription_components(s["id"].as_i64().unwrap_or_default())
+                .into_iter()
+                .filter(|c| !c["price_point_id"].is_null());
+            for c in on_subscription {
+                let price_point = stack
+                    .maxio_ab
+                    .price_points()
+                    .into_iter()
+                    .find(|p| p["id"] == c["price_point_id"]);
+                let detail = price_point
+                    .map(|p| {
+                        let tiers: Vec<String> = p["prices"]
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .map(|b| {
+                                format!(
+                                    "{}–{} @ {}",
+                                    b["starting_quantity"],
+                                    if b["ending_quantity"].is_null() {
+                                        "∞".to_string()
+                                    } else {
+                                        b["ending_quantity"].to_string()
+                                    },
+                                    b["unit_price"].as_str().unwrap_or("")
+                                )
+                            })
+                            .collect();
+                        format!(
+                            "{} {} [{}]",
+                            p["type"].as_str().unwrap_or(""),
+                            p["pricing_scheme"].as_str().unwrap_or(""),
+                            tiers.join(", ")
+                        )
+                    })
+                    .unwrap_or_default();
+                println!(
+                    "    {} → price point {} {detail}",
+                    c["component_handle"].as_str().unwrap_or(""),
+                    c["price_point_id"]
+                );
+            }
+        }
+        let written: Vec<String> = [
+            "Maxio_Customer_Id__c",
+            "Maxio_Subscription_Id__c",
+            "Maxio_Sync_Status__c",
+            "Maxio_Sync_Error__c",
+            "Maxio_Sync_DateTime__c",
+        ]
+        .iter()
+        .filter_map(|f| {
+            opp.get(*f).filter(|v| !v.is_null()).map(|v| {
+                format!(
+                    "{f} = {}",
+                    v.as_str()
+                        .map(str::to_string)
+                        .unwrap_or_else(|| v.to_string())
+                )
+            })
+        })
+        .collect();
+        println!("  written back to the Opportunity:");
+        for w in written {
+            println!("    {w}");
+        }
+    }
+    println!();
+
     println!("── Queues ──");
     for q in QueueName::ALL {
         println!(
