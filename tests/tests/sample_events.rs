@@ -102,3 +102,20 @@ async fn the_worker_sample_events_are_what_dispatch_sends() {
         check_or_update(file, produced);
     }
 }
+
+#[tokio::test]
+async fn the_maxio_customer_sample_event_runs_the_first_step_of_the_chain() {
+    let stack = LocalStack::start().await.unwrap();
+    let event: SqsEvent = serde_json::from_value(sample("sqs-maxio-customer.json")).unwrap();
+    let response =
+        dealbridge::maxio::worker::handle_batch(&event, &stack.maxio, QueueName::MaxioCustomer)
+            .await;
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(stack.maxio_ab.customers().len(), 1);
+    let next = stack.queue.sent(QueueName::MaxioPricePoints);
+    assert_eq!(next.len(), 1);
+    assert_eq!(
+        Envelope::parse(&next[0].body).unwrap().correlation_id,
+        "sample-volume-deal"
+    );
+}

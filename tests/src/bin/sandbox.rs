@@ -16,7 +16,8 @@ use dealbridge::queue::QueueName;
 use dealbridge::salesforce::SfId;
 use dealbridge_sandbox::aws::{create_queues, put_secret};
 use dealbridge_sandbox::harness::{SALESFORCE_SECRET, credentials_secret};
-use dealbridge_sandbox::local::{INTAKE_SECRET, intake_secret_json};
+use dealbridge_sandbox::local::{INTAKE_SECRET, MAXIO_AB_SECRET, intake_secret_json};
+use dealbridge_sandbox::maxio_ab::{AbSettings, MaxioAbSandbox};
 use dealbridge_sandbox::moto::Moto;
 use dealbridge_sandbox::salesforce::{OrgSettings, SalesforceSandbox, data_dir};
 
@@ -34,6 +35,9 @@ struct Args {
     /// Records to load, in `sf data export tree` form; repeat for several files.
     #[arg(long = "data")]
     data: Vec<PathBuf>,
+    /// Port of the fake Maxio Advanced Billing site.
+    #[arg(long, default_value_t = 8441)]
+    maxio_ab_port: u16,
     /// Also start moto's server with the queues and secrets (needs the project venv: make venv).
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     aws: bool,
@@ -60,12 +64,22 @@ async fn main() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {addr}"))?;
     println!("Salesforce sandbox org: {}", sf.url());
+    let ab = MaxioAbSandbox::start_on(
+        AbSettings::default(),
+        SocketAddr::from(([127, 0, 0, 1], args.maxio_ab_port)),
+    )
+    .await
+    .context("starting the Maxio AB fake")?;
+    println!("Maxio Advanced Billing site:  {}", ab.url());
 
     let mut env: Vec<(String, String)> = vec![
         ("SALESFORCE_LOGIN_URL".into(), sf.url().into()),
         ("SALESFORCE_AUTH_FLOW".into(), "client_credentials".into()),
         ("SALESFORCE_SECRET_NAME".into(), SALESFORCE_SECRET.into()),
         ("INTAKE_SECRET_NAME".into(), INTAKE_SECRET.into()),
+        ("MAXIO_AB_BASE_URL".into(), ab.url().into()),
+        ("MAXIO_AB_SECRET_NAME".into(), MAXIO_AB_SECRET.into()),
+        ("WORKER_MAX_RECEIVES".into(), "10".into()),
         (
             "SALESFORCE_ORG_IDS".into(),
             SfId::parse(&settings.org_id)?.to_string(),
@@ -86,6 +100,8 @@ async fn main() -> anyhow::Result<()> {
         let secrets = aws_sdk_secretsmanager::Client::new(&aws);
         put_secret(&secrets, SALESFORCE_SECRET, &credentials_secret(&settings)).await?;
         put_secret(&secrets, INTAKE_SECRET, &intake_secret_json()).await?;
+        let ab_secret = serde_json::json!({"api_key": ab.settings().api_key}).to_string();
+        put_secret(&secrets, MAXIO_AB_SECRET, &ab_secret).await?;
         for q in QueueName::ALL {
             env.push((
                 q.url_variable().into(),
