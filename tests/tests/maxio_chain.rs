@@ -391,3 +391,18 @@ async fn a_locked_opportunity_is_written_again() {
         2
     );
 }
+
+#[tokio::test]
+async fn the_client_lists_a_components_price_points() {
+    let stack = LocalStack::start().await.unwrap();
+    run_deal(&stack, "VolumeOpportunity").await;
+    let id = stack.maxio_ab.component_id("api-calls").unwrap();
+    let listed = stack.maxio.ab.list_price_points(id).await.unwrap();
+    let handles: Vec<Option<String>> = listed.iter().map(|p| p.handle.clone()).collect();
+    assert_eq!(listed.len(), 2, "{handles:?}");
+    assert!(
+        handles
+            .iter()
+            .any(|h| h.as_deref().is_some_and(|h| h.starts_with("sf-")))
+    );
+}

@@ -251,6 +251,33 @@ impl AbClient {
             .map(|w| w.inner))
     }
 
+    /// Every price point of a component (all pages).
+    pub async fn list_price_points(
+        &self,
+        component_id: i64,
+    ) -> Result<Vec<PricePoint>, MaxioError> {
+        #[derive(Deserialize)]
+        struct Page {
+            #[serde(default)]
+            price_points: Vec<PricePoint>,
+        }
+        let mut all = Vec::new();
+        for page in 1.. {
+            let path =
+                format!("/components/{component_id}/price_points.json?page={page}&per_page=200");
+            let got: Page = self
+                .get(&path)
+                .await?
+                .ok_or_else(|| MaxioError::NotFound(format!("component {component_id}")))?;
+            let done = got.price_points.len() < 200;
+            all.extend(got.price_points);
+            if done {
+                break;
+            }
+        }
+        Ok(all)
+    }
+
     pub async fn create_price_point(
         &self,
         component_id: i64,
