@@ -6,6 +6,7 @@ pub mod events;
 pub mod harness;
 pub mod local;
 pub mod maxio_ab;
+pub mod maxio_core;
 pub mod moto;
 pub mod observe;
 pub mod salesforce;
