@@ -128,10 +128,21 @@ impl LocalStack {
         let platform_events = dealbridge_platform_events::Deps {
             dispatcher: dispatcher(),
         };
+        let writeback = Arc::new(WriteBack::new(
+            client.clone(),
+            Arc::new(config.mapping.clone()),
+            Arc::new(clock.clone()),
+            RetryPolicy {
+                max_attempts: 4,
+                base_delay: Duration::from_millis(5),
+                max_delay: Duration::from_millis(40),
+            },
+        ));
         let delayed = dealbridge_delayed::Deps {
             dispatcher: dispatcher(),
             queue: Arc::new(queue.clone()),
             clock: Arc::new(clock.clone()),
+            writeback: writeback.clone(),
         };
         let maxio_ab = MaxioAbSandbox::start(AbSandboxSettings::default()).await?;
         secrets.insert(
@@ -156,16 +167,7 @@ impl LocalStack {
         let maxio = MaxioDeps {
             ab: Arc::new(ab),
             queue: Arc::new(queue.clone()),
-            writeback: Arc::new(WriteBack::new(
-                client.clone(),
-                mapping.clone(),
-                Arc::new(clock.clone()),
-                RetryPolicy {
-                    max_attempts: 4,
-                    base_delay: Duration::from_millis(5),
-                    max_delay: Duration::from_millis(40),
-                },
-            )),
+            writeback,
             mapping,
             settings: AbSettings::default(),
             max_receives: MAX_RECEIVES,

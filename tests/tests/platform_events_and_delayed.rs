@@ -156,30 +156,12 @@ async fn a_deal_whose_order_appears_later_is_dispatched_once_it_exists() {
 }
 
 #[tokio::test]
-async fn a_deal_whose_order_never_appears_ends_in_the_dead_letters_with_a_clear_reason() {
+async fn a_deal_whose_order_never_appears_is_given_up_and_the_reason_written_to_the_opportunity() {
     let stack = LocalStack::start().await.unwrap();
     let event: SqsEvent = serde_json::from_value(sample("delayed-redispatch.json")).unwrap();
     let response = dealbridge_delayed::handle(event, &stack.delayed).await;
     assert!(response.batch_item_failures.is_empty());
     let outcomes = stack.drain_delayed(200).await;
-    let failures: Vec<&RecordOutcome> = outcomes
-        .iter()
-        .filter(|o| matches!(o, RecordOutcome::Failed { .. }))
-        .collect();
-    assert!(!failures.is_empty());
-    let RecordOutcome::Failed { reason, retryable } = failures[0] else {
-        unreachable!()
-    };
-    assert!(!retryable);
-    assert!(
-        reason.contains("still has no Order after 8 dispatches"),
-        "{reason}"
-    );
-    assert_eq!(
-        stack.queue.dead_letters(QueueName::Delayed).len(),
-        1,
-        "it ends in the dead-letter queue"
-    );
     let dispatches = outcomes
         .iter()
         .filter(|o| **o == RecordOutcome::Dispatched)
@@ -188,10 +170,24 @@ async fn a_deal_whose_order_never_appears_ends_in_the_dead_letters_with_a_clear_
         dispatches, 5,
         "attempts 2 to 6 re-dispatch; the eighth dispatch (attempt 7) gives up"
     );
+    let Some(RecordOutcome::GaveUp { reason }) = outcomes.last() else {
+        panic!("{outcomes:?}")
+    };
+    assert!(reason.starts_with("DISPATCH_NO_ORDER: "), "{reason}");
+    assert!(
+        reason.contains("still has no Order after 8 dispatches"),
+        "{reason}"
+    );
+    let opp = stack
+        .salesforce
+        .record(stack.id("PendingOpportunity").as_str())
+        .unwrap();
+    assert_eq!(opp["Maxio_Sync_Status__c"], "Failed");
+    assert_eq!(opp["Maxio_Sync_Error__c"].as_str(), Some(reason.as_str()));
     assert_eq!(
-        failures.len(),
-        5,
-        "the failing record is retried until the redrive limit"
+        stack.queue.depth(QueueName::Delayed),
+        0,
+        "nothing is left to retry"
     );
 }
 

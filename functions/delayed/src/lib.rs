@@ -10,23 +10,35 @@ use std::time::Duration;
 
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use dealbridge::clock::Clock;
-use dealbridge::dispatch::{DispatchRequest, Dispatcher};
+use dealbridge::dispatch::{DispatchError, DispatchRequest, Dispatcher};
 use dealbridge::envelope::{Envelope, Step};
 use dealbridge::queue::{MAX_DELAY, Queue};
+use dealbridge::writeback::{MaxioOutcome, WriteBack};
 use tracing::{error, info, warn};
 
 pub struct Deps {
     pub dispatcher: Dispatcher,
     pub queue: Arc<dyn Queue>,
     pub clock: Arc<dyn Clock>,
+    /// Where a deal that can never be dispatched is reported (on its Opportunity).
+    pub writeback: Arc<WriteBack>,
 }
 
 /// What became of one record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RecordOutcome {
     Dispatched,
-    DelayedAgain { seconds: u64 },
-    Failed { reason: String, retryable: bool },
+    DelayedAgain {
+        seconds: u64,
+    },
+    /// Waiting cannot help any more; the reason is on the Opportunity.
+    GaveUp {
+        reason: String,
+    },
+    Failed {
+        reason: String,
+        retryable: bool,
+    },
 }
 
 pub async fn handle_record(message: &SqsMessage, deps: &Deps) -> RecordOutcome {
@@ -74,6 +86,28 @@ pub async fn handle_record(message: &SqsMessage, deps: &Deps) -> RecordOutcome {
     };
     match deps.dispatcher.dispatch(&request).await {
         Ok(_) => RecordOutcome::Dispatched,
+        Err(e @ DispatchError::OrderNeverCreated { .. }) => {
+            let reason = format!("DISPATCH_NO_ORDER: {e}");
+            let DispatchError::OrderNeverCreated { opportunity_id, .. } = &e else {
+                return failed(reason, false);
+            };
+            let outcome = MaxioOutcome::Failed {
+                customer_id: None,
+                subscription_id: None,
+                error: reason.clone(),
+            };
+            match deps
+                .writeback
+                .maxio(opportunity_id, &envelope.account_id, &outcome)
+                .await
+            {
+                Ok(()) => RecordOutcome::GaveUp { reason },
+                Err(w) => failed(
+                    format!("{reason}; writing it to Salesforce failed: {w}"),
+                    true,
+                ),
+            }
+        }
         Err(e) => failed(e.to_string(), e.is_retryable()),
     }
 }
@@ -86,6 +120,9 @@ pub async fn handle(event: SqsEvent, deps: &Deps) -> SqsBatchResponse {
             RecordOutcome::Dispatched => info!(message_id = %id, "re-dispatched"),
             RecordOutcome::DelayedAgain { seconds } => {
                 info!(message_id = %id, seconds, "not due; delayed again")
+            }
+            RecordOutcome::GaveUp { reason } => {
+                error!(message_id = %id, %reason, "gave up; the reason is on the Opportunity")
             }
             RecordOutcome::Failed { reason, retryable } => {
                 if retryable {

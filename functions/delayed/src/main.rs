@@ -2,7 +2,9 @@ use std::sync::Arc;
 
 use aws_lambda_events::sqs::SqsEvent;
 use dealbridge::clock::SystemClock;
+use dealbridge::retry::RetryPolicy;
 use dealbridge::services::Services;
+use dealbridge::writeback::WriteBack;
 use dealbridge_delayed::{Deps, handle};
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 
@@ -14,6 +16,12 @@ async fn main() -> Result<(), Error> {
         dispatcher: services.dispatcher(),
         queue: services.queue.clone(),
         clock: Arc::new(SystemClock),
+        writeback: Arc::new(WriteBack::new(
+            services.salesforce.clone(),
+            Arc::new(services.config.mapping.clone()),
+            Arc::new(SystemClock),
+            RetryPolicy::default(),
+        )),
     };
     let deps = &deps;
     run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {

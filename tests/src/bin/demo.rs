@@ -108,16 +108,10 @@ async fn main() -> anyhow::Result<()> {
         "  {redispatched} re-dispatches over {} minutes of (simulated) waiting",
         stack.queue.now().as_secs() / 60
     );
-    if let Some(RecordOutcome::Failed { reason, .. }) = outcomes
-        .iter()
-        .find(|o| matches!(o, RecordOutcome::Failed { .. }))
-    {
-        println!("  then: {reason}");
+    if let Some(RecordOutcome::GaveUp { reason }) = outcomes.last() {
+        println!("  then gave up, and wrote to the Opportunity: {reason}");
     }
-    println!(
-        "  dead-letter queue: {} message(s)\n",
-        stack.queue.dead_letters(QueueName::Delayed).len()
-    );
+    println!();
 
     println!("── Workers: the Maxio Advanced Billing chain for every queued deal ──");
     let drained = stack.drain(1000).await;
