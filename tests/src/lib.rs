@@ -10,3 +10,4 @@ pub mod maxio_core;
 pub mod moto;
 pub mod observe;
 pub mod salesforce;
+pub mod serve;

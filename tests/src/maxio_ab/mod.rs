@@ -24,7 +24,6 @@ use axum::extract::{Request, State as AxState};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::Value;
-use tokio::task::JoinHandle;
 
 use crate::observe::{Observer, observe};
 
@@ -101,7 +100,7 @@ pub struct MaxioAbSandbox {
     app: Arc<App>,
     observer: Observer,
     url: String,
-    task: JoinHandle<()>,
+    _server: crate::serve::Served,
 }
 
 impl MaxioAbSandbox {
@@ -115,8 +114,8 @@ impl MaxioAbSandbox {
         settings: AbSettings,
         addr: SocketAddr,
     ) -> std::io::Result<MaxioAbSandbox> {
-        let listener = tokio::net::TcpListener::bind(addr).await?;
-        let url = format!("http://{}", listener.local_addr()?);
+        let (listener, authority) = crate::serve::listen(addr).await?;
+        let url = format!("http://{authority}");
         let app = Arc::new(App {
             store: Mutex::new(Store::new(&settings)),
             limiter: Limiter::new(settings.max_concurrent_requests),
@@ -124,14 +123,12 @@ impl MaxioAbSandbox {
         });
         let observer = Observer::new("maxio-ab");
         let router = router(app.clone(), observer.clone());
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, router).await;
-        });
+        let _server = crate::serve::serve(listener, router);
         Ok(MaxioAbSandbox {
             app,
             observer,
             url,
-            task,
+            _server,
         })
     }
 
@@ -212,12 +209,6 @@ impl MaxioAbSandbox {
         self.store()
             .forced_default
             .insert(component_handle.to_string());
-    }
-}
-
-impl Drop for MaxioAbSandbox {
-    fn drop(&mut self) {
-        self.task.abort();
     }
 }
 

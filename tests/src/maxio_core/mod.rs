@@ -19,7 +19,6 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use axum::Router;
 use axum::routing::get;
 use serde_json::{Value, json};
-use tokio::task::JoinHandle;
 
 use crate::observe::{Fault, Observer, observe};
 
@@ -70,7 +69,7 @@ pub struct MaxioCoreSandbox {
     app: Arc<App>,
     observer: Observer,
     base_url: String,
-    task: JoinHandle<()>,
+    _server: crate::serve::Served,
 }
 
 impl MaxioCoreSandbox {
@@ -84,8 +83,7 @@ impl MaxioCoreSandbox {
         settings: CoreSettings,
         addr: SocketAddr,
     ) -> std::io::Result<MaxioCoreSandbox> {
-        let listener = tokio::net::TcpListener::bind(addr).await?;
-        let authority = listener.local_addr()?.to_string();
+        let (listener, authority) = crate::serve::listen(addr).await?;
         let base_url = format!("http://{authority}/{}/api/v1.0/", settings.account);
         let app = Arc::new(App {
             settings,
@@ -94,14 +92,12 @@ impl MaxioCoreSandbox {
         });
         let observer = Observer::new("maxio-core");
         let router = router(app.clone(), observer.clone());
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, router).await;
-        });
+        let _server = crate::serve::serve(listener, router);
         Ok(MaxioCoreSandbox {
             app,
             observer,
             base_url,
-            task,
+            _server,
         })
     }
 
@@ -171,12 +167,6 @@ impl MaxioCoreSandbox {
             .into_iter()
             .map(|r| Value::Object(r.fields.clone()))
             .collect()
-    }
-}
-
-impl Drop for MaxioCoreSandbox {
-    fn drop(&mut self) {
-        self.task.abort();
     }
 }
 

@@ -17,7 +17,6 @@ use axum::Router;
 use axum::routing::{get, patch, post};
 use dealbridge_org::Org;
 use serde_json::Value;
-use tokio::task::JoinHandle;
 
 use crate::observe::{Observer, observe};
 
@@ -123,7 +122,7 @@ pub struct SalesforceSandbox {
     state: Arc<State>,
     observer: Observer,
     url: String,
-    task: JoinHandle<()>,
+    _server: crate::serve::Served,
 }
 
 impl SalesforceSandbox {
@@ -138,8 +137,8 @@ impl SalesforceSandbox {
         org: Org,
         addr: SocketAddr,
     ) -> std::io::Result<SalesforceSandbox> {
-        let listener = tokio::net::TcpListener::bind(addr).await?;
-        let url = format!("http://{}", listener.local_addr()?);
+        let (listener, authority) = crate::serve::listen(addr).await?;
+        let url = format!("http://{authority}");
         let state = Arc::new(State {
             settings: Mutex::new(settings),
             base_url: url.clone(),
@@ -152,14 +151,12 @@ impl SalesforceSandbox {
         });
         let observer = Observer::new("salesforce");
         let app = router(state.clone(), observer.clone());
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
+        let _server = crate::serve::serve(listener, app);
         Ok(SalesforceSandbox {
             state,
             observer,
             url,
-            task,
+            _server,
         })
     }
 
@@ -208,12 +205,6 @@ impl SalesforceSandbox {
 
     pub fn set_api_usage(&self, used: u64) {
         self.state.api_used.store(used, Ordering::SeqCst);
-    }
-}
-
-impl Drop for SalesforceSandbox {
-    fn drop(&mut self) {
-        self.task.abort();
     }
 }
 
