@@ -18,5 +18,6 @@ pub mod salesforce;
 pub mod secrets;
 pub mod services;
 pub mod snapshot;
+pub mod whmcs;
 pub mod worker;
 pub mod writeback;

@@ -11,3 +11,4 @@ pub mod moto;
 pub mod observe;
 pub mod salesforce;
 pub mod serve;
+pub mod whmcs;

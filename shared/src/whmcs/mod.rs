@@ -1,0 +1,1 @@
+//! WHMCS: the API client and the PHP serialization its array parameters need.

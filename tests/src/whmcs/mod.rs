@@ -1,0 +1,1 @@
+//! A fake WHMCS installation on localhost.
