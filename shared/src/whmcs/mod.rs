@@ -1,1 +1,28 @@
 //! WHMCS: the API client and the PHP serialization its array parameters need.
+//!
+//! - `php`: PHP `serialize()` and base64, for `configoptions[]`/`customfields[]`.
+//! - `form`: form bodies with PHP bracket arrays.
+//! - `model`: the requests (AddOrder, AcceptOrder, GetOrders, GetClientsDetails,
+//!   GetPaymentMethods) and their answers.
+//! - `error`: [`WhmcsError`], its stable codes, and the ambiguous AddOrder.
+//! - `client`: [`WhmcsClient`].
+
+pub mod client;
+mod de;
+pub mod error;
+pub mod form;
+pub mod model;
+pub mod php;
+
+#[cfg(test)]
+mod client_tests;
+
+pub use client::{MAX_ORDER_PAGES, ORDERS_PAGE_SIZE, WhmcsClient, WhmcsClientSettings};
+pub use error::{ApiErrorKind, WhmcsError, is_authentication_message};
+pub use form::Form;
+pub use model::{
+    AcceptOrder, AddOrder, AddOrderResult, BILLING_CYCLES, ClientDetails, GetClientsDetails,
+    GetOrdersQuery, GetPaymentMethods, Order, OrderLine, OrderLineItem, OrdersPage, PaymentMethod,
+    WhmcsRequest, billing_cycle_from_label, parse_option_map,
+};
+pub use php::{PhpKey, PhpValue};
