@@ -232,7 +232,18 @@ fn seconds(
 /// An https base URL (http only for loopback, where the sandbox runs), without path, query or
 /// credentials.
 pub fn parse_base_url(raw: &str) -> Result<Url, String> {
-    let url = Url::parse(raw).map_err(|e| e.to_string())?;
+    let url = parse_api_root(raw)?;
+    if url.path() != "/" && !url.path().is_empty() {
+        return Err("must not have a path".into());
+    }
+    Ok(url)
+}
+
+/// As [`parse_base_url`], for an API root that has a path (e.g. Maxio Core's
+/// `https://s12.saasoptics.com/acme/api/v1.0/`); the result ends in `/`, so relative paths join
+/// under it.
+pub fn parse_api_root(raw: &str) -> Result<Url, String> {
+    let mut url = Url::parse(raw).map_err(|e| e.to_string())?;
     let host = url.host_str().unwrap_or_default().to_string();
     let loopback = host == "localhost" || host == "127.0.0.1" || host == "[::1]";
     match url.scheme() {
@@ -250,8 +261,9 @@ pub fn parse_base_url(raw: &str) -> Result<Url, String> {
     if url.query().is_some() || url.fragment().is_some() {
         return Err("must not have a query or fragment".into());
     }
-    if url.path() != "/" && !url.path().is_empty() {
-        return Err("must not have a path".into());
+    if !url.path().ends_with('/') {
+        let path = format!("{}/", url.path());
+        url.set_path(&path);
     }
     Ok(url)
 }

@@ -6,6 +6,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::maxio::link::CoreLinkInput;
 use crate::maxio::prepare::AbDealPlan;
 use crate::maxio::steps::ResolvedComponent;
 use crate::queue::{OutgoingMessage, QueueName};
@@ -53,6 +54,9 @@ pub enum Step {
         customer_id: i64,
         components: Vec<ResolvedComponent>,
     },
+    /// Link the AB subscription to the customer's Maxio Core contract (and write the deal's
+    /// outcome back).
+    MaxioCoreLink { link: CoreLinkInput },
     /// Provision one Order in WHMCS.
     WhmcsProvision {
         order_id: SfId,
@@ -65,6 +69,9 @@ pub enum Step {
         /// delay, the message is delayed again).
         not_before: i64,
     },
+    /// Send `then` to its queue once `not_before` (Unix seconds) has passed: how a step waits
+    /// longer than it may hold a message (for example for Maxio Core to sync), without sleeping.
+    Deferred { not_before: i64, then: Box<Step> },
 }
 
 impl Step {
@@ -73,8 +80,10 @@ impl Step {
             Step::MaxioCustomer { .. } => "maxio-customer",
             Step::MaxioPricePoints { .. } => "maxio-price-points",
             Step::MaxioSubscription { .. } => "maxio-subscription",
+            Step::MaxioCoreLink { .. } => "maxio-core-link",
             Step::WhmcsProvision { .. } => "whmcs-provision",
             Step::Dispatch { .. } => "dispatch",
+            Step::Deferred { .. } => "deferred",
         }
     }
 
@@ -83,8 +92,9 @@ impl Step {
             Step::MaxioCustomer { .. } => QueueName::MaxioCustomer,
             Step::MaxioPricePoints { .. } => QueueName::MaxioPricePoints,
             Step::MaxioSubscription { .. } => QueueName::MaxioSubscription,
+            Step::MaxioCoreLink { .. } => QueueName::MaxioCoreLink,
             Step::WhmcsProvision { .. } => QueueName::WhmcsProvision,
-            Step::Dispatch { .. } => QueueName::Delayed,
+            Step::Dispatch { .. } | Step::Deferred { .. } => QueueName::Delayed,
         }
     }
 }
@@ -107,6 +117,7 @@ impl Envelope {
     ) -> Envelope {
         let step_key = match &step {
             Step::WhmcsProvision { order_id, .. } => format!("{order_id}:{}", step.name()),
+            Step::Deferred { then, .. } => format!("{}:deferred:{}", deal.id(), then.name()),
             _ => format!("{}:{}", deal.id(), step.name()),
         };
         Envelope {
@@ -143,6 +154,17 @@ impl Envelope {
         hash.update(b"\n");
         hash.update(serde_json::to_vec(&self.step).unwrap_or_default());
         hex::encode(hash.finalize())
+    }
+
+    /// The same deal's envelope for another step (the correlation id and trigger key carried on).
+    pub fn next(&self, step: Step) -> Envelope {
+        Envelope::new(
+            &self.correlation_id,
+            &self.deal,
+            &self.account_id,
+            self.idempotency_key.as_deref(),
+            step,
+        )
     }
 
     /// The message to send: grouped by Account on FIFO queues.

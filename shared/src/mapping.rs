@@ -45,6 +45,10 @@ pub struct Mapping {
 pub struct StatusValues {
     pub maxio_synced: String,
     pub maxio_failed: String,
+    /// Maxio Core link status values.
+    pub core_linked: String,
+    pub core_pending: String,
+    pub core_failed: String,
 }
 
 impl Default for StatusValues {
@@ -52,6 +56,9 @@ impl Default for StatusValues {
         StatusValues {
             maxio_synced: "Synced".into(),
             maxio_failed: "Failed".into(),
+            core_linked: "Linked".into(),
+            core_pending: "Pending".into(),
+            core_failed: "Failed".into(),
         }
     }
 }
@@ -103,6 +110,12 @@ pub struct OpportunityFields {
     /// Per-deal override of the Maxio AB product handle.
     pub maxio_product_handle: Option<String>,
     pub whmcs_service_id: Option<String>,
+    /// The Maxio Core contract the AB subscription was linked to.
+    pub maxio_core_contract_id: Option<String>,
+    /// Maxio Core link status picklist (values in `values`).
+    pub maxio_core_link_status: Option<String>,
+    /// Why the Maxio Core link is pending or failed.
+    pub maxio_core_link_error: Option<String>,
     /// Whether to read the Opportunity's contact roles as a fallback billing contact.
     pub contact_roles: bool,
 }
@@ -203,6 +216,9 @@ impl Default for OpportunityFields {
             maxio_sync_datetime: some("Maxio_Sync_DateTime__c"),
             maxio_product_handle: some("Maxio_Product_Handle__c"),
             whmcs_service_id: some("WHMCS_Service_ID__c"),
+            maxio_core_contract_id: some("Maxio_Core_Contract_Id__c"),
+            maxio_core_link_status: some("Maxio_Core_Link_Status__c"),
+            maxio_core_link_error: some("Maxio_Core_Link_Error__c"),
             contact_roles: true,
         }
     }
@@ -343,6 +359,18 @@ impl Mapping {
             (
                 "opportunity.whmcs_service_id",
                 &self.opportunity.whmcs_service_id,
+            ),
+            (
+                "opportunity.maxio_core_contract_id",
+                &self.opportunity.maxio_core_contract_id,
+            ),
+            (
+                "opportunity.maxio_core_link_status",
+                &self.opportunity.maxio_core_link_status,
+            ),
+            (
+                "opportunity.maxio_core_link_error",
+                &self.opportunity.maxio_core_link_error,
             ),
             ("quote.primary_contact", &self.quote.primary_contact),
             ("quote.start_date", &self.quote.start_date),

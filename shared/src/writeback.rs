@@ -29,6 +29,21 @@ pub enum MaxioOutcome {
     },
 }
 
+/// How linking a deal's AB subscription to its Maxio Core contract stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CoreLinkOutcome {
+    Linked {
+        contract_id: i64,
+    },
+    /// Still waiting for Core (or given up waiting), with the reason.
+    Pending {
+        reason: String,
+    },
+    Failed {
+        error: String,
+    },
+}
+
 pub struct WriteBack {
     client: Arc<SalesforceClient>,
     mapping: Arc<Mapping>,
@@ -137,6 +152,79 @@ impl WriteBack {
             });
         }
         records
+    }
+
+    /// The Opportunity fields a Core link outcome sets.
+    pub fn core_link_fields(&self, outcome: &CoreLinkOutcome) -> Map<String, Value> {
+        let o = &self.mapping.opportunity;
+        let v = &self.mapping.values;
+        let mut fields = Map::new();
+        let (status, contract, error) = match outcome {
+            CoreLinkOutcome::Linked { contract_id } => (
+                &v.core_linked,
+                Some(Value::String(contract_id.to_string())),
+                Value::Null,
+            ),
+            CoreLinkOutcome::Pending { reason } => (
+                &v.core_pending,
+                None,
+                Value::String(truncate(reason, MAX_ERROR_CHARS)),
+            ),
+            CoreLinkOutcome::Failed { error } => (
+                &v.core_failed,
+                None,
+                Value::String(truncate(error, MAX_ERROR_CHARS)),
+            ),
+        };
+        put(
+            &mut fields,
+            &o.maxio_core_link_status,
+            Value::String(status.clone()),
+        );
+        put(&mut fields, &o.maxio_core_link_error, error);
+        if let Some(contract) = contract {
+            put(&mut fields, &o.maxio_core_contract_id, contract);
+        }
+        fields
+    }
+
+    /// The records a Core link outcome writes, together with the deal's Maxio AB outcome when
+    /// that has not been written yet (one call either way).
+    pub fn core_link_records(
+        &self,
+        opportunity: &SfId,
+        account: &SfId,
+        link: &CoreLinkOutcome,
+        maxio: Option<&MaxioOutcome>,
+    ) -> Vec<RecordUpdate> {
+        let fields = self.core_link_fields(link);
+        match maxio {
+            Some(outcome) => {
+                let mut records = self.maxio_records(opportunity, account, outcome);
+                if let Some(opp) = records.iter_mut().find(|r| r.sobject == "Opportunity") {
+                    opp.fields.extend(fields);
+                }
+                records
+            }
+            None => vec![RecordUpdate {
+                sobject: "Opportunity".into(),
+                id: opportunity.clone(),
+                fields,
+            }],
+        }
+    }
+
+    pub async fn core_link(
+        &self,
+        opportunity: &SfId,
+        account: &SfId,
+        link: &CoreLinkOutcome,
+        maxio: Option<&MaxioOutcome>,
+    ) -> Result<(), SalesforceError> {
+        let records = self.core_link_records(opportunity, account, link, maxio);
+        self.update(&records).await?;
+        info!(opportunity = %opportunity, ?link, with_maxio_outcome = maxio.is_some(), "Maxio Core link written to Salesforce");
+        Ok(())
     }
 
     pub async fn maxio(

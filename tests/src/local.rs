@@ -11,6 +11,8 @@ use dealbridge::clock::ManualClock;
 use dealbridge::config::{AuthFlow, Config};
 use dealbridge::dispatch::{Dispatcher, RedispatchPolicy};
 use dealbridge::maxio::ab::{AbClient, AbClientSettings, MAX_CONCURRENT_REQUESTS};
+use dealbridge::maxio::core::{CoreClient, CoreClientSettings};
+use dealbridge::maxio::core_link::CoreLinkDeps;
 use dealbridge::maxio::prepare::AbSettings;
 use dealbridge::maxio::steps::MaxioDeps;
 use dealbridge::queue::{InMemoryQueue, QueueName, Received};
@@ -23,6 +25,7 @@ use dealbridge_intake::settings::IntakeSettings;
 
 use crate::harness::{SALESFORCE_SECRET, config, credentials_secret};
 use crate::maxio_ab::{AbSettings as AbSandboxSettings, MaxioAbSandbox};
+use crate::maxio_core::{CoreSettings, MaxioCoreSandbox};
 use crate::salesforce::{OrgSettings, SalesforceSandbox, seeded_org};
 
 /// The intake secret the sample events are signed with (sandbox values; they protect nothing).
@@ -31,6 +34,7 @@ pub const SANDBOX_HMAC_KEY: &str = "sandbox-hmac-key";
 pub const SANDBOX_BEARER_TOKEN: &str = "sandbox-bearer-token";
 pub const SANDBOX_SOAP_TOKEN: &str = "sandbox-soap-token";
 pub const MAXIO_AB_SECRET: &str = "dealbridge/maxio-ab";
+pub const MAXIO_CORE_SECRET: &str = "dealbridge/maxio-core";
 /// The worker queues' maxReceiveCount in the local stack (as in the template).
 pub const MAX_RECEIVES: u32 = 10;
 
@@ -62,6 +66,16 @@ pub struct LocalStack {
     pub delayed: dealbridge_delayed::Deps,
     pub maxio_ab: MaxioAbSandbox,
     pub maxio: MaxioDeps,
+    pub maxio_core: MaxioCoreSandbox,
+    pub core_link: CoreLinkDeps,
+}
+
+/// How the local stack's Maxio Core tenant starts.
+#[derive(Debug, Clone, Default)]
+pub struct CoreStart {
+    pub settings: CoreSettings,
+    /// Leave the tenant empty instead of loading `tests/data/maxio_core/seed.json`.
+    pub empty: bool,
 }
 
 /// What draining the queues did.
@@ -82,6 +96,14 @@ impl LocalStack {
 
     /// As [`LocalStack::start`], with extra configuration variables (e.g. `DEALBRIDGE_MAPPING`).
     pub async fn start_with(extra: &[(&str, &str)]) -> anyhow::Result<LocalStack> {
+        Self::start_with_core(extra, CoreStart::default()).await
+    }
+
+    /// As [`LocalStack::start_with`], with the Maxio Core tenant set up as `core` says.
+    pub async fn start_with_core(
+        extra: &[(&str, &str)],
+        core: CoreStart,
+    ) -> anyhow::Result<LocalStack> {
         let salesforce = SalesforceSandbox::start(OrgSettings::default(), seeded_org()?).await?;
         let config = config(&salesforce, AuthFlow::ClientCredentials, extra)?;
         let secrets = InMemorySecrets::new();
@@ -99,6 +121,7 @@ impl LocalStack {
             QueueName::MaxioCustomer,
             QueueName::MaxioPricePoints,
             QueueName::MaxioSubscription,
+            QueueName::MaxioCoreLink,
         ] {
             queue.set_max_receives(q, MAX_RECEIVES);
         }
@@ -167,9 +190,57 @@ impl LocalStack {
         let maxio = MaxioDeps {
             ab: Arc::new(ab),
             queue: Arc::new(queue.clone()),
-            writeback,
+            writeback: writeback.clone(),
             mapping,
             settings: AbSettings::default(),
+            max_receives: MAX_RECEIVES,
+            core_link: true,
+        };
+        let maxio_core = MaxioCoreSandbox::start(core.settings).await?;
+        if !core.empty {
+            maxio_core.seed(
+                &crate::salesforce::data_dir().join(crate::maxio_core::SEED_FILE),
+                |r| {
+                    salesforce
+                        .id_of(r)
+                        .and_then(|id| SfId::parse(&id).ok())
+                        .map(|id| id.to_string())
+                },
+            )?;
+        }
+        secrets.insert(
+            MAXIO_CORE_SECRET,
+            serde_json::json!({"api_token": maxio_core.settings().api_token}).to_string(),
+        );
+        let (_, link_settings) =
+            dealbridge::maxio::core_link::core_config_from_lookup(|k| match k {
+                "MAXIO_CORE_BASE_URL" => Some(maxio_core.base_url()),
+                other => extra
+                    .iter()
+                    .find(|(name, _)| *name == other)
+                    .map(|(_, v)| v.to_string()),
+            })
+            .map_err(|p| anyhow::anyhow!(p.join("; ")))?;
+        let core_client = CoreClient::new(
+            CoreClientSettings {
+                base_url: url::Url::parse(&maxio_core.base_url())?,
+                secret_name: MAXIO_CORE_SECRET.into(),
+                timeout: Duration::from_secs(10),
+                retry: RetryPolicy {
+                    max_attempts: 4,
+                    base_delay: Duration::from_millis(5),
+                    max_delay: Duration::from_millis(40),
+                },
+                max_pages: 100,
+            },
+            Arc::new(secrets.clone()),
+        )?;
+        let core_link = CoreLinkDeps {
+            core: Arc::new(core_client),
+            queue: Arc::new(queue.clone()),
+            writeback,
+            clock: Arc::new(clock.clone()),
+            settings: link_settings,
             max_receives: MAX_RECEIVES,
         };
         Ok(LocalStack {
@@ -184,6 +255,8 @@ impl LocalStack {
             delayed,
             maxio_ab,
             maxio,
+            maxio_core,
+            core_link,
         })
     }
 
@@ -253,6 +326,7 @@ impl LocalStack {
             QueueName::MaxioCustomer,
             QueueName::MaxioPricePoints,
             QueueName::MaxioSubscription,
+            QueueName::MaxioCoreLink,
         ];
         let mut report = Drained::default();
         for _ in 0..max_rounds {
@@ -274,6 +348,13 @@ impl LocalStack {
                         report.delayed.push(outcome);
                     }
                     failed
+                } else if queue == QueueName::MaxioCoreLink {
+                    dealbridge::maxio::core_link::handle_batch(&sqs_event(&batch), &self.core_link)
+                        .await
+                        .batch_item_failures
+                        .into_iter()
+                        .map(|f| f.item_identifier)
+                        .collect()
                 } else {
                     dealbridge::maxio::worker::handle_batch(&sqs_event(&batch), &self.maxio, queue)
                         .await

@@ -3,7 +3,7 @@
 //! sample_events` rewrites them.
 
 use aws_lambda_events::sqs::SqsEvent;
-use dealbridge::envelope::Envelope;
+use dealbridge::envelope::{Envelope, Step};
 use dealbridge::queue::QueueName;
 use dealbridge_sandbox::events::{events_dir, http_request, sample};
 use dealbridge_sandbox::local::{LocalStack, sample_time};
@@ -118,4 +118,59 @@ async fn the_maxio_customer_sample_event_runs_the_first_step_of_the_chain() {
         Envelope::parse(&next[0].body).unwrap().correlation_id,
         "sample-volume-deal"
     );
+}
+
+#[tokio::test]
+async fn the_maxio_core_link_sample_event_is_what_the_subscription_step_sends() {
+    let stack = LocalStack::start().await.unwrap();
+    let r = dealbridge_intake::handle(
+        http_request(&sample("intake-http-api-deal.json")),
+        &stack.intake,
+    )
+    .await;
+    assert_eq!(r.status(), 202);
+    stack.drain(100).await;
+    let sent = stack.queue.sent(QueueName::MaxioCoreLink);
+    assert_eq!(sent.len(), 1);
+    let m = &sent[0];
+    let produced = sqs_event(
+        "dealbridge-maxio-core-link.fifo",
+        "2f4c9a10-0000-4000-8000-000000000003",
+        m.group_id.as_deref().unwrap(),
+        m.dedup_id.as_deref().unwrap(),
+        &m.body,
+    );
+    check_or_update("sqs-maxio-core-link.json", produced);
+}
+
+#[tokio::test]
+async fn the_maxio_core_link_sample_event_links_the_seeded_contract() {
+    let stack = LocalStack::start().await.unwrap();
+    let event: SqsEvent = serde_json::from_value(sample("sqs-maxio-core-link.json")).unwrap();
+    let Step::MaxioCoreLink { link } = Envelope::parse(event.records[0].body.as_deref().unwrap())
+        .unwrap()
+        .step
+    else {
+        panic!("a link message")
+    };
+
+    let response = dealbridge::maxio::core_link::handle_batch(&event, &stack.core_link).await;
+
+    assert!(response.batch_item_failures.is_empty());
+    let contract = stack
+        .maxio_core
+        .contracts()
+        .into_iter()
+        .find(|c| c["number"] == "LARK-2027")
+        .unwrap();
+    assert_eq!(
+        contract["text_field2"],
+        link.subscription_id.to_string().as_str()
+    );
+    let opp = stack
+        .salesforce
+        .record(link.opportunity_id.as_str())
+        .unwrap();
+    assert_eq!(opp["Maxio_Core_Link_Status__c"], "Linked");
+    assert_eq!(opp["Maxio_Sync_Status__c"], "Synced");
 }

@@ -1,5 +1,6 @@
 //! dealbridge delayed: consumes the delayed queue. A message whose time has not come (waits longer
-//! than SQS's 15-minute delay) is delayed again; a due re-dispatch runs dispatch once more.
+//! than SQS's 15-minute delay) is delayed again; a due re-dispatch runs dispatch once more, and a
+//! due deferred step (a Maxio Core link waiting for Core to sync) is sent on to its queue.
 //!
 //! Each record is handled on its own and failures are reported per record
 //! (`ReportBatchItemFailures`): a failed record returns to the queue after its visibility timeout
@@ -12,7 +13,7 @@ use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use dealbridge::clock::Clock;
 use dealbridge::dispatch::{DispatchError, DispatchRequest, Dispatcher};
 use dealbridge::envelope::{Envelope, Step};
-use dealbridge::queue::{MAX_DELAY, Queue};
+use dealbridge::queue::{MAX_DELAY, Queue, QueueName};
 use dealbridge::writeback::{MaxioOutcome, WriteBack};
 use tracing::{error, info, warn};
 
@@ -28,6 +29,10 @@ pub struct Deps {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RecordOutcome {
     Dispatched,
+    /// A deferred step was sent on to its queue.
+    Forwarded {
+        step: &'static str,
+    },
     DelayedAgain {
         seconds: u64,
     },
@@ -50,18 +55,18 @@ pub async fn handle_record(message: &SqsMessage, deps: &Deps) -> RecordOutcome {
         Ok(e) => e,
         Err(e) => return failed(e.to_string(), false),
     };
-    let Step::Dispatch {
-        attempt,
-        not_before,
-    } = envelope.step
-    else {
-        return failed(
-            format!(
-                "step {} does not belong on the delayed queue",
-                envelope.step.name()
-            ),
-            false,
-        );
+    let (attempt, not_before) = match &envelope.step {
+        Step::Dispatch {
+            attempt,
+            not_before,
+        } => (*attempt, *not_before),
+        Step::Deferred { not_before, .. } => (0, *not_before),
+        other => {
+            return failed(
+                format!("step {} does not belong on the delayed queue", other.name()),
+                false,
+            );
+        }
     };
     let now = deps.clock.now().timestamp();
     if not_before > now {
@@ -74,6 +79,23 @@ pub async fn handle_record(message: &SqsMessage, deps: &Deps) -> RecordOutcome {
             Ok(_) => RecordOutcome::DelayedAgain {
                 seconds: wait.as_secs(),
             },
+            Err(e) => failed(e.to_string(), e.retryable),
+        };
+    }
+    if let Step::Deferred { then, .. } = &envelope.step {
+        if then.queue() == QueueName::Delayed {
+            return failed(
+                "a deferred step must not be deferred work itself".into(),
+                false,
+            );
+        }
+        let step = then.name();
+        let message = match envelope.next((**then).clone()).to_message(Duration::ZERO) {
+            Ok(m) => m,
+            Err(e) => return failed(e.to_string(), false),
+        };
+        return match deps.queue.send(&message).await {
+            Ok(_) => RecordOutcome::Forwarded { step },
             Err(e) => failed(e.to_string(), e.retryable),
         };
     }
@@ -118,6 +140,9 @@ pub async fn handle(event: SqsEvent, deps: &Deps) -> SqsBatchResponse {
         let id = record.message_id.clone().unwrap_or_default();
         match handle_record(record, deps).await {
             RecordOutcome::Dispatched => info!(message_id = %id, "re-dispatched"),
+            RecordOutcome::Forwarded { step } => {
+                info!(message_id = %id, step, "deferred step sent on")
+            }
             RecordOutcome::DelayedAgain { seconds } => {
                 info!(message_id = %id, seconds, "not due; delayed again")
             }

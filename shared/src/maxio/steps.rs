@@ -6,7 +6,8 @@
 //!    it;
 //! 3. subscription: find it by reference (the Opportunity Id) or create it, read its components
 //!    back to catch AB's silent fallback to default price points, and write the outcome to
-//!    Salesforce.
+//!    Salesforce, or, with the Maxio Core link enabled, hand over to the link step
+//!    ([`super::core_link`]), which writes the outcome and the link together.
 //!
 //! Every step is idempotent: natural keys are looked up before anything is created, every POST
 //! carries a `uniqueness_token` derived from the step, and "already taken" answers lead back to a
@@ -25,6 +26,7 @@ use tracing::{info, warn};
 use super::ab::{
     AbClient, Component, MaxioError, NewSubscription, PricePoint, SubscriptionComponentRequest,
 };
+use super::link::CoreLinkInput;
 use super::prepare::{AbDealPlan, AbSettings, describe, prepare};
 use super::pricing::PricePointSpec;
 use crate::envelope::{Envelope, Step};
@@ -57,6 +59,9 @@ pub struct MaxioDeps {
     pub settings: AbSettings,
     /// The worker queues' maxReceiveCount.
     pub max_receives: u32,
+    /// Whether a synced subscription goes on to the Maxio Core link, which then writes the
+    /// outcome (and the link) to the Opportunity in one call.
+    pub core_link: bool,
 }
 
 /// A failure, split the way the chain treats it.
@@ -437,6 +442,24 @@ impl MaxioDeps {
                     mismatches.join("; ")
                 ),
             ));
+        }
+        if self.core_link {
+            info!(deal = %envelope.deal.id(), subscription_id = subscription.id, "Maxio subscription ready; linking it in Maxio Core");
+            return self
+                .send(
+                    envelope,
+                    Step::MaxioCoreLink {
+                        link: CoreLinkInput {
+                            opportunity_id: plan.opportunity_id.clone(),
+                            customer_id,
+                            subscription_id: subscription.id,
+                            attempt: 1,
+                            started_at: None,
+                            sync_written: false,
+                        },
+                    },
+                )
+                .await;
         }
         self.writeback
             .maxio(

@@ -118,5 +118,6 @@ pub async fn deps_from_env() -> Result<MaxioDeps, StartError> {
         mapping,
         settings,
         max_receives: max_receives_from_env(),
+        core_link: super::core_link::core_link_enabled(|k| std::env::var(k).ok()),
     })
 }

@@ -23,18 +23,21 @@ pub enum QueueName {
     MaxioPricePoints,
     /// The subscription, checked and written back (FIFO).
     MaxioSubscription,
+    /// The link from the AB subscription to the Maxio Core contract (FIFO).
+    MaxioCoreLink,
     /// WHMCS provisioning of one Order (FIFO).
     WhmcsProvision,
-    /// Work to do later: re-dispatch a deal whose Order CPQ has not created yet (standard queue,
-    /// because FIFO queues have no per-message delay).
+    /// Work to do later: re-dispatch a deal whose Order CPQ has not created yet, or forward a
+    /// step that waits (standard queue, because FIFO queues have no per-message delay).
     Delayed,
 }
 
 impl QueueName {
-    pub const ALL: [QueueName; 5] = [
+    pub const ALL: [QueueName; 6] = [
         QueueName::MaxioCustomer,
         QueueName::MaxioPricePoints,
         QueueName::MaxioSubscription,
+        QueueName::MaxioCoreLink,
         QueueName::WhmcsProvision,
         QueueName::Delayed,
     ];
@@ -49,6 +52,7 @@ impl QueueName {
             QueueName::MaxioCustomer => "MAXIO_CUSTOMER_QUEUE_URL",
             QueueName::MaxioPricePoints => "MAXIO_PRICE_POINTS_QUEUE_URL",
             QueueName::MaxioSubscription => "MAXIO_SUBSCRIPTION_QUEUE_URL",
+            QueueName::MaxioCoreLink => "MAXIO_CORE_LINK_QUEUE_URL",
             QueueName::WhmcsProvision => "WHMCS_PROVISION_QUEUE_URL",
             QueueName::Delayed => "DELAYED_QUEUE_URL",
         }
@@ -59,6 +63,7 @@ impl QueueName {
             QueueName::MaxioCustomer => "maxio-customer",
             QueueName::MaxioPricePoints => "maxio-price-points",
             QueueName::MaxioSubscription => "maxio-subscription",
+            QueueName::MaxioCoreLink => "maxio-core-link",
             QueueName::WhmcsProvision => "whmcs-provision",
             QueueName::Delayed => "delayed",
         }

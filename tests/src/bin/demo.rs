@@ -113,7 +113,9 @@ async fn main() -> anyhow::Result<()> {
     }
     println!();
 
-    println!("── Workers: the Maxio Advanced Billing chain for every queued deal ──");
+    println!(
+        "── Workers: the Maxio Advanced Billing chain and the Maxio Core link for every queued deal ──"
+    );
     let drained = stack.drain(1000).await;
     for (queue, n) in &drained.handled {
         if *queue != QueueName::Delayed {
@@ -196,12 +198,34 @@ async fn main() -> anyhow::Result<()> {
                 );
             }
         }
+        let subscription_id = opp
+            .get("Maxio_Subscription_Id__c")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let linked =
+            stack.maxio_core.contracts().into_iter().find(|c| {
+                !subscription_id.is_empty() && c["text_field2"] == subscription_id.as_str()
+            });
+        match linked {
+            Some(c) => println!(
+                "  Maxio Core: contract {} ({}) of customer {} now carries text_field2 = {}",
+                c["id"],
+                c["number"].as_str().unwrap_or(""),
+                c["customer"],
+                subscription_id
+            ),
+            None => println!("  Maxio Core: no contract linked"),
+        }
         let written: Vec<String> = [
             "Maxio_Customer_Id__c",
             "Maxio_Subscription_Id__c",
             "Maxio_Sync_Status__c",
             "Maxio_Sync_Error__c",
             "Maxio_Sync_DateTime__c",
+            "Maxio_Core_Contract_Id__c",
+            "Maxio_Core_Link_Status__c",
+            "Maxio_Core_Link_Error__c",
         ]
         .iter()
         .filter_map(|f| {

@@ -16,8 +16,11 @@ use dealbridge::queue::QueueName;
 use dealbridge::salesforce::SfId;
 use dealbridge_sandbox::aws::{create_queues, put_secret};
 use dealbridge_sandbox::harness::{SALESFORCE_SECRET, credentials_secret};
-use dealbridge_sandbox::local::{INTAKE_SECRET, MAXIO_AB_SECRET, intake_secret_json};
+use dealbridge_sandbox::local::{
+    INTAKE_SECRET, MAXIO_AB_SECRET, MAXIO_CORE_SECRET, intake_secret_json,
+};
 use dealbridge_sandbox::maxio_ab::{AbSettings, MaxioAbSandbox};
+use dealbridge_sandbox::maxio_core::{CoreSettings, MaxioCoreSandbox, SEED_FILE as CORE_SEED_FILE};
 use dealbridge_sandbox::moto::Moto;
 use dealbridge_sandbox::salesforce::{OrgSettings, SalesforceSandbox, data_dir};
 
@@ -38,6 +41,9 @@ struct Args {
     /// Port of the fake Maxio Advanced Billing site.
     #[arg(long, default_value_t = 8441)]
     maxio_ab_port: u16,
+    /// Port of the fake Maxio Core tenant.
+    #[arg(long, default_value_t = 8442)]
+    maxio_core_port: u16,
     /// Also start moto's server with the queues and secrets (needs the project venv: make venv).
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     aws: bool,
@@ -71,6 +77,18 @@ async fn main() -> anyhow::Result<()> {
     .await
     .context("starting the Maxio AB fake")?;
     println!("Maxio Advanced Billing site:  {}", ab.url());
+    let core = MaxioCoreSandbox::start_on(
+        CoreSettings::default(),
+        SocketAddr::from(([127, 0, 0, 1], args.maxio_core_port)),
+    )
+    .await
+    .context("starting the Maxio Core fake")?;
+    core.seed(&data_dir().join(CORE_SEED_FILE), |r| {
+        sf.id_of(r)
+            .and_then(|id| SfId::parse(&id).ok())
+            .map(|id| id.to_string())
+    })?;
+    println!("Maxio Core tenant:            {}", core.base_url());
 
     let mut env: Vec<(String, String)> = vec![
         ("SALESFORCE_LOGIN_URL".into(), sf.url().into()),
@@ -79,6 +97,9 @@ async fn main() -> anyhow::Result<()> {
         ("INTAKE_SECRET_NAME".into(), INTAKE_SECRET.into()),
         ("MAXIO_AB_BASE_URL".into(), ab.url().into()),
         ("MAXIO_AB_SECRET_NAME".into(), MAXIO_AB_SECRET.into()),
+        ("MAXIO_CORE_LINK_ENABLED".into(), "true".into()),
+        ("MAXIO_CORE_BASE_URL".into(), core.base_url()),
+        ("MAXIO_CORE_SECRET_NAME".into(), MAXIO_CORE_SECRET.into()),
         ("WORKER_MAX_RECEIVES".into(), "10".into()),
         (
             "SALESFORCE_ORG_IDS".into(),
@@ -102,6 +123,8 @@ async fn main() -> anyhow::Result<()> {
         put_secret(&secrets, INTAKE_SECRET, &intake_secret_json()).await?;
         let ab_secret = serde_json::json!({"api_key": ab.settings().api_key}).to_string();
         put_secret(&secrets, MAXIO_AB_SECRET, &ab_secret).await?;
+        let core_secret = serde_json::json!({"api_token": core.settings().api_token}).to_string();
+        put_secret(&secrets, MAXIO_CORE_SECRET, &core_secret).await?;
         for q in QueueName::ALL {
             env.push((
                 q.url_variable().into(),

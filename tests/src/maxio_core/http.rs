@@ -197,7 +197,13 @@ fn absolute(app: &App, headers: &HeaderMap, uri: &Uri) -> String {
 
 fn list(app: &App, kind: Kind, headers: &HeaderMap, uri: &Uri) -> Response {
     let pairs = query_pairs(uri);
-    let listed = lock(&app.store).list(kind, &pairs);
+    // A tenant without a filter ignores it, as DRF ignores any parameter it does not know.
+    let filters: Vec<(String, String)> = pairs
+        .iter()
+        .filter(|(k, _)| !app.settings.unsupported_filters.contains(k))
+        .cloned()
+        .collect();
+    let listed = lock(&app.store).list(kind, &filters);
     match listed {
         Ok(items) => paginate(items, &pairs, &absolute(app, headers, uri)),
         Err(errors) => reply(StatusCode::BAD_REQUEST, errors),

@@ -11,7 +11,10 @@
 
 mod http;
 pub mod routes;
+mod seed;
 mod state;
+
+pub use seed::{SEED_FILE, SeedError};
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -31,6 +34,9 @@ pub struct CoreSettings {
     pub api_token: String,
     /// The tenant's path segment: `/{account}/api/v1.0/`.
     pub account: String,
+    /// Filters this tenant does not offer (whether `number` is one is unconfirmed): they are
+    /// silently ignored, so the list answers every record.
+    pub unsupported_filters: Vec<String>,
 }
 
 impl Default for CoreSettings {
@@ -38,6 +44,7 @@ impl Default for CoreSettings {
         CoreSettings {
             api_token: "sandbox-maxio-core-token".into(),
             account: "dealbridge-sandbox".into(),
+            unsupported_filters: Vec::new(),
         }
     }
 }

@@ -1,0 +1,401 @@
+//! The maxio-core-link step: find the deal's Maxio Core customer and contract, write the AB
+//! subscription id on the contract (once), and write the outcome to the Opportunity.
+//!
+//! When Core has not synced the customer or contract yet, or is briefly unavailable, the step
+//! does not hold the message: it writes "Pending" (with the AB outcome, if that is not on the
+//! Opportunity yet) and sends itself to the delayed queue to come back after 1, 5, 15 minutes,
+//! then hourly. Past the deadline it retries through the queue's redelivery and, on the last
+//! delivery, writes "Core link pending: ..." to the Opportunity before the message goes to the
+//! dead-letter queue.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
+use tracing::{info, warn};
+
+use super::core::{CoreClient, CoreClientSettings, CoreError};
+use super::link::{
+    ContractChoice, CoreLinkInput, LinkProblem, LinkSettings, choose_contract, choose_customer,
+    wait_after,
+};
+use crate::clock::{Clock, SystemClock};
+use crate::config::parse_api_root;
+use crate::envelope::{Envelope, Step};
+use crate::queue::{MAX_DELAY, Queue, QueueName};
+use crate::retry::RetryPolicy;
+use crate::salesforce::SfId;
+use crate::services::{Services, StartError};
+use crate::worker::{Handled, max_receives_from_env, receive_count, run_fifo_batch};
+use crate::writeback::{CoreLinkOutcome, MaxioOutcome, WriteBack};
+
+pub struct CoreLinkDeps {
+    pub core: Arc<CoreClient>,
+    pub queue: Arc<dyn Queue>,
+    pub writeback: Arc<WriteBack>,
+    pub clock: Arc<dyn Clock>,
+    pub settings: LinkSettings,
+    /// The link queue's maxReceiveCount.
+    pub max_receives: u32,
+}
+
+impl From<CoreError> for LinkProblem {
+    /// A refused token or unreadable credentials are configuration an operator can fix: the link
+    /// keeps waiting (with the reason on the Opportunity) rather than fail the deal for good.
+    fn from(e: CoreError) -> Self {
+        if e.is_retryable() || matches!(e, CoreError::Unauthorized(_) | CoreError::Forbidden(_)) {
+            LinkProblem::Transient(e.to_string())
+        } else {
+            LinkProblem::Permanent {
+                code: e.code(),
+                message: e.to_string(),
+            }
+        }
+    }
+}
+
+impl CoreLinkDeps {
+    /// Handles one link message; `receive_count` is its delivery number.
+    pub async fn handle(&self, envelope: Envelope, receive_count: u32) -> Handled {
+        let Step::MaxioCoreLink { link } = &envelope.step else {
+            return Handled::Retry(format!(
+                "step {} is not the Maxio Core link",
+                envelope.step.name()
+            ));
+        };
+        let account = &envelope.account_id;
+        let now = self.clock.now().timestamp();
+        let started = link.started_at.unwrap_or(now);
+        let outcome = match self.link(account, link).await {
+            Ok(contract_id) => CoreLinkOutcome::Linked { contract_id },
+            Err(LinkProblem::Permanent { code, message }) => CoreLinkOutcome::Failed {
+                error: format!("{code}: {message}"),
+            },
+            Err(problem) => {
+                let reason = problem.describe();
+                let deadline = started
+                    .saturating_add(i64::try_from(self.settings.deadline.as_secs()).unwrap_or(0));
+                if now < deadline {
+                    return self.wait(&envelope, link, started, now, reason).await;
+                }
+                if receive_count < self.max_receives {
+                    warn!(deal = %envelope.deal.id(), %reason, receive_count, "Maxio Core link past its deadline; retrying");
+                    return Handled::Retry(reason);
+                }
+                let hours = self.settings.deadline.as_secs() / 3600;
+                let reason = match problem {
+                    LinkProblem::NotYet(_) => format!(
+                        "Core link pending: no contract for account {account} in Maxio Core after {hours} hours ({reason})"
+                    ),
+                    _ => format!(
+                        "Core link pending: Maxio Core could not be used for {hours} hours ({reason})"
+                    ),
+                };
+                warn!(deal = %envelope.deal.id(), correlation_id = %envelope.correlation_id, %reason, "gave up waiting for Maxio Core; the message goes to the dead-letter queue");
+                return match self
+                    .write(
+                        &envelope,
+                        link,
+                        &CoreLinkOutcome::Pending {
+                            reason: reason.clone(),
+                        },
+                    )
+                    .await
+                {
+                    Ok(()) => Handled::Retry(reason),
+                    Err(e) => Handled::Retry(format!("{reason}; and writing it failed: {e}")),
+                };
+            }
+        };
+        match self.write(&envelope, link, &outcome).await {
+            Ok(()) => {
+                info!(deal = %envelope.deal.id(), ?outcome, "Maxio Core link done");
+                Handled::Done
+            }
+            Err(e) => Handled::Retry(e),
+        }
+    }
+
+    /// Finds the contract and writes the subscription id on it unless it is there already.
+    async fn link(&self, account: &SfId, link: &CoreLinkInput) -> Result<i64, LinkProblem> {
+        let field = &self.settings.customer_field;
+        let mut customers = self
+            .core
+            .list("customers/", &[(field, account.to_string())])
+            .await?;
+        if customers.iter().all(|c| !c.holds_sf_id(field, account)) {
+            // The tenant may hold the 15-character form, which an exact filter does not match.
+            customers = self
+                .core
+                .list("customers/", &[(field, account.to_15().to_string())])
+                .await?;
+        }
+        let customer = choose_customer(&customers, field, account)?;
+        let Some(customer_id) = customer.id() else {
+            return Err(LinkProblem::Permanent {
+                code: "CORE_BAD_ANSWER",
+                message: "Maxio Core listed a customer without an id".into(),
+            });
+        };
+        let contracts = self
+            .core
+            .list("contracts/", &[("customer", customer_id.to_string())])
+            .await?;
+        let contract_field = &self.settings.contract_field;
+        let choice = choose_contract(
+            &contracts,
+            customer_id,
+            &link.opportunity_id,
+            contract_field,
+            link.subscription_id,
+        )
+        .map_err(|p| match p {
+            LinkProblem::NotYet(_) => LinkProblem::NotYet(format!(
+                "no contract for account {account} (Maxio Core customer {customer_id}) yet"
+            )),
+            other => other,
+        })?;
+        let contract_id = match choice {
+            ContractChoice::AlreadyLinked(id) => {
+                info!(
+                    contract_id = id,
+                    "the Maxio Core contract already carries the subscription"
+                );
+                return Ok(id);
+            }
+            ContractChoice::Patch(id) => id,
+        };
+        let wanted = link.subscription_id.to_string();
+        let saved = match self
+            .core
+            .set_contract_field(contract_id, contract_field, &wanted)
+            .await
+        {
+            Err(CoreError::NotFound(what)) => {
+                return Err(LinkProblem::Transient(format!(
+                    "Maxio Core has no {what} any more"
+                )));
+            }
+            other => other?,
+        };
+        if saved.text(contract_field).as_deref() != Some(wanted.as_str()) {
+            return Err(LinkProblem::Permanent {
+                code: "CORE_FIELD_NOT_SAVED",
+                message: format!(
+                    "Maxio Core accepted the update of contract {contract_id} but its {contract_field} is {:?}; is MAXIO_CORE_CONTRACT_FIELD a writable contract field?",
+                    saved.text(contract_field).unwrap_or_default()
+                ),
+            });
+        }
+        info!(
+            contract_id,
+            subscription_id = link.subscription_id,
+            "Maxio Core contract linked"
+        );
+        Ok(contract_id)
+    }
+
+    /// Writes "Pending" (with the AB outcome the first time) and comes back later.
+    async fn wait(
+        &self,
+        envelope: &Envelope,
+        link: &CoreLinkInput,
+        started: i64,
+        now: i64,
+        reason: String,
+    ) -> Handled {
+        if !link.sync_written
+            && let Err(e) = self
+                .write(
+                    envelope,
+                    link,
+                    &CoreLinkOutcome::Pending {
+                        reason: format!("waiting for Maxio Core: {reason}"),
+                    },
+                )
+                .await
+        {
+            return Handled::Retry(e);
+        }
+        let wait = wait_after(link.attempt);
+        let then = Step::MaxioCoreLink {
+            link: CoreLinkInput {
+                attempt: link.attempt + 1,
+                started_at: Some(started),
+                sync_written: true,
+                ..link.clone()
+            },
+        };
+        let later = envelope.next(Step::Deferred {
+            not_before: now.saturating_add(i64::try_from(wait.as_secs()).unwrap_or(0)),
+            then: Box::new(then),
+        });
+        let sent = match later.to_message(wait.min(MAX_DELAY)) {
+            Ok(message) => self.queue.send(&message).await.map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        match sent {
+            Ok(_) => {
+                info!(deal = %envelope.deal.id(), attempt = link.attempt, wait_seconds = wait.as_secs(), %reason, "Maxio Core not ready; trying again later");
+                Handled::Done
+            }
+            Err(e) => Handled::Retry(format!("{reason}; and scheduling the next try failed: {e}")),
+        }
+    }
+
+    /// One write: the link status, with the AB outcome while it is not on the Opportunity yet.
+    async fn write(
+        &self,
+        envelope: &Envelope,
+        link: &CoreLinkInput,
+        outcome: &CoreLinkOutcome,
+    ) -> Result<(), String> {
+        let synced = MaxioOutcome::Synced {
+            customer_id: link.customer_id,
+            subscription_id: link.subscription_id,
+        };
+        self.writeback
+            .core_link(
+                &link.opportunity_id,
+                &envelope.account_id,
+                outcome,
+                (!link.sync_written).then_some(&synced),
+            )
+            .await
+            .map_err(|e| format!("writing the Maxio Core link to Salesforce failed: {e}"))
+    }
+}
+
+/// Handles a batch from the link queue, in order, with partial batch failures.
+pub async fn handle_batch(event: &SqsEvent, deps: &CoreLinkDeps) -> SqsBatchResponse {
+    run_fifo_batch(event, |message| async move {
+        let Some(body) = message.body.as_deref() else {
+            return Handled::Retry("the message has no body".into());
+        };
+        match Envelope::parse(body) {
+            Ok(envelope) if envelope.step.queue() == QueueName::MaxioCoreLink => {
+                deps.handle(envelope, receive_count(&message)).await
+            }
+            Ok(envelope) => Handled::Retry(format!(
+                "a {} message does not belong on the maxio-core-link queue",
+                envelope.step.name()
+            )),
+            Err(e) => Handled::Retry(e.to_string()),
+        }
+    })
+    .await
+}
+
+/// The Maxio Core client settings from the environment, every problem named.
+pub fn core_config_from_lookup(
+    get: impl Fn(&str) -> Option<String>,
+) -> Result<(CoreClientSettings, LinkSettings), Vec<String>> {
+    let var = |k: &str| {
+        get(k)
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+    };
+    let mut problems = Vec::new();
+    let base_url = match var("MAXIO_CORE_BASE_URL") {
+        None => {
+            problems.push(
+                "MAXIO_CORE_BASE_URL is not set (https://<server>.saasoptics.com/<account>/api/v1.0/)"
+                    .to_string(),
+            );
+            None
+        }
+        Some(raw) => parse_api_root(&raw)
+            .map_err(|why| {
+                problems.push(format!("MAXIO_CORE_BASE_URL {raw:?} is malformed: {why}"))
+            })
+            .ok(),
+    };
+    let timeout = match var("MAXIO_CORE_TIMEOUT_SECONDS") {
+        None => Duration::from_secs(15),
+        Some(raw) => raw.parse().map(Duration::from_secs).unwrap_or_else(|_| {
+            problems.push(format!(
+                "MAXIO_CORE_TIMEOUT_SECONDS {raw:?} is not a whole number of seconds"
+            ));
+            Duration::from_secs(15)
+        }),
+    };
+    let link = LinkSettings::from_lookup(&get).unwrap_or_else(|p| {
+        problems.extend(p);
+        LinkSettings::default()
+    });
+    let Some(base_url) = base_url.filter(|_| problems.is_empty()) else {
+        return Err(problems);
+    };
+    Ok((
+        CoreClientSettings {
+            base_url,
+            secret_name: var("MAXIO_CORE_SECRET_NAME")
+                .unwrap_or_else(|| "dealbridge/maxio-core".into()),
+            timeout,
+            retry: RetryPolicy::default(),
+            max_pages: 100,
+        },
+        link,
+    ))
+}
+
+/// Whether the subscription step hands over to the Core link (`MAXIO_CORE_LINK_ENABLED`).
+pub fn core_link_enabled(get: impl Fn(&str) -> Option<String>) -> bool {
+    get("MAXIO_CORE_LINK_ENABLED")
+        .is_some_and(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "true" | "1" | "yes"))
+}
+
+/// Builds the link worker's dependencies from the environment.
+pub async fn deps_from_env() -> Result<CoreLinkDeps, StartError> {
+    let services = Services::from_env().await?;
+    let (client, settings) = core_config_from_lookup(|k| std::env::var(k).ok())
+        .map_err(|problems| StartError { problems })?;
+    let core = CoreClient::new(client, services.secrets.clone()).map_err(|e| StartError {
+        problems: vec![e.to_string()],
+    })?;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    Ok(CoreLinkDeps {
+        core: Arc::new(core),
+        queue: services.queue.clone(),
+        writeback: Arc::new(WriteBack::new(
+            services.salesforce.clone(),
+            Arc::new(services.config.mapping.clone()),
+            clock.clone(),
+            RetryPolicy::default(),
+        )),
+        clock,
+        settings,
+        max_receives: max_receives_from_env(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_core_configuration_is_read_and_problems_named() {
+        let (client, link) = core_config_from_lookup(|k| match k {
+            "MAXIO_CORE_BASE_URL" => Some("https://s12.saasoptics.com/acme/api/v1.0/".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(client.secret_name, "dealbridge/maxio-core");
+        assert_eq!(link.contract_field, "text_field2");
+        let problems = core_config_from_lookup(|k| match k {
+            "MAXIO_CORE_TIMEOUT_SECONDS" => Some("soon".into()),
+            "MAXIO_CORE_CONTRACT_FIELD" => Some("id".into()),
+            _ => None,
+        })
+        .unwrap_err();
+        assert_eq!(problems.len(), 3, "{problems:?}");
+        assert!(problems[0].starts_with("MAXIO_CORE_BASE_URL is not set"));
+    }
+
+    #[test]
+    fn the_link_is_enabled_only_when_asked() {
+        assert!(!core_link_enabled(|_| None));
+        assert!(core_link_enabled(|_| Some("true".into())));
+        assert!(!core_link_enabled(|_| Some("false".into())));
+    }
+}
