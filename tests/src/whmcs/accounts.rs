@@ -1,0 +1,326 @@
+//! The lookups: GetClientsDetails (reference B4.1), GetClients (B4.2), GetClientsProducts (B4.4)
+//! and GetPaymentMethods (B4.5).
+//!
+//! Id and count types vary across WHMCS's calls (reference B1: "numbers are often JSON strings");
+//! the fake picks per call: GetClientsDetails gives the client's ids and counts as integers (as
+//! WHMCS 8's model-backed details do), the list calls give record values as strings (database
+//! rows) and their counts as integers.
+
+use rust_decimal::Decimal;
+use serde_json::{Value, json};
+
+use super::WhmcsSettings;
+use super::http::{Reply, container};
+use super::model::{Client, ServiceStatus};
+use super::orders::window;
+use super::params::{Params, php_int, php_truthy};
+use super::state::Store;
+
+fn full_name(client: &Client) -> String {
+    format!("{} {}", client.first_name, client.last_name)
+}
+
+fn money(amount: Decimal) -> String {
+    format!("{:.2}", amount.round_dp(2))
+}
+
+/// A truthy scalar parameter.
+fn given<'p>(params: &'p Params, name: &str) -> Option<&'p str> {
+    params.scalar(name).filter(|v| php_truthy(v))
+}
+
+/// GetClientsDetails: by `clientid`, else by `email` (exact, any case). The client's fields come
+/// under `client` and again at the top level (WHMCS's deprecated duplicate); `stats=true` adds a
+/// few counts under `stats`.
+pub(super) fn get_clients_details(
+    settings: &WhmcsSettings,
+    store: &Store,
+    params: &Params,
+) -> Reply {
+    let client = match (given(params, "clientid"), given(params, "email")) {
+        (Some(id), _) => u64::try_from(php_int(id))
+            .ok()
+            .and_then(|id| store.clients.get(&id)),
+        (None, Some(email)) => store
+            .clients
+            .values()
+            .find(|c| c.email.eq_ignore_ascii_case(email.trim())),
+        (None, None) => return Reply::error("Either clientid Or email Is Required"),
+    };
+    let Some(client) = client else {
+        return Reply::error("Client Not Found");
+    };
+    let details = json!({
+        "userid": client.id,
+        "client_id": client.id,
+        "id": client.id,
+        "owner_user_id": client.id,
+        "uuid": format!("00000000-0000-4000-8000-{:012}", client.id),
+        "firstname": client.first_name,
+        "lastname": client.last_name,
+        "fullname": full_name(client),
+        "companyname": client.company_name,
+        "email": client.email,
+        "address1": client.address1,
+        "address2": "",
+        "city": client.city,
+        "fullstate": client.state,
+        "state": client.state,
+        "postcode": client.postcode,
+        "countrycode": client.country_code,
+        "country": client.country_code,
+        "phonenumber": client.phone,
+        "currency": settings.currency.id,
+        "currency_code": settings.currency.code,
+        "defaultgateway": client.default_gateway,
+        "groupid": 0,
+        "status": client.status.as_str(),
+        "credit": "0.00",
+        "language": "",
+        "customfields": [],
+        "users": {"user": [{
+            "id": client.id,
+            "name": full_name(client),
+            "email": client.email,
+            "is_owner": true,
+        }]},
+        "email_preferences": {
+            "general": true, "invoice": true, "support": true,
+            "product": true, "domain": true, "affiliate": true,
+        },
+    });
+    let mut reply = Reply::success(json!({ "client": details }));
+    if let Value::Object(fields) = details {
+        for (key, value) in fields {
+            reply.body.entry(key).or_insert(value);
+        }
+    }
+    if params.truthy("stats") {
+        let orders = store.orders.values().filter(|o| o.client_id == client.id);
+        let services: Vec<_> = store
+            .services
+            .values()
+            .filter(|s| s.client_id == client.id)
+            .collect();
+        let count = |status: ServiceStatus| services.iter().filter(|s| s.status == status).count();
+        reply.body.insert(
+            "stats".into(),
+            json!({
+                "numorders": orders.count(),
+                "productsnumactive": count(ServiceStatus::Active),
+                "productsnumpending": count(ServiceStatus::Pending),
+                "productsnumtotal": services.len(),
+            }),
+        );
+    }
+    reply
+}
+
+/// GetClients: `status` (exact), `search` (prefix of email, first name, last name, full name or
+/// company, any case), ordered by `orderby` (default `id`) `sorting` ASC/DESC, then
+/// `limitstart` / `limitnum`.
+pub(super) fn get_clients(settings: &WhmcsSettings, store: &Store, params: &Params) -> Reply {
+    let status = given(params, "status");
+    let search = given(params, "search").map(str::to_lowercase);
+    let mut matching: Vec<&Client> = store
+        .clients
+        .values()
+        .filter(|c| status.is_none_or(|s| c.status.as_str().eq_ignore_ascii_case(s)))
+        .filter(|c| {
+            search.as_deref().is_none_or(|s| {
+                [
+                    &c.email,
+                    &c.first_name,
+                    &c.last_name,
+                    &full_name(c),
+                    &c.company_name,
+                ]
+                .iter()
+                .any(|field| field.to_lowercase().starts_with(s))
+            })
+        })
+        .collect();
+    let text_key = |c: &Client| -> String {
+        match params.scalar("orderby").unwrap_or("id") {
+            "firstname" => c.first_name.to_lowercase(),
+            "lastname" => c.last_name.to_lowercase(),
+            "companyname" => c.company_name.to_lowercase(),
+            "email" => c.email.to_lowercase(),
+            "datecreated" => c.created.clone(),
+            "status" => c.status.as_str().into(),
+            _ => format!("{:020}", c.id),
+        }
+    };
+    matching.sort_by_cached_key(|c| (text_key(c), c.id));
+    if params
+        .scalar("sorting")
+        .is_some_and(|s| s.eq_ignore_ascii_case("desc"))
+    {
+        matching.reverse();
+    }
+    let (start, limit, start_echo) = window(params);
+    let page: Vec<Value> = matching
+        .iter()
+        .skip(start)
+        .take(limit)
+        .map(|c| {
+            json!({
+                "id": c.id.to_string(),
+                "firstname": c.first_name,
+                "lastname": c.last_name,
+                "companyname": c.company_name,
+                "email": c.email,
+                "datecreated": c.created,
+                "groupid": "0",
+                "status": c.status.as_str(),
+            })
+        })
+        .collect();
+    let mut reply = Reply::success(json!({
+        "totalresults": matching.len(),
+        "startnumber": start_echo,
+        "numreturned": page.len(),
+    }));
+    if let Some(clients) = container(settings.empty_lists, "client", page) {
+        reply.body.insert("clients".into(), clients);
+    }
+    reply
+}
+
+/// GetClientsProducts: the services, filtered by `clientid`, `serviceid`, `pid`, `domain`,
+/// oldest first, `limitstart` / `limitnum`; the filters are echoed (null when not given).
+pub(super) fn get_clients_products(
+    settings: &WhmcsSettings,
+    store: &Store,
+    params: &Params,
+) -> Reply {
+    let number = |name: &str| given(params, name).map(php_int);
+    let (client_id, service_id, pid) = (number("clientid"), number("serviceid"), number("pid"));
+    let domain = given(params, "domain");
+    let equals = |filter: Option<i64>, value: u64| {
+        filter.is_none_or(|f| i64::try_from(value).is_ok_and(|v| v == f))
+    };
+    let matching: Vec<_> = store
+        .services
+        .values()
+        .filter(|s| equals(client_id, s.client_id))
+        .filter(|s| equals(service_id, s.id))
+        .filter(|s| equals(pid, s.pid))
+        .filter(|s| domain.is_none_or(|d| s.domain.eq_ignore_ascii_case(d)))
+        .collect();
+    let (start, limit, start_echo) = window(params);
+    let page: Vec<Value> = matching
+        .iter()
+        .skip(start)
+        .take(limit)
+        .map(|s| {
+            let product = store.products.get(&s.pid);
+            let order = store.orders.get(&s.order_id);
+            let gateway = store
+                .payment_methods
+                .iter()
+                .find(|m| m.module == s.payment_method);
+            let options: Vec<Value> = s
+                .config_options
+                .iter()
+                .map(|(key, value)| {
+                    json!({
+                        "id": key.to_string(),
+                        "option": key.to_string(),
+                        "type": "dropdown",
+                        "value": value.to_php_string(),
+                    })
+                })
+                .collect();
+            let fields: Vec<Value> = s
+                .custom_fields
+                .iter()
+                .map(|(key, value)| {
+                    json!({
+                        "id": key.to_string(),
+                        "name": key.to_string(),
+                        "translated_name": key.to_string(),
+                        "value": value.to_php_string(),
+                    })
+                })
+                .collect();
+            let mut record = json!({
+                "id": s.id.to_string(),
+                "qty": s.qty.to_string(),
+                "clientid": s.client_id.to_string(),
+                "orderid": s.order_id.to_string(),
+                "ordernumber": order.map_or_else(String::new, |o| o.order_number.clone()),
+                "pid": s.pid.to_string(),
+                "regdate": s.registered,
+                "name": product.map_or_else(String::new, |p| p.name.clone()),
+                "translated_name": product.map_or_else(String::new, |p| p.name.clone()),
+                "groupname": product.map_or_else(String::new, |p| p.group_name.clone()),
+                "translated_groupname": product.map_or_else(String::new, |p| p.group_name.clone()),
+                "domain": s.domain,
+                "dedicatedip": "",
+                "serverid": "0",
+                "servername": "",
+                "serverip": null,
+                "serverhostname": null,
+                "suspensionreason": "",
+                "firstpaymentamount": money(s.first_payment_amount),
+                "recurringamount": money(s.recurring_amount),
+                "paymentmethod": s.payment_method,
+                "paymentmethodname": gateway.map_or_else(String::new, |g| g.display_name.clone()),
+                "billingcycle": s.billing_cycle.label(),
+            });
+            let rest = json!({
+                "nextduedate": s.next_due,
+                "status": s.status.as_str(),
+                "username": "",
+                "password": "",
+                "subscriptionid": "",
+                "promoid": "0",
+                "overideautosuspend": "0",
+                "overidesuspenduntil": "0000-00-00",
+                "ns1": "",
+                "ns2": "",
+                "assignedips": "",
+                "notes": "",
+                "diskusage": "0",
+                "disklimit": "0",
+                "bwusage": "0",
+                "bwlimit": "0",
+                "lastupdate": "0000-00-00 00:00:00",
+                "customfields": {"customfield": fields},
+                "configoptions": {"configoption": options},
+            });
+            if let (Value::Object(record), Value::Object(rest)) = (&mut record, rest) {
+                record.extend(rest);
+            }
+            record
+        })
+        .collect();
+    let echo = |name: &str| params.scalar(name).map_or(Value::Null, |v| json!(v));
+    let mut reply = Reply::success(json!({
+        "clientid": echo("clientid"),
+        "serviceid": echo("serviceid"),
+        "pid": echo("pid"),
+        "domain": echo("domain"),
+        "totalresults": matching.len(),
+        "startnumber": start_echo,
+        "numreturned": page.len(),
+    }));
+    if let Some(products) = container(settings.empty_lists, "product", page) {
+        reply.body.insert("products".into(), products);
+    }
+    reply
+}
+
+/// GetPaymentMethods: the active gateways, `module` being what AddOrder's `paymentmethod` takes.
+pub(super) fn get_payment_methods(store: &Store) -> Reply {
+    let methods: Vec<Value> = store
+        .payment_methods
+        .iter()
+        .map(|m| json!({"module": m.module, "displayname": m.display_name}))
+        .collect();
+    Reply::success(json!({
+        "totalresults": methods.len(),
+        "paymentmethods": {"paymentmethod": methods},
+    }))
+}
