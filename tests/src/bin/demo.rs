@@ -215,7 +215,8 @@ async fn main() -> anyhow::Result<()> {
                 c["customer"],
                 subscription_id
             ),
-            None => println!("  Maxio Core: no contract linked"),
+            None if status == "Synced" => println!("  Maxio Core: no contract linked yet"),
+            None => {}
         }
         let written: Vec<String> = [
             "Maxio_Customer_Id__c",
