@@ -37,6 +37,54 @@ pub struct Mapping {
     pub maxio_components: ComponentMap,
     /// Picklist values dealbridge writes.
     pub values: StatusValues,
+    /// How approved Orders become WHMCS orders.
+    pub whmcs: WhmcsOptions,
+}
+
+/// WHMCS AddOrder options and the Order statuses that may be provisioned (seeds 001 and 003).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WhmcsOptions {
+    /// `paymentmethod`: a gateway module name.
+    pub payment_method: String,
+    /// `noinvoice`: no invoice while provisioning.
+    pub no_invoice: bool,
+    /// `noemail`: no order confirmation email.
+    pub no_email: bool,
+    /// Order `Status` values that may be provisioned.
+    pub approved_order_statuses: Vec<String>,
+    /// Order activation status values that may be provisioned whatever the Status (seed 001's
+    /// approval flow sets `Activating`).
+    pub approved_activation_statuses: Vec<String>,
+    /// Salesforce billing cycle label → WHMCS `billingcycle` (matched without regard to case).
+    pub billing_cycles: std::collections::BTreeMap<String, String>,
+}
+
+impl Default for WhmcsOptions {
+    fn default() -> Self {
+        let cycles = [
+            ("Monthly", "monthly"),
+            ("Quarterly", "quarterly"),
+            ("Semiannually", "semiannually"),
+            ("Annually", "annually"),
+            ("Biennially", "biennially"),
+            ("Triennially", "triennially"),
+            ("One-time", "onetime"),
+            ("Onetime", "onetime"),
+            ("Free", "free"),
+        ];
+        WhmcsOptions {
+            payment_method: "mailin".into(),
+            no_invoice: true,
+            no_email: true,
+            approved_order_statuses: vec!["Pending Review".into(), "Activating".into()],
+            approved_activation_statuses: vec!["Activating".into()],
+            billing_cycles: cycles
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        }
+    }
 }
 
 /// The status values written back; change them to match the org's picklists.
@@ -49,6 +97,14 @@ pub struct StatusValues {
     pub core_linked: String,
     pub core_pending: String,
     pub core_failed: String,
+    /// Order activation status values (seed 001 `Activation_Status__c`).
+    pub activation_activating: String,
+    pub activation_provisioned: String,
+    pub activation_failed: String,
+    /// The Order `Status` once WHMCS has accepted the order.
+    pub order_activated: String,
+    /// The Opportunity stage once the service is live.
+    pub opportunity_active_stage: String,
 }
 
 impl Default for StatusValues {
@@ -59,6 +115,11 @@ impl Default for StatusValues {
             core_linked: "Linked".into(),
             core_pending: "Pending".into(),
             core_failed: "Failed".into(),
+            activation_activating: "Activating".into(),
+            activation_provisioned: "Provisioned".into(),
+            activation_failed: "Failed".into(),
+            order_activated: "Activated".into(),
+            opportunity_active_stage: "Active".into(),
         }
     }
 }
@@ -99,6 +160,9 @@ pub struct ContactFields {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct OpportunityFields {
+    /// The stage (standard `StageName`), set to `values.opportunity_active_stage` when the WHMCS
+    /// services are live.
+    pub stage: Option<String>,
     /// Lookup to the primary quote (CPQ `SBQQ__PrimaryQuote__c`; standard `SyncedQuoteId`).
     pub primary_quote: Option<String>,
     pub maxio_subscription_id: Option<String>,
@@ -134,6 +198,8 @@ pub struct QuoteFields {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct OrderFields {
+    /// The Order's status (standard `Status`), set to `values.order_activated` when provisioned.
+    pub status: Option<String>,
     pub activation_status: Option<String>,
     pub activation_error: Option<String>,
     pub activation_error_datetime: Option<String>,
@@ -178,6 +244,7 @@ impl Default for Mapping {
             product: ProductFields::default(),
             maxio_components: ComponentMap::default(),
             values: StatusValues::default(),
+            whmcs: WhmcsOptions::default(),
         }
     }
 }
@@ -208,6 +275,7 @@ impl Default for ContactFields {
 impl Default for OpportunityFields {
     fn default() -> Self {
         OpportunityFields {
+            stage: some("StageName"),
             primary_quote: some("SBQQ__PrimaryQuote__c"),
             maxio_subscription_id: some("Maxio_Subscription_Id__c"),
             maxio_customer_id: some("Maxio_Customer_Id__c"),
@@ -238,6 +306,7 @@ impl Default for QuoteFields {
 impl Default for OrderFields {
     fn default() -> Self {
         OrderFields {
+            status: some("Status"),
             activation_status: some("Activation_Status__c"),
             activation_error: some("Activation_Error__c"),
             activation_error_datetime: some("Activation_Error_DateTime__c"),
@@ -376,6 +445,8 @@ impl Mapping {
             ("quote.start_date", &self.quote.start_date),
             ("quote.subscription_term", &self.quote.subscription_term),
             ("quote.billing_frequency", &self.quote.billing_frequency),
+            ("order.status", &self.order.status),
+            ("opportunity.stage", &self.opportunity.stage),
             ("order.activation_status", &self.order.activation_status),
             ("order.activation_error", &self.order.activation_error),
             (

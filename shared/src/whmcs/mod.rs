@@ -13,6 +13,7 @@ pub mod error;
 pub mod form;
 pub mod model;
 pub mod php;
+pub mod prepare;
 
 #[cfg(test)]
 mod client_tests;
