@@ -8,6 +8,7 @@ pub mod clock;
 pub mod config;
 pub mod dispatch;
 pub mod envelope;
+pub mod ledger;
 pub mod mapping;
 pub mod maxio;
 pub mod outbound;

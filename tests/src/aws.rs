@@ -50,3 +50,51 @@ pub async fn put_secret(
     }
     Ok(())
 }
+
+/// Creates the idempotency ledger's table as the template does: `deal` (S) and `step` (S) as
+/// partition and sort key, on demand, with TTL on `expires_at`.
+pub async fn create_ledger_table(
+    client: &aws_sdk_dynamodb::Client,
+    name: &str,
+) -> anyhow::Result<()> {
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+        TimeToLiveSpecification,
+    };
+    use dealbridge::ledger::{PARTITION_KEY, SORT_KEY, TTL_ATTRIBUTE};
+
+    let key = |attribute: &str, key_type: KeyType| {
+        KeySchemaElement::builder()
+            .attribute_name(attribute)
+            .key_type(key_type)
+            .build()
+    };
+    let string = |attribute: &str| {
+        AttributeDefinition::builder()
+            .attribute_name(attribute)
+            .attribute_type(ScalarAttributeType::S)
+            .build()
+    };
+    client
+        .create_table()
+        .table_name(name)
+        .billing_mode(BillingMode::PayPerRequest)
+        .key_schema(key(PARTITION_KEY, KeyType::Hash)?)
+        .key_schema(key(SORT_KEY, KeyType::Range)?)
+        .attribute_definitions(string(PARTITION_KEY)?)
+        .attribute_definitions(string(SORT_KEY)?)
+        .send()
+        .await?;
+    client
+        .update_time_to_live()
+        .table_name(name)
+        .time_to_live_specification(
+            TimeToLiveSpecification::builder()
+                .enabled(true)
+                .attribute_name(TTL_ATTRIBUTE)
+                .build()?,
+        )
+        .send()
+        .await?;
+    Ok(())
+}
