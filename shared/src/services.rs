@@ -17,6 +17,8 @@ pub struct Services {
     pub secrets: Arc<dyn SecretStore>,
     pub queue: Arc<dyn Queue>,
     pub salesforce: Arc<SalesforceClient>,
+    /// The AWS configuration the clients were built from (for other AWS clients).
+    pub aws: aws_config::SdkConfig,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -59,6 +61,7 @@ impl Services {
             secrets,
             queue,
             salesforce,
+            aws,
         })
     }
 

@@ -44,6 +44,23 @@ pub enum CoreLinkOutcome {
     },
 }
 
+/// Where an Order's WHMCS provisioning stands (seeds 001 and 003).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WhmcsOutcome {
+    /// Work has started: `Activation_Status__c = Activating`, the last error cleared.
+    Activating,
+    /// WHMCS accepted the order.
+    Provisioned {
+        whmcs_order_id: String,
+        /// Each OrderItem's WHMCS service, in order.
+        services: Vec<(SfId, String)>,
+        /// The Opportunity and the service id it shows (its main service).
+        opportunity: Option<(SfId, String)>,
+    },
+    /// `CODE: message`, with the time it happened.
+    Failed { error: String },
+}
+
 pub struct WriteBack {
     client: Arc<SalesforceClient>,
     mapping: Arc<Mapping>,
@@ -224,6 +241,123 @@ impl WriteBack {
         let records = self.core_link_records(opportunity, account, link, maxio);
         self.update(&records).await?;
         info!(opportunity = %opportunity, ?link, with_maxio_outcome = maxio.is_some(), "Maxio Core link written to Salesforce");
+        Ok(())
+    }
+
+    /// The records a WHMCS outcome writes. Pure.
+    pub fn whmcs_records(&self, order: &SfId, outcome: &WhmcsOutcome) -> Vec<RecordUpdate> {
+        let f = &self.mapping.order;
+        let v = &self.mapping.values;
+        let mut fields = Map::new();
+        let mut records = Vec::new();
+        let clear_error = |fields: &mut Map<String, Value>| {
+            put(fields, &f.activation_error, Value::Null);
+            put(fields, &f.activation_error_datetime, Value::Null);
+        };
+        match outcome {
+            WhmcsOutcome::Activating => {
+                put(
+                    &mut fields,
+                    &f.activation_status,
+                    Value::String(v.activation_activating.clone()),
+                );
+                clear_error(&mut fields);
+            }
+            WhmcsOutcome::Provisioned {
+                whmcs_order_id,
+                services,
+                opportunity,
+            } => {
+                put(
+                    &mut fields,
+                    &f.activation_status,
+                    Value::String(v.activation_provisioned.clone()),
+                );
+                put(
+                    &mut fields,
+                    &f.status,
+                    Value::String(v.order_activated.clone()),
+                );
+                put(
+                    &mut fields,
+                    &f.whmcs_order_id,
+                    Value::String(whmcs_order_id.clone()),
+                );
+                clear_error(&mut fields);
+                if let Some(field) = &self.mapping.order_item.whmcs_service_id {
+                    for (item, service) in services {
+                        let mut item_fields = Map::new();
+                        item_fields.insert(field.clone(), Value::String(service.clone()));
+                        records.push(RecordUpdate {
+                            sobject: "OrderItem".into(),
+                            id: item.clone(),
+                            fields: item_fields,
+                        });
+                    }
+                }
+                if let Some((opportunity, service)) = opportunity {
+                    let o = &self.mapping.opportunity;
+                    let mut opp = Map::new();
+                    put(
+                        &mut opp,
+                        &o.stage,
+                        Value::String(v.opportunity_active_stage.clone()),
+                    );
+                    put(
+                        &mut opp,
+                        &o.whmcs_service_id,
+                        Value::String(service.clone()),
+                    );
+                    if !opp.is_empty() {
+                        records.push(RecordUpdate {
+                            sobject: "Opportunity".into(),
+                            id: opportunity.clone(),
+                            fields: opp,
+                        });
+                    }
+                }
+            }
+            WhmcsOutcome::Failed { error } => {
+                put(
+                    &mut fields,
+                    &f.activation_status,
+                    Value::String(v.activation_failed.clone()),
+                );
+                put(
+                    &mut fields,
+                    &f.activation_error,
+                    Value::String(truncate(error, 255)),
+                );
+                put(
+                    &mut fields,
+                    &f.activation_error_datetime,
+                    Value::String(
+                        self.clock
+                            .now()
+                            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                    ),
+                );
+            }
+        }
+        records.insert(
+            0,
+            RecordUpdate {
+                sobject: "Order".into(),
+                id: order.clone(),
+                fields,
+            },
+        );
+        records
+    }
+
+    /// Writes a WHMCS outcome in one Collections call (200 records each; an Order with more
+    /// products takes more calls).
+    pub async fn whmcs(&self, order: &SfId, outcome: &WhmcsOutcome) -> Result<(), SalesforceError> {
+        let records = self.whmcs_records(order, outcome);
+        for chunk in records.chunks(200) {
+            self.update(chunk).await?;
+        }
+        info!(order = %order, ?outcome, "WHMCS outcome written to Salesforce");
         Ok(())
     }
 

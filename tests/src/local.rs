@@ -10,6 +10,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use dealbridge::clock::ManualClock;
 use dealbridge::config::{AuthFlow, Config};
 use dealbridge::dispatch::{Dispatcher, RedispatchPolicy};
+use dealbridge::ledger::{DEFAULT_RETENTION, InMemoryLedger};
 use dealbridge::maxio::ab::{AbClient, AbClientSettings, MAX_CONCURRENT_REQUESTS};
 use dealbridge::maxio::core::{CoreClient, CoreClientSettings};
 use dealbridge::maxio::core_link::CoreLinkDeps;
@@ -20,6 +21,8 @@ use dealbridge::retry::RetryPolicy;
 use dealbridge::salesforce::{SalesforceClient, SfId};
 use dealbridge::secrets::InMemorySecrets;
 use dealbridge::snapshot::SnapshotLoader;
+use dealbridge::whmcs::provision::WhmcsDeps;
+use dealbridge::whmcs::{WhmcsClient, WhmcsClientSettings};
 use dealbridge::writeback::WriteBack;
 use dealbridge_intake::settings::IntakeSettings;
 
@@ -27,6 +30,7 @@ use crate::harness::{SALESFORCE_SECRET, config, credentials_secret};
 use crate::maxio_ab::{AbSettings as AbSandboxSettings, MaxioAbSandbox};
 use crate::maxio_core::{CoreSettings, MaxioCoreSandbox};
 use crate::salesforce::{OrgSettings, SalesforceSandbox, seeded_org};
+use crate::whmcs::{WhmcsSandbox, WhmcsSettings};
 
 /// The intake secret the sample events are signed with (sandbox values; they protect nothing).
 pub const INTAKE_SECRET: &str = "dealbridge/intake";
@@ -35,6 +39,10 @@ pub const SANDBOX_BEARER_TOKEN: &str = "sandbox-bearer-token";
 pub const SANDBOX_SOAP_TOKEN: &str = "sandbox-soap-token";
 pub const MAXIO_AB_SECRET: &str = "dealbridge/maxio-ab";
 pub const MAXIO_CORE_SECRET: &str = "dealbridge/maxio-core";
+pub const WHMCS_SECRET: &str = "dealbridge/whmcs";
+/// How long a local WHMCS attempt holds its lease (there is no Lambda deadline locally); shorter
+/// than the queue's visibility timeout, so a redelivered message finds it expired.
+pub const WHMCS_LEASE: Duration = Duration::from_secs(120);
 /// The worker queues' maxReceiveCount in the local stack (as in the template).
 pub const MAX_RECEIVES: u32 = 10;
 
@@ -68,6 +76,9 @@ pub struct LocalStack {
     pub maxio: MaxioDeps,
     pub maxio_core: MaxioCoreSandbox,
     pub core_link: CoreLinkDeps,
+    pub whmcs: WhmcsSandbox,
+    pub ledger: InMemoryLedger,
+    pub whmcs_deps: WhmcsDeps,
 }
 
 /// How the local stack's Maxio Core tenant starts.
@@ -122,6 +133,7 @@ impl LocalStack {
             QueueName::MaxioPricePoints,
             QueueName::MaxioSubscription,
             QueueName::MaxioCoreLink,
+            QueueName::WhmcsProvision,
         ] {
             queue.set_max_receives(q, MAX_RECEIVES);
         }
@@ -238,9 +250,39 @@ impl LocalStack {
         let core_link = CoreLinkDeps {
             core: Arc::new(core_client),
             queue: Arc::new(queue.clone()),
-            writeback,
+            writeback: writeback.clone(),
             clock: Arc::new(clock.clone()),
             settings: link_settings,
+            max_receives: MAX_RECEIVES,
+        };
+        let whmcs = WhmcsSandbox::start(WhmcsSettings::default()).await?;
+        let whmcs_settings = whmcs.settings();
+        secrets.insert(
+            WHMCS_SECRET,
+            serde_json::json!({"identifier": whmcs_settings.identifier, "secret": whmcs_settings.secret})
+                .to_string(),
+        );
+        let ledger = InMemoryLedger::new(DEFAULT_RETENTION);
+        let whmcs_client = WhmcsClient::new(
+            WhmcsClientSettings {
+                base_url: url::Url::parse(&whmcs.base_url())?,
+                secret_name: WHMCS_SECRET.into(),
+                timeout: Duration::from_secs(10),
+                retry: RetryPolicy {
+                    max_attempts: 4,
+                    base_delay: Duration::from_millis(5),
+                    max_delay: Duration::from_millis(40),
+                },
+            },
+            Arc::new(secrets.clone()),
+        )?;
+        let whmcs_deps = WhmcsDeps {
+            whmcs: Arc::new(whmcs_client),
+            ledger: Arc::new(ledger.clone()),
+            writeback,
+            mapping: Arc::new(config.mapping.clone()),
+            clock: Arc::new(clock.clone()),
+            lease_fallback: WHMCS_LEASE,
             max_receives: MAX_RECEIVES,
         };
         Ok(LocalStack {
@@ -257,6 +299,9 @@ impl LocalStack {
             maxio,
             maxio_core,
             core_link,
+            whmcs,
+            ledger,
+            whmcs_deps,
         })
     }
 
@@ -327,6 +372,7 @@ impl LocalStack {
             QueueName::MaxioPricePoints,
             QueueName::MaxioSubscription,
             QueueName::MaxioCoreLink,
+            QueueName::WhmcsProvision,
         ];
         let mut report = Drained::default();
         for _ in 0..max_rounds {
@@ -348,6 +394,17 @@ impl LocalStack {
                         report.delayed.push(outcome);
                     }
                     failed
+                } else if queue == QueueName::WhmcsProvision {
+                    dealbridge::whmcs::provision::handle_batch(
+                        &sqs_event(&batch),
+                        &self.whmcs_deps,
+                        None,
+                    )
+                    .await
+                    .batch_item_failures
+                    .into_iter()
+                    .map(|f| f.item_identifier)
+                    .collect()
                 } else if queue == QueueName::MaxioCoreLink {
                     dealbridge::maxio::core_link::handle_batch(&sqs_event(&batch), &self.core_link)
                         .await

@@ -14,6 +14,8 @@ pub mod form;
 pub mod model;
 pub mod php;
 pub mod prepare;
+pub mod provision;
+pub mod worker;
 
 #[cfg(test)]
 mod client_tests;

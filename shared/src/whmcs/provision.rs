@@ -1,0 +1,475 @@
+//! The whmcs-provision step: one approved Order becomes exactly one WHMCS order, accepted, with
+//! the outcome written back to the Order, its items and its Opportunity (seeds 001 and 003).
+//!
+//! WHMCS AddOrder has no idempotency key, so the step is guarded by the ledger:
+//!
+//! 1. the Order is checked ([`super::prepare`]); a broken rule is written as `Failed` with its code
+//!    and nothing is sent to WHMCS;
+//! 2. [`Ledger::begin`] takes the step's lease (an attempt holding a live lease elsewhere means
+//!    "try later"; a completed step means "done");
+//! 3. before the first AddOrder, the client's newest WHMCS order id is saved as a baseline; an
+//!    attempt that finds a baseline but no order id (a previous attempt died or lost AddOrder's
+//!    answer) reconciles: the client's orders newer than the baseline with as many products are
+//!    looked up, one is adopted, none means AddOrder was never processed, several is a conflict
+//!    for a person to settle (written to the Order, and the message ends in the dead-letter
+//!    queue);
+//! 4. the order id and service ids are saved the moment AddOrder answers, then AcceptOrder (a "not
+//!    Pending" answer for our own order is success once GetOrders shows it Active);
+//! 5. the outcome is written to Salesforce in one call and the step completed.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
+use chrono::{DateTime, Utc};
+use tracing::{info, warn};
+
+use super::client::WhmcsClient;
+use super::error::WhmcsError;
+use super::model::{AddOrder, GetOrdersQuery, Order};
+use super::prepare::{WhmcsOrderPlan, describe, prepare};
+use crate::clock::Clock;
+use crate::envelope::{Envelope, Step};
+use crate::ledger::{Begin, Ledger, StepRecord, lease_until};
+use crate::mapping::Mapping;
+use crate::queue::QueueName;
+use crate::salesforce::SfId;
+use crate::snapshot::DealSnapshot;
+use crate::worker::{Handled, receive_count, run_fifo_batch};
+use crate::writeback::{WhmcsOutcome, WriteBack};
+
+/// The ledger's name for this step.
+pub const STEP: &str = "whmcs-provision";
+/// Ledger targets.
+pub const TARGET_ORDER: &str = "whmcs_order_id";
+pub const TARGET_SERVICES: &str = "whmcs_service_ids";
+pub const TARGET_BASELINE: &str = "whmcs_baseline_order_id";
+pub const TARGET_ACCEPTED: &str = "whmcs_accepted";
+
+pub struct WhmcsDeps {
+    pub whmcs: Arc<WhmcsClient>,
+    pub ledger: Arc<dyn Ledger>,
+    pub writeback: Arc<WriteBack>,
+    pub mapping: Arc<Mapping>,
+    pub clock: Arc<dyn Clock>,
+    /// How long an attempt's lease lasts when the Lambda deadline is unknown.
+    pub lease_fallback: Duration,
+    /// The queue's maxReceiveCount.
+    pub max_receives: u32,
+}
+
+/// How a step failed.
+#[derive(Debug)]
+enum Failure {
+    /// Trying again cannot help (`CODE: message`): written to the Order, message done.
+    Permanent(String),
+    /// Needs a person (`CODE: message`): written to the Order, message to the dead-letter queue.
+    Conflict(String),
+    /// May succeed later.
+    Transient(String),
+}
+
+fn whmcs_failure(e: &WhmcsError) -> Failure {
+    if e.is_retryable() || e.is_ambiguous() {
+        Failure::Transient(e.to_string())
+    } else {
+        Failure::Permanent(e.to_string())
+    }
+}
+
+/// The WHMCS order of the client newer than the baseline with `lines` products, if exactly one.
+fn reconcile(orders: &[Order], baseline: u64, lines: usize) -> Result<Option<&Order>, Vec<String>> {
+    let candidates: Vec<&Order> = orders
+        .iter()
+        .filter(|o| o.id.parse::<u64>().is_ok_and(|id| id > baseline))
+        .filter(|o| {
+            let products = o
+                .lineitems
+                .iter()
+                .filter(|l| l.item_type.eq_ignore_ascii_case("product"))
+                .count();
+            products == lines || o.lineitems.is_empty()
+        })
+        .collect();
+    match candidates.as_slice() {
+        [] => Ok(None),
+        [one] => Ok(Some(one)),
+        many => Err(many.iter().map(|o| o.id.clone()).collect()),
+    }
+}
+
+impl WhmcsDeps {
+    /// Handles one provisioning message; `receive_count` is its delivery number and `deadline`
+    /// the invocation's (the lease runs until then).
+    pub async fn handle(
+        &self,
+        envelope: Envelope,
+        receive_count: u32,
+        deadline: Option<DateTime<Utc>>,
+    ) -> Handled {
+        let Step::WhmcsProvision { order_id, snapshot } = &envelope.step else {
+            return Handled::Retry(format!(
+                "step {} is not WHMCS provisioning",
+                envelope.step.name()
+            ));
+        };
+        let deal = order_id.to_string();
+        let (plan, add) = match prepare(snapshot, order_id, &self.mapping) {
+            Ok(prepared) => prepared,
+            Err(problems) if problems.iter().all(|p| p.code == "WHMCS_ORDER_EXISTS") => {
+                info!(order = %order_id, "the Order already has its WHMCS order; nothing to do");
+                return Handled::Done;
+            }
+            Err(problems) => {
+                let error = describe(&problems);
+                warn!(order = %order_id, correlation_id = %envelope.correlation_id, %error, "Order cannot be provisioned");
+                return self.finish_failed(&deal, order_id, &error, false).await;
+            }
+        };
+        let now = self.clock.now();
+        let lease = lease_until(now, deadline, self.lease_fallback);
+        let record = match self.ledger.begin(&deal, STEP, now, lease).await {
+            Err(e) => return Handled::Retry(e.to_string()),
+            Ok(Begin::Done(_)) => {
+                info!(order = %order_id, "already provisioned (ledger)");
+                return Handled::Done;
+            }
+            Ok(Begin::Busy(r)) => {
+                return Handled::Retry(format!(
+                    "another attempt is provisioning Order {order_id} (lease until {})",
+                    r.lease_until.map(|t| t.to_rfc3339()).unwrap_or_default()
+                ));
+            }
+            Ok(Begin::Started(r)) | Ok(Begin::Resumed(r)) => r,
+        };
+        match self
+            .provision(order_id, snapshot, &plan, &add, &record)
+            .await
+        {
+            Ok(targets) => match self
+                .ledger
+                .complete(&deal, STEP, &targets, self.clock.now())
+                .await
+            {
+                Ok(_) => Handled::Done,
+                // Everything is in WHMCS and Salesforce; a later attempt finds the order id in
+                // the ledger (or by reconciling) and completes the record.
+                Err(e) => Handled::Retry(format!(
+                    "provisioned, but completing the ledger failed: {e}"
+                )),
+            },
+            Err(Failure::Permanent(error)) => {
+                self.finish_failed(&deal, order_id, &error, false).await
+            }
+            Err(Failure::Conflict(error)) => {
+                self.finish_failed(&deal, order_id, &error, true).await
+            }
+            Err(Failure::Transient(reason)) if receive_count < self.max_receives => {
+                warn!(order = %order_id, %reason, receive_count, "WHMCS provisioning failed; will retry");
+                if let Err(e) = self
+                    .ledger
+                    .fail(&deal, STEP, &reason, self.clock.now())
+                    .await
+                {
+                    warn!(order = %order_id, error = %e, "could not release the ledger lease");
+                }
+                Handled::Retry(reason)
+            }
+            Err(Failure::Transient(reason)) => {
+                let error = format!(
+                    "WHMCS_GAVE_UP: provisioning failed {receive_count} times; last error: {reason}"
+                );
+                self.finish_failed(&deal, order_id, &error, true).await
+            }
+        }
+    }
+
+    /// Writes `Failed` with the error to the Order and the ledger. `to_dead_letters`: the
+    /// message is retried into the dead-letter queue rather than deleted.
+    async fn finish_failed(
+        &self,
+        deal: &str,
+        order_id: &SfId,
+        error: &str,
+        to_dead_letters: bool,
+    ) -> Handled {
+        if let Err(e) = self.ledger.fail(deal, STEP, error, self.clock.now()).await {
+            warn!(order = %order_id, error = %e, "could not record the failure in the ledger");
+        }
+        let written = self
+            .writeback
+            .whmcs(
+                order_id,
+                &WhmcsOutcome::Failed {
+                    error: error.to_string(),
+                },
+            )
+            .await;
+        match written {
+            Ok(()) if to_dead_letters => Handled::Retry(error.to_string()),
+            Ok(()) => Handled::Done,
+            Err(e) => Handled::Retry(format!("{error}; and writing it to Salesforce failed: {e}")),
+        }
+    }
+
+    async fn record(&self, deal: &str, name: &str, value: &str) {
+        if let Err(e) = self
+            .ledger
+            .record_target(deal, STEP, name, value, self.clock.now())
+            .await
+        {
+            // Not fatal: the value travels on in this attempt, and a later one reconciles.
+            warn!(deal, name, error = %e, "could not save a target id in the ledger");
+        }
+    }
+
+    async fn provision(
+        &self,
+        order_id: &SfId,
+        snapshot: &DealSnapshot,
+        plan: &WhmcsOrderPlan,
+        add: &AddOrder,
+        record: &StepRecord,
+    ) -> Result<BTreeMap<String, String>, Failure> {
+        let deal = order_id.to_string();
+        let mut targets = record.targets.clone();
+        if plan.needs_activating && record.attempts <= 1 {
+            self.writeback
+                .whmcs(order_id, &WhmcsOutcome::Activating)
+                .await
+                .map_err(|e| salesforce_failure(&e))?;
+        }
+        let (whmcs_order, services) = match targets.get(TARGET_ORDER) {
+            Some(id) => (id.clone(), split(targets.get(TARGET_SERVICES))),
+            None => self.place_order(&deal, plan, add, &mut targets).await?,
+        };
+        if targets.get(TARGET_ACCEPTED).map(String::as_str) != Some("1") {
+            self.accept(&whmcs_order).await?;
+            self.record(&deal, TARGET_ACCEPTED, "1").await;
+            targets.insert(TARGET_ACCEPTED.into(), "1".into());
+        }
+        if services.len() != plan.items.len() {
+            warn!(order = %order_id, whmcs_order, services = services.len(), items = plan.items.len(), "WHMCS answered a different number of services than the Order has products");
+        }
+        let main = services
+            .get(plan.main_line)
+            .or_else(|| services.first())
+            .cloned();
+        let outcome = WhmcsOutcome::Provisioned {
+            whmcs_order_id: whmcs_order.clone(),
+            services: plan
+                .items
+                .iter()
+                .cloned()
+                .zip(services.iter().cloned())
+                .collect(),
+            opportunity: plan
+                .opportunity_id
+                .clone()
+                .or_else(|| snapshot.opportunity.as_ref().map(|o| o.id.clone()))
+                .zip(main),
+        };
+        self.writeback
+            .whmcs(order_id, &outcome)
+            .await
+            .map_err(|e| salesforce_failure(&e))?;
+        info!(order = %order_id, whmcs_order, "Order provisioned in WHMCS and written back");
+        Ok(targets)
+    }
+
+    /// AddOrder, exactly once: reconciles a previous attempt first.
+    async fn place_order(
+        &self,
+        deal: &str,
+        plan: &WhmcsOrderPlan,
+        add: &AddOrder,
+        targets: &mut BTreeMap<String, String>,
+    ) -> Result<(String, Vec<String>), Failure> {
+        match targets.get(TARGET_BASELINE).cloned() {
+            Some(baseline) => {
+                let baseline: u64 = baseline.parse().unwrap_or(0);
+                let orders = self
+                    .whmcs
+                    .orders_for_client(&plan.client_id)
+                    .await
+                    .map_err(|e| whmcs_failure(&e))?;
+                match reconcile(&orders, baseline, add.lines.len()) {
+                    Ok(Some(found)) => {
+                        let services: Vec<String> = found
+                            .lineitems
+                            .iter()
+                            .filter(|l| l.item_type.eq_ignore_ascii_case("product"))
+                            .map(|l| l.relid.clone())
+                            .collect();
+                        warn!(
+                            deal,
+                            whmcs_order = found.id,
+                            "a previous attempt placed the WHMCS order; adopting it"
+                        );
+                        self.save_order(deal, &found.id, &services, targets).await;
+                        return Ok((found.id.clone(), services));
+                    }
+                    Ok(None) => {
+                        info!(deal, "no WHMCS order from a previous attempt; placing it");
+                    }
+                    Err(ids) => {
+                        return Err(Failure::Conflict(format!(
+                            "WHMCS_RECONCILE_AMBIGUOUS: an earlier attempt may have placed this order, and WHMCS client {} has {} new orders that could be it ({}); check them in WHMCS, cancel any duplicate and set WHMCS_Order_Id__c by hand",
+                            plan.client_id,
+                            ids.len(),
+                            ids.join(", ")
+                        )));
+                    }
+                }
+            }
+            None => {
+                let newest = self
+                    .whmcs
+                    .get_orders(&GetOrdersQuery {
+                        userid: Some(plan.client_id.clone()),
+                        limitnum: Some(1),
+                        ..GetOrdersQuery::default()
+                    })
+                    .await
+                    .map_err(|e| whmcs_failure(&e))?;
+                let baseline = newest
+                    .orders
+                    .iter()
+                    .filter_map(|o| o.id.parse::<u64>().ok())
+                    .max()
+                    .unwrap_or(0)
+                    .to_string();
+                // The baseline must be durable before AddOrder, or a lost answer could not be
+                // reconciled.
+                self.ledger
+                    .record_target(deal, STEP, TARGET_BASELINE, &baseline, self.clock.now())
+                    .await
+                    .map_err(|e| Failure::Transient(e.to_string()))?;
+                targets.insert(TARGET_BASELINE.into(), baseline);
+            }
+        }
+        let answer = self.whmcs.add_order(add).await.map_err(|e| {
+            if e.is_ambiguous() {
+                warn!(deal, error = %e, "AddOrder's answer was lost; the next attempt reconciles");
+            }
+            whmcs_failure(&e)
+        })?;
+        self.save_order(deal, &answer.order_id, &answer.service_ids, targets)
+            .await;
+        info!(deal, whmcs_order = answer.order_id, services = ?answer.service_ids, "WHMCS order placed");
+        Ok((answer.order_id, answer.service_ids))
+    }
+
+    async fn save_order(
+        &self,
+        deal: &str,
+        order: &str,
+        services: &[String],
+        targets: &mut BTreeMap<String, String>,
+    ) {
+        let services = services.join(",");
+        self.record(deal, TARGET_ORDER, order).await;
+        self.record(deal, TARGET_SERVICES, &services).await;
+        targets.insert(TARGET_ORDER.into(), order.to_string());
+        targets.insert(TARGET_SERVICES.into(), services);
+    }
+
+    /// AcceptOrder; "not Pending" for our own order is success once WHMCS shows it Active.
+    async fn accept(&self, whmcs_order: &str) -> Result<(), Failure> {
+        match self.whmcs.accept_order(whmcs_order, None, None).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.code() == "WHMCS_ORDER_NOT_PENDING" => {
+                let order = self
+                    .whmcs
+                    .order(whmcs_order)
+                    .await
+                    .map_err(|e| whmcs_failure(&e))?;
+                match order {
+                    Some(o) if o.status.eq_ignore_ascii_case("Active") => Ok(()),
+                    Some(o) => Err(Failure::Permanent(format!(
+                        "WHMCS_ORDER_NOT_ACCEPTED: WHMCS order {whmcs_order} is {}, not Active; accept it in WHMCS or cancel it",
+                        o.status
+                    ))),
+                    None => Err(Failure::Permanent(format!(
+                        "WHMCS_ORDER_NOT_FOUND: WHMCS order {whmcs_order} no longer exists"
+                    ))),
+                }
+            }
+            Err(e) => Err(whmcs_failure(&e)),
+        }
+    }
+}
+
+fn split(list: Option<&String>) -> Vec<String> {
+    list.map(|s| {
+        s.split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect()
+    })
+    .unwrap_or_default()
+}
+
+fn salesforce_failure(e: &crate::salesforce::SalesforceError) -> Failure {
+    if e.is_retryable() {
+        Failure::Transient(format!("writing to Salesforce: {e}"))
+    } else {
+        Failure::Permanent(format!("SALESFORCE_WRITE_FAILED: {e}"))
+    }
+}
+
+/// Handles a batch from the WHMCS queue, in order, with partial batch failures.
+pub async fn handle_batch(
+    event: &SqsEvent,
+    deps: &WhmcsDeps,
+    deadline: Option<DateTime<Utc>>,
+) -> SqsBatchResponse {
+    run_fifo_batch(event, |message| async move {
+        let Some(body) = message.body.as_deref() else {
+            return Handled::Retry("the message has no body".into());
+        };
+        match Envelope::parse(body) {
+            Ok(envelope) if envelope.step.queue() == QueueName::WhmcsProvision => {
+                deps.handle(envelope, receive_count(&message), deadline)
+                    .await
+            }
+            Ok(envelope) => Handled::Retry(format!(
+                "a {} message does not belong on the whmcs-provision queue",
+                envelope.step.name()
+            )),
+            Err(e) => Handled::Retry(e.to_string()),
+        }
+    })
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn order(id: &str, products: usize) -> Order {
+        serde_json::from_value(serde_json::json!({
+            "id": id, "userid": "1", "status": "Pending", "paymentmethod": "mailin",
+            "lineitems": {"lineitem": (0..products).map(|i| serde_json::json!({
+                "type": "product", "relid": format!("{id}{i}"), "producttype": "Other", "product": "P", "status": "Pending"
+            })).collect::<Vec<_>>()}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn only_newer_orders_with_as_many_products_are_candidates() {
+        let orders = [order("10", 3), order("12", 3), order("13", 1)];
+        assert_eq!(reconcile(&orders, 11, 3).unwrap().unwrap().id, "12");
+        assert!(reconcile(&orders, 13, 3).unwrap().is_none());
+        assert_eq!(reconcile(&orders, 9, 3).unwrap_err(), ["10", "12"]);
+    }
+
+    #[test]
+    fn service_lists_are_split_on_commas() {
+        assert_eq!(split(Some(&"1, 2,,3".to_string())), ["1", "2", "3"]);
+        assert!(split(None).is_empty());
+    }
+}

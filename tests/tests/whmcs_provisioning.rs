@@ -1,0 +1,588 @@
+//! WHMCS provisioning end to end: an approved Order (the seed-003 internet order) becomes exactly
+//! one accepted WHMCS order, and the Order, its items and its Opportunity show the outcome;
+//! duplicates and crashes never create a second order; broken rules and WHMCS's refusals end in
+//! `Failed` with a coded message and no retries.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use dealbridge::envelope::Envelope;
+use dealbridge::ledger::{Begin, Ledger, LedgerError, StepRecord};
+use dealbridge::queue::QueueName;
+use dealbridge::whmcs::provision::{STEP, TARGET_ACCEPTED, TARGET_ORDER, WhmcsDeps};
+use dealbridge::worker::Handled;
+use dealbridge_sandbox::events::sample;
+use dealbridge_sandbox::local::LocalStack;
+use dealbridge_sandbox::whmcs::{OrderStatus, ServiceStatus, routes as whmcs_routes};
+use serde_json::{Map, Value, json};
+use tokio::sync::Notify;
+
+/// The platform event seed 001's approval flow publishes for the internet Order, then the
+/// workers until the queues drain.
+async fn approve(stack: &LocalStack) {
+    let event = serde_json::from_value(sample("platform-events-order-provision.json")).unwrap();
+    dealbridge_platform_events::handle(event, &stack.platform_events)
+        .await
+        .unwrap();
+    stack.drain(200).await;
+}
+
+fn record(stack: &LocalStack, reference: &str) -> Map<String, Value> {
+    stack
+        .salesforce
+        .record(stack.id(reference).as_str())
+        .unwrap()
+}
+
+fn update(stack: &LocalStack, sobject: &str, reference: &str, fields: Value) {
+    let id = stack.id(reference);
+    let Value::Object(fields) = fields else {
+        panic!("fields")
+    };
+    stack.salesforce.with_org(|org| {
+        org.update(Some(sobject), id.as_str(), &fields).unwrap();
+    });
+}
+
+/// The form of every AddOrder WHMCS received, without the credentials.
+fn add_orders(stack: &LocalStack) -> Vec<Vec<(String, String)>> {
+    stack
+        .whmcs
+        .observer()
+        .requests()
+        .iter()
+        .filter(|r| r.route == whmcs_routes::API)
+        .map(|r| {
+            url::form_urlencoded::parse(r.body.as_bytes())
+                .into_owned()
+                .collect::<Vec<_>>()
+        })
+        .filter(|pairs| pairs.iter().any(|(k, v)| k == "action" && v == "AddOrder"))
+        .map(|pairs| {
+            pairs
+                .into_iter()
+                .filter(|(k, _)| !["identifier", "secret", "responsetype"].contains(&k.as_str()))
+                .collect()
+        })
+        .collect()
+}
+
+fn text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Number(n) => n.as_f64().map(|f| format!("{f}")).unwrap_or_default(),
+        other => other.to_string(),
+    }
+}
+
+#[tokio::test]
+async fn the_seed_003_order_is_provisioned_accepted_and_written_back() {
+    let stack = LocalStack::start().await.unwrap();
+
+    approve(&stack).await;
+
+    let expected: Vec<(String, String)> = [
+        ("action", "AddOrder"),
+        ("clientid", "1"),
+        ("paymentmethod", "mailin"),
+        ("pid[0]", "185"),
+        ("pid[1]", "242"),
+        ("pid[2]", "246"),
+        ("billingcycle[0]", "monthly"),
+        ("billingcycle[1]", "onetime"),
+        ("billingcycle[2]", "monthly"),
+        ("qty[0]", "1"),
+        ("qty[1]", "1"),
+        ("qty[2]", "1"),
+        ("noinvoice", "1"),
+        ("noemail", "1"),
+        ("promocode", ""),
+        ("configoptions[0]", ""),
+        ("configoptions[1]", ""),
+        ("configoptions[2]", ""),
+        ("customfields[0]", ""),
+        ("customfields[1]", ""),
+        ("customfields[2]", ""),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    assert_eq!(add_orders(&stack), [expected]);
+    assert_eq!(stack.whmcs.action_count("AcceptOrder"), 1);
+    let orders = stack.whmcs.orders();
+    assert_eq!(orders.len(), 1);
+    let whmcs_order = &orders[0];
+    assert_eq!(whmcs_order.status, OrderStatus::Active);
+    assert_eq!(whmcs_order.client_id, 1);
+    assert!(whmcs_order.invoice_id.is_none(), "noinvoice");
+    assert!(
+        whmcs_order
+            .lines
+            .iter()
+            .all(|l| l.service_status == ServiceStatus::Active)
+    );
+
+    let order = record(&stack, "InternetOrder");
+    assert_eq!(order["Activation_Status__c"], "Provisioned");
+    assert_eq!(order["Status"], "Activated");
+    assert_eq!(
+        text(&order["WHMCS_Order_Id__c"]),
+        whmcs_order.id.to_string()
+    );
+    assert!(order["Activation_Error__c"].is_null());
+    assert!(order["Activation_Error_DateTime__c"].is_null());
+    for (item, line) in [
+        "InternetGoldItem",
+        "InternetInstallItem",
+        "InternetPhoneItem",
+    ]
+    .iter()
+    .zip(&whmcs_order.lines)
+    {
+        assert_eq!(
+            record(&stack, item)["WHMCS_Service_ID__c"],
+            line.service_id.to_string().as_str(),
+            "{item}"
+        );
+    }
+    let opp = record(&stack, "InternetOpportunity");
+    assert_eq!(opp["StageName"], "Active");
+    assert_eq!(
+        text(&opp["WHMCS_Service_ID__c"]),
+        whmcs_order.lines[0].service_id.to_string(),
+        "the internet service, not the installation"
+    );
+    let steps = stack
+        .ledger
+        .records()
+        .into_iter()
+        .filter(|r| r.step == STEP)
+        .collect::<Vec<_>>();
+    assert_eq!(steps.len(), 1);
+    assert_eq!(
+        steps[0].target(TARGET_ORDER),
+        Some(whmcs_order.id.to_string().as_str())
+    );
+}
+
+#[tokio::test]
+async fn the_whmcs_product_id_field_of_seed_001_works_too() {
+    let stack = LocalStack::start_with(&[(
+        "DEALBRIDGE_MAPPING",
+        r#"{"product":{"whmcs_product_id":"WHMCS_Product_Id__c"}}"#,
+    )])
+    .await
+    .unwrap();
+    approve(&stack).await;
+    let forms = add_orders(&stack);
+    assert_eq!(forms.len(), 1);
+    let pids: Vec<&str> = forms[0]
+        .iter()
+        .filter(|(k, _)| k.starts_with("pid["))
+        .map(|(_, v)| v.as_str())
+        .collect();
+    assert_eq!(pids, ["185", "242", "246"]);
+    assert_eq!(
+        record(&stack, "InternetOrder")["Activation_Status__c"],
+        "Provisioned"
+    );
+}
+
+#[tokio::test]
+async fn config_options_json_is_sent_as_a_php_array_on_its_line() {
+    let stack = LocalStack::start().await.unwrap();
+    update(
+        &stack,
+        "Product2",
+        "InternetGoldAptProduct",
+        json!({"Portal_ConfigOptions_JSON__c": r#"{"12": "34"}"#}),
+    );
+    approve(&stack).await;
+    let orders = stack.whmcs.orders();
+    assert_eq!(orders.len(), 1);
+    let form = &add_orders(&stack)[0];
+    let first = form
+        .iter()
+        .find(|(k, _)| k == "configoptions[0]")
+        .map(|(_, v)| v.as_str());
+    assert_eq!(
+        first,
+        Some("YToxOntpOjEyO3M6MjoiMzQiO30="),
+        "a:1:{{i:12;s:2:\"34\";}}"
+    );
+    assert!(
+        orders[0].lines[0].config_options_error.is_none(),
+        "the fake decoded it"
+    );
+}
+
+/// The WHMCS message dispatch sent, for handing to the worker by hand.
+async fn provisioning_message(stack: &LocalStack) -> Envelope {
+    let event = serde_json::from_value(sample("platform-events-order-provision.json")).unwrap();
+    dealbridge_platform_events::handle(event, &stack.platform_events)
+        .await
+        .unwrap();
+    let sent = stack.queue.sent(QueueName::WhmcsProvision);
+    Envelope::parse(&sent[0].body).unwrap()
+}
+
+#[tokio::test]
+async fn a_message_delivered_twice_creates_one_whmcs_order() {
+    let stack = LocalStack::start().await.unwrap();
+    let envelope = provisioning_message(&stack).await;
+
+    let first = stack.whmcs_deps.handle(envelope.clone(), 1, None).await;
+    let second = stack.whmcs_deps.handle(envelope, 1, None).await;
+
+    assert_eq!((first, second), (Handled::Done, Handled::Done));
+    assert_eq!(stack.whmcs.order_count(), 1);
+    assert_eq!(stack.whmcs.action_count("AddOrder"), 1);
+    assert_eq!(stack.whmcs.action_count("AcceptOrder"), 1);
+}
+
+#[tokio::test]
+async fn two_deliveries_at_once_create_one_whmcs_order() {
+    let stack = LocalStack::start().await.unwrap();
+    let envelope = provisioning_message(&stack).await;
+
+    let (a, b) = tokio::join!(
+        stack.whmcs_deps.handle(envelope.clone(), 1, None),
+        stack.whmcs_deps.handle(envelope.clone(), 1, None)
+    );
+
+    let retried = [&a, &b]
+        .iter()
+        .filter(|h| matches!(h, Handled::Retry(r) if r.contains("another attempt")))
+        .count();
+    assert_eq!(retried, 1, "{a:?} {b:?}");
+    assert_eq!(stack.whmcs.order_count(), 1);
+    // The one that waited comes back later and finds the work done.
+    assert_eq!(
+        stack.whmcs_deps.handle(envelope, 2, None).await,
+        Handled::Done
+    );
+    assert_eq!(stack.whmcs.order_count(), 1);
+}
+
+/// A ledger that "crashes the process" when a given target is about to be saved: it wakes the
+/// test and never answers, so the handler's future is dropped mid-step, as when a Lambda dies.
+struct CrashingLedger {
+    inner: Arc<dyn Ledger>,
+    at_target: &'static str,
+    crashed: Arc<Notify>,
+}
+
+#[async_trait]
+impl Ledger for CrashingLedger {
+    async fn begin(
+        &self,
+        deal_id: &str,
+        step: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Begin, LedgerError> {
+        self.inner.begin(deal_id, step, now, lease_until).await
+    }
+    async fn record_target(
+        &self,
+        deal_id: &str,
+        step: &str,
+        name: &str,
+        value: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), LedgerError> {
+        if name == self.at_target {
+            self.crashed.notify_one();
+            std::future::pending::<()>().await;
+        }
+        self.inner
+            .record_target(deal_id, step, name, value, now)
+            .await
+    }
+    async fn complete(
+        &self,
+        deal_id: &str,
+        step: &str,
+        targets: &BTreeMap<String, String>,
+        now: DateTime<Utc>,
+    ) -> Result<StepRecord, LedgerError> {
+        self.inner.complete(deal_id, step, targets, now).await
+    }
+    async fn fail(
+        &self,
+        deal_id: &str,
+        step: &str,
+        error: &str,
+        now: DateTime<Utc>,
+    ) -> Result<StepRecord, LedgerError> {
+        self.inner.fail(deal_id, step, error, now).await
+    }
+    async fn get(&self, deal_id: &str, step: &str) -> Result<Option<StepRecord>, LedgerError> {
+        self.inner.get(deal_id, step).await
+    }
+    async fn for_deal(&self, deal_id: &str) -> Result<Vec<StepRecord>, LedgerError> {
+        self.inner.for_deal(deal_id).await
+    }
+}
+
+/// Runs the step with a ledger that crashes at `target`, then redelivers the message after its
+/// visibility timeout to the healthy worker.
+async fn crash_then_redeliver(stack: &LocalStack, target: &'static str) -> Handled {
+    let envelope = provisioning_message(stack).await;
+    let crashed = Arc::new(Notify::new());
+    let crashing = WhmcsDeps {
+        whmcs: stack.whmcs_deps.whmcs.clone(),
+        ledger: Arc::new(CrashingLedger {
+            inner: Arc::new(stack.ledger.clone()),
+            at_target: target,
+            crashed: crashed.clone(),
+        }),
+        writeback: stack.whmcs_deps.writeback.clone(),
+        mapping: stack.whmcs_deps.mapping.clone(),
+        clock: stack.whmcs_deps.clock.clone(),
+        lease_fallback: stack.whmcs_deps.lease_fallback,
+        max_receives: stack.whmcs_deps.max_receives,
+    };
+    tokio::select! {
+        handled = crashing.handle(envelope.clone(), 1, None) => panic!("did not crash: {handled:?}"),
+        () = crashed.notified() => {}
+    }
+    // The message was never acknowledged: SQS hands it out again after the visibility timeout,
+    // by when the dead attempt's lease has run out.
+    stack.advance(Duration::from_secs(360));
+    stack.whmcs_deps.handle(envelope, 2, None).await
+}
+
+#[tokio::test]
+async fn a_crash_right_after_add_order_answered_ends_with_one_whmcs_order() {
+    let stack = LocalStack::start().await.unwrap();
+
+    let handled = crash_then_redeliver(&stack, TARGET_ORDER).await;
+
+    assert_eq!(handled, Handled::Done);
+    assert_eq!(
+        stack.whmcs.action_count("AddOrder"),
+        1,
+        "reconciled, not re-sent"
+    );
+    let orders = stack.whmcs.orders();
+    assert_eq!(orders.len(), 1);
+    assert_eq!(orders[0].status, OrderStatus::Active);
+    let order = record(&stack, "InternetOrder");
+    assert_eq!(order["Activation_Status__c"], "Provisioned");
+    assert_eq!(text(&order["WHMCS_Order_Id__c"]), orders[0].id.to_string());
+    assert_eq!(
+        record(&stack, "InternetPhoneItem")["WHMCS_Service_ID__c"],
+        orders[0].lines[2].service_id.to_string().as_str()
+    );
+}
+
+#[tokio::test]
+async fn a_crash_after_accept_order_is_finished_without_a_second_order() {
+    let stack = LocalStack::start().await.unwrap();
+
+    let handled = crash_then_redeliver(&stack, TARGET_ACCEPTED).await;
+
+    assert_eq!(handled, Handled::Done);
+    assert_eq!(stack.whmcs.order_count(), 1);
+    assert_eq!(
+        stack.whmcs.action_count("AcceptOrder"),
+        2,
+        "the second accept answers 'not Pending', which GetOrders shows is our Active order"
+    );
+    assert_eq!(
+        record(&stack, "InternetOrder")["Activation_Status__c"],
+        "Provisioned"
+    );
+}
+
+/// Runs the approval with the org changed by `change`, and returns the Order's error.
+async fn failed_with(stack: &LocalStack) -> String {
+    approve(stack).await;
+    let order = record(stack, "InternetOrder");
+    assert_eq!(order["Activation_Status__c"], "Failed", "{order:?}");
+    assert!(order["Activation_Error_DateTime__c"].is_string());
+    assert!(
+        stack
+            .queue
+            .dead_letters(QueueName::WhmcsProvision)
+            .is_empty()
+    );
+    assert_eq!(
+        stack.queue.depth(QueueName::WhmcsProvision),
+        0,
+        "no retries"
+    );
+    order["Activation_Error__c"].as_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn every_broken_rule_fails_the_order_before_any_whmcs_call() {
+    type Change = fn(&LocalStack);
+    let cases: [(&str, Change); 6] = [
+        ("WHMCS_ORDER_NOT_APPROVED: Order 00000106", |s| {
+            update(
+                s,
+                "Order",
+                "InternetOrder",
+                json!({"Status": "Draft", "Activation_Status__c": "Pending Review"}),
+            )
+        }),
+        (
+            "WHMCS_CLIENT_MISSING: Account Haruka Sato has no WHMCS client id (WH_Account__c)",
+            |s| {
+                update(
+                    s,
+                    "Account",
+                    "InternetAccount",
+                    json!({"WH_Account__c": null}),
+                )
+            },
+        ),
+        ("WHMCS_PRODUCT_UNMAPPED: Hikari Denwa Service", |s| {
+            update(
+                s,
+                "Product2",
+                "HikariDenwaProduct",
+                json!({"WH_Product_ID__c": null}),
+            )
+        }),
+        ("WHMCS_INVALID_QUANTITY: Single Installation", |s| {
+            update(
+                s,
+                "OrderItem",
+                "InternetInstallItem",
+                json!({"Quantity": 1.5}),
+            )
+        }),
+        (
+            "WHMCS_BILLING_CYCLE_MISSING: Internet Gold (Apartment 1G)",
+            |s| {
+                update(
+                    s,
+                    "Product2",
+                    "InternetGoldAptProduct",
+                    json!({"Billing_Cycle__c": null}),
+                )
+            },
+        ),
+        (
+            "WHMCS_INVALID_CONFIG_OPTIONS: Internet Gold (Apartment 1G)",
+            |s| {
+                update(
+                    s,
+                    "Product2",
+                    "InternetGoldAptProduct",
+                    json!({"Portal_ConfigOptions_JSON__c": "{not json"}),
+                )
+            },
+        ),
+    ];
+    for (expected, change) in cases {
+        let stack = LocalStack::start().await.unwrap();
+        change(&stack);
+        let error = failed_with(&stack).await;
+        assert!(error.starts_with(expected), "{expected}\n  got {error}");
+        assert_eq!(
+            stack.whmcs.observer().total(),
+            0,
+            "{expected}: WHMCS was called"
+        );
+    }
+}
+
+#[tokio::test]
+async fn every_documented_add_order_refusal_fails_the_order_with_its_code_and_text() {
+    type Change = fn(&LocalStack);
+    type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], Change);
+    let cases: [Case; 4] = [
+        ("WHMCS_CLIENT_NOT_FOUND: Client ID Not Found", &[], |s| {
+            update(
+                s,
+                "Account",
+                "InternetAccount",
+                json!({"WH_Account__c": "999"}),
+            )
+        }),
+        (
+            "WHMCS_CLIENT_CLOSED: Unable to add order when client status is Closed",
+            &[],
+            |s| {
+                update(
+                    s,
+                    "Account",
+                    "InternetAccount",
+                    json!({"WH_Account__c": "2"}),
+                )
+            },
+        ),
+        (
+            "WHMCS_INVALID_PAYMENT_METHOD: Invalid Payment Method. Valid options include mailin,banktransfer",
+            &[(
+                "DEALBRIDGE_MAPPING",
+                r#"{"whmcs":{"payment_method":"paypal"}}"#,
+            )],
+            |_| {},
+        ),
+        (
+            "WHMCS_INVALID_PRODUCT: No items added to cart so order cannot proceed",
+            &[],
+            |s| {
+                for p in [
+                    "InternetGoldAptProduct",
+                    "InstallSingleProduct",
+                    "HikariDenwaProduct",
+                ] {
+                    update(s, "Product2", p, json!({"WH_Product_ID__c": 9999}));
+                }
+            },
+        ),
+    ];
+    for (expected, env, change) in cases {
+        let stack = LocalStack::start_with(env).await.unwrap();
+        change(&stack);
+        let error = failed_with(&stack).await;
+        assert_eq!(error, expected);
+        assert_eq!(
+            stack.whmcs.action_count("AddOrder"),
+            1,
+            "{expected}: no retry storm"
+        );
+        assert_eq!(stack.whmcs.order_count(), 0);
+    }
+}
+
+#[tokio::test]
+async fn refused_credentials_fail_the_order_with_the_authentication_error() {
+    let stack = LocalStack::start().await.unwrap();
+    stack.secrets.insert(
+        dealbridge_sandbox::local::WHMCS_SECRET,
+        json!({"identifier": "sandbox-whmcs-identifier", "secret": "wrong"}).to_string(),
+    );
+    let error = failed_with(&stack).await;
+    assert_eq!(error, "WHMCS_AUTHENTICATION_FAILED: Authentication Failed");
+    assert_eq!(stack.whmcs.order_count(), 0);
+}
+
+#[tokio::test]
+async fn an_outage_is_retried_and_the_order_is_provisioned_once() {
+    let stack = LocalStack::start().await.unwrap();
+    let unavailable = dealbridge_sandbox::observe::Fault::json(
+        503,
+        json!({"result": "error", "message": "Service Unavailable"}),
+    );
+    stack
+        .whmcs
+        .fail_next("AddOrder", unavailable.clone().times(6));
+
+    approve(&stack).await;
+
+    assert_eq!(stack.whmcs.order_count(), 1);
+    assert_eq!(
+        record(&stack, "InternetOrder")["Activation_Status__c"],
+        "Provisioned"
+    );
+}
