@@ -174,3 +174,20 @@ async fn the_maxio_core_link_sample_event_links_the_seeded_contract() {
     assert_eq!(opp["Maxio_Core_Link_Status__c"], "Linked");
     assert_eq!(opp["Maxio_Sync_Status__c"], "Synced");
 }
+
+#[tokio::test]
+async fn the_whmcs_provision_sample_event_provisions_the_internet_order() {
+    let stack = LocalStack::start().await.unwrap();
+    let event: SqsEvent = serde_json::from_value(sample("sqs-whmcs-provision.json")).unwrap();
+
+    let response =
+        dealbridge::whmcs::provision::handle_batch(&event, &stack.whmcs_deps, None).await;
+
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(stack.whmcs.order_count(), 1);
+    let order = stack
+        .salesforce
+        .record(stack.id("InternetOrder").as_str())
+        .unwrap();
+    assert_eq!(order["Activation_Status__c"], "Provisioned");
+}

@@ -114,7 +114,7 @@ async fn main() -> anyhow::Result<()> {
     println!();
 
     println!(
-        "── Workers: the Maxio Advanced Billing chain and the Maxio Core link for every queued deal ──"
+        "── Workers: the Maxio Advanced Billing chain, the Maxio Core link and WHMCS provisioning ──"
     );
     let drained = stack.drain(1000).await;
     for (queue, n) in &drained.handled {
@@ -245,6 +245,10 @@ async fn main() -> anyhow::Result<()> {
             println!("    {w}");
         }
     }
+    println!();
+
+    println!("── WHMCS: the approved internet Order (seed 003) ──");
+    print_whmcs(&stack);
     println!();
 
     println!("── Queues ──");
@@ -407,5 +411,93 @@ fn print_snapshot(s: &DealSnapshot) {
                 );
             }
         }
+    }
+}
+
+/// The WHMCS order made for the internet Order, and what Salesforce shows of it.
+fn print_whmcs(stack: &LocalStack) {
+    let add_orders = stack.whmcs.action_count("AddOrder");
+    let accepts = stack.whmcs.action_count("AcceptOrder");
+    for order in stack.whmcs.orders() {
+        println!(
+            "  WHMCS order {} for client {}: {}, payment method {}, invoice {}",
+            order.id,
+            order.client_id,
+            order.status.as_str(),
+            order.payment_method,
+            order
+                .invoice_id
+                .map(|i| i.to_string())
+                .unwrap_or_else(|| "none (noinvoice)".into())
+        );
+        for line in &order.lines {
+            println!(
+                "    pid {} · {} · qty {} → service {} ({})",
+                line.pid,
+                line.billing_cycle.param(),
+                line.qty,
+                line.service_id,
+                line.service_status.as_str()
+            );
+        }
+    }
+    println!("  WHMCS calls: {add_orders} AddOrder, {accepts} AcceptOrder");
+    let fields = |reference: &str, names: &[&str]| -> Vec<String> {
+        let Some(record) = stack
+            .salesforce
+            .id_of(reference)
+            .and_then(|id| stack.salesforce.record(&id))
+        else {
+            return Vec::new();
+        };
+        names
+            .iter()
+            .filter_map(|f| {
+                record.get(*f).filter(|v| !v.is_null()).map(|v| {
+                    format!(
+                        "{f} = {}",
+                        v.as_str()
+                            .map(str::to_string)
+                            .unwrap_or_else(|| v.to_string())
+                    )
+                })
+            })
+            .collect()
+    };
+    println!("  written back to Salesforce:");
+    for (label, reference, names) in [
+        (
+            "Order",
+            "InternetOrder",
+            &[
+                "Status",
+                "Activation_Status__c",
+                "WHMCS_Order_Id__c",
+                "Activation_Error__c",
+                "Activation_Error_DateTime__c",
+            ][..],
+        ),
+        (
+            "OrderItem (internet)",
+            "InternetGoldItem",
+            &["WHMCS_Service_ID__c"][..],
+        ),
+        (
+            "OrderItem (installation)",
+            "InternetInstallItem",
+            &["WHMCS_Service_ID__c"][..],
+        ),
+        (
+            "OrderItem (phone)",
+            "InternetPhoneItem",
+            &["WHMCS_Service_ID__c"][..],
+        ),
+        (
+            "Opportunity",
+            "InternetOpportunity",
+            &["StageName", "WHMCS_Service_ID__c"][..],
+        ),
+    ] {
+        println!("    {label}: {}", fields(reference, names).join(", "));
     }
 }

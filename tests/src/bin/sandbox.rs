@@ -14,15 +14,16 @@ use anyhow::Context;
 use clap::Parser;
 use dealbridge::queue::QueueName;
 use dealbridge::salesforce::SfId;
-use dealbridge_sandbox::aws::{create_queues, put_secret};
+use dealbridge_sandbox::aws::{create_ledger_table, create_queues, put_secret};
 use dealbridge_sandbox::harness::{SALESFORCE_SECRET, credentials_secret};
 use dealbridge_sandbox::local::{
-    INTAKE_SECRET, MAXIO_AB_SECRET, MAXIO_CORE_SECRET, intake_secret_json,
+    INTAKE_SECRET, MAXIO_AB_SECRET, MAXIO_CORE_SECRET, WHMCS_SECRET, intake_secret_json,
 };
 use dealbridge_sandbox::maxio_ab::{AbSettings, MaxioAbSandbox};
 use dealbridge_sandbox::maxio_core::{CoreSettings, MaxioCoreSandbox, SEED_FILE as CORE_SEED_FILE};
 use dealbridge_sandbox::moto::Moto;
 use dealbridge_sandbox::salesforce::{OrgSettings, SalesforceSandbox, data_dir};
+use dealbridge_sandbox::whmcs::{WhmcsSandbox, WhmcsSettings};
 
 #[derive(Parser)]
 #[command(
@@ -44,6 +45,9 @@ struct Args {
     /// Port of the fake Maxio Core tenant.
     #[arg(long, default_value_t = 8442)]
     maxio_core_port: u16,
+    /// Port of the fake WHMCS installation.
+    #[arg(long, default_value_t = 8443)]
+    whmcs_port: u16,
     /// Also start moto's server with the queues and secrets (needs the project venv: make venv).
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     aws: bool,
@@ -51,6 +55,9 @@ struct Args {
     #[arg(long, default_value = "target/sandbox.env")]
     env_file: PathBuf,
 }
+
+/// The ledger table created in moto.
+const LEDGER_TABLE: &str = "dealbridge-ledger";
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -89,6 +96,13 @@ async fn main() -> anyhow::Result<()> {
             .map(|id| id.to_string())
     })?;
     println!("Maxio Core tenant:            {}", core.base_url());
+    let whmcs = WhmcsSandbox::start_on(
+        WhmcsSettings::default(),
+        SocketAddr::from(([127, 0, 0, 1], args.whmcs_port)),
+    )
+    .await
+    .context("starting the WHMCS fake")?;
+    println!("WHMCS installation:           {}", whmcs.api_url());
 
     let mut env: Vec<(String, String)> = vec![
         ("SALESFORCE_LOGIN_URL".into(), sf.url().into()),
@@ -100,6 +114,9 @@ async fn main() -> anyhow::Result<()> {
         ("MAXIO_CORE_LINK_ENABLED".into(), "true".into()),
         ("MAXIO_CORE_BASE_URL".into(), core.base_url()),
         ("MAXIO_CORE_SECRET_NAME".into(), MAXIO_CORE_SECRET.into()),
+        ("WHMCS_BASE_URL".into(), whmcs.base_url()),
+        ("WHMCS_SECRET_NAME".into(), WHMCS_SECRET.into()),
+        ("LEDGER_TABLE_NAME".into(), LEDGER_TABLE.into()),
         ("WORKER_MAX_RECEIVES".into(), "10".into()),
         (
             "SALESFORCE_ORG_IDS".into(),
@@ -125,6 +142,14 @@ async fn main() -> anyhow::Result<()> {
         put_secret(&secrets, MAXIO_AB_SECRET, &ab_secret).await?;
         let core_secret = serde_json::json!({"api_token": core.settings().api_token}).to_string();
         put_secret(&secrets, MAXIO_CORE_SECRET, &core_secret).await?;
+        let whmcs_settings = whmcs.settings();
+        let whmcs_secret = serde_json::json!({
+            "identifier": whmcs_settings.identifier,
+            "secret": whmcs_settings.secret,
+        })
+        .to_string();
+        put_secret(&secrets, WHMCS_SECRET, &whmcs_secret).await?;
+        create_ledger_table(&aws_sdk_dynamodb::Client::new(&aws), LEDGER_TABLE).await?;
         for q in QueueName::ALL {
             env.push((
                 q.url_variable().into(),
@@ -137,7 +162,7 @@ async fn main() -> anyhow::Result<()> {
             ("AWS_ACCESS_KEY_ID".into(), "test".into()),
             ("AWS_SECRET_ACCESS_KEY".into(), "test".into()),
         ]);
-        println!("moto (SQS, Secrets Manager):  {}", moto.endpoint());
+        println!("moto (SQS, Secrets Manager, DynamoDB): {}", moto.endpoint());
         Some(moto)
     } else {
         None
