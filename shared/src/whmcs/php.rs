@@ -326,15 +326,16 @@ mod tests {
             "qty": 3,
             "price": 1.25
         }));
-        // serde_json (without preserve_order) sorts object keys.
+        // serde_json keeps the document's key order (the workspace enables preserve_order), as
+        // PHP's json_decode does.
         assert_eq!(
             serialize(&v),
             concat!(
                 "a:5:{i:12;s:2:\"45\";",
-                "s:4:\"list\";a:2:{i:0;b:1;i:1;N;}",
                 "s:4:\"name\";s:1:\"x\";",
-                "s:5:\"price\";d:1.25;",
-                "s:3:\"qty\";i:3;}"
+                "s:4:\"list\";a:2:{i:0;b:1;i:1;N;}",
+                "s:3:\"qty\";i:3;",
+                "s:5:\"price\";d:1.25;}"
             )
         );
     }
