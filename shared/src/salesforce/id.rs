@@ -223,6 +223,23 @@ mod tests {
         }
 
         #[test]
+        fn changing_any_checksum_character_of_an_18_character_id_is_rejected(
+            base in "[A-Za-z0-9]{15}", pos in 15usize..18, replacement in "[A-Za-z0-9]"
+        ) {
+            let id = SfId::parse(&base).unwrap();
+            let short = SfId::parse(id.to_15()).unwrap();
+            prop_assert!(short.same_record(&id));
+            prop_assert_eq!(&short, &id);
+            let mut chars: Vec<char> = id.as_str().chars().collect();
+            let replacement = replacement.chars().next().unwrap();
+            prop_assume!(!chars[pos].eq_ignore_ascii_case(&replacement));
+            chars[pos] = replacement;
+            let forged: String = chars.into_iter().collect();
+            let is_checksum_error = matches!(SfId::parse(&forged), Err(IdError::Checksum { .. }));
+            prop_assert!(is_checksum_error, "{} accepted", forged);
+        }
+
+        #[test]
         fn anything_outside_the_alphabet_is_rejected(s in "\\PC{0,30}") {
             if let Ok(id) = SfId::parse(&s) {
                 prop_assert!(s.len() == 15 || s.len() == 18);

@@ -129,7 +129,64 @@ mod tests {
         Some(out)
     }
 
+    /// One element of a LIKE pattern as SOQL reads it.
+    #[derive(Debug, PartialEq)]
+    enum Like {
+        /// An unescaped `%` or `_`.
+        Wildcard(char),
+        Literal(char),
+    }
+
+    /// Reads a LIKE literal: [`unquote`]'s escapes, plus `\%` and `\_` for literal wildcards.
+    fn unquote_like(lit: &str) -> Option<Vec<Like>> {
+        let inner = lit.strip_prefix('\'')?.strip_suffix('\'')?;
+        let mut out = Vec::new();
+        let mut chars = inner.chars();
+        while let Some(c) = chars.next() {
+            match c {
+                '\\' => match chars.next()? {
+                    c @ ('%' | '_') => out.push(Like::Literal(c)),
+                    'u' => {
+                        let hex: String = chars.by_ref().take(4).collect();
+                        let code = u32::from_str_radix(&hex, 16).ok()?;
+                        out.push(Like::Literal(char::from_u32(code)?));
+                    }
+                    other => {
+                        let one = unquote(&format!("'\\{other}'"))?;
+                        out.extend(one.chars().map(Like::Literal));
+                    }
+                },
+                '%' | '_' => out.push(Like::Wildcard(c)),
+                '\'' => return None,
+                c if c.is_control() => return None,
+                c => out.push(Like::Literal(c)),
+            }
+        }
+        Some(out)
+    }
+
     proptest! {
+        #[test]
+        fn quoting_round_trips_every_string_including_c1_controls_and_wildcards(
+            s in any::<String>()
+        ) {
+            let q = quote(&s);
+            prop_assert_eq!(unquote(&q), Some(s));
+        }
+
+        #[test]
+        fn like_patterns_match_the_value_literally_between_the_callers_wildcards(
+            s in any::<String>(),
+            prefix in prop::sample::select(vec!["", "%", "_"]),
+            suffix in prop::sample::select(vec!["", "%"]),
+        ) {
+            let lit = like_pattern(prefix, &s, suffix);
+            let mut expected: Vec<Like> = prefix.chars().map(Like::Wildcard).collect();
+            expected.extend(s.chars().map(Like::Literal));
+            expected.extend(suffix.chars().map(Like::Wildcard));
+            prop_assert_eq!(unquote_like(&lit), Some(expected));
+        }
+
         #[test]
         fn quoting_round_trips_any_string(s in "\\PC*|[\\x00-\\x1f'\"\\\\]*") {
             let q = quote(&s);
