@@ -28,6 +28,58 @@ pub async fn create_queues(sqs: &aws_sdk_sqs::Client) -> anyhow::Result<QueueUrl
     Ok(QueueUrls::new(urls))
 }
 
+/// Creates the dead-letter queue of every queue in `queues` as the template does (FIFO for a FIFO
+/// queue, standard for a standard one), points each queue's `RedrivePolicy` at it after
+/// `max_receives` receives, and returns the dead-letter queues' URLs.
+pub async fn create_dead_letter_queues(
+    sqs: &aws_sdk_sqs::Client,
+    queues: &QueueUrls,
+    max_receives: u32,
+) -> anyhow::Result<QueueUrls> {
+    let mut urls = HashMap::new();
+    for q in QueueName::ALL {
+        let Some(queue_url) = queues.get(q) else {
+            continue;
+        };
+        let mut req = sqs.create_queue();
+        if q.is_fifo() {
+            req = req
+                .queue_name(format!("dealbridge-{q}-dlq.fifo"))
+                .attributes(QueueAttributeName::FifoQueue, "true");
+        } else {
+            req = req.queue_name(format!("dealbridge-{q}-dlq"));
+        }
+        let out = req
+            .attributes(QueueAttributeName::MessageRetentionPeriod, "1209600")
+            .send()
+            .await?;
+        let dlq_url = out
+            .queue_url()
+            .ok_or_else(|| anyhow::anyhow!("moto returned no URL for the DLQ of {q}"))?
+            .to_string();
+        let arn = sqs
+            .get_queue_attributes()
+            .queue_url(&dlq_url)
+            .attribute_names(QueueAttributeName::QueueArn)
+            .send()
+            .await?
+            .attributes()
+            .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
+            .ok_or_else(|| anyhow::anyhow!("moto returned no ARN for the DLQ of {q}"))?;
+        let policy = serde_json::json!({
+            "deadLetterTargetArn": arn,
+            "maxReceiveCount": max_receives,
+        });
+        sqs.set_queue_attributes()
+            .queue_url(queue_url)
+            .attributes(QueueAttributeName::RedrivePolicy, policy.to_string())
+            .send()
+            .await?;
+        urls.insert(q, dlq_url);
+    }
+    Ok(QueueUrls::new(urls))
+}
+
 /// Creates (or overwrites) a secret.
 pub async fn put_secret(
     secrets: &aws_sdk_secretsmanager::Client,

@@ -2,6 +2,7 @@
 //! port with an SQS adapter and an in-memory one (local runner and tests).
 
 mod memory;
+mod redrive;
 mod sqs;
 
 use std::fmt;
@@ -11,6 +12,10 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 pub use memory::{InMemoryQueue, Received};
+pub use redrive::{
+    RedriveError, RedriveOptions, RedriveProgress, RedriveReport, RedriveStage, RedrivenMessage,
+    redrive, redrive_dedup_id,
+};
 pub use sqs::{QueueUrls, SqsQueue};
 
 /// Every queue dealbridge sends to.
