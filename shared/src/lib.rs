@@ -14,6 +14,7 @@ pub mod maxio;
 pub mod outbound;
 pub mod plan;
 pub mod queue;
+pub mod reconcile;
 pub mod retry;
 pub mod salesforce;
 pub mod secrets;
