@@ -2,6 +2,7 @@
 //! seeded deals they serve, and helpers for the end-to-end tests.
 
 pub mod aws;
+pub mod chaos;
 pub mod events;
 pub mod harness;
 pub mod local;

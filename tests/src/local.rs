@@ -134,6 +134,7 @@ impl LocalStack {
             QueueName::MaxioSubscription,
             QueueName::MaxioCoreLink,
             QueueName::WhmcsProvision,
+            QueueName::Delayed,
         ] {
             queue.set_max_receives(q, MAX_RECEIVES);
         }
@@ -173,11 +174,14 @@ impl LocalStack {
                 max_delay: Duration::from_millis(40),
             },
         ));
+        let ledger = InMemoryLedger::new(DEFAULT_RETENTION);
         let delayed = dealbridge_delayed::Deps {
             dispatcher: dispatcher(),
+            ledger: Arc::new(ledger.clone()),
             queue: Arc::new(queue.clone()),
             clock: Arc::new(clock.clone()),
             writeback: writeback.clone(),
+            max_receives: MAX_RECEIVES,
         };
         let maxio_ab = MaxioAbSandbox::start(AbSandboxSettings::default()).await?;
         secrets.insert(
@@ -262,7 +266,6 @@ impl LocalStack {
             serde_json::json!({"identifier": whmcs_settings.identifier, "secret": whmcs_settings.secret})
                 .to_string(),
         );
-        let ledger = InMemoryLedger::new(DEFAULT_RETENTION);
         let whmcs_client = WhmcsClient::new(
             WhmcsClientSettings {
                 base_url: url::Url::parse(&whmcs.base_url())?,
@@ -361,6 +364,59 @@ impl LocalStack {
 }
 
 impl LocalStack {
+    /// Hands `batch` to the function that consumes `queue`, as Lambda's SQS poller would. Returns
+    /// the message ids the function asked to retry, and what the delayed function did.
+    pub async fn run_batch(
+        &self,
+        queue: QueueName,
+        batch: &[Received],
+    ) -> (Vec<String>, Vec<dealbridge_delayed::RecordOutcome>) {
+        let ids = |r: aws_lambda_events::sqs::SqsBatchResponse| -> Vec<String> {
+            r.batch_item_failures
+                .into_iter()
+                .map(|f| f.item_identifier)
+                .collect()
+        };
+        match queue {
+            QueueName::Delayed => {
+                let mut failed = Vec::new();
+                let mut outcomes = Vec::new();
+                for r in batch {
+                    let outcome =
+                        dealbridge_delayed::handle_record(&sqs_message(r), &self.delayed).await;
+                    if matches!(outcome, dealbridge_delayed::RecordOutcome::Failed { .. }) {
+                        failed.push(r.message_id.clone());
+                    }
+                    outcomes.push(outcome);
+                }
+                (failed, outcomes)
+            }
+            QueueName::WhmcsProvision => (
+                ids(dealbridge::whmcs::provision::handle_batch(
+                    &sqs_event(batch),
+                    &self.whmcs_deps,
+                    None,
+                )
+                .await),
+                Vec::new(),
+            ),
+            QueueName::MaxioCoreLink => (
+                ids(
+                    dealbridge::maxio::core_link::handle_batch(&sqs_event(batch), &self.core_link)
+                        .await,
+                ),
+                Vec::new(),
+            ),
+            _ => (
+                ids(
+                    dealbridge::maxio::worker::handle_batch(&sqs_event(batch), &self.maxio, queue)
+                        .await,
+                ),
+                Vec::new(),
+            ),
+        }
+    }
+
     /// Runs every worker that exists over its queue until all queues are empty (or only hold
     /// messages for workers that do not exist yet), moving virtual time forward to each next
     /// visible message instead of waiting. Failed deliveries stay in flight until their visibility
@@ -383,43 +439,8 @@ impl LocalStack {
                     continue;
                 }
                 any = true;
-                let failed: Vec<String> = if queue == QueueName::Delayed {
-                    let mut failed = Vec::new();
-                    for r in &batch {
-                        let outcome =
-                            dealbridge_delayed::handle_record(&sqs_message(r), &self.delayed).await;
-                        if matches!(outcome, dealbridge_delayed::RecordOutcome::Failed { .. }) {
-                            failed.push(r.message_id.clone());
-                        }
-                        report.delayed.push(outcome);
-                    }
-                    failed
-                } else if queue == QueueName::WhmcsProvision {
-                    dealbridge::whmcs::provision::handle_batch(
-                        &sqs_event(&batch),
-                        &self.whmcs_deps,
-                        None,
-                    )
-                    .await
-                    .batch_item_failures
-                    .into_iter()
-                    .map(|f| f.item_identifier)
-                    .collect()
-                } else if queue == QueueName::MaxioCoreLink {
-                    dealbridge::maxio::core_link::handle_batch(&sqs_event(&batch), &self.core_link)
-                        .await
-                        .batch_item_failures
-                        .into_iter()
-                        .map(|f| f.item_identifier)
-                        .collect()
-                } else {
-                    dealbridge::maxio::worker::handle_batch(&sqs_event(&batch), &self.maxio, queue)
-                        .await
-                        .batch_item_failures
-                        .into_iter()
-                        .map(|f| f.item_identifier)
-                        .collect()
-                };
+                let (failed, delayed) = self.run_batch(queue, &batch).await;
+                report.delayed.extend(delayed);
                 report.retried += failed.len();
                 for r in &batch {
                     if !failed.contains(&r.message_id) {

@@ -77,6 +77,110 @@ struct Inner {
     faults: HashMap<String, Vec<Fault>>,
     latency: HashMap<String, Duration>,
     default_latency: Duration,
+    chaos: Option<(ChaosPlan, FaultsFor)>,
+}
+
+/// The failures a fake answers on a route under chaos (its own error shapes).
+pub type FaultsFor = fn(&str) -> Vec<Fault>;
+
+/// What chaos did to one request.
+#[derive(Debug, Clone)]
+enum Act {
+    /// Answered with a failure before doing anything.
+    Fail(Box<Fault>),
+    /// Done, but the answer never reaches the caller (the connection breaks mid-answer), as
+    /// when a call times out after the server acted.
+    LoseAnswer,
+    /// Done and answered, then the caller's process dies before it can act on the answer.
+    Crash,
+}
+
+/// Counts of what chaos injected.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ChaosStats {
+    pub requests: usize,
+    pub failures: usize,
+    pub lost_answers: usize,
+    pub crashes: usize,
+}
+
+struct PlanState {
+    rng: rand::rngs::StdRng,
+    rate: f64,
+    crashes: bool,
+    stats: ChaosStats,
+}
+
+/// One seeded source of faults shared by every fake, so a seed replays the same faults in the
+/// same order: each request fails with probability `rate` (a failure of the fake's own shape, a
+/// lost answer, or, for writes, a crash of the caller right after the effect).
+#[derive(Clone)]
+pub struct ChaosPlan {
+    state: Arc<Mutex<PlanState>>,
+    crashed: Arc<tokio::sync::Notify>,
+}
+
+impl ChaosPlan {
+    pub fn new(seed: u64, rate: f64) -> ChaosPlan {
+        use rand::SeedableRng;
+        ChaosPlan {
+            state: Arc::new(Mutex::new(PlanState {
+                rng: rand::rngs::StdRng::seed_from_u64(seed),
+                rate,
+                crashes: true,
+                stats: ChaosStats::default(),
+            })),
+            crashed: Arc::new(tokio::sync::Notify::new()),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, PlanState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Turns chaos off (or on again) without losing its statistics.
+    pub fn set_rate(&self, rate: f64) {
+        self.lock().rate = rate;
+    }
+
+    /// Whether writes may crash their caller.
+    pub fn set_crashes(&self, on: bool) {
+        self.lock().crashes = on;
+    }
+
+    pub fn stats(&self) -> ChaosStats {
+        self.lock().stats.clone()
+    }
+
+    /// Resolves when a request chose to crash its caller: race it against the caller's future
+    /// and drop the caller.
+    pub async fn crashed(&self) {
+        self.crashed.notified().await
+    }
+
+    fn roll(&self, method: &str, failures: &[Fault]) -> Option<Act> {
+        use rand::Rng;
+        let mut s = self.lock();
+        s.stats.requests += 1;
+        let rate = s.rate;
+        if rate <= 0.0 || !s.rng.random_bool(rate.min(1.0)) {
+            return None;
+        }
+        let write = !matches!(method, "GET" | "HEAD");
+        let kinds = failures.len() + 1 + usize::from(write && s.crashes);
+        let pick = s.rng.random_range(0..kinds);
+        let act = if pick < failures.len() {
+            s.stats.failures += 1;
+            Act::Fail(Box::new(failures[pick].clone()))
+        } else if pick == failures.len() {
+            s.stats.lost_answers += 1;
+            Act::LoseAnswer
+        } else {
+            s.stats.crashes += 1;
+            Act::Crash
+        };
+        Some(act)
+    }
 }
 
 /// The log and the fault plan of one fake, shared with the tests that drive it.
@@ -123,6 +227,22 @@ impl Observer {
             .entry(route.to_string())
             .or_default()
             .push(fault);
+    }
+
+    /// Lets `plan` fail this fake's requests, with `faults` giving the failures of each route.
+    pub fn set_chaos(&self, plan: ChaosPlan, faults: FaultsFor) {
+        self.lock().chaos = Some((plan, faults));
+    }
+
+    fn chaos_act(&self, method: &str, route: &str) -> Option<Act> {
+        let (plan, faults) = self.lock().chaos.clone()?;
+        plan.roll(method, &faults(route))
+    }
+
+    fn crash(&self) {
+        if let Some((plan, _)) = self.lock().chaos.as_ref() {
+            plan.crashed.notify_one();
+        }
     }
 
     /// Adds `latency` to every answer from `route`.
@@ -189,12 +309,36 @@ pub async fn observe(
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
-    let (response, injected) = match fault {
-        Some(fault) => {
+    let act = match fault {
+        Some(f) => Some(Act::Fail(Box::new(f))),
+        None => observer.chaos_act(&method, &route),
+    };
+    let (response, injected) = match act {
+        Some(Act::Fail(fault)) => {
             if !fault.delay.is_zero() {
                 tokio::time::sleep(fault.delay).await;
             }
             (fault_response(&fault), true)
+        }
+        Some(Act::LoseAnswer) => {
+            let done = next
+                .run(Request::from_parts(parts, Body::from(bytes)))
+                .await;
+            let (head, _) = done.into_parts();
+            let broken = futures_util::stream::once(async {
+                Err::<axum::body::Bytes, std::io::Error>(std::io::Error::new(
+                    std::io::ErrorKind::ConnectionReset,
+                    "answer lost",
+                ))
+            });
+            (Response::from_parts(head, Body::from_stream(broken)), true)
+        }
+        Some(Act::Crash) => {
+            let done = next
+                .run(Request::from_parts(parts, Body::from(bytes)))
+                .await;
+            observer.crash();
+            (done, true)
         }
         None => (
             next.run(Request::from_parts(parts, Body::from(bytes)))

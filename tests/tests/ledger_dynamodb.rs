@@ -255,9 +255,11 @@ async fn race(ledger: Arc<dyn Ledger>) -> Vec<StepRecord> {
     }
     let mut started = 0;
     for task in tasks {
-        match task.await.unwrap().unwrap() {
-            Begin::Started(_) => started += 1,
-            Begin::Busy(_) => {}
+        match task.await.unwrap() {
+            Ok(Begin::Started(_)) => started += 1,
+            Ok(Begin::Busy(_)) => {}
+            // Lost the race while the record kept changing: "try later", as Busy says.
+            Err(e) if e.is_conflict() && e.retryable => {}
             other => panic!("{other:?}"),
         }
     }
@@ -273,9 +275,10 @@ async fn race(ledger: Arc<dyn Ledger>) -> Vec<StepRecord> {
     }
     let mut resumed = 0;
     for task in tasks {
-        match task.await.unwrap().unwrap() {
-            Begin::Resumed(_) => resumed += 1,
-            Begin::Busy(_) => {}
+        match task.await.unwrap() {
+            Ok(Begin::Resumed(_)) => resumed += 1,
+            Ok(Begin::Busy(_)) => {}
+            Err(e) if e.is_conflict() && e.retryable => {}
             other => panic!("{other:?}"),
         }
     }
@@ -283,9 +286,14 @@ async fn race(ledger: Arc<dyn Ledger>) -> Vec<StepRecord> {
     ledger.for_deal(DEAL).await.unwrap()
 }
 
+/// Only the in-memory ledger is raced: moto's server runs requests on parallel threads without
+/// serializing `UpdateItem`, so two conditional writes can both pass there (seen in practice),
+/// while DynamoDB evaluates a condition and applies the write atomically. Against moto the same
+/// conditions are checked one after another (`a_new_step_starts_with_one_attempt_and_a_live_lease_makes_the_next_wait`,
+/// `an_attempt_that_died_is_resumed_with_the_target_it_recorded`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn of_many_concurrent_begins_exactly_one_starts_and_exactly_one_resumes() {
-    on_both(race).await;
+    race(Arc::new(InMemoryLedger::default())).await;
 }
 
 async fn deals_apart(ledger: Arc<dyn Ledger>) -> Vec<StepRecord> {

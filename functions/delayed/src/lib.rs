@@ -6,6 +6,7 @@
 //! (`ReportBatchItemFailures`): a failed record returns to the queue after its visibility timeout
 //! and ends in the dead-letter queue if it never succeeds.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,22 +14,32 @@ use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use dealbridge::clock::Clock;
 use dealbridge::dispatch::{DispatchError, DispatchRequest, Dispatcher};
 use dealbridge::envelope::{Envelope, Step};
+use dealbridge::ledger::{Begin, Ledger, lease_until};
 use dealbridge::queue::{MAX_DELAY, Queue, QueueName};
-use dealbridge::writeback::{MaxioOutcome, WriteBack};
+use dealbridge::snapshot::DealRef;
+use dealbridge::writeback::{CoreLinkOutcome, MaxioOutcome, WhmcsOutcome, WriteBack};
 use tracing::{error, info, warn};
 
 pub struct Deps {
     pub dispatcher: Dispatcher,
+    /// Remembers which messages were handled, so a duplicate delivery (SQS standard queues
+    /// deliver at least once) does not start a second chain of delayed messages.
+    pub ledger: Arc<dyn Ledger>,
     pub queue: Arc<dyn Queue>,
     pub clock: Arc<dyn Clock>,
     /// Where a deal that can never be dispatched is reported (on its Opportunity).
     pub writeback: Arc<WriteBack>,
+    /// The delayed queue's maxReceiveCount: on a message's last receive a failure is written to
+    /// Salesforce before the message goes to the dead-letter queue.
+    pub max_receives: u32,
 }
 
 /// What became of one record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RecordOutcome {
     Dispatched,
+    /// A second delivery of a message already handled: nothing done.
+    Duplicate,
     /// A deferred step was sent on to its queue.
     Forwarded {
         step: &'static str,
@@ -46,7 +57,146 @@ pub enum RecordOutcome {
     },
 }
 
+/// How long one delivery holds its message's ledger record (the function's timeout is shorter).
+const LEASE: Duration = Duration::from_secs(120);
+
+/// Handles one record, once per SQS message id: a duplicate delivery of a message that was
+/// handled is skipped, so delayed chains do not multiply. Without the ledger (an outage) the
+/// record is still handled: every step downstream is idempotent, only the work may double.
 pub async fn handle_record(message: &SqsMessage, deps: &Deps) -> RecordOutcome {
+    let Some(message_id) = message.message_id.as_deref().filter(|m| !m.is_empty()) else {
+        return handle_once(message, deps).await;
+    };
+    let deal = message
+        .body
+        .as_deref()
+        .and_then(|b| Envelope::parse(b).ok())
+        .map(|e| e.deal.id().to_string());
+    let Some(deal) = deal else {
+        return handle_once(message, deps).await;
+    };
+    let step = format!("delayed-message:{message_id}");
+    let now = deps.clock.now();
+    match deps
+        .ledger
+        .begin(&deal, &step, now, lease_until(now, None, LEASE))
+        .await
+    {
+        Ok(Begin::Done(_)) => return RecordOutcome::Duplicate,
+        Ok(Begin::Busy(_)) => {
+            return RecordOutcome::Failed {
+                reason: format!("message {message_id} is being handled by another delivery"),
+                retryable: true,
+            };
+        }
+        Ok(_) => {}
+        Err(e) => {
+            warn!(message_id, error = %e, "the ledger is unavailable; handling the message without duplicate detection");
+            return handle_once(message, deps).await;
+        }
+    }
+    let outcome = give_up_if_last(handle_once(message, deps).await, message, deps).await;
+    let now = deps.clock.now();
+    let saved = match &outcome {
+        RecordOutcome::Failed { reason, .. } => deps
+            .ledger
+            .fail(&deal, &step, reason, now)
+            .await
+            .map(|_| ()),
+        _ => deps
+            .ledger
+            .complete(&deal, &step, &BTreeMap::new(), now)
+            .await
+            .map(|_| ()),
+    };
+    if let Err(e) = saved {
+        warn!(message_id, error = %e, "could not record the message as handled");
+    }
+    outcome
+}
+
+/// On the last receive of a message that keeps failing, says so on the deal's record (the
+/// Opportunity, or the Order), so the failure is visible where people work, not only in the
+/// dead-letter queue.
+async fn give_up_if_last(
+    outcome: RecordOutcome,
+    message: &SqsMessage,
+    deps: &Deps,
+) -> RecordOutcome {
+    let RecordOutcome::Failed {
+        reason,
+        retryable: true,
+    } = &outcome
+    else {
+        return outcome;
+    };
+    let receives = dealbridge::worker::receive_count(message);
+    if receives < deps.max_receives {
+        return outcome;
+    }
+    let Some(envelope) = message
+        .body
+        .as_deref()
+        .and_then(|b| Envelope::parse(b).ok())
+    else {
+        return outcome;
+    };
+    let error = format!(
+        "DELAYED_GAVE_UP: the delayed {} failed {receives} times and went to the dead-letter queue; last error: {reason}",
+        envelope.step.name()
+    );
+    let written = match (&envelope.step, &envelope.deal) {
+        (Step::Deferred { then, .. }, _) => match then.as_ref() {
+            Step::MaxioCoreLink { link } => {
+                deps.writeback
+                    .core_link(
+                        &link.opportunity_id,
+                        &envelope.account_id,
+                        &CoreLinkOutcome::Pending {
+                            reason: format!("Core link pending: {error}"),
+                        },
+                        None,
+                    )
+                    .await
+            }
+            _ => Ok(()),
+        },
+        (_, DealRef::Order(order)) => {
+            deps.writeback
+                .whmcs(
+                    order,
+                    &WhmcsOutcome::Failed {
+                        error: error.clone(),
+                    },
+                )
+                .await
+        }
+        (_, DealRef::Opportunity(opportunity)) => {
+            deps.writeback
+                .maxio(
+                    opportunity,
+                    &envelope.account_id,
+                    &MaxioOutcome::Failed {
+                        customer_id: None,
+                        subscription_id: None,
+                        error: error.clone(),
+                    },
+                )
+                .await
+        }
+    };
+    match written {
+        Ok(()) => {
+            error!(deal = %envelope.deal.id(), %error, "delayed work gave up; the reason is on the record")
+        }
+        Err(e) => {
+            error!(deal = %envelope.deal.id(), %error, write_error = %e, "delayed work gave up, and writing it to Salesforce failed")
+        }
+    }
+    outcome
+}
+
+async fn handle_once(message: &SqsMessage, deps: &Deps) -> RecordOutcome {
     let failed = |reason: String, retryable: bool| RecordOutcome::Failed { reason, retryable };
     let Some(body) = message.body.as_deref() else {
         return failed("the message has no body".into(), false);
@@ -140,6 +290,7 @@ pub async fn handle(event: SqsEvent, deps: &Deps) -> SqsBatchResponse {
         let id = record.message_id.clone().unwrap_or_default();
         match handle_record(record, deps).await {
             RecordOutcome::Dispatched => info!(message_id = %id, "re-dispatched"),
+            RecordOutcome::Duplicate => info!(message_id = %id, "already handled; skipped"),
             RecordOutcome::Forwarded { step } => {
                 info!(message_id = %id, step, "deferred step sent on")
             }

@@ -2,6 +2,7 @@ use std::sync::Arc;
 
 use aws_lambda_events::sqs::SqsEvent;
 use dealbridge::clock::SystemClock;
+use dealbridge::ledger::DynamoDbLedger;
 use dealbridge::retry::RetryPolicy;
 use dealbridge::services::Services;
 use dealbridge::writeback::WriteBack;
@@ -12,8 +13,10 @@ use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let services = Services::from_env().await?;
+    let ledger = DynamoDbLedger::from_env(&services.aws)?;
     let deps = Deps {
         dispatcher: services.dispatcher(),
+        ledger: Arc::new(ledger),
         queue: services.queue.clone(),
         clock: Arc::new(SystemClock),
         writeback: Arc::new(WriteBack::new(
@@ -22,6 +25,7 @@ async fn main() -> Result<(), Error> {
             Arc::new(SystemClock),
             RetryPolicy::default(),
         )),
+        max_receives: dealbridge::worker::max_receives_from_env(),
     };
     let deps = &deps;
     run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {

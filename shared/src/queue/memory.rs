@@ -105,14 +105,17 @@ impl InMemoryQueue {
             .unwrap_or_default()
     }
 
-    /// When the next message of `queue` becomes visible, if any is waiting.
+    /// When, after now, the next message of `queue` becomes visible (a waiting message, or one in
+    /// flight whose visibility timeout ends), if any. A message visible now that `receive` does not
+    /// hand out is held back by its FIFO group's message in flight, so the time that matters is
+    /// when that one becomes visible again.
     pub fn next_visible_at(&self, queue: QueueName) -> Option<Duration> {
         let state = self.lock();
         state
             .queues
             .get(&queue)?
             .iter()
-            .filter(|m| m.in_flight_receipt.is_none() || m.visible_at > state.now)
+            .filter(|m| m.visible_at > state.now)
             .map(|m| m.visible_at)
             .min()
     }

@@ -1,0 +1,471 @@
+//! The chaos suite's driver: the whole local stack with every external call failing at random
+//! (seeded, so a seed replays exactly), every queue message delivered twice and in shuffled order
+//! across queues and groups, and the worker "crashing" (its future dropped, its messages left
+//! unacknowledged) right after an external effect. Then the invariants users care about are
+//! checked: no duplicate in any system, every deal finished or dead-lettered with its error
+//! visible in Salesforce, nothing left behind.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fmt;
+use std::time::Duration;
+
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use serde_json::{Map, Value, json};
+
+use crate::events::{http_request, sample, with_signed_body};
+use crate::local::LocalStack;
+use crate::maxio_core::throttled;
+use crate::observe::{ChaosPlan, ChaosStats, Fault};
+use dealbridge::queue::QueueName;
+
+/// The queues the workers consume.
+const WORKED: [QueueName; 6] = [
+    QueueName::Delayed,
+    QueueName::MaxioCustomer,
+    QueueName::MaxioPricePoints,
+    QueueName::MaxioSubscription,
+    QueueName::MaxioCoreLink,
+    QueueName::WhmcsProvision,
+];
+
+/// The won Opportunities of the seed and how each ends without chaos.
+const MAXIO_DEALS: [(&str, Expected); 7] = [
+    ("VolumeOpportunity", Expected::Synced),
+    ("GraduatedOpportunity", Expected::Synced),
+    ("FlatFeeOpportunity", Expected::Synced),
+    ("NoScheduleOpportunity", Expected::Synced),
+    (
+        "NoEmailOpportunity",
+        Expected::Failed("MAXIO_NO_BILLING_EMAIL"),
+    ),
+    (
+        "UnmappedOpportunity",
+        Expected::Failed("MAXIO_UNMAPPED_PRODUCT"),
+    ),
+    ("PendingOpportunity", Expected::Failed("DISPATCH_NO_ORDER")),
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Expected {
+    Synced,
+    Failed(&'static str),
+}
+
+fn salesforce_faults(route: &str) -> Vec<Fault> {
+    let unavailable = Fault::json(
+        503,
+        json!([{"message": "Server temporarily unavailable", "errorCode": "SERVER_UNAVAILABLE"}]),
+    );
+    let mut faults = vec![
+        unavailable,
+        Fault::json(
+            500,
+            json!([{"message": "An unexpected error occurred", "errorCode": "UNKNOWN_EXCEPTION"}]),
+        ),
+    ];
+    if route.starts_with("PATCH") {
+        faults.push(Fault::json(
+            400,
+            json!([{"message": "unable to obtain exclusive access to this record", "errorCode": "UNABLE_TO_LOCK_ROW"}]),
+        ));
+    }
+    faults
+}
+
+fn ab_faults(_: &str) -> Vec<Fault> {
+    vec![
+        Fault::json(500, json!({"errors": ["Internal Server Error"]})),
+        Fault::json(502, json!({"errors": ["Bad Gateway"]})),
+        Fault::json(429, json!({"errors": ["Too many requests"]})).header("Retry-After", "0"),
+    ]
+}
+
+fn core_faults(_: &str) -> Vec<Fault> {
+    vec![
+        throttled(0),
+        Fault::json(502, json!({"detail": "Bad Gateway"})),
+    ]
+}
+
+fn whmcs_faults(_: &str) -> Vec<Fault> {
+    vec![
+        Fault::json(
+            503,
+            json!({"result": "error", "message": "Service Unavailable"}),
+        ),
+        Fault::json(
+            500,
+            json!({"result": "error", "message": "Internal Server Error"}),
+        ),
+    ]
+}
+
+/// What one seed did and found.
+#[derive(Debug, Clone, Default)]
+pub struct Summary {
+    pub seed: u64,
+    pub deals: usize,
+    pub chaos: ChaosStats,
+    /// Deliveries beyond the first of each message (duplicates, retries, redeliveries after
+    /// crashes).
+    pub redeliveries: usize,
+    pub dead_letters: usize,
+    pub duplicates: usize,
+    /// Every broken invariant, in words.
+    pub problems: Vec<String>,
+}
+
+impl Summary {
+    pub fn header() -> String {
+        format!(
+            "{:>6} {:>6} {:>9} {:>8} {:>6} {:>8} {:>8} {:>5} {:>11}",
+            "seed",
+            "deals",
+            "requests",
+            "failures",
+            "lost",
+            "crashes",
+            "redeliv.",
+            "DLQ",
+            "duplicates"
+        )
+    }
+}
+
+impl fmt::Display for Summary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{:>6} {:>6} {:>9} {:>8} {:>6} {:>8} {:>8} {:>5} {:>11}",
+            self.seed,
+            self.deals,
+            self.chaos.requests,
+            self.chaos.failures,
+            self.chaos.lost_answers,
+            self.chaos.crashes,
+            self.redeliveries,
+            self.dead_letters,
+            self.duplicates
+        )
+    }
+}
+
+/// One seeded run over the whole local stack.
+pub struct ChaosRun {
+    pub seed: u64,
+    pub stack: LocalStack,
+    pub plan: ChaosPlan,
+    rng: rand::rngs::StdRng,
+    /// Messages already delivered once and acknowledged (they come back once more).
+    duplicated: HashSet<String>,
+    redeliveries: usize,
+}
+
+impl ChaosRun {
+    /// A fresh stack whose fakes fail a `rate` share of requests.
+    pub async fn start(seed: u64, rate: f64) -> anyhow::Result<ChaosRun> {
+        let stack = LocalStack::start().await?;
+        let plan = ChaosPlan::new(seed, rate);
+        stack
+            .salesforce
+            .observer()
+            .set_chaos(plan.clone(), salesforce_faults);
+        stack.maxio_ab.observer().set_chaos(plan.clone(), ab_faults);
+        stack
+            .maxio_core
+            .observer()
+            .set_chaos(plan.clone(), core_faults);
+        stack.whmcs.observer().set_chaos(plan.clone(), whmcs_faults);
+        Ok(ChaosRun {
+            seed,
+            stack,
+            plan,
+            rng: rand::rngs::StdRng::seed_from_u64(seed ^ 0x5eed),
+            duplicated: HashSet::new(),
+            redeliveries: 0,
+        })
+    }
+
+    /// Sends every deal the way Salesforce does (each twice, as Outbound Messages and Event
+    /// Relay deliver at least once; again after any 5xx, as Salesforce retries), then runs the
+    /// workers until every queue is empty.
+    pub async fn run(&mut self) -> Summary {
+        let mut problems = Vec::new();
+        // Intake has no effect to crash after; its failures are Salesforce's to retry.
+        self.plan.set_crashes(false);
+        for (deal, _) in MAXIO_DEALS {
+            for _ in 0..2 {
+                if let Err(p) = self.send_deal(deal).await {
+                    problems.push(p);
+                }
+            }
+        }
+        for _ in 0..2 {
+            if let Err(p) = self.send_order_event().await {
+                problems.push(p);
+            }
+        }
+        self.plan.set_crashes(true);
+        self.drain(20_000).await;
+        let mut summary = self.check();
+        summary.problems.splice(0..0, problems);
+        summary
+    }
+
+    async fn send_deal(&self, reference: &str) -> Result<(), String> {
+        let id = self.stack.id(reference).to_string();
+        let body = json!({"opportunityId": id}).to_string();
+        for _ in 0..50 {
+            let event = with_signed_body(
+                &sample("intake-http-api-deal.json"),
+                &body,
+                self.stack.clock_now(),
+            );
+            let response =
+                dealbridge_intake::handle(http_request(&event), &self.stack.intake).await;
+            let status = response.status().as_u16();
+            match status {
+                200..=299 => return Ok(()),
+                500..=599 => continue,
+                other => {
+                    return Err(format!(
+                        "intake answered {other} for {reference}: {}",
+                        String::from_utf8_lossy(response.body().as_ref())
+                    ));
+                }
+            }
+        }
+        Err(format!("intake never accepted {reference}"))
+    }
+
+    async fn send_order_event(&self) -> Result<(), String> {
+        for _ in 0..50 {
+            let event = serde_json::from_value(sample("platform-events-order-provision.json"))
+                .map_err(|e| e.to_string())?;
+            match dealbridge_platform_events::handle(event, &self.stack.platform_events).await {
+                Ok(_) => return Ok(()),
+                // A failed invocation is retried by EventBridge.
+                Err(dealbridge_platform_events::EventError::Dispatch(e)) if e.is_retryable() => {
+                    continue;
+                }
+                Err(e) => return Err(format!("platform-events refused the order event: {e}")),
+            }
+        }
+        Err("platform-events never took the order event".into())
+    }
+
+    /// Runs the workers with duplicate deliveries, shuffled order and crashes until nothing is
+    /// left to do (moving virtual time instead of waiting).
+    async fn drain(&mut self, max_rounds: usize) {
+        for _ in 0..max_rounds {
+            let mut order = WORKED;
+            order.shuffle(&mut self.rng);
+            let mut any = false;
+            for queue in order {
+                let mut batch = self.stack.queue.receive(queue, 10);
+                if batch.is_empty() {
+                    continue;
+                }
+                any = true;
+                if !queue.is_fifo() {
+                    batch.shuffle(&mut self.rng);
+                }
+                self.redeliveries += batch.iter().filter(|r| r.receive_count > 1).count();
+                let crashed = tokio::select! {
+                    biased;
+                    () = self.plan.crashed() => None,
+                    (failed, _) = self.stack.run_batch(queue, &batch) => Some(failed),
+                };
+                let Some(failed) = crashed else {
+                    // The process died: nothing was acknowledged; SQS hands the messages out
+                    // again after their visibility timeout.
+                    continue;
+                };
+                for r in &batch {
+                    if failed.contains(&r.message_id) {
+                        continue;
+                    }
+                    if self.duplicated.insert(r.message_id.clone()) {
+                        // At-least-once: this acknowledgement is "lost", the message comes back.
+                        self.stack.queue.release(queue, &r.receipt);
+                    } else {
+                        self.stack.queue.delete(queue, &r.receipt);
+                    }
+                }
+            }
+            if any {
+                continue;
+            }
+            let next = WORKED
+                .iter()
+                .filter_map(|q| self.stack.queue.next_visible_at(*q))
+                .min();
+            match next {
+                Some(at) => {
+                    let now = self.stack.queue.now();
+                    self.stack
+                        .advance(at.saturating_sub(now).max(Duration::from_millis(1)));
+                }
+                None => break,
+            }
+        }
+    }
+
+    fn record(&self, reference: &str) -> Map<String, Value> {
+        self.stack
+            .salesforce
+            .record(self.stack.id(reference).as_str())
+            .unwrap_or_default()
+    }
+
+    fn dead(&self, queue: QueueName) -> usize {
+        self.stack.queue.dead_letters(queue).len()
+    }
+
+    /// The invariants, after the queues have drained.
+    pub fn check(&self) -> Summary {
+        let mut problems = Vec::new();
+        let mut duplicates = 0;
+        let mut count_dupes = |what: &str, keys: Vec<String>| {
+            let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+            for k in keys {
+                *seen.entry(k).or_default() += 1;
+            }
+            for (k, n) in seen {
+                if n > 1 {
+                    duplicates += n - 1;
+                    problems.push(format!("{n} {what} for {k}"));
+                }
+            }
+        };
+        let ab = &self.stack.maxio_ab;
+        count_dupes(
+            "AB customers",
+            ab.customers()
+                .iter()
+                .map(|c| c["reference"].as_str().unwrap_or("?").to_string())
+                .collect(),
+        );
+        count_dupes(
+            "AB subscriptions",
+            ab.subscriptions()
+                .iter()
+                .map(|s| s["reference"].as_str().unwrap_or("?").to_string())
+                .collect(),
+        );
+        count_dupes(
+            "AB price points",
+            ab.price_points()
+                .iter()
+                .filter(|p| p["type"] != "default")
+                .map(|p| {
+                    format!(
+                        "{}/{}",
+                        p["component_id"],
+                        p["handle"].as_str().unwrap_or("?")
+                    )
+                })
+                .collect(),
+        );
+        count_dupes(
+            "WHMCS orders",
+            self.stack
+                .whmcs
+                .orders()
+                .iter()
+                .map(|o| format!("client {}", o.client_id))
+                .collect(),
+        );
+        count_dupes(
+            "Core contracts linked",
+            self.stack
+                .maxio_core
+                .contracts()
+                .iter()
+                .filter_map(|c| c["text_field2"].as_str().map(str::to_string))
+                .filter(|v| !v.is_empty())
+                .collect(),
+        );
+
+        for queue in WORKED {
+            let depth = self.stack.queue.depth(queue);
+            if depth > 0 {
+                problems.push(format!("{depth} message(s) left on {queue}: lost work"));
+            }
+        }
+        let maxio_dead = self.dead(QueueName::MaxioCustomer)
+            + self.dead(QueueName::MaxioPricePoints)
+            + self.dead(QueueName::MaxioSubscription)
+            + self.dead(QueueName::Delayed);
+        let core_dead = self.dead(QueueName::MaxioCoreLink);
+        for (deal, expected) in MAXIO_DEALS {
+            let opp = self.record(deal);
+            let status = opp["Maxio_Sync_Status__c"].as_str().unwrap_or("");
+            let error = opp["Maxio_Sync_Error__c"].as_str().unwrap_or("");
+            match expected {
+                Expected::Synced if status == "Synced" => {
+                    let link = opp["Maxio_Core_Link_Status__c"].as_str().unwrap_or("");
+                    let subscription = opp["Maxio_Subscription_Id__c"].as_str().unwrap_or("");
+                    let linked = self
+                        .stack
+                        .maxio_core
+                        .contracts()
+                        .iter()
+                        .any(|c| c["text_field2"] == subscription);
+                    let visible_failure = link != "Linked"
+                        && core_dead > 0
+                        && opp["Maxio_Core_Link_Error__c"].is_string();
+                    let done = link == "Linked" && linked;
+                    if !done && !visible_failure {
+                        problems.push(format!(
+                            "{deal}: Core link {link:?}, contract linked: {linked}, and nothing in the link's dead-letter queue"
+                        ));
+                    }
+                }
+                Expected::Failed(code) if status == "Failed" && error.starts_with(code) => {}
+                // Chaos may defeat a deal: then it must be dead-lettered and say so.
+                _ if status == "Failed" && !error.is_empty() && maxio_dead > 0 => {}
+                _ => problems.push(format!(
+                    "{deal}: expected {expected:?}, Salesforce shows {status:?} {error:?}"
+                )),
+            }
+        }
+        let order = self.record("InternetOrder");
+        let activation = order["Activation_Status__c"].as_str().unwrap_or("");
+        let whmcs_orders = self.stack.whmcs.orders();
+        match activation {
+            "Provisioned" => {
+                let id = order["WHMCS_Order_Id__c"]
+                    .as_f64()
+                    .map(|f| f as u64)
+                    .or_else(|| {
+                        order["WHMCS_Order_Id__c"]
+                            .as_str()
+                            .and_then(|s| s.parse().ok())
+                    });
+                if !whmcs_orders.iter().any(|o| Some(o.id) == id) {
+                    problems.push(format!(
+                        "InternetOrder shows WHMCS order {id:?}, which WHMCS does not have"
+                    ));
+                }
+            }
+            "Failed"
+                if self.dead(QueueName::WhmcsProvision) > 0
+                    && order["Activation_Error__c"].is_string() => {}
+            other => problems.push(format!(
+                "InternetOrder ends {other:?} ({:?}) and is not in the dead-letter queue",
+                order["Activation_Error__c"]
+            )),
+        }
+        Summary {
+            seed: self.seed,
+            deals: MAXIO_DEALS.len() + 1,
+            chaos: self.plan.stats(),
+            redeliveries: self.redeliveries,
+            dead_letters: WORKED.iter().map(|q| self.dead(*q)).sum(),
+            duplicates,
+            problems,
+        }
+    }
+}
