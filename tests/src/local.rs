@@ -211,6 +211,8 @@ impl LocalStack {
             settings: AbSettings::default(),
             max_receives: MAX_RECEIVES,
             core_link: true,
+            ledger: Arc::new(ledger.clone()),
+            clock: Arc::new(clock.clone()),
         };
         let maxio_core = MaxioCoreSandbox::start(core.settings).await?;
         if !core.empty {
@@ -256,6 +258,7 @@ impl LocalStack {
             queue: Arc::new(queue.clone()),
             writeback: writeback.clone(),
             clock: Arc::new(clock.clone()),
+            ledger: Arc::new(ledger.clone()),
             settings: link_settings,
             max_receives: MAX_RECEIVES,
         };

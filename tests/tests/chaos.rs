@@ -147,6 +147,17 @@ impl Ledger for ForgetfulLedger {
     ) -> Result<StepRecord, LedgerError> {
         Ok(record(deal_id, step, now))
     }
+    async fn note(
+        &self,
+        deal_id: &str,
+        step: &str,
+        _: StepStatus,
+        _: &BTreeMap<String, String>,
+        _: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<StepRecord, LedgerError> {
+        Ok(record(deal_id, step, now))
+    }
     async fn get(&self, _: &str, _: &str) -> Result<Option<StepRecord>, LedgerError> {
         Ok(None)
     }

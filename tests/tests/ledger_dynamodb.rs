@@ -414,3 +414,56 @@ async fn an_unreachable_store_is_a_retryable_outage() {
     assert_eq!(err.kind, LedgerErrorKind::Unavailable);
     assert!(err.retryable);
 }
+
+async fn noted(ledger: Arc<dyn Ledger>) -> Vec<StepRecord> {
+    let mut ids = BTreeMap::new();
+    ids.insert("maxio_subscription_id".to_string(), "7003".to_string());
+    let waiting = ledger
+        .note(
+            DEAL,
+            "maxio-subscription",
+            StepStatus::InProgress,
+            &BTreeMap::new(),
+            Some("AB answered 502"),
+            at(0),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (waiting.attempts, waiting.status),
+        (1, StepStatus::InProgress)
+    );
+    let done = ledger
+        .note(
+            DEAL,
+            "maxio-subscription",
+            StepStatus::Completed,
+            &ids,
+            None,
+            at(1),
+        )
+        .await
+        .unwrap();
+    assert_eq!((done.attempts, done.status), (2, StepStatus::Completed));
+    assert_eq!(done.target("maxio_subscription_id"), Some("7003"));
+    assert_eq!(done.last_error, None);
+    assert_eq!(done.started_at, at(0));
+    let kept = ledger
+        .note(
+            DEAL,
+            "maxio-subscription",
+            StepStatus::Completed,
+            &BTreeMap::new(),
+            None,
+            at(2),
+        )
+        .await
+        .unwrap();
+    assert_eq!(kept.target("maxio_subscription_id"), Some("7003"));
+    ledger.for_deal(DEAL).await.unwrap()
+}
+
+#[tokio::test]
+async fn a_noted_step_counts_its_attempts_and_keeps_its_latest_outcome() {
+    on_both(noted).await;
+}

@@ -418,3 +418,43 @@ async fn a_refused_core_token_is_shown_as_pending_until_someone_fixes_it() {
         "Linked"
     );
 }
+
+#[tokio::test]
+async fn the_ledger_tells_each_step_of_the_deal_with_its_ids() {
+    use dealbridge::ledger::{Ledger, StepStatus};
+    let stack = LocalStack::start().await.unwrap();
+    run_deal(&stack, "VolumeOpportunity").await;
+
+    let deal = stack.id("VolumeOpportunity").to_string();
+    let steps = stack.ledger.for_deal(&deal).await.unwrap();
+    let story: Vec<(&str, StepStatus)> =
+        steps.iter().map(|r| (r.step.as_str(), r.status)).collect();
+    assert_eq!(
+        story,
+        [
+            ("maxio-core-link", StepStatus::Completed),
+            ("maxio-customer", StepStatus::Completed),
+            ("maxio-price-points", StepStatus::Completed),
+            ("maxio-subscription", StepStatus::Completed),
+        ]
+    );
+    let opp = opportunity(&stack, "VolumeOpportunity");
+    let by_step = |name: &str| steps.iter().find(|r| r.step == name).unwrap();
+    assert_eq!(
+        by_step("maxio-customer").target("maxio_customer_id"),
+        opp["Maxio_Customer_Id__c"].as_str()
+    );
+    assert_eq!(
+        by_step("maxio-subscription").target("maxio_subscription_id"),
+        opp["Maxio_Subscription_Id__c"].as_str()
+    );
+    assert_eq!(
+        by_step("maxio-core-link").target("maxio_core_contract_id"),
+        opp["Maxio_Core_Contract_Id__c"].as_str()
+    );
+    assert!(
+        by_step("maxio-price-points")
+            .target("maxio_price_point_ids")
+            .is_some()
+    );
+}

@@ -10,7 +10,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use dealbridge::envelope::Envelope;
-use dealbridge::ledger::{Begin, Ledger, LedgerError, StepRecord};
+use dealbridge::ledger::{Begin, Ledger, LedgerError, StepRecord, StepStatus};
 use dealbridge::queue::QueueName;
 use dealbridge::whmcs::provision::{STEP, TARGET_ACCEPTED, TARGET_ORDER, WhmcsDeps};
 use dealbridge::worker::Handled;
@@ -319,6 +319,19 @@ impl Ledger for CrashingLedger {
         now: DateTime<Utc>,
     ) -> Result<StepRecord, LedgerError> {
         self.inner.fail(deal_id, step, error, now).await
+    }
+    async fn note(
+        &self,
+        deal_id: &str,
+        step: &str,
+        status: StepStatus,
+        targets: &BTreeMap<String, String>,
+        error: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<StepRecord, LedgerError> {
+        self.inner
+            .note(deal_id, step, status, targets, error, now)
+            .await
     }
     async fn get(&self, deal_id: &str, step: &str) -> Result<Option<StepRecord>, LedgerError> {
         self.inner.get(deal_id, step).await

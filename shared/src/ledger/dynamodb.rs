@@ -556,6 +556,75 @@ impl Ledger for DynamoDbLedger {
         }
     }
 
+    async fn note(
+        &self,
+        deal_id: &str,
+        step: &str,
+        status: StepStatus,
+        targets: &BTreeMap<String, String>,
+        error: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<StepRecord, LedgerError> {
+        check_key(deal_id, step)?;
+        for name in targets.keys() {
+            check_target_name(name)?;
+        }
+        let now = instant(now)?;
+        let mut sets = vec![
+            "#status = :status",
+            "#attempts = if_not_exists(#attempts, :zero) + :one",
+            "#started = if_not_exists(#started, :now)",
+            "#updated = :now",
+            "#expires = :expires",
+        ];
+        let mut removes = vec!["#lease"];
+        let mut expr = Expr::default()
+            .name("#status", STATUS)
+            .name("#attempts", ATTEMPTS)
+            .name("#started", STARTED_AT)
+            .name("#updated", UPDATED_AT)
+            .name("#expires", TTL_ATTRIBUTE)
+            .name("#lease", LEASE_UNTIL)
+            .name("#targets", TARGETS)
+            .name("#error", LAST_ERROR)
+            .s(":status", status.as_str())
+            .n(":zero", 0)
+            .n(":one", 1)
+            .s(":now", timestamp_text(now))
+            .value(":expires", self.expires(now));
+        if targets.is_empty() {
+            sets.push("#targets = if_not_exists(#targets, :targets)");
+        } else {
+            sets.push("#targets = :targets");
+        }
+        expr = expr.value(
+            ":targets",
+            AttributeValue::M(
+                targets
+                    .iter()
+                    .map(|(k, v)| (k.clone(), AttributeValue::S(v.clone())))
+                    .collect(),
+            ),
+        );
+        match error {
+            Some(e) => {
+                sets.push("#error = :error");
+                expr = expr.s(":error", clip_error(e));
+            }
+            None => removes.push("#error"),
+        }
+        let update = format!("SET {} REMOVE {}", sets.join(", "), removes.join(", "));
+        // Always true: `update` wants a condition, and a noted step has none.
+        let condition = "attribute_not_exists(#lease) OR attribute_exists(#lease)";
+        match self.update(deal_id, step, update, condition, expr).await? {
+            Written::Applied(r) => Ok(r),
+            Written::Refused(_) => Err(LedgerError::conflict(
+                format!("deal {deal_id} step {step}: the note was refused"),
+                true,
+            )),
+        }
+    }
+
     async fn get(&self, deal_id: &str, step: &str) -> Result<Option<StepRecord>, LedgerError> {
         check_key(deal_id, step)?;
         let out = self

@@ -204,6 +204,46 @@ impl Ledger for InMemoryLedger {
         Ok(record.clone())
     }
 
+    async fn note(
+        &self,
+        deal_id: &str,
+        step: &str,
+        status: StepStatus,
+        targets: &BTreeMap<String, String>,
+        error: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<StepRecord, LedgerError> {
+        check_key(deal_id, step)?;
+        for name in targets.keys() {
+            check_target_name(name)?;
+        }
+        let now = instant(now)?;
+        let mut records = self.lock();
+        let record = records
+            .entry(Self::key(deal_id, step))
+            .or_insert_with(|| StepRecord {
+                deal_id: deal_id.to_string(),
+                step: step.to_string(),
+                status,
+                attempts: 0,
+                started_at: now,
+                updated_at: now,
+                lease_until: None,
+                targets: BTreeMap::new(),
+                last_error: None,
+                expires_at: 0,
+            });
+        record.status = status;
+        record.attempts += 1;
+        record.lease_until = None;
+        if !targets.is_empty() {
+            record.targets = targets.clone();
+        }
+        record.last_error = error.map(clip_error);
+        self.touch(record, now);
+        Ok(record.clone())
+    }
+
     async fn get(&self, deal_id: &str, step: &str) -> Result<Option<StepRecord>, LedgerError> {
         check_key(deal_id, step)?;
         Ok(self.lock().get(&Self::key(deal_id, step)).cloned())
@@ -444,5 +484,55 @@ mod tests {
             .map(|r| r.step)
             .collect();
         assert_eq!(steps, ["a", "b"]);
+    }
+    #[tokio::test]
+    async fn a_noted_step_counts_its_attempts_and_keeps_its_latest_outcome() {
+        let ledger = InMemoryLedger::default();
+        let mut ids = BTreeMap::new();
+        ids.insert("maxio_customer_id".to_string(), "6001".to_string());
+        let first = ledger
+            .note(
+                "006A",
+                "maxio-customer",
+                StepStatus::InProgress,
+                &BTreeMap::new(),
+                Some("AB answered 502"),
+                t0(),
+            )
+            .await
+            .unwrap();
+        assert_eq!((first.attempts, first.status), (1, StepStatus::InProgress));
+        assert_eq!(first.last_error.as_deref(), Some("AB answered 502"));
+        let done = ledger
+            .note(
+                "006A",
+                "maxio-customer",
+                StepStatus::Completed,
+                &ids,
+                None,
+                t0() + mins(1),
+            )
+            .await
+            .unwrap();
+        assert_eq!((done.attempts, done.status), (2, StepStatus::Completed));
+        assert_eq!(done.target("maxio_customer_id"), Some("6001"));
+        assert_eq!(done.last_error, None);
+        assert_eq!(done.started_at, t0());
+        let again = ledger
+            .note(
+                "006A",
+                "maxio-customer",
+                StepStatus::Completed,
+                &BTreeMap::new(),
+                None,
+                t0() + mins(2),
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            again.target("maxio_customer_id"),
+            Some("6001"),
+            "no targets: the last ones stay"
+        );
     }
 }

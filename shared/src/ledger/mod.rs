@@ -179,6 +179,21 @@ pub trait Ledger: Send + Sync {
         now: DateTime<Utc>,
     ) -> Result<StepRecord, LedgerError>;
 
+    /// Records how a step that needs no lease ended or stands (the Maxio steps, whose natural
+    /// keys make them idempotent): an unconditional upsert that counts the attempt, sets the
+    /// status, replaces the targets when `targets` is not empty, and keeps `error` as the last
+    /// error (or clears it). It never touches a step guarded by [`Ledger::begin`], because
+    /// those steps are not noted.
+    async fn note(
+        &self,
+        deal_id: &str,
+        step: &str,
+        status: StepStatus,
+        targets: &BTreeMap<String, String>,
+        error: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<StepRecord, LedgerError>;
+
     /// The step's record, read consistently.
     async fn get(&self, deal_id: &str, step: &str) -> Result<Option<StepRecord>, LedgerError>;
 

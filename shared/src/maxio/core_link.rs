@@ -8,6 +8,7 @@
 //! delivery, writes "Core link pending: ..." to the Opportunity before the message goes to the
 //! dead-letter queue.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,6 +23,7 @@ use super::link::{
 use crate::clock::{Clock, SystemClock};
 use crate::config::parse_api_root;
 use crate::envelope::{Envelope, Step};
+use crate::ledger::{DynamoDbLedger, Ledger, StepStatus};
 use crate::queue::{MAX_DELAY, Queue, QueueName};
 use crate::retry::RetryPolicy;
 use crate::salesforce::SfId;
@@ -34,6 +36,8 @@ pub struct CoreLinkDeps {
     pub queue: Arc<dyn Queue>,
     pub writeback: Arc<WriteBack>,
     pub clock: Arc<dyn Clock>,
+    /// The audit trail: the link's outcome, attempts and contract id, per deal.
+    pub ledger: Arc<dyn Ledger>,
     pub settings: LinkSettings,
     /// The link queue's maxReceiveCount.
     pub max_receives: u32,
@@ -55,13 +59,45 @@ impl From<CoreError> for LinkProblem {
 }
 
 impl CoreLinkDeps {
-    /// Handles one link message; `receive_count` is its delivery number.
+    /// Handles one link message; `receive_count` is its delivery number. The outcome is noted
+    /// in the ledger (linked, waiting with the reason, or failed).
     pub async fn handle(&self, envelope: Envelope, receive_count: u32) -> Handled {
+        let (handled, status, contract, error) = self.handle_inner(&envelope, receive_count).await;
+        let mut targets = BTreeMap::new();
+        if let Some(c) = contract {
+            targets.insert("maxio_core_contract_id".to_string(), c.to_string());
+        }
+        let error = match (&handled, error) {
+            (_, Some(e)) => Some(e),
+            (Handled::Retry(r), None) => Some(r.clone()),
+            _ => None,
+        };
+        let deal = envelope.deal.id().to_string();
+        if let Err(e) = self
+            .ledger
+            .note(
+                &deal,
+                envelope.step.name(),
+                status,
+                &targets,
+                error.as_deref(),
+                self.clock.now(),
+            )
+            .await
+        {
+            warn!(deal, error = %e, "could not note the Core link in the ledger");
+        }
+        handled
+    }
+
+    async fn handle_inner(
+        &self,
+        envelope: &Envelope,
+        receive_count: u32,
+    ) -> (Handled, StepStatus, Option<i64>, Option<String>) {
         let Step::MaxioCoreLink { link } = &envelope.step else {
-            return Handled::Retry(format!(
-                "step {} is not the Maxio Core link",
-                envelope.step.name()
-            ));
+            let reason = format!("step {} is not the Maxio Core link", envelope.step.name());
+            return (Handled::Retry(reason), StepStatus::Failed, None, None);
         };
         let account = &envelope.account_id;
         let now = self.clock.now().timestamp();
@@ -76,11 +112,14 @@ impl CoreLinkDeps {
                 let deadline = started
                     .saturating_add(i64::try_from(self.settings.deadline.as_secs()).unwrap_or(0));
                 if now < deadline {
-                    return self.wait(&envelope, link, started, now, reason).await;
+                    let handled = self
+                        .wait(envelope, link, started, now, reason.clone())
+                        .await;
+                    return (handled, StepStatus::InProgress, None, Some(reason));
                 }
                 if receive_count < self.max_receives {
                     warn!(deal = %envelope.deal.id(), %reason, receive_count, "Maxio Core link past its deadline; retrying");
-                    return Handled::Retry(reason);
+                    return (Handled::Retry(reason), StepStatus::InProgress, None, None);
                 }
                 let hours = self.settings.deadline.as_secs() / 3600;
                 let reason = match problem {
@@ -92,9 +131,9 @@ impl CoreLinkDeps {
                     ),
                 };
                 warn!(deal = %envelope.deal.id(), correlation_id = %envelope.correlation_id, %reason, "gave up waiting for Maxio Core; the message goes to the dead-letter queue");
-                return match self
+                let handled = match self
                     .write(
-                        &envelope,
+                        envelope,
                         link,
                         &CoreLinkOutcome::Pending {
                             reason: reason.clone(),
@@ -102,17 +141,27 @@ impl CoreLinkDeps {
                     )
                     .await
                 {
-                    Ok(()) => Handled::Retry(reason),
+                    Ok(()) => Handled::Retry(reason.clone()),
                     Err(e) => Handled::Retry(format!("{reason}; and writing it failed: {e}")),
                 };
+                return (handled, StepStatus::Failed, None, Some(reason));
             }
         };
-        match self.write(&envelope, link, &outcome).await {
+        let (status, contract, error) = match &outcome {
+            CoreLinkOutcome::Linked { contract_id } => {
+                (StepStatus::Completed, Some(*contract_id), None)
+            }
+            CoreLinkOutcome::Failed { error } => (StepStatus::Failed, None, Some(error.clone())),
+            CoreLinkOutcome::Pending { reason } => {
+                (StepStatus::InProgress, None, Some(reason.clone()))
+            }
+        };
+        match self.write(envelope, link, &outcome).await {
             Ok(()) => {
                 info!(deal = %envelope.deal.id(), ?outcome, "Maxio Core link done");
-                Handled::Done
+                (Handled::Done, status, contract, error)
             }
-            Err(e) => Handled::Retry(e),
+            Err(e) => (Handled::Retry(e), StepStatus::InProgress, contract, None),
         }
     }
 
@@ -354,7 +403,11 @@ pub async fn deps_from_env() -> Result<CoreLinkDeps, StartError> {
         problems: vec![e.to_string()],
     })?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let ledger = DynamoDbLedger::from_env(&services.aws).map_err(|e| StartError {
+        problems: vec![e.to_string()],
+    })?;
     Ok(CoreLinkDeps {
+        ledger: Arc::new(ledger),
         core: Arc::new(core),
         queue: services.queue.clone(),
         writeback: Arc::new(WriteBack::new(

@@ -15,6 +15,7 @@
 //! one is retried, and on the message's last delivery it is written to the Opportunity as well
 //! before the message goes to the dead-letter queue.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use rust_decimal::Decimal;
@@ -29,7 +30,9 @@ use super::ab::{
 use super::link::CoreLinkInput;
 use super::prepare::{AbDealPlan, AbSettings, describe, prepare};
 use super::pricing::PricePointSpec;
+use crate::clock::Clock;
 use crate::envelope::{Envelope, Step};
+use crate::ledger::{Ledger, StepStatus};
 use crate::mapping::Mapping;
 use crate::queue::Queue;
 use crate::salesforce::SfId;
@@ -59,6 +62,9 @@ pub struct MaxioDeps {
     pub settings: AbSettings,
     /// The worker queues' maxReceiveCount.
     pub max_receives: u32,
+    /// The audit trail: each step's outcome, attempts and ids, per deal.
+    pub ledger: Arc<dyn Ledger>,
+    pub clock: Arc<dyn Clock>,
     /// Whether a synced subscription goes on to the Maxio Core link, which then writes the
     /// outcome (and the link) to the Opportunity in one call.
     pub core_link: bool,
@@ -87,6 +93,24 @@ impl From<MaxioError> for StepError {
 struct Known {
     customer_id: Option<i64>,
     subscription_id: Option<i64>,
+    price_points: Vec<i64>,
+}
+
+impl Known {
+    fn targets(&self) -> BTreeMap<String, String> {
+        let mut t = BTreeMap::new();
+        if let Some(c) = self.customer_id {
+            t.insert("maxio_customer_id".into(), c.to_string());
+        }
+        if let Some(s) = self.subscription_id {
+            t.insert("maxio_subscription_id".into(), s.to_string());
+        }
+        if !self.price_points.is_empty() {
+            let ids: Vec<String> = self.price_points.iter().map(i64::to_string).collect();
+            t.insert("maxio_price_point_ids".into(), ids.join(","));
+        }
+        t
+    }
 }
 
 fn permanent(code: &str, message: impl std::fmt::Display) -> StepError {
@@ -119,6 +143,7 @@ impl MaxioDeps {
         let mut known = Known {
             customer_id: None,
             subscription_id: None,
+            price_points: Vec::new(),
         };
         let result = match &envelope.step {
             Step::MaxioCustomer { snapshot } => {
@@ -126,7 +151,8 @@ impl MaxioDeps {
             }
             Step::MaxioPricePoints { plan, customer_id } => {
                 known.customer_id = Some(*customer_id);
-                self.price_points(&envelope, plan, *customer_id).await
+                self.price_points(&envelope, plan, *customer_id, &mut known)
+                    .await
             }
             Step::MaxioSubscription {
                 plan,
@@ -140,10 +166,16 @@ impl MaxioDeps {
             _ => Ok(()),
         };
         let failure = match result {
-            Ok(()) => return Handled::Done,
+            Ok(()) => {
+                self.audit(&envelope, StepStatus::Completed, &known, None)
+                    .await;
+                return Handled::Done;
+            }
             Err(StepError::Permanent(failure)) => failure,
             Err(StepError::Transient(reason)) if receive_count < self.max_receives => {
                 warn!(step = envelope.step.name(), deal = %envelope.deal.id(), %reason, receive_count, "Maxio step failed; will retry");
+                self.audit(&envelope, StepStatus::InProgress, &known, Some(&reason))
+                    .await;
                 return Handled::Retry(reason);
             }
             Err(StepError::Transient(reason)) => {
@@ -158,6 +190,8 @@ impl MaxioDeps {
             return Handled::Done;
         };
         warn!(step = envelope.step.name(), deal = %envelope.deal.id(), correlation_id = %envelope.correlation_id, %failure, "Maxio sync failed");
+        self.audit(&envelope, StepStatus::Failed, &known, Some(&failure))
+            .await;
         let outcome = MaxioOutcome::Failed {
             customer_id: known.customer_id,
             subscription_id: known.subscription_id,
@@ -169,6 +203,31 @@ impl MaxioDeps {
             Err(e) => Handled::Retry(format!(
                 "{failure}; and writing it to Salesforce failed: {e}"
             )),
+        }
+    }
+
+    /// Notes the step's outcome in the ledger; the audit trail never fails a step.
+    async fn audit(
+        &self,
+        envelope: &Envelope,
+        status: StepStatus,
+        known: &Known,
+        error: Option<&str>,
+    ) {
+        let deal = envelope.deal.id().to_string();
+        if let Err(e) = self
+            .ledger
+            .note(
+                &deal,
+                envelope.step.name(),
+                status,
+                &known.targets(),
+                error,
+                self.clock.now(),
+            )
+            .await
+        {
+            warn!(deal, step = envelope.step.name(), error = %e, "could not note the step in the ledger");
         }
     }
 
@@ -311,6 +370,7 @@ impl MaxioDeps {
         envelope: &Envelope,
         plan: &AbDealPlan,
         customer_id: i64,
+        known: &mut Known,
     ) -> Result<(), StepError> {
         let mut components = Vec::with_capacity(plan.items.len());
         for item in &plan.items {
@@ -331,6 +391,7 @@ impl MaxioDeps {
                 ),
                 None => None,
             };
+            known.price_points.extend(price_point_id);
             components.push(ResolvedComponent {
                 order_item_id: item.order_item_id.clone(),
                 product_name: item.product_name.clone(),

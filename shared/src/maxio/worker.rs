@@ -11,6 +11,7 @@ use super::steps::MaxioDeps;
 use crate::clock::SystemClock;
 use crate::config::parse_base_url;
 use crate::envelope::Envelope;
+use crate::ledger::DynamoDbLedger;
 use crate::queue::QueueName;
 use crate::retry::RetryPolicy;
 use crate::services::{Services, StartError};
@@ -106,7 +107,12 @@ pub async fn deps_from_env() -> Result<MaxioDeps, StartError> {
         problems: vec![e.to_string()],
     })?;
     let mapping = Arc::new(services.config.mapping.clone());
+    let ledger = DynamoDbLedger::from_env(&services.aws).map_err(|e| StartError {
+        problems: vec![e.to_string()],
+    })?;
     Ok(MaxioDeps {
+        ledger: Arc::new(ledger),
+        clock: Arc::new(SystemClock),
         ab: Arc::new(ab),
         queue: services.queue.clone(),
         writeback: Arc::new(WriteBack::new(
