@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
+use tracing::Instrument;
 use tracing::{info, warn};
 
 use crate::clock::Clock;
@@ -150,14 +151,28 @@ impl Dispatcher {
         &self,
         request: &DispatchRequest,
     ) -> Result<DispatchOutcome, DispatchError> {
-        match self.loader.load(&request.deal).await? {
-            LoadOutcome::Loaded(snapshot) => self.enqueue_plan(request, *snapshot).await,
-            LoadOutcome::OrderPending {
-                opportunity_id,
-                account_id,
-                stage,
-            } => self.defer(request, opportunity_id, account_id, stage).await,
+        let span = tracing::info_span!(
+            "dispatch",
+            correlation_id = %request.correlation_id,
+            deal = %request.deal.id(),
+            attempt = request.attempt
+        );
+        let outcome = async {
+            match self.loader.load(&request.deal).await? {
+                LoadOutcome::Loaded(snapshot) => self.enqueue_plan(request, *snapshot).await,
+                LoadOutcome::OrderPending {
+                    opportunity_id,
+                    account_id,
+                    stage,
+                } => self.defer(request, opportunity_id, account_id, stage).await,
+            }
         }
+        .instrument(span)
+        .await;
+        if outcome.is_ok() && !request.dry_run {
+            crate::metrics::count(crate::metrics::DEALS_DISPATCHED, 1);
+        }
+        outcome
     }
 
     async fn enqueue_plan(

@@ -156,6 +156,18 @@ impl Envelope {
         hex::encode(hash.finalize())
     }
 
+    /// The span every log line about this message carries: correlation id, the deal's Salesforce
+    /// Ids and the step (JSON logs show them on each line).
+    pub fn span(&self) -> tracing::Span {
+        tracing::info_span!(
+            "message",
+            correlation_id = %self.correlation_id,
+            deal = %self.deal.id(),
+            account = %self.account_id,
+            step = self.step.name()
+        )
+    }
+
     /// The same deal's envelope for another step (the correlation id and trigger key carried on).
     pub fn next(&self, step: Step) -> Envelope {
         Envelope::new(

@@ -11,6 +11,7 @@ pub mod envelope;
 pub mod ledger;
 pub mod mapping;
 pub mod maxio;
+pub mod metrics;
 pub mod outbound;
 pub mod plan;
 pub mod queue;

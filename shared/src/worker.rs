@@ -33,10 +33,14 @@ where
             response.add_failure(id);
             continue;
         }
-        if let Handled::Retry(reason) = handle(record.clone()).await {
-            warn!(message_id = %id, %reason, "record will be retried");
-            failing = true;
-            response.add_failure(id);
+        match handle(record.clone()).await {
+            Handled::Retry(reason) => {
+                warn!(message_id = %id, %reason, "record will be retried");
+                crate::metrics::count(crate::metrics::MESSAGES_RETRIED, 1);
+                failing = true;
+                response.add_failure(id);
+            }
+            Handled::Done => crate::metrics::count(crate::metrics::MESSAGES_DONE, 1),
         }
     }
     response

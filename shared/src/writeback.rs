@@ -240,6 +240,9 @@ impl WriteBack {
     ) -> Result<(), SalesforceError> {
         let records = self.core_link_records(opportunity, account, link, maxio);
         self.update(&records).await?;
+        if matches!(link, CoreLinkOutcome::Failed { .. }) {
+            crate::metrics::count(crate::metrics::FAILURES_REPORTED, 1);
+        }
         info!(opportunity = %opportunity, ?link, with_maxio_outcome = maxio.is_some(), "Maxio Core link written to Salesforce");
         Ok(())
     }
@@ -357,6 +360,9 @@ impl WriteBack {
         for chunk in records.chunks(200) {
             self.update(chunk).await?;
         }
+        if matches!(outcome, WhmcsOutcome::Failed { .. }) {
+            crate::metrics::count(crate::metrics::FAILURES_REPORTED, 1);
+        }
         info!(order = %order, ?outcome, "WHMCS outcome written to Salesforce");
         Ok(())
     }
@@ -369,6 +375,9 @@ impl WriteBack {
     ) -> Result<(), SalesforceError> {
         let records = self.maxio_records(opportunity, account, outcome);
         self.update(&records).await?;
+        if matches!(outcome, MaxioOutcome::Failed { .. }) {
+            crate::metrics::count(crate::metrics::FAILURES_REPORTED, 1);
+        }
         info!(opportunity = %opportunity, ?outcome, "Maxio outcome written to Salesforce");
         Ok(())
     }

@@ -18,7 +18,7 @@ use dealbridge::ledger::{Begin, Ledger, lease_until};
 use dealbridge::queue::{MAX_DELAY, Queue, QueueName};
 use dealbridge::snapshot::DealRef;
 use dealbridge::writeback::{CoreLinkOutcome, MaxioOutcome, WhmcsOutcome, WriteBack};
-use tracing::{error, info, warn};
+use tracing::{Instrument, error, info, warn};
 
 pub struct Deps {
     pub dispatcher: Dispatcher,
@@ -288,7 +288,15 @@ pub async fn handle(event: SqsEvent, deps: &Deps) -> SqsBatchResponse {
     let mut response = SqsBatchResponse::default();
     for record in &event.records {
         let id = record.message_id.clone().unwrap_or_default();
-        match handle_record(record, deps).await {
+        let span = record
+            .body
+            .as_deref()
+            .and_then(|b| Envelope::parse(b).ok())
+            .map(|e| e.span())
+            .unwrap_or_else(|| tracing::info_span!("message", message_id = %id));
+        let outcome = handle_record(record, deps).instrument(span.clone()).await;
+        let _in_span = span.enter();
+        match outcome {
             RecordOutcome::Dispatched => info!(message_id = %id, "re-dispatched"),
             RecordOutcome::Duplicate => info!(message_id = %id, "already handled; skipped"),
             RecordOutcome::Forwarded { step } => {

@@ -29,7 +29,9 @@ async fn main() -> Result<(), Error> {
     };
     let deps = &deps;
     run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
-        Ok::<_, Error>(handle(event.payload, deps).await)
+        let response = handle(event.payload, deps).await;
+        dealbridge::metrics::flush("delayed");
+        Ok::<_, Error>(response)
     }))
     .await
 }

@@ -21,7 +21,9 @@ async fn main() -> Result<(), Error> {
     };
     let deps = &deps;
     run(service_fn(move |request| async move {
-        Ok::<_, Error>(handle(request, deps).await)
+        let response = handle(request, deps).await;
+        dealbridge::metrics::flush("intake");
+        Ok::<_, Error>(response)
     }))
     .await
 }

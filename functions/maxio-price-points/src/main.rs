@@ -12,7 +12,9 @@ async fn main() -> Result<(), Error> {
     let deps = deps_from_env().await?;
     let deps = &deps;
     run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
-        Ok::<_, Error>(handle_batch(&event.payload, deps, QueueName::MaxioPricePoints).await)
+        let response = handle_batch(&event.payload, deps, QueueName::MaxioPricePoints).await;
+        dealbridge::metrics::flush("maxio-price-points");
+        Ok::<_, Error>(response)
     }))
     .await
 }

@@ -14,7 +14,9 @@ async fn main() -> Result<(), Error> {
     let deps = &deps;
     run(service_fn(
         move |event: LambdaEvent<EventBridgeEvent<Value>>| async move {
-            handle(event.payload, deps).await.map_err(Error::from)
+            let outcome = handle(event.payload, deps).await;
+            dealbridge::metrics::flush("platform-events");
+            outcome.map_err(Error::from)
         },
     ))
     .await

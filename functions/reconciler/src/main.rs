@@ -21,7 +21,9 @@ async fn main() -> Result<(), Error> {
     };
     let deps = &deps;
     run(service_fn(move |event: LambdaEvent<Value>| async move {
-        handle(event.payload, deps).await.map_err(Error::from)
+        let outcome = handle(event.payload, deps).await;
+        dealbridge::metrics::flush("reconciler");
+        outcome.map_err(Error::from)
     }))
     .await
 }

@@ -15,7 +15,9 @@ async fn main() -> Result<(), Error> {
     let deps = &deps;
     run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
         let deadline = deadline_from_epoch_millis(event.context.deadline);
-        Ok::<_, Error>(handle_batch(&event.payload, deps, deadline).await)
+        let response = handle_batch(&event.payload, deps, deadline).await;
+        dealbridge::metrics::flush("whmcs-provision");
+        Ok::<_, Error>(response)
     }))
     .await
 }

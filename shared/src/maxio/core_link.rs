@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
-use tracing::{info, warn};
+use tracing::{Instrument, info, warn};
 
 use super::core::{CoreClient, CoreClientSettings, CoreError};
 use super::link::{
@@ -323,7 +323,10 @@ pub async fn handle_batch(event: &SqsEvent, deps: &CoreLinkDeps) -> SqsBatchResp
         };
         match Envelope::parse(body) {
             Ok(envelope) if envelope.step.queue() == QueueName::MaxioCoreLink => {
-                deps.handle(envelope, receive_count(&message)).await
+                let span = envelope.span();
+                deps.handle(envelope, receive_count(&message))
+                    .instrument(span)
+                    .await
             }
             Ok(envelope) => Handled::Retry(format!(
                 "a {} message does not belong on the maxio-core-link queue",

@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
+use tracing::Instrument;
 
 use super::ab::{AbClient, AbClientSettings};
 use super::prepare::AbSettings;
@@ -30,7 +31,10 @@ pub async fn handle_batch(
         };
         match Envelope::parse(body) {
             Ok(envelope) if envelope.step.queue() == queue => {
-                deps.handle(envelope, receive_count(&message)).await
+                let span = envelope.span();
+                deps.handle(envelope, receive_count(&message))
+                    .instrument(span)
+                    .await
             }
             Ok(envelope) => Handled::Retry(format!(
                 "a {} message does not belong on the {queue} queue",

@@ -229,16 +229,24 @@ impl SalesforceClient {
         if let Some(body) = body {
             request = request.json(body);
         }
-        let response = request
-            .send()
-            .await
-            .map_err(|e| SalesforceError::Transport(without_url(&e)))?;
+        let started = std::time::Instant::now();
+        let response = request.send().await;
+        crate::metrics::latency("salesforce", started.elapsed());
+        let response = response.map_err(|e| SalesforceError::Transport(without_url(&e)))?;
         let status = response.status().as_u16();
         let headers = response.headers().clone();
         let usage = headers
             .get("Sforce-Limit-Info")
             .and_then(|v| v.to_str().ok())
             .and_then(ApiUsage::parse);
+        if let Some(u) = &usage
+            && u.max > 0
+        {
+            crate::metrics::gauge(
+                crate::metrics::SALESFORCE_API_USAGE_PERCENT,
+                u.used as f64 * 100.0 / u.max as f64,
+            );
+        }
         if let (Some(usage), Ok(mut slot)) = (usage, self.usage.lock()) {
             *slot = Some(usage);
         }

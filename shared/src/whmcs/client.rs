@@ -282,6 +282,7 @@ impl WhmcsClient {
 
     /// One POST; the answer's object when `result` is success.
     async fn send(&self, action: &str, body: &str) -> Result<Map<String, Value>, WhmcsError> {
+        let started = std::time::Instant::now();
         let response = self
             .http
             .post(self.endpoint.clone())
@@ -289,8 +290,9 @@ impl WhmcsClient {
             .header(ACCEPT, "application/json")
             .body(body.to_string())
             .send()
-            .await
-            .map_err(|e| transport_error(&e))?;
+            .await;
+        crate::metrics::latency("whmcs", started.elapsed());
+        let response = response.map_err(|e| transport_error(&e))?;
         let status = response.status().as_u16();
         let retry_after = response
             .headers()

@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use chrono::{DateTime, Utc};
-use tracing::{info, warn};
+use tracing::{Instrument, info, warn};
 
 use super::client::WhmcsClient;
 use super::error::WhmcsError;
@@ -432,7 +432,9 @@ pub async fn handle_batch(
         };
         match Envelope::parse(body) {
             Ok(envelope) if envelope.step.queue() == QueueName::WhmcsProvision => {
+                let span = envelope.span();
                 deps.handle(envelope, receive_count(&message), deadline)
+                    .instrument(span)
                     .await
             }
             Ok(envelope) => Handled::Retry(format!(

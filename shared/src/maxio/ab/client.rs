@@ -146,7 +146,10 @@ impl AbClient {
         if let Some(body) = body {
             request = request.json(body);
         }
-        let response = request.send().await.map_err(|e| {
+        let started = std::time::Instant::now();
+        let response = request.send().await;
+        crate::metrics::latency("maxio-ab", started.elapsed());
+        let response = response.map_err(|e| {
             MaxioError::Transport(if e.is_timeout() {
                 "timed out".into()
             } else {

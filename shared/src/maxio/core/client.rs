@@ -201,7 +201,10 @@ impl CoreClient {
         if let Some(body) = body {
             request = request.json(body);
         }
-        let response = request.send().await.map_err(|e| {
+        let started = std::time::Instant::now();
+        let response = request.send().await;
+        crate::metrics::latency("maxio-core", started.elapsed());
+        let response = response.map_err(|e| {
             CoreError::Transport(if e.is_timeout() {
                 "timed out".into()
             } else {
