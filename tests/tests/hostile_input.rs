@@ -1257,7 +1257,6 @@ fn a_body_marked_base64_that_is_not_base64_never_reaches_the_handler() {
 }
 
 #[tokio::test]
-#[ignore = "bug: a signature timestamp near i64::MIN overflows `now - t` in auth::verify_json (panics in debug builds)"]
 async fn a_signature_timestamp_near_the_smallest_64_bit_number_is_refused_as_stale() {
     let stack = LocalStack::start().await.unwrap();
     let good = opportunity(stack.id("VolumeOpportunity").as_str());
@@ -2116,9 +2115,7 @@ proptest! {
 
     #[test]
     fn well_shaped_signature_headers_without_the_key_never_authenticate(
-        // Timestamps stay above -(2^62): nearer i64::MIN, `now - t` overflows (see the ignored
-        // test a_signature_timestamp_near_the_smallest_64_bit_number_is_refused_as_stale).
-        t in -(1i64 << 62)..i64::MAX,
+        t in i64::MIN..i64::MAX,
         mac in "[0-9a-fA-F]{0,70}",
         body in ".{0,40}",
     ) {

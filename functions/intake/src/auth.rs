@@ -94,7 +94,8 @@ pub fn verify_json(
         let key = creds.hmac_key.as_ref().ok_or(AuthError::NotConfigured)?;
         let header = header.to_str().map_err(|_| AuthError::MalformedSignature)?;
         let (t, given) = parse_signature(header)?;
-        if (now - t).abs() > tolerance_secs {
+        // abs_diff: no overflow whatever timestamp a caller sends.
+        if now.abs_diff(t) > tolerance_secs.unsigned_abs() {
             return Err(AuthError::Stale);
         }
         return mac(key.expose().as_bytes(), t, body)?
