@@ -1084,11 +1084,6 @@ fn deal_cases(stack: &LocalStack) -> Vec<Case> {
             error(401, "invalid_credentials", None, "bearer token"),
         ),
         case(
-            "the right token under a lower-case scheme",
-            with_authorization(&good, &format!("bearer {SANDBOX_BEARER_TOKEN}")),
-            error(401, "invalid_credentials", None, "bearer token"),
-        ),
-        case(
             "a prefix of the right token",
             with_authorization(
                 &good,

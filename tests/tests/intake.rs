@@ -104,6 +104,20 @@ async fn the_legacy_apex_payload_with_a_bearer_token_is_accepted_over_a_rest_api
 }
 
 #[tokio::test]
+async fn the_bearer_scheme_is_matched_whatever_its_case() {
+    let stack = LocalStack::start().await.unwrap();
+    let mut event = sample("intake-rest-api-legacy.json");
+    let token = event["headers"]["Authorization"]
+        .as_str()
+        .unwrap()
+        .replace("Bearer ", "bearer ");
+    event["headers"]["Authorization"] = serde_json::Value::String(token.clone());
+    event["multiValueHeaders"]["Authorization"] = serde_json::json!([token]);
+    let response = handle(http_request(&event), &stack.intake).await;
+    assert_eq!(response.status(), 202, "{}", body_text(&response));
+}
+
+#[tokio::test]
 async fn unsigned_wrongly_signed_and_stale_requests_get_401_and_enqueue_nothing() {
     let stack = LocalStack::start().await.unwrap();
     let event = sample("intake-http-api-deal.json");

@@ -107,10 +107,13 @@ pub fn verify_json(
             .bearer_token
             .as_ref()
             .ok_or(AuthError::NotConfigured)?;
+        // The scheme name is case-insensitive (RFC 9110 §11.1).
         let given = value
             .to_str()
             .ok()
-            .and_then(|v| v.strip_prefix("Bearer "))
+            .and_then(|v| v.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| token)
             .ok_or(AuthError::BadToken)?;
         return if !expected.is_empty() && eq(given.trim().as_bytes(), expected.expose().as_bytes())
         {
