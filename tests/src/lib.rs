@@ -12,4 +12,5 @@ pub mod moto;
 pub mod observe;
 pub mod salesforce;
 pub mod serve;
+pub mod serve_all;
 pub mod whmcs;
