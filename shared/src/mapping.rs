@@ -56,6 +56,11 @@ pub struct WhmcsOptions {
     /// Order activation status values that may be provisioned whatever the Status (seed 001's
     /// approval flow sets `Activating`).
     pub approved_activation_statuses: Vec<String>,
+    /// Order `Status` values that prove an Order was approved, for the reconciler's search of
+    /// Orders whose trigger was lost. Narrower than `approved_order_statuses`: an Order waits
+    /// for approval in `Pending Review` (seeds 001 and 003), so the reconciler must not take it
+    /// for approved, while an explicit approval trigger may still provision it.
+    pub reconcile_order_statuses: Vec<String>,
     /// Salesforce billing cycle label → WHMCS `billingcycle` (matched without regard to case).
     pub billing_cycles: std::collections::BTreeMap<String, String>,
 }
@@ -79,6 +84,7 @@ impl Default for WhmcsOptions {
             no_email: true,
             approved_order_statuses: vec!["Pending Review".into(), "Activating".into()],
             approved_activation_statuses: vec!["Activating".into()],
+            reconcile_order_statuses: vec!["Activating".into()],
             billing_cycles: cycles
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))

@@ -12,7 +12,8 @@
 //!   `values.maxio_synced`, and at least one Order (without one, dispatch could only wait for CPQ;
 //!   the trigger's own deferred re-dispatch does that, and the next run finds the deal once its
 //!   Order exists).
-//! - **Orders**: approved (`Status` in `whmcs.approved_order_statuses`, or the activation status in
+//! - **Orders**: approved (`Status` in `whmcs.reconcile_order_statuses` — not `Pending Review`, the
+//!   status of an Order still awaiting approval — or the activation status in
 //!   `whmcs.approved_activation_statuses`), no WHMCS order id (`order.whmcs_order_id`), and an
 //!   activation status that is not `values.activation_failed`.
 //! - Both: `LastModifiedDate` older than the grace period (a deal still in flight is left alone)
@@ -213,7 +214,7 @@ pub enum SearchError {
     )]
     Unmapped { key: &'static str },
     #[error(
-        "the mapping's whmcs.approved_order_statuses and whmcs.approved_activation_statuses are empty, so no Order is approved; this search is off"
+        "the mapping's whmcs.reconcile_order_statuses and whmcs.approved_activation_statuses are empty, so no Order is approved; this search is off"
     )]
     NothingApproved,
 }
@@ -271,10 +272,10 @@ pub fn order_query(
     })?;
     let activation = o.activation_status.as_deref();
     let mut approved = Vec::new();
-    if !whmcs.approved_order_statuses.is_empty() {
+    if !whmcs.reconcile_order_statuses.is_empty() {
         approved.push(format!(
             "Status IN {}",
-            literal_list(&whmcs.approved_order_statuses)
+            literal_list(&whmcs.reconcile_order_statuses)
         ));
     }
     if let Some(a) = activation
@@ -448,7 +449,7 @@ pub fn order_candidate(row: &Value, mapping: &Mapping) -> Result<Candidate, Stri
     let status = text(row, "Status");
     let approved = status.as_ref().is_some_and(|s| {
         whmcs
-            .approved_order_statuses
+            .reconcile_order_statuses
             .iter()
             .any(|a| a == s.as_ref())
     }) || activation.as_ref().is_some_and(|s| {
@@ -636,7 +637,7 @@ mod tests {
             q,
             "SELECT Id, AccountId, OpportunityId, Status, Activation_Status__c, WHMCS_Order_Id__c, LastModifiedDate \
              FROM Order WHERE WHMCS_Order_Id__c = null \
-             AND (Status IN ('Pending Review', 'Activating') OR Activation_Status__c IN ('Activating')) \
+             AND (Status IN ('Activating') OR Activation_Status__c IN ('Activating')) \
              AND (Activation_Status__c = null OR Activation_Status__c != 'Failed') \
              AND LastModifiedDate < 2026-11-20T11:30:00Z AND LastModifiedDate >= 2026-11-13T12:00:00Z \
              ORDER BY LastModifiedDate ASC, Id ASC LIMIT 51"
@@ -648,7 +649,7 @@ mod tests {
         let m = Mapping::from_json(
             r#"{"opportunity":{"maxio_subscription_id":"AB_Sub__c","maxio_sync_status":null},
                 "order":{"whmcs_order_id":"WH_Order__c","activation_status":null},
-                "whmcs":{"approved_order_statuses":["Approved","Ops' OK"]},
+                "whmcs":{"reconcile_order_statuses":["Approved","Ops' OK"]},
                 "values":{"maxio_failed":"Error"}}"#,
         )
         .unwrap();
@@ -677,7 +678,7 @@ mod tests {
     fn a_search_the_mapping_cannot_express_is_left_out_and_named() {
         let m = Mapping::from_json(
             r#"{"opportunity":{"maxio_subscription_id":null},
-                "whmcs":{"approved_order_statuses":[],"approved_activation_statuses":[]}}"#,
+                "whmcs":{"reconcile_order_statuses":[],"approved_activation_statuses":[]}}"#,
         )
         .unwrap();
         let plan = search_plan(&m, &window(), 50, "/services/data/v62.0");
@@ -761,7 +762,7 @@ mod tests {
     #[test]
     fn an_approved_order_without_a_whmcs_order_is_a_candidate() {
         let m = Mapping::default();
-        assert!(order_candidate(&order_row(json!({})), &m).is_ok());
+        assert!(order_candidate(&order_row(json!({"Status": "Activating"})), &m).is_ok());
         let by_activation =
             order_row(json!({"Status": "Draft", "Activation_Status__c": "Activating"}));
         assert!(order_candidate(&by_activation, &m).is_ok());
@@ -776,6 +777,10 @@ mod tests {
         );
         assert!(reason(json!({"WHMCS_Order_Id__c": "77"})).contains("WHMCS order 77"));
         assert!(reason(json!({"Status": "Draft"})).contains("not approved"));
+        assert!(
+            reason(json!({"Status": "Pending Review"})).contains("not approved"),
+            "an Order awaiting approval is not the reconciler's to provision"
+        );
     }
 
     #[test]

@@ -83,6 +83,10 @@ fn reconcile(orders: &[Order], baseline: u64, lines: usize) -> Result<Option<&Or
     let candidates: Vec<&Order> = orders
         .iter()
         .filter(|o| o.id.parse::<u64>().is_ok_and(|id| id > baseline))
+        // A cancelled or fraud order is not a live duplicate: someone dealt with it.
+        .filter(|o| {
+            !o.status.eq_ignore_ascii_case("Cancelled") && !o.status.eq_ignore_ascii_case("Fraud")
+        })
         .filter(|o| {
             let products = o
                 .lineitems
@@ -467,6 +471,10 @@ mod tests {
         assert_eq!(reconcile(&orders, 11, 3).unwrap().unwrap().id, "12");
         assert!(reconcile(&orders, 13, 3).unwrap().is_none());
         assert_eq!(reconcile(&orders, 9, 3).unwrap_err(), ["10", "12"]);
+        let mut cancelled = order("10", 3);
+        cancelled.status = "Cancelled".into();
+        let settled = [cancelled, order("12", 3)];
+        assert_eq!(reconcile(&settled, 9, 3).unwrap().unwrap().id, "12");
     }
 
     #[test]
