@@ -48,7 +48,7 @@ impl From<CoreError> for LinkProblem {
     /// keeps waiting (with the reason on the Opportunity) rather than fail the deal for good.
     fn from(e: CoreError) -> Self {
         if e.is_retryable() || matches!(e, CoreError::Unauthorized(_) | CoreError::Forbidden(_)) {
-            LinkProblem::Transient(e.to_string())
+            LinkProblem::Transient(format!("{}: {e}", e.code()))
         } else {
             LinkProblem::Permanent {
                 code: e.code(),

@@ -82,7 +82,7 @@ enum StepError {
 impl From<MaxioError> for StepError {
     fn from(e: MaxioError) -> Self {
         if e.is_retryable() {
-            StepError::Transient(e.to_string())
+            StepError::Transient(format!("{}: {e}", e.code()))
         } else {
             StepError::Permanent(format!("{}: {e}", e.code()))
         }
@@ -167,15 +167,27 @@ impl MaxioDeps {
         };
         let failure = match result {
             Ok(()) => {
-                self.audit(&envelope, StepStatus::Completed, &known, None)
-                    .await;
+                self.audit(
+                    &envelope,
+                    opportunity.as_ref(),
+                    StepStatus::Completed,
+                    &known,
+                    None,
+                )
+                .await;
                 return Handled::Done;
             }
             Err(StepError::Permanent(failure)) => failure,
             Err(StepError::Transient(reason)) if receive_count < self.max_receives => {
                 warn!(step = envelope.step.name(), deal = %envelope.deal.id(), %reason, receive_count, "Maxio step failed; will retry");
-                self.audit(&envelope, StepStatus::InProgress, &known, Some(&reason))
-                    .await;
+                self.audit(
+                    &envelope,
+                    opportunity.as_ref(),
+                    StepStatus::InProgress,
+                    &known,
+                    Some(&reason),
+                )
+                .await;
                 return Handled::Retry(reason);
             }
             Err(StepError::Transient(reason)) => {
@@ -190,8 +202,14 @@ impl MaxioDeps {
             return Handled::Done;
         };
         warn!(step = envelope.step.name(), deal = %envelope.deal.id(), correlation_id = %envelope.correlation_id, %failure, "Maxio sync failed");
-        self.audit(&envelope, StepStatus::Failed, &known, Some(&failure))
-            .await;
+        self.audit(
+            &envelope,
+            Some(&opportunity),
+            StepStatus::Failed,
+            &known,
+            Some(&failure),
+        )
+        .await;
         let outcome = MaxioOutcome::Failed {
             customer_id: known.customer_id,
             subscription_id: known.subscription_id,
@@ -207,14 +225,19 @@ impl MaxioDeps {
     }
 
     /// Notes the step's outcome in the ledger; the audit trail never fails a step.
+    /// The record is kept under the Opportunity Id (whatever Id the deal was dispatched by), so
+    /// one Id tells the deal's Maxio story.
     async fn audit(
         &self,
         envelope: &Envelope,
+        opportunity: Option<&SfId>,
         status: StepStatus,
         known: &Known,
         error: Option<&str>,
     ) {
-        let deal = envelope.deal.id().to_string();
+        let deal = opportunity
+            .map(ToString::to_string)
+            .unwrap_or_else(|| envelope.deal.id().to_string());
         if let Err(e) = self
             .ledger
             .note(
