@@ -72,7 +72,10 @@ impl CoreLinkDeps {
             (Handled::Retry(r), None) => Some(r.clone()),
             _ => None,
         };
-        let deal = envelope.deal.id().to_string();
+        let deal = match &envelope.step {
+            Step::MaxioCoreLink { link } => link.opportunity_id.to_string(),
+            _ => envelope.deal.id().to_string(),
+        };
         if let Err(e) = self
             .ledger
             .note(
