@@ -3,7 +3,7 @@
 CARGO ?= cargo
 VENV  := .venv
 
-.PHONY: all demo test venv fmt fmt-check lint template sandbox watch build deploy clean
+.PHONY: all demo test venv fmt fmt-check lint template sandbox watch build deploy bench clean
 
 all: test
 
@@ -51,6 +51,12 @@ build: venv
 ## deploy: deploy the stack (guided the first time; answers are kept in samconfig.toml)
 deploy: build
 	$(SAM) deploy --guided
+
+## bench: measure API calls, latency, a burst of 1,000 deals and the release binaries against the
+##        sandbox (50 ms per external call) and write BENCHMARKS.md
+bench: venv
+	$(CARGO) build --release --workspace --bins --locked
+	target/release/bench --out BENCHMARKS.md
 
 clean:
 	$(CARGO) clean

@@ -1,0 +1,155 @@
+//! dealbridge's benchmark: measured against the local sandbox with an injected latency on every
+//! external call, written to `BENCHMARKS.md` (`make bench`).
+//!
+//! 1. API calls per seeded deal, per system, next to the fewest the flow needs.
+//! 2. End-to-end latency per deal (intake to last write-back), next to its critical path.
+//! 3. A burst of deals on concurrent workers, next to Maxio AB's 4 concurrent requests.
+//! 4. Per function: binary size, init time and peak memory of the release binaries.
+
+pub mod burst;
+pub mod calls;
+pub mod clones;
+pub mod deals;
+pub mod functions;
+pub mod per_deal;
+pub mod report;
+pub mod runtime_api;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::burst::{BurstResult, Concurrency};
+use crate::functions::FunctionsReport;
+use crate::per_deal::{DealCalls, DealLatency};
+
+/// The optimisation level this benchmark was built with (`opt-level` of its profile).
+pub const OPT_LEVEL: &str = env!("BENCH_OPT_LEVEL");
+/// The cargo profile this benchmark was built with.
+pub const PROFILE: &str = env!("BENCH_PROFILE");
+
+/// What to measure, and how much.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Latency added to every answer of every fake.
+    pub latency: Duration,
+    /// Timed runs per deal.
+    pub runs: usize,
+    /// Deals in the burst (0: no burst).
+    pub burst: usize,
+    /// Also run the burst with the alternative reserved concurrency.
+    pub alternative_burst: bool,
+    /// Where the release binaries are (`None`: functions not measured).
+    pub functions_dir: Option<PathBuf>,
+    /// Timed starts per function.
+    pub starts: usize,
+    /// Invocations per function for the peak memory (0: not measured).
+    pub load: usize,
+}
+
+impl Options {
+    /// The full benchmark.
+    pub fn full(latency: Duration) -> Options {
+        Options {
+            latency,
+            runs: 20,
+            burst: 1000,
+            alternative_burst: true,
+            functions_dir: None,
+            starts: 10,
+            load: 200,
+        }
+    }
+
+    /// Small numbers, for a smoke test.
+    pub fn quick(latency: Duration) -> Options {
+        Options {
+            latency,
+            runs: 3,
+            burst: 40,
+            alternative_burst: true,
+            functions_dir: None,
+            starts: 3,
+            load: 20,
+        }
+    }
+}
+
+/// Everything measured.
+#[derive(Debug, Clone)]
+pub struct Results {
+    pub options: Options,
+    pub calls: Vec<DealCalls>,
+    pub latency: Vec<DealLatency>,
+    /// The volume deal without injected latency: what the code itself takes (every function and
+    /// every fake, in one process).
+    pub processing: Option<DealLatency>,
+    pub bursts: Vec<BurstResult>,
+    pub functions: Option<FunctionsReport>,
+}
+
+fn progress(message: &str) {
+    eprintln!("bench: {message}");
+}
+
+/// The calls of every seeded deal (deterministic; no latency needed).
+pub async fn measure_calls() -> anyhow::Result<Vec<DealCalls>> {
+    let mut out = Vec::new();
+    for kind in deals::seeded() {
+        out.push(per_deal::measure_calls(&kind).await?);
+    }
+    Ok(out)
+}
+
+/// Runs everything `options` asks for.
+pub async fn run(options: &Options) -> anyhow::Result<Results> {
+    progress("counting the API calls of each seeded deal");
+    let calls = measure_calls().await?;
+    let mut latency = Vec::new();
+    if options.runs > 0 {
+        for kind in deals::seeded().into_iter().filter(|k| k.timed) {
+            progress(&format!(
+                "timing {} × {} ({} ms per external call)",
+                kind.name,
+                options.runs,
+                options.latency.as_millis()
+            ));
+            latency.push(per_deal::measure_latency(&kind, options.latency, options.runs).await?);
+        }
+    }
+    let mut processing = None;
+    if options.runs > 0
+        && let Some(volume) = deals::seeded().into_iter().find(|k| k.name == "volume")
+    {
+        progress(&format!("timing volume × {} without latency", options.runs));
+        processing = Some(per_deal::measure_latency(&volume, Duration::ZERO, options.runs).await?);
+    }
+    let mut bursts = Vec::new();
+    if options.burst > 0 {
+        let mut configs = vec![Concurrency::template()];
+        if options.alternative_burst {
+            configs.push(Concurrency::balanced());
+        }
+        for c in configs {
+            progress(&format!(
+                "burst of {} deals, workers: {}",
+                options.burst, c.name
+            ));
+            bursts.push(burst::run(options.burst, options.latency, c).await?);
+        }
+    }
+    let functions = match &options.functions_dir {
+        Some(dir) => {
+            progress(&format!("measuring the functions in {}", dir.display()));
+            Some(functions::measure(dir, options.starts, options.load).await?)
+        }
+        None => None,
+    };
+    Ok(Results {
+        options: options.clone(),
+        calls,
+        latency,
+        processing,
+        bursts,
+        functions,
+    })
+}

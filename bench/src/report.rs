@@ -1,0 +1,717 @@
+//! `BENCHMARKS.md`: the machine, the command, the tables, each target met or missed, and how it
+//! was measured. Also a JSON summary, for comparing builds.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use dealbridge::maxio::ab::MAX_CONCURRENT_REQUESTS;
+use dealbridge::queue::QueueName;
+use dealbridge_sandbox::maxio_ab::AbSettings;
+use serde_json::{Value, json};
+
+use crate::Results;
+use crate::burst::BurstResult;
+use crate::deals::DealKind;
+use crate::per_deal::percentile;
+
+/// Targets.
+pub const SF_READS_PER_DEAL: usize = 1;
+pub const SF_WRITES_PER_DEAL: usize = 1;
+pub const LATENCY_RATIO: f64 = 1.3;
+pub const BURST_RATIO: f64 = 1.2;
+pub const INIT_MS: f64 = 20.0;
+pub const RSS_MB: f64 = 32.0;
+pub const SIZE_MB: f64 = 8.0;
+
+/// Where and how the report was produced.
+#[derive(Debug, Clone)]
+pub struct Context {
+    pub date: String,
+    pub command: String,
+    pub cpus: usize,
+    pub cpu_model: String,
+    pub memory: String,
+    pub kernel: String,
+    pub rustc: String,
+}
+
+/// Another build of the same workspace (e.g. another `opt-level`), measured for comparison.
+#[derive(Debug, Clone)]
+pub struct Comparison {
+    pub label: String,
+    pub dir: String,
+    /// The summary its `bench --summary-json` printed.
+    pub summary: Value,
+}
+
+fn first_line(text: &str) -> String {
+    text.lines().next().unwrap_or_default().trim().to_string()
+}
+
+impl Context {
+    /// This machine, now, and `command`.
+    pub fn here(command: String) -> Context {
+        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        let cpu_model = cpuinfo
+            .lines()
+            .find_map(|l| l.strip_prefix("model name"))
+            .map(|v| v.trim_start_matches([' ', '\t', ':']).trim().to_string())
+            .unwrap_or_else(|| "unknown".into());
+        let memory = std::fs::read_to_string("/proc/meminfo")
+            .ok()
+            .and_then(|m| {
+                m.lines()
+                    .find_map(|l| l.strip_prefix("MemTotal:"))
+                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+            })
+            .map(|kb| format!("{:.1} GiB", kb / 1_048_576.0))
+            .unwrap_or_else(|| "unknown".into());
+        let kernel =
+            first_line(&std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default());
+        let rustc = std::process::Command::new("rustc")
+            .arg("--version")
+            .output()
+            .ok()
+            .map(|o| first_line(&String::from_utf8_lossy(&o.stdout)))
+            .unwrap_or_else(|| "unknown".into());
+        Context {
+            date: chrono::Utc::now().format("%Y-%m-%d %H:%M UTC").to_string(),
+            command,
+            cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            cpu_model,
+            memory,
+            kernel,
+            rustc,
+        }
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn mb(bytes: u64) -> f64 {
+    bytes as f64 / 1_000_000.0
+}
+
+fn met(ok: bool) -> &'static str {
+    if ok { "met" } else { "**missed**" }
+}
+
+fn with_min(got: usize, min: usize) -> String {
+    if got == min {
+        format!("{got} ({min})")
+    } else {
+        format!("**{got}** ({min})")
+    }
+}
+
+/// Calls per deal that exceed the targets, by deal, with what they were.
+fn salesforce_excess(results: &Results) -> Vec<(String, String)> {
+    results
+        .calls
+        .iter()
+        .filter(|c| c.warm.sf_reads > SF_READS_PER_DEAL || c.warm.sf_writes > SF_WRITES_PER_DEAL)
+        .map(|c| {
+            (
+                c.kind.name.to_string(),
+                format!(
+                    "{} read(s), {} write(s): {}",
+                    c.warm.sf_reads,
+                    c.warm.sf_writes,
+                    c.warm.describe("salesforce")
+                ),
+            )
+        })
+        .collect()
+}
+
+fn calls_section(out: &mut String, results: &Results) {
+    let _ = writeln!(
+        out,
+        "## 1. API calls per deal\n\nEach seeded deal is sent once through the intake (a signed Apex callout; the internet Order by its Order Id, as its approval sends it) on a fresh sandbox, and every worker runs until the queues are empty. Counts come from the fakes' request logs. **Warm** is a warm container: the Salesforce session exists and the AB component catalog is cached (as after a function's first deal); **cold** is a fresh process. The fewest calls the flow needs are in parentheses; a count above it is in bold.\n"
+    );
+    let _ = writeln!(
+        out,
+        "| deal | what it is | SF reads | SF writes | SF token (warm / cold) | Maxio AB | Maxio Core | WHMCS |\n|---|---|---|---|---|---|---|---|"
+    );
+    for c in &results.calls {
+        let m = &c.kind.minimum;
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} / {} | {} | {} | {} |",
+            c.kind.name,
+            c.kind.description,
+            with_min(c.warm.sf_reads, m.sf_reads),
+            with_min(c.warm.sf_writes, m.sf_writes),
+            c.warm.sf_token,
+            c.cold.sf_token,
+            with_min(c.warm.ab, m.ab),
+            with_min(c.warm.core, m.core),
+            with_min(c.warm.whmcs, m.whmcs),
+        );
+    }
+    let _ = writeln!(
+        out,
+        "\nWhat the calls were (warm):\n\n| deal | Salesforce | Maxio AB | Maxio Core | WHMCS |\n|---|---|---|---|---|"
+    );
+    for c in &results.calls {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} |",
+            c.kind.name,
+            c.warm.describe("salesforce"),
+            c.warm.describe("ab"),
+            c.warm.describe("core"),
+            c.warm.describe("whmcs"),
+        );
+    }
+    let cold_extra: Vec<String> = results
+        .calls
+        .iter()
+        .filter(|c| c.cold != c.warm)
+        .map(|c| {
+            format!(
+                "{} +{} token, +{} AB",
+                c.kind.name,
+                c.cold.sf_token.saturating_sub(c.warm.sf_token),
+                c.cold.ab.saturating_sub(c.warm.ab)
+            )
+        })
+        .collect();
+    let _ = writeln!(
+        out,
+        "\nA cold process adds the OAuth token call and one AB component read per component the deal uses (the client caches the catalog): {}. In the sandbox every function shares one process and one Salesforce client, so a cold deal logs in once; deployed, each function container that calls Salesforce logs in once when it starts (the intake, and the function that writes back), then reuses the session.\n",
+        if cold_extra.is_empty() {
+            "none".to_string()
+        } else {
+            cold_extra.join("; ")
+        }
+    );
+    let _ = writeln!(
+        out,
+        "### The minimum per system\n\n- **Salesforce read: 1.** The intake loads the whole deal (Opportunity, Account, contacts, quote, Order, items, schedules) in one Composite request; every later step carries what it needs in its message.\n- **Salesforce write: 1.** The outcome (status, ids, error) of the Opportunity, its Account and, for WHMCS, the Order and its items fits in one sObject Collections request.\n- **Maxio AB: 2 + 2 per scheduled product + 3.** Customer lookup by reference + create; per scheduled product a price point lookup by its deterministic handle + create; subscription lookup by reference + create + one components read (AB silently falls back to the default price point, so it must be checked). The lookups are what make every step idempotent (a redelivered message must not create twice), so they are part of the minimum.\n- **Maxio Core: 3.** The customer by the Account Id, its contracts, one PATCH of the chosen contract (its answer is the read-back).\n- **WHMCS: 3.** GetOrders (the client's newest order: the ledger guard's baseline, written to the ledger before AddOrder so a lost AddOrder answer can be reconciled; AddOrder has no idempotency key) + AddOrder + AcceptOrder.\n"
+    );
+    for c in &results.calls {
+        let _ = writeln!(out, "- {}: {}.", c.kind.name, c.kind.why);
+    }
+    let _ = writeln!(out);
+}
+
+fn latency_section(out: &mut String, results: &Results) {
+    if results.latency.is_empty() {
+        return;
+    }
+    let latency = ms(results.options.latency);
+    let _ = writeln!(
+        out,
+        "## 2. End-to-end latency per deal\n\n{} runs per deal, {latency:.0} ms added to every answer of every fake, warm process. Timed from handing the Apex callout to the intake until the last worker finished (the last write-back). The bound is the critical path: the calls that must happen one after the other (every call of the minimum above: each needs the previous answer or is the next step's input) × {latency:.0} ms.\n",
+        results.options.runs
+    );
+    let _ = writeln!(
+        out,
+        "| deal | sequential calls (minimum) | calls made | bound | median | p95 | median / bound | target ≤ {LATENCY_RATIO}× |\n|---|---|---|---|---|---|---|---|"
+    );
+    for l in &results.latency {
+        let path = l.kind.minimum.critical_path();
+        let made = l.calls.sf_reads + l.calls.sf_writes + l.calls.ab + l.calls.core + l.calls.whmcs;
+        let bound = path as f64 * latency;
+        let ratio = ms(l.median()) / bound.max(f64::MIN_POSITIVE);
+        let _ = writeln!(
+            out,
+            "| {} | {path} | {made} | {bound:.0} ms | {:.0} ms | {:.0} ms | {ratio:.2}× | {} |",
+            l.kind.name,
+            ms(l.median()),
+            ms(l.p95()),
+            met(ratio <= LATENCY_RATIO)
+        );
+    }
+    if let Some(p) = &results.processing {
+        let _ = writeln!(
+            out,
+            "\nWithout injected latency the volume deal takes {:.1} ms (median of {}; p95 {:.1} ms) from the intake to its write-back: the code of every function and every fake, in one process. The rest of each figure above is waiting on the external calls.",
+            ms(p.median()),
+            p.runs.len(),
+            ms(p.p95())
+        );
+    }
+    let _ = writeln!(out);
+}
+
+/// Calls per deal a stage makes, from the burst's detail.
+fn stage_calls(b: &BurstResult) -> Vec<(QueueName, &'static str, f64)> {
+    let per = |names: &[&str]| -> f64 {
+        names
+            .iter()
+            .map(|n| b.calls.detail.get(*n).copied().unwrap_or(0))
+            .sum::<usize>() as f64
+            / b.deals.max(1) as f64
+    };
+    vec![
+        (
+            QueueName::MaxioCustomer,
+            "AB",
+            per(&["ab: customer lookup", "ab: customer create"]),
+        ),
+        (
+            QueueName::MaxioPricePoints,
+            "AB",
+            per(&[
+                "ab: price point lookup",
+                "ab: price point create",
+                "ab: component read",
+            ]),
+        ),
+        (
+            QueueName::MaxioSubscription,
+            "AB",
+            per(&[
+                "ab: subscription lookup",
+                "ab: subscription create",
+                "ab: subscription components read",
+            ]),
+        ),
+        (
+            QueueName::MaxioCoreLink,
+            "Core + SF write",
+            b.calls.core as f64 / b.deals.max(1) as f64
+                + b.calls.sf_writes as f64 / b.deals.max(1) as f64,
+        ),
+    ]
+}
+
+fn burst_section(out: &mut String, results: &Results) {
+    if results.bursts.is_empty() {
+        return;
+    }
+    let latency = ms(results.options.latency);
+    let site = AbSettings::default().max_concurrent_requests;
+    let _ = writeln!(
+        out,
+        "## 3. A burst of {} deals\n\n{} copies of the volume deal (each its own Account, Opportunity, quote, Order with a volume-priced usage line and a platform fee; a Core customer and contract each) are sent through the intake (16 at a time) while the workers run concurrently, as Lambda runs them: one task per function instance, each taking batches of up to 10 messages from the in-memory queue (SQS FIFO semantics) and handing them to the same handlers the local stack uses, on a multi-thread runtime. {latency:.0} ms on every external call. The fake AB site answers 429 beyond {site} requests in flight; the AB client allows {MAX_CONCURRENT_REQUESTS} requests in flight per process (`MAX_CONCURRENT_REQUESTS`), and in the benchmark all AB workers share one client, so at most {MAX_CONCURRENT_REQUESTS} are in flight whatever the worker count. Deployed, that limit is per container and does not bound the site across containers: the reserved concurrency of the three AB functions (1 + 2 + 1 = 4, each handling one record at a time) is what keeps AB within its limit.\n\nThe bound is what AB's {site} concurrent requests allow: AB calls × {latency:.0} ms / {site}. *AB phase* ends when the last subscription step finishes; *all done* when every queue is empty (Core links and write-backs included).\n",
+        results.bursts[0].deals, results.bursts[0].deals
+    );
+    let _ = writeln!(
+        out,
+        "| workers | AB calls | 429s | bound | AB phase | AB phase / bound | all done | all done / bound | target ≤ {BURST_RATIO}× | duplicates | failures | dead letters | retried deliveries |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+    );
+    for b in &results.bursts {
+        let answered = b.calls.ab - b.calls.ab_429;
+        let bound = answered as f64 * latency / site as f64;
+        let ab_ratio = ms(b.ab_phase) / bound.max(f64::MIN_POSITIVE);
+        let ratio = ms(b.wall) / bound.max(f64::MIN_POSITIVE);
+        let _ = writeln!(
+            out,
+            "| {} | {answered} | {} | {:.1} s | {:.1} s | {ab_ratio:.2}× | {:.1} s | {ratio:.2}× | {} | {} | {} | {} | {} |",
+            b.concurrency.name,
+            b.calls.ab_429,
+            bound / 1000.0,
+            b.ab_phase.as_secs_f64(),
+            b.wall.as_secs_f64(),
+            met(ratio <= BURST_RATIO),
+            b.duplicates.total(),
+            b.failures.len(),
+            b.dead_letters,
+            b.retried,
+        );
+    }
+    let _ = writeln!(
+        out,
+        "\nWhere the time goes: each function instance handles its batch one record at a time, so a stage needs at least deals × its calls per deal × {latency:.0} ms / its instances. The slowest stage bounds the burst.\n"
+    );
+    let _ = writeln!(
+        out,
+        "| workers | stage | instances | calls per deal | stage bound |\n|---|---|---|---|---|"
+    );
+    for b in &results.bursts {
+        for (queue, what, per_deal) in stage_calls(b) {
+            let n = b.concurrency.of(queue).max(1);
+            let bound = b.deals as f64 * per_deal * latency / n as f64 / 1000.0;
+            let _ = writeln!(
+                out,
+                "| {} | {queue} | {n} | {per_deal:.1} ({what}) | {bound:.1} s |",
+                b.concurrency.name
+            );
+        }
+    }
+    for b in &results.bursts {
+        if !b.failures.is_empty() {
+            let _ = writeln!(
+                out,
+                "\nFailures with {}: {}",
+                b.concurrency.name,
+                b.failures
+                    .iter()
+                    .take(5)
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            );
+        }
+    }
+    let _ = writeln!(out);
+}
+
+fn functions_section(out: &mut String, results: &Results) {
+    let Some(f) = &results.functions else {
+        return;
+    };
+    let _ = writeln!(
+        out,
+        "## 4. Functions\n\nThe release binaries in `{}` (the release profile strips them). Each is started {} times under a fake Lambda Runtime API with the template's environment (Globals and its own variables, 256 MB, JSON logs; dummy AWS credentials; every endpoint a local listener that counts connections): init is the time from spawning the process until its first `GET /2018-06-01/runtime/invocation/next`; the RSS after init is its `VmHWM` at that moment. Connections made during all those starts: **{}** (init calls nothing: no Secrets Manager, SQS, DynamoDB or Salesforce).\n",
+        f.dir.display(),
+        results.options.starts,
+        f.init_connections
+    );
+    let _ = writeln!(
+        out,
+        "| function | binary | target < {SIZE_MB} MB | init (median) | init (max) | target < {INIT_MS} ms | RSS after init | peak RSS under load | target < {RSS_MB} MB |\n|---|---|---|---|---|---|---|---|---|"
+    );
+    for fig in &f.figures {
+        let init = ms(percentile(&fig.init, 50.0));
+        let init_max = fig.init.iter().copied().max().map_or(0.0, ms);
+        let mut rss = fig.init_rss_kb.clone();
+        rss.sort_unstable();
+        let init_rss = rss.get(rss.len() / 2).copied().unwrap_or(0) as f64 * 1024.0 / 1e6;
+        let (peak, rss_ok) = match &fig.load {
+            Some(l) => {
+                let peak = l.peak_rss_kb as f64 * 1024.0 / 1e6;
+                (format!("{peak:.1} MB"), met(peak < RSS_MB))
+            }
+            None => ("not measured".to_string(), met(init_rss < RSS_MB)),
+        };
+        let _ = writeln!(
+            out,
+            "| {} | {:.2} MB ({:.2} MiB) | {} | {init:.1} ms | {init_max:.1} ms | {} | {init_rss:.1} MB | {peak} | {rss_ok} |",
+            fig.name,
+            mb(fig.size),
+            fig.size as f64 / 1_048_576.0,
+            met(mb(fig.size) < SIZE_MB),
+            met(init < INIT_MS),
+        );
+    }
+    match &f.load_skipped {
+        Some(why) => {
+            let _ = writeln!(out, "\nPeak RSS under load was not measured: {why}.");
+        }
+        None => {
+            let _ = writeln!(
+                out,
+                "\nThe load behind each peak RSS figure: one process per function, fed through the fake Runtime API against the sandbox fakes (no added latency) and moto (SQS, Secrets Manager, DynamoDB); the workers were fed the very messages the function before them sent to moto's queues. `VmHWM` is read after the last invocation answered, then the process is stopped.\n"
+            );
+            for fig in &f.figures {
+                if let Some(l) = &fig.load {
+                    let _ = writeln!(
+                        out,
+                        "- **{}**: {}. {} invocations, {} reported a failure{}{}.",
+                        fig.name,
+                        l.what,
+                        l.invocations,
+                        l.failed,
+                        if l.outcome.is_empty() {
+                            String::new()
+                        } else {
+                            format!("; {}", l.outcome)
+                        },
+                        l.first_failure
+                            .as_ref()
+                            .map(|f| format!(" (first: `{}`)", f.replace('`', "'")))
+                            .unwrap_or_default()
+                    );
+                }
+            }
+        }
+    }
+    let _ = writeln!(out);
+}
+
+fn comparison_section(out: &mut String, results: &Results, comparisons: &[Comparison]) {
+    if comparisons.is_empty() {
+        return;
+    }
+    let this = summary(results);
+    let _ = writeln!(
+        out,
+        "## 5. Release profile: opt-level compared\n\nThe same source built with each `opt-level` (the other builds with `CARGO_PROFILE_RELEASE_OPT_LEVEL=<level> cargo build --release --workspace --bins --locked --target-dir target/opt-<level>`), each build's own benchmark run with the same latency, runs and burst (template workers; functions: sizes and init only). *Volume without latency* is the volume deal with no injected latency: the CPU cost of the code (functions and fakes), which the end-to-end figures hardly show.\n"
+    );
+    let here = results
+        .functions
+        .as_ref()
+        .map(|f| format!("this build (`{}`)", f.dir.display()))
+        .unwrap_or_else(|| "this build".into());
+    let mut builds = vec![(here, this)];
+    builds.extend(
+        comparisons
+            .iter()
+            .map(|c| (format!("{} (`{}`)", c.label, c.dir), c.summary.clone())),
+    );
+    let deals: Vec<String> = builds[0].1["latency"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|l| l["deal"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut header =
+        "| build | opt-level | largest binary | all binaries | init (median of medians)"
+            .to_string();
+    for d in &deals {
+        let _ = write!(header, " | {d} median");
+    }
+    header.push_str(
+        " | volume without latency | burst all done | burst AB phase |\n|---|---|---|---|---",
+    );
+    for _ in &deals {
+        header.push_str("|---");
+    }
+    header.push_str("|---|---|---|");
+    let _ = writeln!(out, "{header}");
+    for (label, s) in &builds {
+        let mut row = format!(
+            "| {label} | {} | {:.2} MB | {:.1} MB | {:.1} ms",
+            s["opt_level"].as_str().unwrap_or("?"),
+            s["largest_binary_mb"].as_f64().unwrap_or(0.0),
+            s["all_binaries_mb"].as_f64().unwrap_or(0.0),
+            s["init_ms"].as_f64().unwrap_or(0.0)
+        );
+        for d in &deals {
+            let median = s["latency"]
+                .as_array()
+                .and_then(|a| a.iter().find(|l| l["deal"].as_str() == Some(d.as_str())))
+                .and_then(|l| l["median_ms"].as_f64())
+                .unwrap_or(0.0);
+            let _ = write!(row, " | {median:.0} ms");
+        }
+        let first = &s["bursts"][0];
+        let _ = write!(
+            row,
+            " | {:.2} ms | {:.1} s | {:.1} s |",
+            s["processing_ms"].as_f64().unwrap_or(0.0),
+            first["wall_ms"].as_f64().unwrap_or(0.0) / 1000.0,
+            first["ab_phase_ms"].as_f64().unwrap_or(0.0) / 1000.0
+        );
+        let _ = writeln!(out, "{row}");
+    }
+    let _ = writeln!(out);
+}
+
+/// The figures of this run that builds are compared on.
+pub fn summary(results: &Results) -> Value {
+    let (largest, total, init) = match &results.functions {
+        Some(f) => {
+            let largest = f.figures.iter().map(|x| x.size).max().unwrap_or(0);
+            let total: u64 = f.figures.iter().map(|x| x.size).sum();
+            let medians: Vec<Duration> = f
+                .figures
+                .iter()
+                .map(|x| percentile(&x.init, 50.0))
+                .collect();
+            (mb(largest), mb(total), ms(percentile(&medians, 50.0)))
+        }
+        None => (0.0, 0.0, 0.0),
+    };
+    json!({
+        "opt_level": crate::OPT_LEVEL,
+        "largest_binary_mb": largest,
+        "all_binaries_mb": total,
+        "init_ms": init,
+        "processing_ms": results.processing.as_ref().map(|p| ms(p.median())),
+        "latency": results.latency.iter().map(|l| json!({
+            "deal": l.kind.name,
+            "median_ms": ms(l.median()),
+            "p95_ms": ms(l.p95()),
+        })).collect::<Vec<_>>(),
+        "bursts": results.bursts.iter().map(|b| json!({
+            "workers": b.concurrency.name,
+            "wall_ms": ms(b.wall),
+            "ab_phase_ms": ms(b.ab_phase),
+        })).collect::<Vec<_>>(),
+    })
+}
+
+fn targets_section(out: &mut String, results: &Results) {
+    let _ = writeln!(out, "## Targets\n\n| target | result | |\n|---|---|---|");
+    let reads_over: Vec<(&DealKind, usize)> = results
+        .calls
+        .iter()
+        .filter(|c| c.warm.sf_reads > SF_READS_PER_DEAL)
+        .map(|c| (&c.kind, c.warm.sf_reads))
+        .collect();
+    let _ = writeln!(
+        out,
+        "| Salesforce: {SF_READS_PER_DEAL} read call per deal, warm token | {} | {} |",
+        if reads_over.is_empty() {
+            "1 read (one Composite) for every deal".to_string()
+        } else {
+            format!(
+                "1 read (one Composite) for every deal except {}",
+                reads_over
+                    .iter()
+                    .map(|(k, n)| format!("{}: {n} reads, {}", k.name, k.why))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            )
+        },
+        if reads_over.is_empty() {
+            "met".to_string()
+        } else {
+            format!(
+                "**missed** for {}",
+                reads_over
+                    .iter()
+                    .map(|(k, _)| k.name)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        }
+    );
+    let excess = salesforce_excess(results);
+    let writes_over: Vec<String> = results
+        .calls
+        .iter()
+        .filter(|c| c.warm.sf_writes > SF_WRITES_PER_DEAL)
+        .map(|c| format!("{} ({} writes)", c.kind.name, c.warm.sf_writes))
+        .collect();
+    let _ = writeln!(
+        out,
+        "| Salesforce: at most {SF_WRITES_PER_DEAL} write call per deal | {} | {} |",
+        if writes_over.is_empty() {
+            "1 write for every deal".to_string()
+        } else {
+            format!("more for: {}", writes_over.join(", "))
+        },
+        met(writes_over.is_empty())
+    );
+    if !results.latency.is_empty() {
+        let latency = ms(results.options.latency);
+        let worst = results
+            .latency
+            .iter()
+            .map(|l| {
+                let bound = l.kind.minimum.critical_path() as f64 * latency;
+                (l.kind.name, ms(l.median()) / bound.max(f64::MIN_POSITIVE))
+            })
+            .fold(("", 0.0), |a, b| if b.1 > a.1 { b } else { a });
+        let _ = writeln!(
+            out,
+            "| Latency: median within {LATENCY_RATIO}× of the critical path | worst {:.2}× ({}) | {} |",
+            worst.1,
+            worst.0,
+            met(worst.1 <= LATENCY_RATIO)
+        );
+    }
+    for b in &results.bursts {
+        let site = AbSettings::default().max_concurrent_requests as f64;
+        let bound = (b.calls.ab - b.calls.ab_429) as f64 * ms(b.latency) / site;
+        let ratio = ms(b.wall) / bound.max(f64::MIN_POSITIVE);
+        let _ = writeln!(
+            out,
+            "| Burst ({}): within {BURST_RATIO}× of AB's bound | {ratio:.2}× ({:.1} s for {:.1} s) | {} |",
+            b.concurrency.name,
+            b.wall.as_secs_f64(),
+            bound / 1000.0,
+            met(ratio <= BURST_RATIO)
+        );
+        let _ = writeln!(
+            out,
+            "| Burst ({}): no duplicate, no failure | {} duplicates, {} failures, {} dead letters | {} |",
+            b.concurrency.name,
+            b.duplicates.total(),
+            b.failures.len(),
+            b.dead_letters,
+            met(b.duplicates.total() == 0 && b.failures.is_empty() && b.dead_letters == 0)
+        );
+    }
+    if let Some(f) = &results.functions {
+        let slowest = f
+            .figures
+            .iter()
+            .map(|x| (x.name, ms(percentile(&x.init, 50.0))))
+            .fold(("", 0.0), |a, b| if b.1 > a.1 { b } else { a });
+        let _ = writeln!(
+            out,
+            "| Init under {INIT_MS} ms | slowest median {:.1} ms ({}) | {} |",
+            slowest.1,
+            slowest.0,
+            met(slowest.1 < INIT_MS)
+        );
+        let rss = f
+            .figures
+            .iter()
+            .map(|x| {
+                let kb = x
+                    .load
+                    .as_ref()
+                    .map(|l| l.peak_rss_kb)
+                    .unwrap_or_else(|| x.init_rss_kb.iter().copied().max().unwrap_or(0));
+                (x.name, kb as f64 * 1024.0 / 1e6)
+            })
+            .fold(("", 0.0), |a, b| if b.1 > a.1 { b } else { a });
+        let _ = writeln!(
+            out,
+            "| Peak RSS under {RSS_MB} MB | largest {:.1} MB ({}) | {} |",
+            rss.1,
+            rss.0,
+            met(rss.1 < RSS_MB)
+        );
+        let size = f
+            .figures
+            .iter()
+            .map(|x| (x.name, mb(x.size)))
+            .fold(("", 0.0), |a, b| if b.1 > a.1 { b } else { a });
+        let _ = writeln!(
+            out,
+            "| Binaries under {SIZE_MB} MB | largest {:.2} MB ({}) | {} |",
+            size.1,
+            size.0,
+            met(size.1 < SIZE_MB)
+        );
+    }
+    if !excess.is_empty() {
+        let _ = writeln!(out, "\nSalesforce calls above the targets:\n");
+        for (deal, what) in excess {
+            let _ = writeln!(out, "- {deal}: {what}");
+        }
+    }
+    let _ = writeln!(out);
+}
+
+fn how_section(out: &mut String, results: &Results) {
+    let _ = writeln!(
+        out,
+        "## How it was measured\n\n- Everything runs against the bundled sandbox (`tests/`): the fake Salesforce org, the Maxio AB site, the Maxio Core tenant and WHMCS, on loopback, each adding {:.0} ms to every answer (`Observer::set_default_latency`; 0 for the call counts and the memory loads). The functions' handlers run in this process on the in-memory queue (`LocalStack`), except in section 4, where the release binaries run as processes.\n- Counts are read from each fake's request log (`Observer::requests()`); a Salesforce Composite request counts as a read when all its subrequests are GETs.\n- Times are wall-clock (`std::time::Instant`) in a release build of the benchmark (`{}` profile, opt-level {}); the in-memory queue's virtual time only moves when every worker is idle and only delayed or retried messages are left.\n- Each per-deal run starts a fresh sandbox, so every deal creates its AB customer, price points and subscription, as a new deal does.\n- MB are 10^6 bytes; RSS is `VmHWM` from `/proc/<pid>/status` (kB = 1024 bytes).\n",
+        ms(results.options.latency),
+        crate::PROFILE,
+        crate::OPT_LEVEL
+    );
+}
+
+/// The whole report.
+pub fn render(results: &Results, context: &Context, comparisons: &[Comparison]) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "# dealbridge benchmarks\n\nGenerated by the benchmark in `bench/` (`make bench`). Do not edit by hand; run it again.\n\n- Date: {}\n- Machine: {} CPUs (`nproc`), {}, {} RAM, Linux {}\n- Toolchain: {}; benchmark built with the `{}` profile, opt-level {}\n- Command: `{}`\n- Latency injected per external call: {:.0} ms; {} timed runs per deal; burst of {} deals\n",
+        context.date,
+        context.cpus,
+        context.cpu_model,
+        context.memory,
+        context.kernel,
+        context.rustc,
+        crate::PROFILE,
+        crate::OPT_LEVEL,
+        context.command,
+        ms(results.options.latency),
+        results.options.runs,
+        results.options.burst
+    );
+    targets_section(&mut out, results);
+    calls_section(&mut out, results);
+    latency_section(&mut out, results);
+    burst_section(&mut out, results);
+    functions_section(&mut out, results);
+    comparison_section(&mut out, results, comparisons);
+    how_section(&mut out, results);
+    out
+}

@@ -1,0 +1,75 @@
+//! The benchmark still runs: quick mode, small numbers, no function binaries. API call counts are
+//! deterministic and are checked against the minimum each flow needs; times are never checked.
+
+use std::time::Duration;
+
+use dealbridge_bench::report::{Context, render};
+use dealbridge_bench::{Options, run};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_quick_benchmark_runs_and_every_deal_makes_the_fewest_calls() {
+    let mut options = Options::quick(Duration::from_millis(1));
+    options.runs = 1;
+    options.burst = 12;
+    options.alternative_burst = false;
+    let results = run(&options).await.unwrap();
+
+    assert_eq!(results.calls.len(), 8);
+    for c in &results.calls {
+        let (m, w) = (&c.kind.minimum, &c.warm);
+        let name = c.kind.name;
+        assert_eq!(w.sf_token, 0, "{name}: a warm container logs in again");
+        assert_eq!(c.cold.sf_token, 1, "{name}: a cold process logs in once");
+        assert_eq!(w.sf_reads, m.sf_reads, "{name}: {w:?}");
+        assert_eq!(w.sf_writes, m.sf_writes, "{name}: {w:?}");
+        assert_eq!(w.ab, m.ab, "{name}: {w:?}");
+        assert_eq!(w.ab_429, 0, "{name}: {w:?}");
+        assert_eq!(w.core, m.core, "{name}: {w:?}");
+        assert_eq!(w.whmcs, m.whmcs, "{name}: {w:?}");
+    }
+    let volume = &results.calls[0];
+    assert_eq!(volume.kind.name, "volume");
+    assert_eq!(volume.warm.sf_reads, 1);
+    assert_eq!(volume.warm.sf_writes, 1);
+    assert_eq!(
+        volume.cold.ab,
+        volume.warm.ab + 2,
+        "a cold process reads the two components once"
+    );
+
+    assert_eq!(results.latency.len(), 7);
+    for l in &results.latency {
+        assert_eq!(l.runs.len(), 1);
+        assert_eq!(
+            l.calls.sf_reads + l.calls.sf_writes + l.calls.ab + l.calls.core + l.calls.whmcs,
+            l.kind.minimum.critical_path(),
+            "{}: {:?}",
+            l.kind.name,
+            l.calls
+        );
+    }
+
+    let [burst] = results.bursts.as_slice() else {
+        panic!("one burst expected");
+    };
+    assert_eq!(burst.deals, 12);
+    assert_eq!(burst.duplicates.total(), 0, "{:?}", burst.duplicates);
+    assert!(burst.failures.is_empty(), "{:?}", burst.failures);
+    assert_eq!(burst.dead_letters, 0);
+    assert_eq!(burst.calls.ab_429, 0);
+    assert_eq!(burst.calls.ab, 12 * volume.warm.ab);
+    assert_eq!(burst.calls.core, 12 * volume.warm.core);
+    assert_eq!(burst.calls.sf_reads, 12);
+    assert_eq!(burst.calls.sf_writes, 12);
+
+    let report = render(&results, &Context::here("cargo test".into()), &[]);
+    for section in [
+        "## Targets",
+        "## 1. API calls per deal",
+        "## 2. End-to-end latency per deal",
+        "## 3. A burst of 12 deals",
+        "## How it was measured",
+    ] {
+        assert!(report.contains(section), "{section} missing:\n{report}");
+    }
+}
