@@ -86,6 +86,18 @@ impl Context {
     }
 }
 
+/// A path as given, relative to the working directory when it is inside it.
+fn shown(path: &std::path::Path) -> String {
+    std::env::current_dir()
+        .ok()
+        .and_then(|here| {
+            path.strip_prefix(here)
+                .ok()
+                .map(|p| p.display().to_string())
+        })
+        .unwrap_or_else(|| path.display().to_string())
+}
+
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
@@ -359,7 +371,7 @@ fn functions_section(out: &mut String, results: &Results) {
     let _ = writeln!(
         out,
         "## 4. Functions\n\nThe release binaries in `{}` (the release profile strips them). Each is started {} times under a fake Lambda Runtime API with the template's environment (Globals and its own variables, 256 MB, JSON logs; dummy AWS credentials; every endpoint a local listener that counts connections): init is the time from spawning the process until its first `GET /2018-06-01/runtime/invocation/next`; the RSS after init is its `VmHWM` at that moment. Connections made during all those starts: **{}** (init calls nothing: no Secrets Manager, SQS, DynamoDB or Salesforce).\n",
-        f.dir.display(),
+        shown(&f.dir),
         results.options.starts,
         f.init_connections
     );
@@ -437,7 +449,7 @@ fn comparison_section(out: &mut String, results: &Results, comparisons: &[Compar
     let here = results
         .functions
         .as_ref()
-        .map(|f| format!("this build (`{}`)", f.dir.display()))
+        .map(|f| format!("this build (`{}`)", shown(&f.dir)))
         .unwrap_or_else(|| "this build".into());
     let mut builds = vec![(here, this)];
     builds.extend(
@@ -605,9 +617,29 @@ fn targets_section(out: &mut String, results: &Results) {
         let site = AbSettings::default().max_concurrent_requests as f64;
         let bound = (b.calls.ab - b.calls.ab_429) as f64 * ms(b.latency) / site;
         let ratio = ms(b.wall) / bound.max(f64::MIN_POSITIVE);
+        let slowest = stage_calls(b)
+            .into_iter()
+            .map(|(queue, what, per_deal)| {
+                let n = b.concurrency.of(queue).max(1);
+                let stage = b.deals as f64 * per_deal * ms(b.latency) / n as f64;
+                (queue, what, per_deal, stage)
+            })
+            .fold(None::<(QueueName, &str, f64, f64)>, |a, x| match a {
+                Some(a) if a.3 >= x.3 => Some(a),
+                _ => Some(x),
+            });
+        let why = slowest
+            .map(|(queue, what, per_deal, stage)| {
+                format!(
+                    "; bound by its slowest stage, not by AB: {queue} ({} instance(s), {per_deal:.0} {what} calls per deal, one after the other) needs {:.1} s",
+                    b.concurrency.of(queue),
+                    stage / 1000.0
+                )
+            })
+            .unwrap_or_default();
         let _ = writeln!(
             out,
-            "| Burst ({}): within {BURST_RATIO}× of AB's bound | {ratio:.2}× ({:.1} s for {:.1} s) | {} |",
+            "| Burst ({}): within {BURST_RATIO}× of AB's bound | {ratio:.2}× ({:.1} s for {:.1} s){why} | {} |",
             b.concurrency.name,
             b.wall.as_secs_f64(),
             bound / 1000.0,
