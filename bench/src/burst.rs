@@ -178,7 +178,7 @@ async fn worker(
             continue;
         }
         shared.generation.fetch_add(1, Ordering::SeqCst);
-        let (failed, _) = stack.run_batch(queue, &batch).await;
+        let failed = stack.run_batch(queue, &batch).await;
         for r in &batch {
             if !failed.contains(&r.message_id) {
                 stack.queue.delete(queue, &r.receipt);

@@ -61,7 +61,7 @@ fn human(d: Duration) -> String {
 
 /// The reconciler's settings from the environment, with `--since` as the look-back window.
 pub fn settings(since: Option<Duration>) -> Result<ReconcileSettings, CliError> {
-    let mut settings = ReconcileSettings::from_env().map_err(|e| CliError::Config(e.problems))?;
+    let mut settings = wiring::section(ReconcileSettings::read)?;
     if let Some(since) = since {
         if since <= settings.grace {
             return Err(CliError::Usage(format!(
@@ -143,7 +143,7 @@ pub async fn reconcile(options: ReconcileOptions) -> Result<Outcome, CliError> {
     let queue: Arc<dyn Queue> = if options.dry_run {
         Arc::new(InMemoryQueue::default())
     } else {
-        let urls = QueueUrls::from_lookup(wiring::var).map_err(CliError::Config)?;
+        let urls = wiring::section(QueueUrls::read)?;
         let aws = wiring::aws().await;
         Arc::new(SqsQueue::new(aws_sdk_sqs::Client::new(&aws), urls))
     };

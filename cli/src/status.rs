@@ -4,7 +4,7 @@
 //! dispatched with), WHMCS provisioning under the Order Id; the records of the given Id are shown.
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use dealbridge::ledger::{DynamoDbLedger, Ledger, StepRecord, TABLE_VARIABLE};
+use dealbridge::ledger::{DynamoDbLedger, Ledger, LedgerSettings, StepRecord, TABLE_VARIABLE};
 use serde_json::json;
 
 use crate::error::CliError;
@@ -42,7 +42,7 @@ pub async fn status(id: &str) -> Result<Outcome, CliError> {
         )));
     };
     let aws = wiring::aws().await;
-    let ledger = DynamoDbLedger::from_env(&aws).map_err(|e| CliError::config(e.message))?;
+    let ledger = DynamoDbLedger::from_settings(&aws, &wiring::section(LedgerSettings::read)?);
     let key = deal.id().to_string();
     let records = ledger.for_deal(&key).await.map_err(|e| {
         CliError::Failed(format!(

@@ -19,17 +19,18 @@ use std::time::Duration;
 use dealbridge::dispatch::{DispatchOutcome, DispatchRequest, Dispatcher, RedispatchPolicy};
 use dealbridge::envelope::{Envelope, Step};
 use dealbridge::ledger::{Ledger, StepRecord};
-use dealbridge::maxio::core_link::{CoreLinkDeps, core_config_from_lookup, core_link_enabled};
 use dealbridge::maxio::prepare::{DealProblem, prepare};
-use dealbridge::maxio::steps::MaxioDeps;
-use dealbridge::maxio::worker::ab_config_from_lookup;
+use dealbridge::maxio::settings::{AbConfig, CoreConfig};
 use dealbridge::plan::{PlannedStep, WorkPlan, plan};
 use dealbridge::queue::{InMemoryQueue, OutgoingMessage, Queue, QueueName, QueueUrls, SqsQueue};
+use dealbridge::runner::{
+    self, Delivery, DrainOptions, Handled, NoWaiting, OnRetry, QueueHandler, Router,
+};
 use dealbridge::salesforce::{RecordUpdate, SalesforceClient, SfId};
+use dealbridge::settings::Section;
 use dealbridge::snapshot::{DealRef, DealSnapshot, LoadOutcome, SnapshotError};
+use dealbridge::whmcs::WhmcsClientSettings;
 use dealbridge::whmcs::prepare::prepare as whmcs_prepare;
-use dealbridge::whmcs::provision::WhmcsDeps;
-use dealbridge::worker::Handled;
 use dealbridge::writeback::{CoreLinkOutcome, MaxioOutcome, WhmcsOutcome};
 use serde_json::{Map, Value, json};
 
@@ -38,7 +39,7 @@ use crate::output::{Outcome, indent, show};
 use crate::rehearse::{
     PlannedRequest, deal_label, maxio_ab_requests, maxio_core_requests, whmcs_requests,
 };
-use crate::wiring::{self, Connected, LedgerChoice, WorkerBase, var};
+use crate::wiring::{self, Connected, LedgerChoice, section, var};
 
 /// What `sync` was asked.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -257,9 +258,14 @@ async fn dry_run(connected: &Connected, deal: &DealRef) -> Result<Outcome, CliEr
     for step in &work.steps {
         match step {
             PlannedStep::MaxioCustomer { .. } => {
-                let (client, settings) = ab_config_from_lookup(var).map_err(CliError::Config)?;
-                let core = if core_link_enabled(var) {
-                    Some(core_config_from_lookup(var).map_err(CliError::Config)?)
+                let AbConfig {
+                    client,
+                    deal: settings,
+                    core_link,
+                } = section(AbConfig::read)?;
+                let core = if core_link {
+                    let CoreConfig { client, link } = section(CoreConfig::read)?;
+                    Some((client, link))
                 } else {
                     None
                 };
@@ -335,7 +341,7 @@ async fn dry_run(connected: &Connected, deal: &DealRef) -> Result<Outcome, CliEr
                 }
             }
             PlannedStep::WhmcsProvision { order_id, .. } => {
-                let settings = wiring::whmcs_settings()?;
+                let settings = section(WhmcsClientSettings::read)?;
                 let endpoint = settings
                     .endpoint()
                     .map_err(|e| CliError::config(e.message()))?;
@@ -506,42 +512,20 @@ struct Wait {
     handed_over: Option<String>,
 }
 
-/// The workers this run needs.
-struct Workers {
-    maxio: Option<MaxioDeps>,
-    core_link: Option<CoreLinkDeps>,
-    whmcs: Option<WhmcsDeps>,
-}
+/// A queue this run set up no handler for: its messages are reported, never dropped.
+struct Unserved;
 
-fn missing(queue: QueueName) -> Handled {
-    Handled::Retry(format!(
-        "no {queue} worker was set up for this run (internal error)"
-    ))
-}
-
-impl Workers {
-    async fn handle(&self, queue: QueueName, envelope: Envelope, receive_count: u32) -> Handled {
-        match queue {
-            QueueName::MaxioCustomer
-            | QueueName::MaxioPricePoints
-            | QueueName::MaxioSubscription => match &self.maxio {
-                Some(d) => d.handle(envelope, receive_count).await,
-                None => missing(queue),
-            },
-            QueueName::MaxioCoreLink => match &self.core_link {
-                Some(d) => d.handle(envelope, receive_count).await,
-                None => missing(queue),
-            },
-            QueueName::WhmcsProvision => match &self.whmcs {
-                Some(d) => d.handle(envelope, receive_count, None).await,
-                None => missing(queue),
-            },
-            QueueName::Delayed => missing(queue),
-        }
+#[async_trait::async_trait]
+impl QueueHandler for Unserved {
+    async fn handle(&self, _envelope: Envelope, delivery: &Delivery) -> Handled {
+        Handled::Retry(format!(
+            "no {} handler was set up for this run (internal error)",
+            delivery.queue
+        ))
     }
 }
 
-/// The queues the in-process workers drain, in chain order.
+/// The queues this process serves, in chain order (the delayed queue's waits are handed over).
 const WORKED: [QueueName; 5] = [
     QueueName::MaxioCustomer,
     QueueName::MaxioPricePoints,
@@ -624,35 +608,25 @@ async fn real_run(
     let needs = |wanted: fn(&PlannedStep) -> bool| {
         work.as_ref().is_some_and(|w| w.steps.iter().any(wanted))
     };
-    let base = WorkerBase {
-        connected,
-        queue: Arc::new(queue.clone()),
-        ledger: ledger.clone(),
-        clock: clock.clone(),
-        max_receives: u32::MAX,
-    };
-    let maxio = if needs(|s| matches!(s, PlannedStep::MaxioCustomer { .. })) {
-        Some(wiring::maxio_deps(&base)?)
-    } else {
-        None
-    };
-    let core_link = if maxio.as_ref().is_some_and(|m| m.core_link) {
-        Some(wiring::core_link_deps(&base)?)
-    } else {
-        None
-    };
-    let whmcs = if needs(|s| matches!(s, PlannedStep::WhmcsProvision { .. })) {
-        Some(wiring::whmcs_deps(&base)?)
-    } else {
-        None
-    };
-    let workers = Workers {
-        maxio,
-        core_link,
-        whmcs,
-    };
+    let mut sections = Vec::new();
+    if needs(|s| matches!(s, PlannedStep::MaxioCustomer { .. })) {
+        sections.push(Section::MaxioAb);
+        if section(AbConfig::read)?.core_link {
+            sections.push(Section::MaxioCore);
+        }
+    }
+    if needs(|s| matches!(s, PlannedStep::WhmcsProvision { .. })) {
+        sections.push(Section::Whmcs);
+    }
+    let wiring = connected.wiring(&sections, Arc::new(queue.clone()), ledger.clone())?;
+    let served = wiring.router().map_err(|e| CliError::Config(e.problems))?;
+    let unserved: Arc<dyn QueueHandler> = Arc::new(Unserved);
+    let mut router = Router::new();
+    for q in WORKED {
+        router = router.with(q, served.handler(q).cloned().unwrap_or(unserved.clone()));
+    }
 
-    let runs = drain(&queue, &workers, ledger.as_ref(), attempts).await;
+    let runs = drain(&queue, &router, ledger.as_ref(), attempts).await;
     if !runs.is_empty() {
         text.push_str("Steps:\n");
         let rows: Vec<Vec<String>> = runs
@@ -737,85 +711,50 @@ async fn real_run(
     Ok(Outcome::new(Value::Object(json), text, failed))
 }
 
-/// Runs the workers over the in-memory queue until nothing they handle is left.
+/// Runs the handlers over the in-memory queue until nothing they handle is left, each message
+/// tried at most `attempts` times; what became of each message, with its ledger record.
 async fn drain(
     queue: &InMemoryQueue,
-    workers: &Workers,
+    router: &Router,
     ledger: &dyn Ledger,
     attempts: u32,
 ) -> Vec<StepRun> {
+    let options = DrainOptions {
+        max_rounds: MAX_ROUNDS,
+        batch_size: 10,
+        on_retry: OnRetry::ReleaseUntil(attempts),
+    };
+    let drained = runner::drain(router, queue, &options, &mut NoWaiting).await;
     let mut runs: Vec<StepRun> = Vec::new();
     let mut index: HashMap<String, usize> = HashMap::new();
-    for _ in 0..MAX_ROUNDS {
-        let mut any = false;
-        for q in WORKED {
-            for received in queue.receive(q, 10) {
-                any = true;
-                let envelope = match Envelope::parse(&received.body) {
-                    Ok(e) => e,
-                    Err(e) => {
-                        // Only this process writes to the queue; a body it cannot read is a bug.
-                        queue.delete(q, &received.receipt);
-                        runs.push(StepRun {
-                            step: "unreadable",
-                            deal_key: String::new(),
-                            attempts: received.receive_count,
-                            result: "retry",
-                            reason: Some(e.to_string()),
-                            record: None,
-                        });
-                        continue;
-                    }
-                };
-                let step = envelope.step.name();
-                let deal_key = match &envelope.step {
-                    Step::WhmcsProvision { order_id, .. } => order_id.to_string(),
-                    _ => envelope.deal.id().to_string(),
-                };
-                let handled = workers.handle(q, envelope, received.receive_count).await;
-                let result = match &handled {
-                    Handled::Done => {
-                        queue.delete(q, &received.receipt);
-                        "done"
-                    }
-                    Handled::Retry(_) if received.receive_count < attempts => {
-                        queue.release(q, &received.receipt);
-                        "retrying"
-                    }
-                    Handled::Retry(_) => {
-                        queue.delete(q, &received.receipt);
-                        "retry"
-                    }
-                };
-                let record = ledger.get(&deal_key, step).await.ok().flatten();
-                let reason = match handled {
-                    Handled::Retry(r) => Some(r),
-                    Handled::Done => None,
-                };
-                let key = received.message_id.clone();
-                let run = StepRun {
-                    step,
-                    deal_key,
-                    attempts: received.receive_count,
-                    result: if result == "retrying" {
-                        "retry"
-                    } else {
-                        result
-                    },
-                    reason,
-                    record,
-                };
-                match index.get(&key) {
-                    Some(&i) => runs[i] = run,
-                    None => {
-                        index.insert(key, runs.len());
-                        runs.push(run);
-                    }
-                }
+    for delivery in drained.deliveries {
+        let step = delivery.step.unwrap_or("unreadable");
+        let deal_key = delivery.deal.clone().unwrap_or_default();
+        let record = match delivery.step {
+            Some(step) => ledger.get(&deal_key, step).await.ok().flatten(),
+            None => None,
+        };
+        let run = StepRun {
+            step,
+            deal_key,
+            attempts: delivery.receive_count,
+            result: if delivery.handled.is_finished() {
+                "done"
+            } else {
+                "retry"
+            },
+            reason: match &delivery.handled {
+                Handled::Done => None,
+                other => other.reason().map(str::to_string),
+            },
+            record,
+        };
+        match index.get(&delivery.message_id) {
+            Some(&i) => runs[i] = run,
+            None => {
+                index.insert(delivery.message_id.clone(), runs.len());
+                runs.push(run);
             }
-        }
-        if !any {
-            break;
         }
     }
     runs

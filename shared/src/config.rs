@@ -9,6 +9,7 @@ use std::time::Duration;
 use url::Url;
 
 use crate::mapping::Mapping;
+use crate::settings::Env;
 
 /// How dealbridge logs in to Salesforce.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,90 +88,63 @@ impl Config {
 
     /// Reads configuration through `get` (the environment in production, a map in tests).
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
-        let mut problems = Vec::new();
-        let var = |name: &str| {
-            get(name)
-                .map(|v| v.trim().to_string())
-                .filter(|v| !v.is_empty())
-        };
+        let mut env = Env::new(get);
+        let config = Config::read(&mut env);
+        env.finish(config)
+            .map_err(|problems| ConfigError { problems })
+    }
 
-        let login_url = match var("SALESFORCE_LOGIN_URL") {
-            None => {
-                problems.push(
-                    "SALESFORCE_LOGIN_URL is not set (e.g. https://login.salesforce.com or https://<domain>.my.salesforce.com)"
-                        .to_string(),
-                );
-                None
-            }
-            Some(raw) => match parse_base_url(&raw) {
-                Ok(url) => Some(url),
-                Err(why) => {
-                    problems.push(format!("SALESFORCE_LOGIN_URL {raw:?} is malformed: {why}"));
-                    None
-                }
-            },
-        };
-
-        let version_raw =
-            var("SALESFORCE_API_VERSION").unwrap_or_else(|| DEFAULT_API_VERSION.into());
+    /// Reads the Salesforce connection, the secrets cache and the mapping document.
+    pub fn read(env: &mut Env<'_>) -> Option<Config> {
+        let login_url = env.url(
+            "SALESFORCE_LOGIN_URL",
+            "e.g. https://login.salesforce.com or https://<domain>.my.salesforce.com",
+            parse_base_url,
+        );
+        let version_raw = env.or("SALESFORCE_API_VERSION", DEFAULT_API_VERSION);
         let api_version = ApiVersion::parse(&version_raw);
         if api_version.is_none() {
-            problems.push(format!(
+            env.problem(format!(
                 "SALESFORCE_API_VERSION {version_raw:?} is malformed: expected a version like {DEFAULT_API_VERSION}"
             ));
         }
-
-        let flow_raw = var("SALESFORCE_AUTH_FLOW").unwrap_or_else(|| "client_credentials".into());
+        let flow_raw = env.or("SALESFORCE_AUTH_FLOW", "client_credentials");
         let auth_flow = match flow_raw.as_str() {
             "client_credentials" => Some(AuthFlow::ClientCredentials),
             "jwt_bearer" | "jwt" => Some(AuthFlow::JwtBearer),
             other => {
-                problems.push(format!(
+                env.problem(format!(
                     "SALESFORCE_AUTH_FLOW {other:?} is not one of client_credentials, jwt_bearer"
                 ));
                 None
             }
         };
-
-        let secret_name = var("SALESFORCE_SECRET_NAME");
-        if secret_name.is_none() {
-            problems.push(
-                "SALESFORCE_SECRET_NAME is not set (the Secrets Manager secret with the Salesforce credentials)"
-                    .to_string(),
-            );
-        }
-
-        let jwt_audience =
-            var("SALESFORCE_JWT_AUDIENCE").or_else(|| login_url.as_ref().map(default_audience));
-
-        let timeout = seconds(&var, "SALESFORCE_TIMEOUT_SECONDS", 20, &mut problems);
-        let secrets_cache_ttl = seconds(&var, "SECRETS_CACHE_TTL_SECONDS", 900, &mut problems);
-
-        let mapping = match (var("DEALBRIDGE_MAPPING"), var("DEALBRIDGE_MAPPING_FILE")) {
+        let secret_name = env.required(
+            "SALESFORCE_SECRET_NAME",
+            "the Secrets Manager secret with the Salesforce credentials",
+        );
+        let jwt_audience = env
+            .var("SALESFORCE_JWT_AUDIENCE")
+            .or_else(|| login_url.as_ref().map(default_audience));
+        let timeout = env.seconds("SALESFORCE_TIMEOUT_SECONDS", 20);
+        let secrets_cache_ttl = env.seconds("SECRETS_CACHE_TTL_SECONDS", 900);
+        let mapping = match (
+            env.var("DEALBRIDGE_MAPPING"),
+            env.var("DEALBRIDGE_MAPPING_FILE"),
+        ) {
             (Some(_), Some(_)) => {
-                problems.push(
-                    "DEALBRIDGE_MAPPING and DEALBRIDGE_MAPPING_FILE are both set; set one"
-                        .to_string(),
-                );
+                env.problem("DEALBRIDGE_MAPPING and DEALBRIDGE_MAPPING_FILE are both set; set one");
                 None
             }
-            (Some(text), None) => match Mapping::from_json(&text) {
-                Ok(m) => Some(m),
-                Err(e) => {
-                    problems.push(format!("DEALBRIDGE_MAPPING: {e}"));
-                    None
-                }
-            },
+            (Some(text), None) => Mapping::from_json(&text)
+                .map_err(|e| env.problem(format!("DEALBRIDGE_MAPPING: {e}")))
+                .ok(),
             (None, Some(path)) => match std::fs::read_to_string(&path) {
-                Ok(text) => match Mapping::from_json(&text) {
-                    Ok(m) => Some(m),
-                    Err(e) => {
-                        problems.push(format!("DEALBRIDGE_MAPPING_FILE {path:?}: {e}"));
-                        None
-                    }
-                },
+                Ok(text) => Mapping::from_json(&text)
+                    .map_err(|e| env.problem(format!("DEALBRIDGE_MAPPING_FILE {path:?}: {e}")))
+                    .ok(),
                 Err(e) => {
-                    problems.push(format!(
+                    env.problem(format!(
                         "DEALBRIDGE_MAPPING_FILE {path:?} cannot be read: {e}"
                     ));
                     None
@@ -178,59 +152,21 @@ impl Config {
             },
             (None, None) => Some(Mapping::default()),
         };
-
-        match (
-            login_url,
-            api_version,
-            auth_flow,
-            secret_name,
-            jwt_audience,
-            mapping,
-        ) {
-            (
-                Some(login_url),
-                Some(api_version),
-                Some(auth_flow),
-                Some(secret_name),
-                Some(jwt_audience),
-                Some(mapping),
-            ) if problems.is_empty() => Ok(Config {
-                salesforce: SalesforceConfig {
-                    login_url,
-                    api_version,
-                    auth_flow,
-                    secret_name,
-                    jwt_audience,
-                    timeout,
-                },
-                secrets_cache_ttl,
-                mapping,
-            }),
-            _ => Err(ConfigError { problems }),
-        }
+        Some(Config {
+            salesforce: SalesforceConfig {
+                login_url: login_url?,
+                api_version: api_version?,
+                auth_flow: auth_flow?,
+                secret_name: secret_name?,
+                jwt_audience: jwt_audience?,
+                timeout,
+            },
+            secrets_cache_ttl,
+            mapping: mapping?,
+        })
     }
 }
 
-fn seconds(
-    var: &impl Fn(&str) -> Option<String>,
-    name: &str,
-    default: u64,
-    problems: &mut Vec<String>,
-) -> Duration {
-    match var(name) {
-        None => Duration::from_secs(default),
-        Some(raw) => match raw.parse::<u64>() {
-            Ok(n) => Duration::from_secs(n),
-            Err(_) => {
-                problems.push(format!("{name} {raw:?} is not a whole number of seconds"));
-                Duration::from_secs(default)
-            }
-        },
-    }
-}
-
-/// An https base URL (http only for loopback, where the sandbox runs), without path, query or
-/// credentials.
 pub fn parse_base_url(raw: &str) -> Result<Url, String> {
     let url = parse_api_root(raw)?;
     if url.path() != "/" && !url.path().is_empty() {

@@ -168,6 +168,15 @@ impl Envelope {
         )
     }
 
+    /// The key the step's ledger records are kept under: the Order Id for WHMCS provisioning,
+    /// else the deal's Id.
+    pub fn deal_key(&self) -> String {
+        match &self.step {
+            Step::WhmcsProvision { order_id, .. } => order_id.to_string(),
+            _ => self.deal.id().to_string(),
+        }
+    }
+
     /// The same deal's envelope for another step (the correlation id and trigger key carried on).
     pub fn next(&self, step: Step) -> Envelope {
         Envelope::new(

@@ -5,9 +5,12 @@
 //! checksums, SOQL escaping, snapshot parsing) lives apart from I/O so it is unit-tested.
 
 pub mod clock;
+pub mod codes;
 pub mod config;
+pub mod delayed;
 pub mod dispatch;
 pub mod envelope;
+pub mod lambda;
 pub mod ledger;
 pub mod mapping;
 pub mod maxio;
@@ -17,10 +20,11 @@ pub mod plan;
 pub mod queue;
 pub mod reconcile;
 pub mod retry;
+pub mod runner;
 pub mod salesforce;
 pub mod secrets;
-pub mod services;
+pub mod settings;
 pub mod snapshot;
 pub mod whmcs;
-pub mod worker;
+pub mod wiring;
 pub mod writeback;

@@ -42,6 +42,7 @@ use serde_json::Value;
 use crate::mapping::Mapping;
 use crate::salesforce::soql::quote;
 use crate::salesforce::{ApiUsage, CompositeRequest};
+use crate::settings::Env;
 use crate::snapshot::DealRef;
 
 /// Composite reference id of the Opportunity search.
@@ -96,68 +97,50 @@ pub struct SettingsError {
 
 impl ReconcileSettings {
     /// Reads `RECONCILER_GRACE_MINUTES`, `RECONCILER_LOOKBACK_DAYS`, `RECONCILER_MAX_PER_RUN`,
-    /// `RECONCILER_MAX_API_USAGE_PERCENT` and `RECONCILER_TIME_BUDGET_SECONDS` through `get`.
-    pub fn from_lookup(
-        get: impl Fn(&str) -> Option<String>,
-    ) -> Result<ReconcileSettings, SettingsError> {
-        let mut problems = Vec::new();
-        let mut number = |name: &str, default: u64, min: u64, max: u64| {
-            let Some(raw) = get(name)
-                .map(|v| v.trim().to_string())
-                .filter(|v| !v.is_empty())
-            else {
-                return default;
-            };
-            match raw.parse::<u64>() {
-                Ok(n) if (min..=max).contains(&n) => n,
-                _ => {
-                    problems.push(format!(
-                        "{name} {raw:?} is not a whole number from {min} to {max}"
-                    ));
-                    default
-                }
-            }
-        };
-        let grace_minutes = number("RECONCILER_GRACE_MINUTES", DEFAULT_GRACE_MINUTES, 1, 1440);
-        let lookback_days = number("RECONCILER_LOOKBACK_DAYS", DEFAULT_LOOKBACK_DAYS, 1, 365);
-        let max_per_run = number(
+    /// `RECONCILER_MAX_API_USAGE_PERCENT` and `RECONCILER_TIME_BUDGET_SECONDS`.
+    pub fn read(env: &mut Env<'_>) -> Option<ReconcileSettings> {
+        let grace_minutes = env.whole("RECONCILER_GRACE_MINUTES", DEFAULT_GRACE_MINUTES, 1, 1440);
+        let lookback_days = env.whole("RECONCILER_LOOKBACK_DAYS", DEFAULT_LOOKBACK_DAYS, 1, 365);
+        let max_per_run = env.whole(
             "RECONCILER_MAX_PER_RUN",
-            DEFAULT_MAX_PER_RUN as u64,
+            DEFAULT_MAX_PER_RUN,
             1,
-            MAX_PER_RUN_LIMIT as u64,
+            MAX_PER_RUN_LIMIT,
         );
-        let percent = number(
+        let percent = env.whole(
             "RECONCILER_MAX_API_USAGE_PERCENT",
-            u64::from(DEFAULT_MAX_API_USAGE_PERCENT),
+            DEFAULT_MAX_API_USAGE_PERCENT,
             1,
             100,
         );
-        let budget = number(
+        let budget = env.whole(
             "RECONCILER_TIME_BUDGET_SECONDS",
             DEFAULT_TIME_BUDGET.as_secs(),
             1,
             900,
         );
         if grace_minutes >= lookback_days * 1440 {
-            problems.push(format!(
+            env.problem(format!(
                 "RECONCILER_GRACE_MINUTES ({grace_minutes}) must be shorter than RECONCILER_LOOKBACK_DAYS ({lookback_days} days)"
             ));
         }
-        if !problems.is_empty() {
-            return Err(SettingsError { problems });
-        }
-        Ok(ReconcileSettings {
+        Some(ReconcileSettings {
             grace: Duration::from_secs(grace_minutes * 60),
             lookback: Duration::from_secs(lookback_days * 86_400),
-            max_per_run: usize::try_from(max_per_run).unwrap_or(DEFAULT_MAX_PER_RUN),
-            max_api_usage_percent: u32::try_from(percent).unwrap_or(DEFAULT_MAX_API_USAGE_PERCENT),
+            max_per_run,
+            max_api_usage_percent: percent,
             time_budget: Duration::from_secs(budget),
         })
     }
 
-    /// Reads the process environment.
-    pub fn from_env() -> Result<ReconcileSettings, SettingsError> {
-        Self::from_lookup(|k| std::env::var(k).ok())
+    /// Reads the reconciler's variables through `get` alone.
+    pub fn from_lookup(
+        get: impl Fn(&str) -> Option<String>,
+    ) -> Result<ReconcileSettings, SettingsError> {
+        let mut env = Env::new(get);
+        let settings = ReconcileSettings::read(&mut env);
+        env.finish(settings)
+            .map_err(|problems| SettingsError { problems })
     }
 }
 

@@ -7,6 +7,8 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::time::Duration;
 
 use rand::SeedableRng;
@@ -17,7 +19,8 @@ use crate::events::{http_request, sample, with_signed_body};
 use crate::local::LocalStack;
 use crate::maxio_core::throttled;
 use crate::observe::{ChaosPlan, ChaosStats, Fault};
-use dealbridge::queue::QueueName;
+use dealbridge::queue::{QueueName, Received};
+use dealbridge::runner::{Ack, DrainHooks, DrainOptions, drain};
 
 /// The queues the workers consume.
 const WORKED: [QueueName; 6] = [
@@ -258,58 +261,19 @@ impl ChaosRun {
     /// Runs the workers with duplicate deliveries, shuffled order and crashes until nothing is
     /// left to do (moving virtual time instead of waiting).
     async fn drain(&mut self, max_rounds: usize) {
-        for _ in 0..max_rounds {
-            let mut order = WORKED;
-            order.shuffle(&mut self.rng);
-            let mut any = false;
-            for queue in order {
-                let mut batch = self.stack.queue.receive(queue, 10);
-                if batch.is_empty() {
-                    continue;
-                }
-                any = true;
-                if !queue.is_fifo() {
-                    batch.shuffle(&mut self.rng);
-                }
-                self.redeliveries += batch.iter().filter(|r| r.receive_count > 1).count();
-                let crashed = tokio::select! {
-                    biased;
-                    () = self.plan.crashed() => None,
-                    (failed, _) = self.stack.run_batch(queue, &batch) => Some(failed),
-                };
-                let Some(failed) = crashed else {
-                    // The process died: nothing was acknowledged; SQS hands the messages out
-                    // again after their visibility timeout.
-                    continue;
-                };
-                for r in &batch {
-                    if failed.contains(&r.message_id) {
-                        continue;
-                    }
-                    if self.duplicated.insert(r.message_id.clone()) {
-                        // At-least-once: this acknowledgement is "lost", the message comes back.
-                        self.stack.queue.release(queue, &r.receipt);
-                    } else {
-                        self.stack.queue.delete(queue, &r.receipt);
-                    }
-                }
-            }
-            if any {
-                continue;
-            }
-            let next = WORKED
-                .iter()
-                .filter_map(|q| self.stack.queue.next_visible_at(*q))
-                .min();
-            match next {
-                Some(at) => {
-                    let now = self.stack.queue.now();
-                    self.stack
-                        .advance(at.saturating_sub(now).max(Duration::from_millis(1)));
-                }
-                None => break,
-            }
-        }
+        let router = self.stack.router().only(&WORKED);
+        let mut hooks = Chaos {
+            stack: &self.stack,
+            plan: &self.plan,
+            rng: &mut self.rng,
+            duplicated: &mut self.duplicated,
+            redeliveries: &mut self.redeliveries,
+        };
+        let options = DrainOptions {
+            max_rounds,
+            ..DrainOptions::default()
+        };
+        drain(&router, &self.stack.queue, &options, &mut hooks).await;
     }
 
     fn record(&self, reference: &str) -> Map<String, Value> {
@@ -467,5 +431,48 @@ impl ChaosRun {
             duplicates,
             problems,
         }
+    }
+}
+
+/// The chaos a drain runs under: queues served in a random order, standard-queue batches
+/// shuffled, the process dying right after an effect, every acknowledgement lost once.
+struct Chaos<'a> {
+    stack: &'a LocalStack,
+    plan: &'a ChaosPlan,
+    rng: &'a mut rand::rngs::StdRng,
+    duplicated: &'a mut HashSet<String>,
+    redeliveries: &'a mut usize,
+}
+
+impl DrainHooks for Chaos<'_> {
+    fn order(&mut self, queues: &mut [QueueName]) {
+        queues.shuffle(self.rng);
+    }
+
+    fn batch(&mut self, queue: QueueName, batch: &mut [Received]) {
+        if !queue.is_fifo() {
+            batch.shuffle(self.rng);
+        }
+        *self.redeliveries += batch.iter().filter(|r| r.receive_count > 1).count();
+    }
+
+    fn interrupted(&mut self) -> Option<Pin<Box<dyn Future<Output = ()> + Send + '_>>> {
+        // The process died: nothing was acknowledged; SQS hands the messages out again after
+        // their visibility timeout.
+        Some(Box::pin(self.plan.crashed()))
+    }
+
+    fn acknowledge(&mut self, _queue: QueueName, received: &Received) -> Ack {
+        if self.duplicated.insert(received.message_id.clone()) {
+            // At-least-once: this acknowledgement is "lost", the message comes back.
+            Ack::Release
+        } else {
+            Ack::Delete
+        }
+    }
+
+    fn advance(&mut self, by: Duration) -> bool {
+        self.stack.advance(by);
+        true
     }
 }

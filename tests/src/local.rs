@@ -9,24 +9,23 @@ use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
 use chrono::{DateTime, TimeZone, Utc};
 use dealbridge::clock::ManualClock;
 use dealbridge::config::{AuthFlow, Config};
-use dealbridge::dispatch::{Dispatcher, RedispatchPolicy};
+use dealbridge::delayed::DelayedDeps;
 use dealbridge::ledger::{DEFAULT_RETENTION, InMemoryLedger};
-use dealbridge::maxio::ab::{AbClient, AbClientSettings, MAX_CONCURRENT_REQUESTS};
-use dealbridge::maxio::core::{CoreClient, CoreClientSettings};
 use dealbridge::maxio::core_link::CoreLinkDeps;
-use dealbridge::maxio::prepare::AbSettings;
 use dealbridge::maxio::steps::MaxioDeps;
 use dealbridge::queue::{InMemoryQueue, QueueName, Received};
 use dealbridge::retry::RetryPolicy;
+use dealbridge::runner::{
+    DrainHooks, DrainOptions, Drained, Handled, Router, drain, run_batch, sqs_record,
+};
 use dealbridge::salesforce::{SalesforceClient, SfId};
 use dealbridge::secrets::InMemorySecrets;
+use dealbridge::settings::{Env, Section, Settings};
 use dealbridge::snapshot::SnapshotLoader;
 use dealbridge::whmcs::provision::WhmcsDeps;
-use dealbridge::whmcs::{WhmcsClient, WhmcsClientSettings};
-use dealbridge::writeback::WriteBack;
-use dealbridge_intake::settings::IntakeSettings;
+use dealbridge::wiring::{Platform, Wiring};
 
-use crate::harness::{SALESFORCE_SECRET, config, credentials_secret};
+use crate::harness::{SALESFORCE_SECRET, credentials_secret, environment};
 use crate::maxio_ab::{AbSettings as AbSandboxSettings, MaxioAbSandbox};
 use crate::maxio_core::{CoreSettings, MaxioCoreSandbox};
 use crate::salesforce::{OrgSettings, SalesforceSandbox, seeded_org};
@@ -71,14 +70,16 @@ pub struct LocalStack {
     pub client: Arc<SalesforceClient>,
     pub intake: dealbridge_intake::Deps,
     pub platform_events: dealbridge_platform_events::Deps,
-    pub delayed: dealbridge_delayed::Deps,
+    pub delayed: Arc<DelayedDeps>,
     pub maxio_ab: MaxioAbSandbox,
-    pub maxio: MaxioDeps,
+    pub maxio: Arc<MaxioDeps>,
     pub maxio_core: MaxioCoreSandbox,
-    pub core_link: CoreLinkDeps,
+    pub core_link: Arc<CoreLinkDeps>,
     pub whmcs: WhmcsSandbox,
     pub ledger: InMemoryLedger,
-    pub whmcs_deps: WhmcsDeps,
+    pub whmcs_deps: Arc<WhmcsDeps>,
+    /// The production wiring the handlers above were built with.
+    pub wiring: Wiring,
 }
 
 /// How the local stack's Maxio Core tenant starts.
@@ -87,16 +88,6 @@ pub struct CoreStart {
     pub settings: CoreSettings,
     /// Leave the tenant empty instead of loading `tests/data/maxio_core/seed.json`.
     pub empty: bool,
-}
-
-/// What draining the queues did.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct Drained {
-    /// Messages handled, per queue.
-    pub handled: Vec<(QueueName, usize)>,
-    /// Deliveries that asked to be retried.
-    pub retried: usize,
-    pub delayed: Vec<dealbridge_delayed::RecordOutcome>,
 }
 
 impl LocalStack {
@@ -116,104 +107,7 @@ impl LocalStack {
         core: CoreStart,
     ) -> anyhow::Result<LocalStack> {
         let salesforce = SalesforceSandbox::start(OrgSettings::default(), seeded_org()?).await?;
-        let config = config(&salesforce, AuthFlow::ClientCredentials, extra)?;
-        let secrets = InMemorySecrets::new();
-        secrets.insert(
-            SALESFORCE_SECRET,
-            credentials_secret(&salesforce.settings()),
-        );
-        secrets.insert(INTAKE_SECRET, intake_secret_json());
-        let client = Arc::new(SalesforceClient::new(
-            config.salesforce.clone(),
-            Arc::new(secrets.clone()),
-        )?);
-        let queue = InMemoryQueue::new(Duration::from_secs(360), 5);
-        for q in [
-            QueueName::MaxioCustomer,
-            QueueName::MaxioPricePoints,
-            QueueName::MaxioSubscription,
-            QueueName::MaxioCoreLink,
-            QueueName::WhmcsProvision,
-            QueueName::Delayed,
-        ] {
-            queue.set_max_receives(q, MAX_RECEIVES);
-        }
-        let clock = ManualClock::new(sample_time());
-        let org_id = SfId::parse(&salesforce.settings().org_id)?.to_string();
-        let settings = IntakeSettings::from_lookup(|k| match k {
-            "INTAKE_SECRET_NAME" => Some(INTAKE_SECRET.to_string()),
-            "SALESFORCE_ORG_IDS" => Some(org_id.clone()),
-            _ => None,
-        })
-        .map_err(|p| anyhow::anyhow!(p.join("; ")))?;
-        let dispatcher = || {
-            Dispatcher::new(
-                SnapshotLoader::new(client.clone(), Arc::new(config.mapping.clone())),
-                Arc::new(queue.clone()),
-                Arc::new(config.mapping.clone()),
-                RedispatchPolicy::default(),
-                Arc::new(clock.clone()),
-            )
-        };
-        let intake = dealbridge_intake::Deps {
-            dispatcher: dispatcher(),
-            secrets: Arc::new(secrets.clone()),
-            settings,
-            clock: Arc::new(clock.clone()),
-        };
-        let platform_events = dealbridge_platform_events::Deps {
-            dispatcher: dispatcher(),
-        };
-        let writeback = Arc::new(WriteBack::new(
-            client.clone(),
-            Arc::new(config.mapping.clone()),
-            Arc::new(clock.clone()),
-            RetryPolicy {
-                max_attempts: 4,
-                base_delay: Duration::from_millis(5),
-                max_delay: Duration::from_millis(40),
-            },
-        ));
-        let ledger = InMemoryLedger::new(DEFAULT_RETENTION);
-        let delayed = dealbridge_delayed::Deps {
-            dispatcher: dispatcher(),
-            ledger: Arc::new(ledger.clone()),
-            queue: Arc::new(queue.clone()),
-            clock: Arc::new(clock.clone()),
-            writeback: writeback.clone(),
-            max_receives: MAX_RECEIVES,
-        };
         let maxio_ab = MaxioAbSandbox::start(AbSandboxSettings::default()).await?;
-        secrets.insert(
-            MAXIO_AB_SECRET,
-            serde_json::json!({"api_key": maxio_ab.settings().api_key}).to_string(),
-        );
-        let ab = AbClient::new(
-            AbClientSettings {
-                base_url: url::Url::parse(maxio_ab.url())?,
-                secret_name: MAXIO_AB_SECRET.into(),
-                timeout: Duration::from_secs(10),
-                retry: RetryPolicy {
-                    max_attempts: 4,
-                    base_delay: Duration::from_millis(5),
-                    max_delay: Duration::from_millis(40),
-                },
-                max_concurrent_requests: MAX_CONCURRENT_REQUESTS,
-            },
-            Arc::new(secrets.clone()),
-        )?;
-        let mapping = Arc::new(config.mapping.clone());
-        let maxio = MaxioDeps {
-            ab: Arc::new(ab),
-            queue: Arc::new(queue.clone()),
-            writeback: writeback.clone(),
-            mapping,
-            settings: AbSettings::default(),
-            max_receives: MAX_RECEIVES,
-            core_link: true,
-            ledger: Arc::new(ledger.clone()),
-            clock: Arc::new(clock.clone()),
-        };
         let maxio_core = MaxioCoreSandbox::start(core.settings).await?;
         if !core.empty {
             maxio_core.seed(
@@ -226,88 +120,106 @@ impl LocalStack {
                 },
             )?;
         }
+        let whmcs = WhmcsSandbox::start(WhmcsSettings::default()).await?;
+
+        let secrets = InMemorySecrets::new();
+        secrets.insert(
+            SALESFORCE_SECRET,
+            credentials_secret(&salesforce.settings()),
+        );
+        secrets.insert(INTAKE_SECRET, intake_secret_json());
+        secrets.insert(
+            MAXIO_AB_SECRET,
+            serde_json::json!({"api_key": maxio_ab.settings().api_key}).to_string(),
+        );
         secrets.insert(
             MAXIO_CORE_SECRET,
             serde_json::json!({"api_token": maxio_core.settings().api_token}).to_string(),
         );
-        let (_, link_settings) =
-            dealbridge::maxio::core_link::core_config_from_lookup(|k| match k {
-                "MAXIO_CORE_BASE_URL" => Some(maxio_core.base_url()),
-                other => extra
-                    .iter()
-                    .find(|(name, _)| *name == other)
-                    .map(|(_, v)| v.to_string()),
-            })
-            .map_err(|p| anyhow::anyhow!(p.join("; ")))?;
-        let core_client = CoreClient::new(
-            CoreClientSettings {
-                base_url: url::Url::parse(&maxio_core.base_url())?,
-                secret_name: MAXIO_CORE_SECRET.into(),
-                timeout: Duration::from_secs(10),
-                retry: RetryPolicy {
-                    max_attempts: 4,
-                    base_delay: Duration::from_millis(5),
-                    max_delay: Duration::from_millis(40),
-                },
-                max_pages: 100,
-            },
-            Arc::new(secrets.clone()),
-        )?;
-        let core_link = CoreLinkDeps {
-            core: Arc::new(core_client),
-            queue: Arc::new(queue.clone()),
-            writeback: writeback.clone(),
-            clock: Arc::new(clock.clone()),
-            ledger: Arc::new(ledger.clone()),
-            settings: link_settings,
-            max_receives: MAX_RECEIVES,
-        };
-        let whmcs = WhmcsSandbox::start(WhmcsSettings::default()).await?;
         let whmcs_settings = whmcs.settings();
         secrets.insert(
             WHMCS_SECRET,
             serde_json::json!({"identifier": whmcs_settings.identifier, "secret": whmcs_settings.secret})
                 .to_string(),
         );
-        let whmcs_client = WhmcsClient::new(
-            WhmcsClientSettings {
-                base_url: url::Url::parse(&whmcs.base_url())?,
-                secret_name: WHMCS_SECRET.into(),
-                timeout: Duration::from_secs(10),
-                retry: RetryPolicy {
-                    max_attempts: 4,
-                    base_delay: Duration::from_millis(5),
-                    max_delay: Duration::from_millis(40),
-                },
-            },
-            Arc::new(secrets.clone()),
-        )?;
-        let whmcs_deps = WhmcsDeps {
-            whmcs: Arc::new(whmcs_client),
-            ledger: Arc::new(ledger.clone()),
-            writeback,
-            mapping: Arc::new(config.mapping.clone()),
-            clock: Arc::new(clock.clone()),
-            lease_fallback: WHMCS_LEASE,
-            max_receives: MAX_RECEIVES,
+
+        // The sandbox's endpoints, through the configuration every function reads.
+        let org_id = SfId::parse(&salesforce.settings().org_id)?.to_string();
+        let mut variables = environment(&salesforce, AuthFlow::ClientCredentials);
+        for (name, value) in [
+            ("INTAKE_SECRET_NAME", INTAKE_SECRET.to_string()),
+            ("SALESFORCE_ORG_IDS", org_id),
+            ("WORKER_MAX_RECEIVES", MAX_RECEIVES.to_string()),
+            ("MAXIO_AB_BASE_URL", maxio_ab.url().to_string()),
+            ("MAXIO_AB_SECRET_NAME", MAXIO_AB_SECRET.to_string()),
+            ("MAXIO_AB_TIMEOUT_SECONDS", "10".to_string()),
+            ("MAXIO_CORE_LINK_ENABLED", "true".to_string()),
+            ("MAXIO_CORE_BASE_URL", maxio_core.base_url()),
+            ("MAXIO_CORE_SECRET_NAME", MAXIO_CORE_SECRET.to_string()),
+            ("MAXIO_CORE_TIMEOUT_SECONDS", "10".to_string()),
+            ("WHMCS_BASE_URL", whmcs.base_url()),
+            ("WHMCS_SECRET_NAME", WHMCS_SECRET.to_string()),
+            ("WHMCS_TIMEOUT_SECONDS", "10".to_string()),
+        ] {
+            variables.push((name.to_string(), value));
+        }
+        variables.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        let lookup = |k: &str| {
+            variables
+                .iter()
+                .rev()
+                .find(|(n, _)| n == k)
+                .map(|(_, v)| v.clone())
         };
+        // Every section but the queues (in memory here) and the ledger's table (in memory too).
+        let settings = Settings::read(
+            &[
+                Section::Worker,
+                Section::MaxioAb,
+                Section::MaxioCore,
+                Section::Whmcs,
+                Section::Intake,
+                Section::Reconciler,
+            ],
+            &mut Env::new(lookup),
+        )?;
+
+        let queue = InMemoryQueue::new(Duration::from_secs(360), 5);
+        for q in QueueName::ALL {
+            queue.set_max_receives(q, MAX_RECEIVES);
+        }
+        let clock = ManualClock::new(sample_time());
+        let ledger = InMemoryLedger::new(DEFAULT_RETENTION);
+        let platform = Platform {
+            secrets: Arc::new(secrets.clone()),
+            queue: Arc::new(queue.clone()),
+            ledger: Some(Arc::new(ledger.clone())),
+            clock: Arc::new(clock.clone()),
+            retry: RetryPolicy {
+                max_attempts: 4,
+                base_delay: Duration::from_millis(5),
+                max_delay: Duration::from_millis(40),
+            },
+        };
+        let wiring = Wiring::new(settings, platform)?;
         Ok(LocalStack {
+            config: wiring.settings.config.clone(),
+            client: wiring.salesforce.clone(),
+            intake: dealbridge_intake::Deps::new(&wiring)?,
+            platform_events: dealbridge_platform_events::Deps::new(&wiring),
+            delayed: Arc::new(wiring.delayed()?),
+            maxio: Arc::new(wiring.maxio()?),
+            core_link: Arc::new(wiring.core_link()?),
+            whmcs_deps: Arc::new(wiring.whmcs()?),
             salesforce,
             queue,
             clock,
             secrets,
-            config,
-            client,
-            intake,
-            platform_events,
-            delayed,
             maxio_ab,
-            maxio,
             maxio_core,
-            core_link,
             whmcs,
             ledger,
-            whmcs_deps,
+            wiring,
         })
     }
 
@@ -335,158 +247,93 @@ impl LocalStack {
             .and_then(|id| SfId::parse(&id).ok())
             .unwrap_or_else(|| panic!("no seeded record {reference}"))
     }
-
-    /// Runs the delayed function over its queue until nothing is left, moving time forward to
-    /// each next message instead of waiting. Returns what each record became, in order.
-    pub async fn drain_delayed(&self, max_rounds: usize) -> Vec<dealbridge_delayed::RecordOutcome> {
-        let mut outcomes = Vec::new();
-        for _ in 0..max_rounds {
-            let batch = self.queue.receive(QueueName::Delayed, 10);
-            if batch.is_empty() {
-                match self.queue.next_visible_at(QueueName::Delayed) {
-                    Some(at) => {
-                        let now = self.queue.now();
-                        self.advance(at.saturating_sub(now).max(Duration::from_millis(1)));
-                        continue;
-                    }
-                    None => break,
-                }
-            }
-            for received in batch {
-                let outcome =
-                    dealbridge_delayed::handle_record(&sqs_message(&received), &self.delayed).await;
-                match outcome {
-                    dealbridge_delayed::RecordOutcome::Failed { .. } => {}
-                    _ => self.queue.delete(QueueName::Delayed, &received.receipt),
-                }
-                outcomes.push(outcome);
-            }
-        }
-        outcomes
-    }
 }
 
 impl LocalStack {
-    /// Hands `batch` to the function that consumes `queue`, as Lambda's SQS poller would. Returns
-    /// the message ids the function asked to retry, and what the delayed function did.
-    pub async fn run_batch(
-        &self,
-        queue: QueueName,
-        batch: &[Received],
-    ) -> (Vec<String>, Vec<dealbridge_delayed::RecordOutcome>) {
-        let ids = |r: aws_lambda_events::sqs::SqsBatchResponse| -> Vec<String> {
-            r.batch_item_failures
-                .into_iter()
-                .map(|f| f.item_identifier)
-                .collect()
-        };
-        match queue {
-            QueueName::Delayed => {
-                let mut failed = Vec::new();
-                let mut outcomes = Vec::new();
-                for r in batch {
-                    let outcome =
-                        dealbridge_delayed::handle_record(&sqs_message(r), &self.delayed).await;
-                    if matches!(outcome, dealbridge_delayed::RecordOutcome::Failed { .. }) {
-                        failed.push(r.message_id.clone());
-                    }
-                    outcomes.push(outcome);
-                }
-                (failed, outcomes)
-            }
-            QueueName::WhmcsProvision => (
-                ids(dealbridge::whmcs::provision::handle_batch(
-                    &sqs_event(batch),
-                    &self.whmcs_deps,
-                    None,
-                )
-                .await),
-                Vec::new(),
-            ),
-            QueueName::MaxioCoreLink => (
-                ids(
-                    dealbridge::maxio::core_link::handle_batch(&sqs_event(batch), &self.core_link)
-                        .await,
-                ),
-                Vec::new(),
-            ),
-            _ => (
-                ids(
-                    dealbridge::maxio::worker::handle_batch(&sqs_event(batch), &self.maxio, queue)
-                        .await,
-                ),
-                Vec::new(),
-            ),
-        }
+    /// Every queue's handler, as the deployed functions serve them (the same handlers as
+    /// [`Wiring::router`], kept as fields so tests can reach their clients).
+    pub fn router(&self) -> Router {
+        Router::new()
+            .with(QueueName::Delayed, self.delayed.clone())
+            .with(QueueName::MaxioCustomer, self.maxio.clone())
+            .with(QueueName::MaxioPricePoints, self.maxio.clone())
+            .with(QueueName::MaxioSubscription, self.maxio.clone())
+            .with(QueueName::MaxioCoreLink, self.core_link.clone())
+            .with(QueueName::WhmcsProvision, self.whmcs_deps.clone())
     }
 
-    /// Runs every worker that exists over its queue until all queues are empty (or only hold
-    /// messages for workers that do not exist yet), moving virtual time forward to each next
-    /// visible message instead of waiting. Failed deliveries stay in flight until their visibility
-    /// timeout, as on SQS, and end in the dead-letter lists after `MAX_RECEIVES`.
+    /// Hands `batch` to the function that consumes `queue`, as Lambda's SQS poller would, and
+    /// returns the message ids the function asked to retry.
+    pub async fn run_batch(&self, queue: QueueName, batch: &[Received]) -> Vec<String> {
+        let router = self.router();
+        let Some(handler) = router.handler(queue) else {
+            return batch.iter().map(|r| r.message_id.clone()).collect();
+        };
+        run_batch(queue, handler.as_ref(), &sqs_event(batch), None)
+            .await
+            .batch_item_failures
+            .into_iter()
+            .map(|f| f.item_identifier)
+            .collect()
+    }
+
+    /// Runs every function over its queue until all queues are empty, moving virtual time
+    /// forward to each next visible message instead of waiting. Failed deliveries stay in flight
+    /// until their visibility timeout, as on SQS, and end in the dead-letter lists after
+    /// `MAX_RECEIVES`.
     pub async fn drain(&self, max_rounds: usize) -> Drained {
-        let worked = [
-            QueueName::Delayed,
-            QueueName::MaxioCustomer,
-            QueueName::MaxioPricePoints,
-            QueueName::MaxioSubscription,
-            QueueName::MaxioCoreLink,
-            QueueName::WhmcsProvision,
-        ];
-        let mut report = Drained::default();
-        for _ in 0..max_rounds {
-            let mut any = false;
-            for queue in worked {
-                let batch = self.queue.receive(queue, 10);
-                if batch.is_empty() {
-                    continue;
-                }
-                any = true;
-                let (failed, delayed) = self.run_batch(queue, &batch).await;
-                report.delayed.extend(delayed);
-                report.retried += failed.len();
-                for r in &batch {
-                    if !failed.contains(&r.message_id) {
-                        self.queue.delete(queue, &r.receipt);
-                    }
-                }
-                match report.handled.iter_mut().find(|(q, _)| *q == queue) {
-                    Some((_, n)) => *n += batch.len(),
-                    None => report.handled.push((queue, batch.len())),
-                }
-            }
-            if any {
-                continue;
-            }
-            let next = worked
-                .iter()
-                .filter_map(|q| self.queue.next_visible_at(*q))
-                .min();
-            match next {
-                Some(at) => {
-                    let now = self.queue.now();
-                    self.advance(at.saturating_sub(now).max(Duration::from_millis(1)));
-                }
-                None => break,
-            }
-        }
-        report
+        drain(
+            &self.router(),
+            &self.queue,
+            &DrainOptions {
+                max_rounds,
+                ..DrainOptions::default()
+            },
+            &mut VirtualTime(self),
+        )
+        .await
+    }
+
+    /// Runs the delayed function over its queue until nothing is left, moving time forward to
+    /// each next message instead of waiting: what became of each delivery, with its step.
+    pub async fn drain_delayed(&self, max_rounds: usize) -> Vec<(&'static str, Handled)> {
+        self.drain_queues(&[QueueName::Delayed], max_rounds)
+            .await
+            .deliveries
+            .into_iter()
+            .map(|d| (d.step.unwrap_or("unreadable"), d.handled))
+            .collect()
+    }
+
+    /// As [`LocalStack::drain`], over `queues` only.
+    pub async fn drain_queues(&self, queues: &[QueueName], max_rounds: usize) -> Drained {
+        let router = self.router().only(queues);
+        let options = DrainOptions {
+            max_rounds,
+            ..DrainOptions::default()
+        };
+        drain(&router, &self.queue, &options, &mut VirtualTime(self)).await
+    }
+}
+
+/// Moves the local stack's queue and clock together.
+pub struct VirtualTime<'a>(pub &'a LocalStack);
+
+impl DrainHooks for VirtualTime<'_> {
+    fn advance(&mut self, by: Duration) -> bool {
+        self.0.advance(by);
+        true
     }
 }
 
 /// An SQS record as Lambda delivers it, for a message received from the in-memory queue.
 pub fn sqs_message(received: &Received) -> SqsMessage {
-    let value = serde_json::json!({
-        "messageId": received.message_id,
-        "receiptHandle": received.receipt,
-        "body": received.body,
-        "attributes": {"ApproximateReceiveCount": received.receive_count.to_string()},
-        "messageAttributes": {},
-        "eventSource": "aws:sqs",
-        "eventSourceARN": format!("arn:aws:sqs:us-east-1:123456789012:{}", received.queue),
-        "awsRegion": "us-east-1",
-    });
-    serde_json::from_value(value).unwrap_or_default()
+    sqs_record(
+        received.queue,
+        &received.message_id,
+        &received.body,
+        received.receive_count,
+    )
 }
 
 /// A Lambda SQS event holding `received`.

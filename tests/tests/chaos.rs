@@ -170,7 +170,9 @@ impl Ledger for ForgetfulLedger {
 async fn a_forgetful_ledger_is_caught_billing_twice() {
     let mut run = ChaosRun::start(3, 0.0).await.unwrap();
     let forgetful = Arc::new(ForgetfulLedger::default());
-    run.stack.whmcs_deps.ledger = forgetful.clone();
+    Arc::get_mut(&mut run.stack.whmcs_deps)
+        .expect("no drain has run yet")
+        .ledger = forgetful.clone();
 
     let summary = run.run().await;
 

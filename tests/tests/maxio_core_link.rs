@@ -232,11 +232,10 @@ async fn while_core_has_not_synced_the_opportunity_shows_the_sync_and_the_pendin
                 continue;
             }
             let event = dealbridge_sandbox::local::sqs_event(&batch);
-            let failures = if queue == QueueName::MaxioCoreLink {
-                dealbridge::maxio::core_link::handle_batch(&event, &stack.core_link).await
-            } else {
-                dealbridge::maxio::worker::handle_batch(&event, &stack.maxio, queue).await
-            };
+            let router = stack.router();
+            let handler = router.handler(queue).unwrap();
+            let failures =
+                dealbridge::runner::run_batch(queue, handler.as_ref(), &event, None).await;
             assert!(failures.batch_item_failures.is_empty());
             for r in &batch {
                 stack.queue.delete(queue, &r.receipt);

@@ -48,7 +48,7 @@ async fn every_log_line_of_a_deal_carries_its_correlation_id_ids_and_step_and_me
     let subscriber = tracing_subscriber::fmt()
         .json()
         .with_writer(captured.clone())
-        .with_env_filter("dealbridge=info,dealbridge_intake=info,dealbridge_delayed=info")
+        .with_env_filter("dealbridge=info,dealbridge_intake=info")
         .finish();
     let _guard = tracing::subscriber::set_default(subscriber);
     let _ = dealbridge::metrics::take_emf("before", 0);

@@ -8,7 +8,7 @@ use aws_lambda_events::sqs::SqsEvent;
 use dealbridge::dispatch::DispatchOutcome;
 use dealbridge::envelope::{Envelope, Step};
 use dealbridge::queue::QueueName;
-use dealbridge_delayed::RecordOutcome;
+use dealbridge::runner::{Handled, run_batch};
 use dealbridge_platform_events::EventError;
 use dealbridge_sandbox::events::sample;
 use dealbridge_sandbox::local::LocalStack;
@@ -88,7 +88,7 @@ async fn the_sample_redispatch_runs_dispatch_again_and_schedules_the_next_try() 
         stack.id("PendingAccount"),
         "the sample names the seeded deal"
     );
-    let response = dealbridge_delayed::handle(event, &stack.delayed).await;
+    let response = run_batch(QueueName::Delayed, stack.delayed.as_ref(), &event, None).await;
     assert!(response.batch_item_failures.is_empty());
     let next = stack.queue.sent(QueueName::Delayed);
     assert_eq!(next.len(), 1);
@@ -126,7 +126,7 @@ async fn a_deal_whose_order_appears_later_is_dispatched_once_it_exists() {
 
     // Two re-dispatches find no Order; then CPQ creates it.
     let outcomes = stack.drain_delayed(2).await;
-    assert_eq!(outcomes, [RecordOutcome::Dispatched]);
+    assert_eq!(outcomes, [("dispatch", Handled::Done)]);
     let account = stack.id("PendingAccount");
     let product = stack.id("ApiCallsProduct");
     stack.salesforce.with_org(|org| {
@@ -144,7 +144,7 @@ async fn a_deal_whose_order_appears_later_is_dispatched_once_it_exists() {
         org.insert("OrderItem", &item).unwrap();
     });
     let outcomes = stack.drain_delayed(10).await;
-    assert_eq!(outcomes, [RecordOutcome::Dispatched]);
+    assert_eq!(outcomes, [("dispatch", Handled::Done)]);
     let sent = stack.queue.sent(QueueName::MaxioCustomer);
     assert_eq!(sent.len(), 1);
     let envelope = Envelope::parse(&sent[0].body).unwrap();
@@ -159,18 +159,18 @@ async fn a_deal_whose_order_appears_later_is_dispatched_once_it_exists() {
 async fn a_deal_whose_order_never_appears_is_given_up_and_the_reason_written_to_the_opportunity() {
     let stack = LocalStack::start().await.unwrap();
     let event: SqsEvent = serde_json::from_value(sample("delayed-redispatch.json")).unwrap();
-    let response = dealbridge_delayed::handle(event, &stack.delayed).await;
+    let response = run_batch(QueueName::Delayed, stack.delayed.as_ref(), &event, None).await;
     assert!(response.batch_item_failures.is_empty());
     let outcomes = stack.drain_delayed(200).await;
     let dispatches = outcomes
         .iter()
-        .filter(|o| **o == RecordOutcome::Dispatched)
+        .filter(|o| **o == ("dispatch", Handled::Done))
         .count();
     assert_eq!(
         dispatches, 5,
         "attempts 2 to 6 re-dispatch; the eighth dispatch (attempt 7) gives up"
     );
-    let Some(RecordOutcome::GaveUp { reason }) = outcomes.last() else {
+    let Some(("dispatch", Handled::Permanent(reason))) = outcomes.last() else {
         panic!("{outcomes:?}")
     };
     assert!(reason.starts_with("DISPATCH_NO_ORDER: "), "{reason}");
@@ -205,7 +205,7 @@ async fn work_not_yet_due_is_delayed_again_and_bad_messages_are_reported_per_rec
     bad["body"] = json!("{not json");
     event["Records"].as_array_mut().unwrap().push(bad);
     let event: SqsEvent = serde_json::from_value(event).unwrap();
-    let response = dealbridge_delayed::handle(event, &stack.delayed).await;
+    let response = run_batch(QueueName::Delayed, stack.delayed.as_ref(), &event, None).await;
     let failed: Vec<String> = response
         .batch_item_failures
         .iter()

@@ -5,6 +5,7 @@
 use aws_lambda_events::sqs::SqsEvent;
 use dealbridge::envelope::{Envelope, Step};
 use dealbridge::queue::QueueName;
+use dealbridge::runner::run_batch;
 use dealbridge_sandbox::events::{events_dir, http_request, sample};
 use dealbridge_sandbox::local::{LocalStack, sample_time};
 use serde_json::{Value, json};
@@ -107,9 +108,7 @@ async fn the_worker_sample_events_are_what_dispatch_sends() {
 async fn the_maxio_customer_sample_event_runs_the_first_step_of_the_chain() {
     let stack = LocalStack::start().await.unwrap();
     let event: SqsEvent = serde_json::from_value(sample("sqs-maxio-customer.json")).unwrap();
-    let response =
-        dealbridge::maxio::worker::handle_batch(&event, &stack.maxio, QueueName::MaxioCustomer)
-            .await;
+    let response = run_batch(QueueName::MaxioCustomer, stack.maxio.as_ref(), &event, None).await;
     assert!(response.batch_item_failures.is_empty());
     assert_eq!(stack.maxio_ab.customers().len(), 1);
     let next = stack.queue.sent(QueueName::MaxioPricePoints);
@@ -154,7 +153,13 @@ async fn the_maxio_core_link_sample_event_links_the_seeded_contract() {
         panic!("a link message")
     };
 
-    let response = dealbridge::maxio::core_link::handle_batch(&event, &stack.core_link).await;
+    let response = run_batch(
+        QueueName::MaxioCoreLink,
+        stack.core_link.as_ref(),
+        &event,
+        None,
+    )
+    .await;
 
     assert!(response.batch_item_failures.is_empty());
     let contract = stack
@@ -180,8 +185,13 @@ async fn the_whmcs_provision_sample_event_provisions_the_internet_order() {
     let stack = LocalStack::start().await.unwrap();
     let event: SqsEvent = serde_json::from_value(sample("sqs-whmcs-provision.json")).unwrap();
 
-    let response =
-        dealbridge::whmcs::provision::handle_batch(&event, &stack.whmcs_deps, None).await;
+    let response = run_batch(
+        QueueName::WhmcsProvision,
+        stack.whmcs_deps.as_ref(),
+        &event,
+        None,
+    )
+    .await;
 
     assert!(response.batch_item_failures.is_empty());
     assert_eq!(stack.whmcs.order_count(), 1);

@@ -12,13 +12,23 @@ use chrono::{DateTime, Utc};
 use dealbridge::envelope::Envelope;
 use dealbridge::ledger::{Begin, Ledger, LedgerError, StepRecord, StepStatus};
 use dealbridge::queue::QueueName;
+use dealbridge::runner::{Delivery, Handled, QueueHandler};
 use dealbridge::whmcs::provision::{STEP, TARGET_ACCEPTED, TARGET_ORDER, WhmcsDeps};
-use dealbridge::worker::Handled;
 use dealbridge_sandbox::events::sample;
 use dealbridge_sandbox::local::LocalStack;
 use dealbridge_sandbox::whmcs::{OrderStatus, ServiceStatus, routes as whmcs_routes};
 use serde_json::{Map, Value, json};
 use tokio::sync::Notify;
+
+/// A provisioning message's `n`th delivery, with no Lambda deadline.
+fn delivery(n: u32) -> Delivery {
+    Delivery {
+        queue: QueueName::WhmcsProvision,
+        message_id: format!("m-{n}"),
+        receive_count: n,
+        deadline: None,
+    }
+}
 
 /// The platform event seed 001's approval flow publishes for the internet Order, then the
 /// workers until the queues drain.
@@ -234,8 +244,11 @@ async fn a_message_delivered_twice_creates_one_whmcs_order() {
     let stack = LocalStack::start().await.unwrap();
     let envelope = provisioning_message(&stack).await;
 
-    let first = stack.whmcs_deps.handle(envelope.clone(), 1, None).await;
-    let second = stack.whmcs_deps.handle(envelope, 1, None).await;
+    let first = stack
+        .whmcs_deps
+        .handle(envelope.clone(), &delivery(1))
+        .await;
+    let second = stack.whmcs_deps.handle(envelope, &delivery(1)).await;
 
     assert_eq!((first, second), (Handled::Done, Handled::Done));
     assert_eq!(stack.whmcs.order_count(), 1);
@@ -248,9 +261,10 @@ async fn two_deliveries_at_once_create_one_whmcs_order() {
     let stack = LocalStack::start().await.unwrap();
     let envelope = provisioning_message(&stack).await;
 
+    let first = delivery(1);
     let (a, b) = tokio::join!(
-        stack.whmcs_deps.handle(envelope.clone(), 1, None),
-        stack.whmcs_deps.handle(envelope.clone(), 1, None)
+        stack.whmcs_deps.handle(envelope.clone(), &first),
+        stack.whmcs_deps.handle(envelope.clone(), &first)
     );
 
     let retried = [&a, &b]
@@ -261,7 +275,7 @@ async fn two_deliveries_at_once_create_one_whmcs_order() {
     assert_eq!(stack.whmcs.order_count(), 1);
     // The one that waited comes back later and finds the work done.
     assert_eq!(
-        stack.whmcs_deps.handle(envelope, 2, None).await,
+        stack.whmcs_deps.handle(envelope, &delivery(2)).await,
         Handled::Done
     );
     assert_eq!(stack.whmcs.order_count(), 1);
@@ -359,14 +373,15 @@ async fn crash_then_redeliver(stack: &LocalStack, target: &'static str) -> Handl
         lease_fallback: stack.whmcs_deps.lease_fallback,
         max_receives: stack.whmcs_deps.max_receives,
     };
+    let first = delivery(1);
     tokio::select! {
-        handled = crashing.handle(envelope.clone(), 1, None) => panic!("did not crash: {handled:?}"),
+        handled = crashing.handle(envelope.clone(), &first) => panic!("did not crash: {handled:?}"),
         () = crashed.notified() => {}
     }
     // The message was never acknowledged: SQS hands it out again after the visibility timeout,
     // by when the dead attempt's lease has run out.
     stack.advance(Duration::from_secs(360));
-    stack.whmcs_deps.handle(envelope, 2, None).await
+    stack.whmcs_deps.handle(envelope, &delivery(2)).await
 }
 
 #[tokio::test]

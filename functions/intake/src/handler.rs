@@ -22,7 +22,8 @@ use tracing::{error, info, warn};
 use crate::auth::{AuthError, IntakeCredentials, verify_json, verify_soap_token};
 use crate::request::parse_deal_request;
 use crate::respond::{json, json_error, soap_ack, soap_fault};
-use crate::settings::IntakeSettings;
+use dealbridge::settings::IntakeSettings;
+use dealbridge::wiring::{StartError, Wiring};
 
 /// What the handler needs, built once per container.
 pub struct Deps {
@@ -30,6 +31,35 @@ pub struct Deps {
     pub secrets: Arc<dyn SecretStore>,
     pub settings: IntakeSettings,
     pub clock: Arc<dyn Clock>,
+}
+
+impl Deps {
+    /// The intake's dependencies, from the one wiring.
+    pub fn new(wiring: &Wiring) -> Result<Deps, StartError> {
+        let settings = wiring
+            .settings
+            .intake
+            .clone()
+            .ok_or_else(|| StartError::new("the intake configuration was not read"))?;
+        Ok(Deps {
+            dispatcher: wiring.dispatcher(),
+            secrets: wiring.platform.secrets.clone(),
+            settings,
+            clock: wiring.platform.clock.clone(),
+        })
+    }
+}
+
+/// Serves API Gateway's requests until the runtime stops.
+pub async fn serve(wiring: &Wiring) -> Result<(), lambda_http::Error> {
+    let deps = Deps::new(wiring)?;
+    let deps = &deps;
+    lambda_http::run(lambda_http::service_fn(move |request| async move {
+        let response = handle(request, deps).await;
+        dealbridge::metrics::flush("intake");
+        Ok::<_, lambda_http::Error>(response)
+    }))
+    .await
 }
 
 /// How long callers should wait before retrying when a dependency is unavailable.

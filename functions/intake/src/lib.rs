@@ -7,6 +7,5 @@ pub mod auth;
 pub mod handler;
 pub mod request;
 pub mod respond;
-pub mod settings;
 
-pub use handler::{Deps, handle};
+pub use handler::{Deps, handle, serve};

@@ -1,20 +1,11 @@
-//! The maxio-customer worker: reads its FIFO queue and runs this step of the Maxio Advanced Billing chain
-//! (see `dealbridge::maxio::steps`), reporting partial batch failures.
+//! The maxio-customer function: finds or creates the Maxio AB customer (`dealbridge::maxio::steps`).
 
-use aws_lambda_events::sqs::SqsEvent;
-use dealbridge::maxio::worker::{deps_from_env, handle_batch};
-use dealbridge::queue::QueueName;
-use lambda_runtime::{Error, LambdaEvent, run, service_fn};
+use dealbridge::settings::Function;
+use dealbridge::wiring::Wiring;
 
 #[tokio::main]
-async fn main() -> Result<(), Error> {
-    lambda_runtime::tracing::init_default_subscriber();
-    let deps = deps_from_env().await?;
-    let deps = &deps;
-    run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
-        let response = handle_batch(&event.payload, deps, QueueName::MaxioCustomer).await;
-        dealbridge::metrics::flush("maxio-customer");
-        Ok::<_, Error>(response)
-    }))
-    .await
+async fn main() -> Result<(), lambda_runtime::Error> {
+    dealbridge::lambda::init_tracing();
+    let wiring = Wiring::from_env(Function::MaxioCustomer).await?;
+    dealbridge::lambda::serve_queue(&wiring, Function::MaxioCustomer).await
 }

@@ -18,6 +18,30 @@ pub struct Deps {
     pub dispatcher: Dispatcher,
 }
 
+impl Deps {
+    pub fn new(wiring: &dealbridge::wiring::Wiring) -> Deps {
+        Deps {
+            dispatcher: wiring.dispatcher(),
+        }
+    }
+}
+
+/// Serves EventBridge's events until the runtime stops.
+pub async fn serve(wiring: &dealbridge::wiring::Wiring) -> Result<(), lambda_runtime::Error> {
+    let deps = Deps::new(wiring);
+    let deps = &deps;
+    lambda_runtime::run(lambda_runtime::service_fn(
+        move |event: lambda_runtime::LambdaEvent<
+            aws_lambda_events::eventbridge::EventBridgeEvent<serde_json::Value>,
+        >| async move {
+            let outcome = handle(event.payload, deps).await;
+            dealbridge::metrics::flush("platform-events");
+            outcome.map_err(lambda_runtime::Error::from)
+        },
+    ))
+    .await
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum EventError {
     #[error("detail-type {0:?} is not {ORDER_PROVISION_REQUESTED}")]

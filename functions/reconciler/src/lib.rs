@@ -35,6 +35,37 @@ pub struct Deps {
     pub settings: ReconcileSettings,
 }
 
+impl Deps {
+    pub fn new(
+        wiring: &dealbridge::wiring::Wiring,
+    ) -> Result<Deps, dealbridge::wiring::StartError> {
+        let settings = wiring.settings.reconcile.clone().ok_or_else(|| {
+            dealbridge::wiring::StartError::new("the reconciler configuration was not read")
+        })?;
+        Ok(Deps {
+            dispatcher: wiring.dispatcher(),
+            salesforce: wiring.salesforce.clone(),
+            mapping: wiring.mapping(),
+            clock: wiring.platform.clock.clone(),
+            settings,
+        })
+    }
+}
+
+/// Serves the schedule's invocations until the runtime stops.
+pub async fn serve(wiring: &dealbridge::wiring::Wiring) -> Result<(), lambda_runtime::Error> {
+    let deps = Deps::new(wiring)?;
+    let deps = &deps;
+    lambda_runtime::run(lambda_runtime::service_fn(
+        move |event: lambda_runtime::LambdaEvent<serde_json::Value>| async move {
+            let outcome = handle(event.payload, deps).await;
+            dealbridge::metrics::flush("reconciler");
+            outcome.map_err(lambda_runtime::Error::from)
+        },
+    ))
+    .await
+}
+
 /// What the schedule's payload asks for.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Invocation {

@@ -1,29 +1,12 @@
-use std::sync::Arc;
+//! The reconciler function: finds deals whose trigger was lost, on a schedule
+//! (`dealbridge_reconciler`).
 
-use dealbridge::clock::SystemClock;
-use dealbridge::reconcile::ReconcileSettings;
-use dealbridge::services::Services;
-use dealbridge_reconciler::{Deps, handle};
-use lambda_runtime::{Error, LambdaEvent, run, service_fn};
-use serde_json::Value;
+use dealbridge::settings::Function;
+use dealbridge::wiring::Wiring;
 
 #[tokio::main]
-async fn main() -> Result<(), Error> {
-    lambda_runtime::tracing::init_default_subscriber();
-    let settings = ReconcileSettings::from_env()?;
-    let services = Services::from_env().await?;
-    let deps = Deps {
-        dispatcher: services.dispatcher(),
-        salesforce: services.salesforce.clone(),
-        mapping: Arc::new(services.config.mapping.clone()),
-        clock: Arc::new(SystemClock),
-        settings,
-    };
-    let deps = &deps;
-    run(service_fn(move |event: LambdaEvent<Value>| async move {
-        let outcome = handle(event.payload, deps).await;
-        dealbridge::metrics::flush("reconciler");
-        outcome.map_err(Error::from)
-    }))
-    .await
+async fn main() -> Result<(), lambda_runtime::Error> {
+    dealbridge::lambda::init_tracing();
+    let wiring = Wiring::from_env(Function::Reconciler).await?;
+    dealbridge_reconciler::serve(&wiring).await
 }

@@ -17,6 +17,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
+use crate::settings::Env;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
@@ -52,6 +53,25 @@ const LAST_ERROR: &str = "last_error";
 
 /// How many times `begin` re-reads a record that changed under it before giving up (retryably).
 const BEGIN_ROUNDS: usize = 4;
+
+/// The ledger's table and how long its records are kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LedgerSettings {
+    pub table: String,
+    pub retention: Duration,
+}
+
+impl LedgerSettings {
+    /// Reads `LEDGER_TABLE_NAME` and `LEDGER_RETENTION_DAYS` (default 90).
+    pub fn read(env: &mut Env<'_>) -> Option<LedgerSettings> {
+        let table = env.required(TABLE_VARIABLE, "the DynamoDB ledger table");
+        let days = env.whole(RETENTION_VARIABLE, DEFAULT_RETENTION_DAYS, 1, 36_500);
+        Some(LedgerSettings {
+            table: table?,
+            retention: Duration::from_secs(days * 24 * 3600),
+        })
+    }
+}
 
 /// The ledger in a DynamoDB table (see the module documentation for its layout).
 pub struct DynamoDbLedger {
@@ -105,38 +125,13 @@ impl DynamoDbLedger {
         }
     }
 
-    /// Reads `LEDGER_TABLE_NAME` and `LEDGER_RETENTION_DAYS` (default 90) from the environment.
-    pub fn from_env(sdk: &aws_config::SdkConfig) -> Result<Self, LedgerError> {
-        Self::from_lookup(sdk, |k| std::env::var(k).ok())
-    }
-
-    /// Like [`DynamoDbLedger::from_env`], reading variables through `get`.
-    pub fn from_lookup(
-        sdk: &aws_config::SdkConfig,
-        get: impl Fn(&str) -> Option<String>,
-    ) -> Result<Self, LedgerError> {
-        let table = get(TABLE_VARIABLE)
-            .map(|t| t.trim().to_string())
-            .filter(|t| !t.is_empty())
-            .ok_or_else(|| LedgerError::invalid(format!("{TABLE_VARIABLE} is not set")))?;
-        let days = match get(RETENTION_VARIABLE).map(|d| d.trim().to_string()) {
-            None => DEFAULT_RETENTION_DAYS,
-            Some(d) if d.is_empty() => DEFAULT_RETENTION_DAYS,
-            Some(d) => d
-                .parse::<u64>()
-                .ok()
-                .filter(|n| (1..=36_500).contains(n))
-                .ok_or_else(|| {
-                    LedgerError::invalid(format!(
-                        "{RETENTION_VARIABLE} {d:?} is not a number of days from 1 to 36500"
-                    ))
-                })?,
-        };
-        Ok(DynamoDbLedger::new(
+    /// The ledger of `settings`' table.
+    pub fn from_settings(sdk: &aws_config::SdkConfig, settings: &LedgerSettings) -> Self {
+        DynamoDbLedger::new(
             aws_sdk_dynamodb::Client::new(sdk),
-            table,
-            Duration::from_secs(days * 24 * 3600),
-        ))
+            settings.table.clone(),
+            settings.retention,
+        )
     }
 
     pub fn table(&self) -> &str {
@@ -741,23 +736,22 @@ mod tests {
 
     #[test]
     fn the_retention_variable_defaults_to_ninety_days_and_must_be_a_day_count() {
-        let sdk = aws_config::SdkConfig::builder()
-            .behavior_version(aws_config::BehaviorVersion::latest())
-            .build();
-        let ledger = DynamoDbLedger::from_lookup(&sdk, |k| {
-            (k == TABLE_VARIABLE).then(|| "dealbridge-ledger".to_string())
-        })
-        .unwrap();
-        assert_eq!(ledger.table(), "dealbridge-ledger");
-        assert_eq!(ledger.retention(), Duration::from_secs(90 * 86_400));
-        let err = DynamoDbLedger::from_lookup(&sdk, |k| match k {
+        let read = |get: &dyn Fn(&str) -> Option<String>| {
+            let mut env = Env::new(get);
+            let s = LedgerSettings::read(&mut env);
+            env.finish(s)
+        };
+        let ledger =
+            read(&|k| (k == TABLE_VARIABLE).then(|| "dealbridge-ledger".to_string())).unwrap();
+        assert_eq!(ledger.table, "dealbridge-ledger");
+        assert_eq!(ledger.retention, Duration::from_secs(90 * 86_400));
+        let err = read(&|k| match k {
             TABLE_VARIABLE => Some("t".to_string()),
             _ => Some("ninety".to_string()),
         })
-        .err()
-        .unwrap();
-        assert!(err.message.contains(RETENTION_VARIABLE), "{err}");
-        let err = DynamoDbLedger::from_lookup(&sdk, |_| None).err().unwrap();
-        assert!(err.message.contains(TABLE_VARIABLE), "{err}");
+        .unwrap_err();
+        assert!(err[0].contains(RETENTION_VARIABLE), "{err:?}");
+        let err = read(&|_| None).unwrap_err();
+        assert!(err[0].contains(TABLE_VARIABLE), "{err:?}");
     }
 }

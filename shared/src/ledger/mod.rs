@@ -41,8 +41,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, TimeDelta, Utc};
 
 pub use dynamodb::{
-    DEFAULT_RETENTION_DAYS, DynamoDbLedger, PARTITION_KEY, RETENTION_VARIABLE, SORT_KEY,
-    TABLE_VARIABLE, TTL_ATTRIBUTE,
+    DEFAULT_RETENTION_DAYS, DynamoDbLedger, LedgerSettings, PARTITION_KEY, RETENTION_VARIABLE,
+    SORT_KEY, TABLE_VARIABLE, TTL_ATTRIBUTE,
 };
 pub use memory::InMemoryLedger;
 pub use record::{Begin, MAX_ERROR_CHARS, StepRecord, StepStatus, latest_instant};

@@ -10,25 +10,20 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
 
-use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
-use tracing::{Instrument, info, warn};
+use tracing::{info, warn};
 
-use super::core::{CoreClient, CoreClientSettings, CoreError};
+use super::core::{CoreClient, CoreError};
 use super::link::{
     ContractChoice, CoreLinkInput, LinkProblem, LinkSettings, choose_contract, choose_customer,
     wait_after,
 };
-use crate::clock::{Clock, SystemClock};
-use crate::config::parse_api_root;
+use crate::clock::Clock;
 use crate::envelope::{Envelope, Step};
-use crate::ledger::{DynamoDbLedger, Ledger, StepStatus};
-use crate::queue::{MAX_DELAY, Queue, QueueName};
-use crate::retry::RetryPolicy;
+use crate::ledger::{Ledger, StepStatus};
+use crate::queue::{MAX_DELAY, Queue};
+use crate::runner::{Delivery, Handled, QueueHandler};
 use crate::salesforce::SfId;
-use crate::services::{Services, StartError};
-use crate::worker::{Handled, max_receives_from_env, receive_count, run_fifo_batch};
 use crate::writeback::{CoreLinkOutcome, MaxioOutcome, WriteBack};
 
 pub struct CoreLinkDeps {
@@ -58,10 +53,17 @@ impl From<CoreError> for LinkProblem {
     }
 }
 
+#[async_trait::async_trait]
+impl QueueHandler for CoreLinkDeps {
+    async fn handle(&self, envelope: Envelope, delivery: &Delivery) -> Handled {
+        self.handle_message(envelope, delivery.receive_count).await
+    }
+}
+
 impl CoreLinkDeps {
     /// Handles one link message; `receive_count` is its delivery number. The outcome is noted
     /// in the ledger (linked, waiting with the reason, or failed).
-    pub async fn handle(&self, envelope: Envelope, receive_count: u32) -> Handled {
+    async fn handle_message(&self, envelope: Envelope, receive_count: u32) -> Handled {
         let (handled, status, contract, error) = self.handle_inner(&envelope, receive_count).await;
         let mut targets = BTreeMap::new();
         if let Some(c) = contract {
@@ -315,146 +317,5 @@ impl CoreLinkDeps {
             )
             .await
             .map_err(|e| format!("writing the Maxio Core link to Salesforce failed: {e}"))
-    }
-}
-
-/// Handles a batch from the link queue, in order, with partial batch failures.
-pub async fn handle_batch(event: &SqsEvent, deps: &CoreLinkDeps) -> SqsBatchResponse {
-    run_fifo_batch(event, |message| async move {
-        let Some(body) = message.body.as_deref() else {
-            return Handled::Retry("the message has no body".into());
-        };
-        match Envelope::parse(body) {
-            Ok(envelope) if envelope.step.queue() == QueueName::MaxioCoreLink => {
-                let span = envelope.span();
-                deps.handle(envelope, receive_count(&message))
-                    .instrument(span)
-                    .await
-            }
-            Ok(envelope) => Handled::Retry(format!(
-                "a {} message does not belong on the maxio-core-link queue",
-                envelope.step.name()
-            )),
-            Err(e) => Handled::Retry(e.to_string()),
-        }
-    })
-    .await
-}
-
-/// The Maxio Core client settings from the environment, every problem named.
-pub fn core_config_from_lookup(
-    get: impl Fn(&str) -> Option<String>,
-) -> Result<(CoreClientSettings, LinkSettings), Vec<String>> {
-    let var = |k: &str| {
-        get(k)
-            .map(|v| v.trim().to_string())
-            .filter(|v| !v.is_empty())
-    };
-    let mut problems = Vec::new();
-    let base_url = match var("MAXIO_CORE_BASE_URL") {
-        None => {
-            problems.push(
-                "MAXIO_CORE_BASE_URL is not set (https://<server>.saasoptics.com/<account>/api/v1.0/)"
-                    .to_string(),
-            );
-            None
-        }
-        Some(raw) => parse_api_root(&raw)
-            .map_err(|why| {
-                problems.push(format!("MAXIO_CORE_BASE_URL {raw:?} is malformed: {why}"))
-            })
-            .ok(),
-    };
-    let timeout = match var("MAXIO_CORE_TIMEOUT_SECONDS") {
-        None => Duration::from_secs(15),
-        Some(raw) => raw.parse().map(Duration::from_secs).unwrap_or_else(|_| {
-            problems.push(format!(
-                "MAXIO_CORE_TIMEOUT_SECONDS {raw:?} is not a whole number of seconds"
-            ));
-            Duration::from_secs(15)
-        }),
-    };
-    let link = LinkSettings::from_lookup(&get).unwrap_or_else(|p| {
-        problems.extend(p);
-        LinkSettings::default()
-    });
-    let Some(base_url) = base_url.filter(|_| problems.is_empty()) else {
-        return Err(problems);
-    };
-    Ok((
-        CoreClientSettings {
-            base_url,
-            secret_name: var("MAXIO_CORE_SECRET_NAME")
-                .unwrap_or_else(|| "dealbridge/maxio-core".into()),
-            timeout,
-            retry: RetryPolicy::default(),
-            max_pages: 100,
-        },
-        link,
-    ))
-}
-
-/// Whether the subscription step hands over to the Core link (`MAXIO_CORE_LINK_ENABLED`).
-pub fn core_link_enabled(get: impl Fn(&str) -> Option<String>) -> bool {
-    get("MAXIO_CORE_LINK_ENABLED")
-        .is_some_and(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "true" | "1" | "yes"))
-}
-
-/// Builds the link worker's dependencies from the environment.
-pub async fn deps_from_env() -> Result<CoreLinkDeps, StartError> {
-    let services = Services::from_env().await?;
-    let (client, settings) = core_config_from_lookup(|k| std::env::var(k).ok())
-        .map_err(|problems| StartError { problems })?;
-    let core = CoreClient::new(client, services.secrets.clone()).map_err(|e| StartError {
-        problems: vec![e.to_string()],
-    })?;
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let ledger = DynamoDbLedger::from_env(&services.aws).map_err(|e| StartError {
-        problems: vec![e.to_string()],
-    })?;
-    Ok(CoreLinkDeps {
-        ledger: Arc::new(ledger),
-        core: Arc::new(core),
-        queue: services.queue.clone(),
-        writeback: Arc::new(WriteBack::new(
-            services.salesforce.clone(),
-            Arc::new(services.config.mapping.clone()),
-            clock.clone(),
-            RetryPolicy::default(),
-        )),
-        clock,
-        settings,
-        max_receives: max_receives_from_env(),
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_core_configuration_is_read_and_problems_named() {
-        let (client, link) = core_config_from_lookup(|k| match k {
-            "MAXIO_CORE_BASE_URL" => Some("https://s12.saasoptics.com/acme/api/v1.0/".into()),
-            _ => None,
-        })
-        .unwrap();
-        assert_eq!(client.secret_name, "dealbridge/maxio-core");
-        assert_eq!(link.contract_field, "text_field2");
-        let problems = core_config_from_lookup(|k| match k {
-            "MAXIO_CORE_TIMEOUT_SECONDS" => Some("soon".into()),
-            "MAXIO_CORE_CONTRACT_FIELD" => Some("id".into()),
-            _ => None,
-        })
-        .unwrap_err();
-        assert_eq!(problems.len(), 3, "{problems:?}");
-        assert!(problems[0].starts_with("MAXIO_CORE_BASE_URL is not set"));
-    }
-
-    #[test]
-    fn the_link_is_enabled_only_when_asked() {
-        assert!(!core_link_enabled(|_| None));
-        assert!(core_link_enabled(|_| Some("true".into())));
-        assert!(!core_link_enabled(|_| Some("false".into())));
     }
 }

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::core::CoreRecord;
 use crate::salesforce::SfId;
+use crate::settings::Env;
 
 /// What the link step needs: everything comes from the subscription step, nothing is re-read
 /// from Salesforce.
@@ -86,45 +87,35 @@ pub fn check_field_name(variable: &str, name: &str) -> Result<(), String> {
 impl LinkSettings {
     /// Reads `MAXIO_CORE_CUSTOMER_FIELD`, `MAXIO_CORE_CONTRACT_FIELD` and
     /// `MAXIO_CORE_LINK_DEADLINE_HOURS`, every problem named.
-    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<LinkSettings, Vec<String>> {
-        let var = |k: &str| {
-            get(k)
-                .map(|v| v.trim().to_string())
-                .filter(|v| !v.is_empty())
-        };
+    pub fn read(env: &mut Env<'_>) -> LinkSettings {
         let mut settings = LinkSettings::default();
-        let mut problems = Vec::new();
-        if let Some(f) = var("MAXIO_CORE_CUSTOMER_FIELD") {
+        if let Some(f) = env.var("MAXIO_CORE_CUSTOMER_FIELD") {
             if let Err(p) = check_field_name("MAXIO_CORE_CUSTOMER_FIELD", &f) {
-                problems.push(p);
+                env.problem(p);
             }
             settings.customer_field = f;
         }
-        if let Some(f) = var("MAXIO_CORE_CONTRACT_FIELD") {
+        if let Some(f) = env.var("MAXIO_CORE_CONTRACT_FIELD") {
             if let Err(p) = check_field_name("MAXIO_CORE_CONTRACT_FIELD", &f) {
-                problems.push(p);
+                env.problem(p);
             } else if READ_ONLY_CONTRACT_FIELDS.contains(&f.as_str()) {
-                problems.push(format!(
+                env.problem(format!(
                     "MAXIO_CORE_CONTRACT_FIELD {f:?} is not a field dealbridge may overwrite; use a free text field such as text_field2"
                 ));
             }
             settings.contract_field = f;
         }
-        if let Some(raw) = var("MAXIO_CORE_LINK_DEADLINE_HOURS") {
+        if let Some(raw) = env.var("MAXIO_CORE_LINK_DEADLINE_HOURS") {
             match raw.parse::<u64>() {
                 Ok(h) if (1..=24 * 14).contains(&h) => {
                     settings.deadline = Duration::from_secs(h * 3600)
                 }
-                _ => problems.push(format!(
+                _ => env.problem(format!(
                     "MAXIO_CORE_LINK_DEADLINE_HOURS {raw:?} is not a whole number of hours from 1 to 336"
                 )),
             }
         }
-        if problems.is_empty() {
-            Ok(settings)
-        } else {
-            Err(problems)
-        }
+        settings
     }
 }
 
@@ -277,6 +268,12 @@ pub fn choose_contract(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn read_link(get: impl Fn(&str) -> Option<String>) -> Result<LinkSettings, Vec<String>> {
+        let mut env = Env::new(get);
+        let s = LinkSettings::read(&mut env);
+        env.finish(Some(s))
+    }
     use serde_json::{Value, json};
 
     fn records(v: Value) -> Vec<CoreRecord> {
@@ -420,9 +417,9 @@ mod tests {
 
     #[test]
     fn settings_are_read_and_bad_ones_named() {
-        let s = LinkSettings::from_lookup(|_| None).unwrap();
+        let s = read_link(|_| None).unwrap();
         assert_eq!(s, LinkSettings::default());
-        let s = LinkSettings::from_lookup(|k| match k {
+        let s = read_link(|k| match k {
             "MAXIO_CORE_CUSTOMER_FIELD" => Some("sf_id".into()),
             "MAXIO_CORE_LINK_DEADLINE_HOURS" => Some("48".into()),
             _ => None,
@@ -430,7 +427,7 @@ mod tests {
         .unwrap();
         assert_eq!(s.customer_field, "sf_id");
         assert_eq!(s.deadline, Duration::from_secs(48 * 3600));
-        let problems = LinkSettings::from_lookup(|k| match k {
+        let problems = read_link(|k| match k {
             "MAXIO_CORE_CUSTOMER_FIELD" => Some("Number; DROP".into()),
             "MAXIO_CORE_CONTRACT_FIELD" => Some("customer".into()),
             "MAXIO_CORE_LINK_DEADLINE_HOURS" => Some("soon".into()),

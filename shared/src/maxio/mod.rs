@@ -7,5 +7,5 @@ pub mod core_link;
 pub mod link;
 pub mod prepare;
 pub mod pricing;
+pub mod settings;
 pub mod steps;
-pub mod worker;

@@ -35,8 +35,8 @@ use crate::envelope::{Envelope, Step};
 use crate::ledger::{Ledger, StepStatus};
 use crate::mapping::Mapping;
 use crate::queue::Queue;
+use crate::runner::{Delivery, Handled, QueueHandler};
 use crate::salesforce::SfId;
-use crate::worker::Handled;
 use crate::writeback::{MaxioOutcome, WriteBack};
 
 /// A component of the subscription-to-be, resolved in AB.
@@ -122,9 +122,17 @@ fn token(step_key: &str, part: &str) -> String {
     format!("dealbridge-{}", hex::encode(&digest[..16]))
 }
 
+/// One handler for the three queues of the chain: each message names its step.
+#[async_trait::async_trait]
+impl QueueHandler for MaxioDeps {
+    async fn handle(&self, envelope: Envelope, delivery: &Delivery) -> Handled {
+        self.handle_message(envelope, delivery.receive_count).await
+    }
+}
+
 impl MaxioDeps {
     /// Handles one message of any Maxio step; `receive_count` is its delivery number.
-    pub async fn handle(&self, envelope: Envelope, receive_count: u32) -> Handled {
+    async fn handle_message(&self, envelope: Envelope, receive_count: u32) -> Handled {
         let (opportunity, account) = match &envelope.step {
             Step::MaxioCustomer { snapshot } => (
                 snapshot.opportunity.as_ref().map(|o| o.id.clone()),

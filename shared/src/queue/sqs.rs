@@ -6,6 +6,7 @@ use async_trait::async_trait;
 use aws_sdk_sqs::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 
 use super::{OutgoingMessage, Queue, QueueError, QueueName};
+use crate::settings::Env;
 
 /// The URL of every queue, from `MAXIO_CUSTOMER_QUEUE_URL` and friends.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,26 +17,20 @@ impl QueueUrls {
         QueueUrls(urls)
     }
 
-    /// Reads every queue's variable; the missing ones are named in the error.
-    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<QueueUrls, Vec<String>> {
+    /// Reads every queue's variable; the missing and malformed ones are named.
+    pub fn read(env: &mut Env<'_>) -> Option<QueueUrls> {
         let mut urls = HashMap::new();
-        let mut problems = Vec::new();
         for q in QueueName::ALL {
-            match get(q.url_variable()).filter(|v| !v.trim().is_empty()) {
-                Some(url) if url.starts_with("https://") || url.starts_with("http://") => {
-                    urls.insert(q, url.trim().to_string());
-                }
-                Some(url) => {
-                    problems.push(format!("{} {url:?} is not a queue URL", q.url_variable()))
-                }
-                None => problems.push(format!("{} is not set", q.url_variable())),
+            let Some(url) = env.required(q.url_variable(), "the queue's URL") else {
+                continue;
+            };
+            if url.starts_with("https://") || url.starts_with("http://") {
+                urls.insert(q, url);
+            } else {
+                env.problem(format!("{} {url:?} is not a queue URL", q.url_variable()));
             }
         }
-        if problems.is_empty() {
-            Ok(QueueUrls(urls))
-        } else {
-            Err(problems)
-        }
+        (urls.len() == QueueName::ALL.len()).then_some(QueueUrls(urls))
     }
 
     pub fn get(&self, queue: QueueName) -> Option<&str> {

@@ -15,7 +15,7 @@ pub mod model;
 pub mod php;
 pub mod prepare;
 pub mod provision;
-pub mod worker;
+mod settings;
 
 #[cfg(test)]
 mod client_tests;

@@ -21,9 +21,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use chrono::{DateTime, Utc};
-use tracing::{Instrument, info, warn};
+use tracing::{info, warn};
 
 use super::client::WhmcsClient;
 use super::error::WhmcsError;
@@ -33,10 +32,9 @@ use crate::clock::Clock;
 use crate::envelope::{Envelope, Step};
 use crate::ledger::{Begin, Ledger, StepRecord, lease_until};
 use crate::mapping::Mapping;
-use crate::queue::QueueName;
+use crate::runner::{Delivery, Handled, QueueHandler};
 use crate::salesforce::SfId;
 use crate::snapshot::DealSnapshot;
-use crate::worker::{Handled, receive_count, run_fifo_batch};
 use crate::writeback::{WhmcsOutcome, WriteBack};
 
 /// The ledger's name for this step.
@@ -103,10 +101,18 @@ fn reconcile(orders: &[Order], baseline: u64, lines: usize) -> Result<Option<&Or
     }
 }
 
+#[async_trait::async_trait]
+impl QueueHandler for WhmcsDeps {
+    async fn handle(&self, envelope: Envelope, delivery: &Delivery) -> Handled {
+        self.handle_message(envelope, delivery.receive_count, delivery.deadline)
+            .await
+    }
+}
+
 impl WhmcsDeps {
     /// Handles one provisioning message; `receive_count` is its delivery number and `deadline`
     /// the invocation's (the lease runs until then).
-    pub async fn handle(
+    async fn handle_message(
         &self,
         envelope: Envelope,
         receive_count: u32,
@@ -425,32 +431,6 @@ fn salesforce_failure(e: &crate::salesforce::SalesforceError) -> Failure {
 }
 
 /// Handles a batch from the WHMCS queue, in order, with partial batch failures.
-pub async fn handle_batch(
-    event: &SqsEvent,
-    deps: &WhmcsDeps,
-    deadline: Option<DateTime<Utc>>,
-) -> SqsBatchResponse {
-    run_fifo_batch(event, |message| async move {
-        let Some(body) = message.body.as_deref() else {
-            return Handled::Retry("the message has no body".into());
-        };
-        match Envelope::parse(body) {
-            Ok(envelope) if envelope.step.queue() == QueueName::WhmcsProvision => {
-                let span = envelope.span();
-                deps.handle(envelope, receive_count(&message), deadline)
-                    .instrument(span)
-                    .await
-            }
-            Ok(envelope) => Handled::Retry(format!(
-                "a {} message does not belong on the whmcs-provision queue",
-                envelope.step.name()
-            )),
-            Err(e) => Handled::Retry(e.to_string()),
-        }
-    })
-    .await
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

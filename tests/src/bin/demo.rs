@@ -8,8 +8,8 @@
 
 use anyhow::Context;
 use dealbridge::queue::QueueName;
+use dealbridge::runner::Handled;
 use dealbridge::snapshot::{DealRef, DealSnapshot, LoadOutcome};
-use dealbridge_delayed::RecordOutcome;
 use dealbridge_sandbox::events::{http_request, sample, with_signed_body};
 use dealbridge_sandbox::local::LocalStack;
 use dealbridge_sandbox::salesforce::routes;
@@ -110,13 +110,13 @@ async fn main() -> anyhow::Result<()> {
     let outcomes = stack.drain_delayed(100).await;
     let redispatched = outcomes
         .iter()
-        .filter(|o| **o == RecordOutcome::Dispatched)
+        .filter(|o| **o == ("dispatch", Handled::Done))
         .count();
     println!(
         "  {redispatched} re-dispatches over {} minutes of (simulated) waiting",
         stack.queue.now().as_secs() / 60
     );
-    if let Some(RecordOutcome::GaveUp { reason }) = outcomes.last() {
+    if let Some((_, Handled::Permanent(reason))) = outcomes.last() {
         println!("  then gave up, and wrote to the Opportunity: {reason}");
     }
     println!();

@@ -1,26 +1,28 @@
-//! dealbridge delayed: consumes the delayed queue. A message whose time has not come (waits longer
+//! The delayed queue's step: work that waits. A message whose time has not come (waits longer
 //! than SQS's 15-minute delay) is delayed again; a due re-dispatch runs dispatch once more, and a
 //! due deferred step (a Maxio Core link waiting for Core to sync) is sent on to its queue.
 //!
-//! Each record is handled on its own and failures are reported per record
-//! (`ReportBatchItemFailures`): a failed record returns to the queue after its visibility timeout
-//! and ends in the dead-letter queue if it never succeeds.
+//! The queue is a standard one, so the runner ([`crate::runner`]) handles each record on its own:
+//! a failed record returns to the queue after its visibility timeout and ends in the dead-letter
+//! queue if it never succeeds.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
-use dealbridge::clock::Clock;
-use dealbridge::dispatch::{DispatchError, DispatchRequest, Dispatcher};
-use dealbridge::envelope::{Envelope, Step};
-use dealbridge::ledger::{Begin, Ledger, lease_until};
-use dealbridge::queue::{MAX_DELAY, Queue, QueueName};
-use dealbridge::snapshot::DealRef;
-use dealbridge::writeback::{CoreLinkOutcome, MaxioOutcome, WhmcsOutcome, WriteBack};
-use tracing::{Instrument, error, info, warn};
+use async_trait::async_trait;
+use tracing::{error, info, warn};
 
-pub struct Deps {
+use crate::clock::Clock;
+use crate::dispatch::{DispatchError, DispatchRequest, Dispatcher};
+use crate::envelope::{Envelope, Step};
+use crate::ledger::{Begin, Ledger, lease_until};
+use crate::queue::{MAX_DELAY, Queue, QueueName};
+use crate::runner::{Delivery, Handled, QueueHandler};
+use crate::snapshot::DealRef;
+use crate::writeback::{CoreLinkOutcome, MaxioOutcome, WhmcsOutcome, WriteBack};
+
+pub struct DelayedDeps {
     pub dispatcher: Dispatcher,
     /// Remembers which messages were handled, so a duplicate delivery (SQS standard queues
     /// deliver at least once) does not start a second chain of delayed messages.
@@ -60,21 +62,19 @@ pub enum RecordOutcome {
 /// How long one delivery holds its message's ledger record (the function's timeout is shorter).
 const LEASE: Duration = Duration::from_secs(120);
 
-/// Handles one record, once per SQS message id: a duplicate delivery of a message that was
+/// Handles one message, once per SQS message id: a duplicate delivery of a message that was
 /// handled is skipped, so delayed chains do not multiply. Without the ledger (an outage) the
-/// record is still handled: every step downstream is idempotent, only the work may double.
-pub async fn handle_record(message: &SqsMessage, deps: &Deps) -> RecordOutcome {
-    let Some(message_id) = message.message_id.as_deref().filter(|m| !m.is_empty()) else {
-        return handle_once(message, deps).await;
-    };
-    let deal = message
-        .body
-        .as_deref()
-        .and_then(|b| Envelope::parse(b).ok())
-        .map(|e| e.deal.id().to_string());
-    let Some(deal) = deal else {
-        return handle_once(message, deps).await;
-    };
+/// message is still handled: every step downstream is idempotent, only the work may double.
+pub async fn handle_record(
+    envelope: &Envelope,
+    delivery: &Delivery,
+    deps: &DelayedDeps,
+) -> RecordOutcome {
+    let message_id = delivery.message_id.as_str();
+    if message_id.is_empty() {
+        return handle_once(envelope, deps).await;
+    }
+    let deal = envelope.deal.id().to_string();
     let step = format!("delayed-message:{message_id}");
     let now = deps.clock.now();
     match deps
@@ -92,10 +92,11 @@ pub async fn handle_record(message: &SqsMessage, deps: &Deps) -> RecordOutcome {
         Ok(_) => {}
         Err(e) => {
             warn!(message_id, error = %e, "the ledger is unavailable; handling the message without duplicate detection");
-            return handle_once(message, deps).await;
+            return handle_once(envelope, deps).await;
         }
     }
-    let outcome = give_up_if_last(handle_once(message, deps).await, message, deps).await;
+    let outcome =
+        give_up_if_last(handle_once(envelope, deps).await, envelope, delivery, deps).await;
     let now = deps.clock.now();
     let saved = match &outcome {
         RecordOutcome::Failed { reason, .. } => deps
@@ -120,8 +121,9 @@ pub async fn handle_record(message: &SqsMessage, deps: &Deps) -> RecordOutcome {
 /// dead-letter queue.
 async fn give_up_if_last(
     outcome: RecordOutcome,
-    message: &SqsMessage,
-    deps: &Deps,
+    envelope: &Envelope,
+    delivery: &Delivery,
+    deps: &DelayedDeps,
 ) -> RecordOutcome {
     let RecordOutcome::Failed {
         reason,
@@ -130,17 +132,10 @@ async fn give_up_if_last(
     else {
         return outcome;
     };
-    let receives = dealbridge::worker::receive_count(message);
+    let receives = delivery.receive_count;
     if receives < deps.max_receives {
         return outcome;
     }
-    let Some(envelope) = message
-        .body
-        .as_deref()
-        .and_then(|b| Envelope::parse(b).ok())
-    else {
-        return outcome;
-    };
     let error = format!(
         "DELAYED_GAVE_UP: the delayed {} failed {receives} times and went to the dead-letter queue; last error: {reason}",
         envelope.step.name()
@@ -196,15 +191,8 @@ async fn give_up_if_last(
     outcome
 }
 
-async fn handle_once(message: &SqsMessage, deps: &Deps) -> RecordOutcome {
+async fn handle_once(envelope: &Envelope, deps: &DelayedDeps) -> RecordOutcome {
     let failed = |reason: String, retryable: bool| RecordOutcome::Failed { reason, retryable };
-    let Some(body) = message.body.as_deref() else {
-        return failed("the message has no body".into(), false);
-    };
-    let envelope = match Envelope::parse(body) {
-        Ok(e) => e,
-        Err(e) => return failed(e.to_string(), false),
-    };
     let (attempt, not_before) = match &envelope.step {
         Step::Dispatch {
             attempt,
@@ -284,39 +272,39 @@ async fn handle_once(message: &SqsMessage, deps: &Deps) -> RecordOutcome {
     }
 }
 
-pub async fn handle(event: SqsEvent, deps: &Deps) -> SqsBatchResponse {
-    let mut response = SqsBatchResponse::default();
-    for record in &event.records {
-        let id = record.message_id.clone().unwrap_or_default();
-        let span = record
-            .body
-            .as_deref()
-            .and_then(|b| Envelope::parse(b).ok())
-            .map(|e| e.span())
-            .unwrap_or_else(|| tracing::info_span!("message", message_id = %id));
-        let outcome = handle_record(record, deps).instrument(span.clone()).await;
-        let _in_span = span.enter();
-        match outcome {
+#[async_trait]
+impl QueueHandler for DelayedDeps {
+    async fn handle(&self, envelope: Envelope, delivery: &Delivery) -> Handled {
+        let id = &delivery.message_id;
+        match handle_record(&envelope, delivery, self).await {
             RecordOutcome::Dispatched => info!(message_id = %id, "re-dispatched"),
             RecordOutcome::Duplicate => info!(message_id = %id, "already handled; skipped"),
             RecordOutcome::Forwarded { step } => {
                 info!(message_id = %id, step, "deferred step sent on")
             }
             RecordOutcome::DelayedAgain { seconds } => {
-                info!(message_id = %id, seconds, "not due; delayed again")
+                info!(message_id = %id, seconds, "not due; delayed again");
+                return Handled::NotYet(format!("not due; delayed again by {seconds} s"));
             }
             RecordOutcome::GaveUp { reason } => {
-                error!(message_id = %id, %reason, "gave up; the reason is on the Opportunity")
+                error!(message_id = %id, %reason, "gave up; the reason is on the Opportunity");
+                return Handled::Permanent(reason);
             }
-            RecordOutcome::Failed { reason, retryable } => {
-                if retryable {
-                    warn!(message_id = %id, %reason, "delayed work failed; it will be retried");
-                } else {
-                    error!(message_id = %id, %reason, "delayed work cannot succeed; it goes to the dead-letter queue after its retries");
-                }
-                response.add_failure(id);
+            RecordOutcome::Failed {
+                reason,
+                retryable: true,
+            } => {
+                warn!(message_id = %id, %reason, "delayed work failed; it will be retried");
+                return Handled::Retry(reason);
+            }
+            RecordOutcome::Failed {
+                reason,
+                retryable: false,
+            } => {
+                error!(message_id = %id, %reason, "delayed work cannot succeed; it goes to the dead-letter queue after its retries");
+                return Handled::Conflict(reason);
             }
         }
+        Handled::Done
     }
-    response
 }

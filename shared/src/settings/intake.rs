@@ -1,6 +1,7 @@
-//! The intake's own configuration, read once from the environment.
+//! The intake's own configuration.
 
-use dealbridge::salesforce::SfId;
+use super::Env;
+use crate::salesforce::SfId;
 
 #[derive(Debug, Clone)]
 pub struct IntakeSettings {
@@ -16,67 +17,53 @@ pub struct IntakeSettings {
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
 
 impl IntakeSettings {
-    pub fn from_lookup(
-        get: impl Fn(&str) -> Option<String>,
-    ) -> Result<IntakeSettings, Vec<String>> {
-        let mut problems = Vec::new();
-        let var = |k: &str| {
-            get(k)
-                .map(|v| v.trim().to_string())
-                .filter(|v| !v.is_empty())
-        };
-        let secret_name = var("INTAKE_SECRET_NAME").unwrap_or_else(|| {
-            problems.push("INTAKE_SECRET_NAME is not set (the secret with hmac_key, bearer_token, soap_token)".into());
-            String::new()
-        });
+    /// Reads `INTAKE_SECRET_NAME`, `SALESFORCE_ORG_IDS`, `INTAKE_MAX_BODY_BYTES` and
+    /// `INTAKE_SIGNATURE_TOLERANCE_SECONDS`.
+    pub fn read(env: &mut Env<'_>) -> Option<IntakeSettings> {
+        let secret_name = env.required(
+            "INTAKE_SECRET_NAME",
+            "the secret with hmac_key, bearer_token, soap_token",
+        );
         let mut allowed_org_ids = Vec::new();
-        for raw in var("SALESFORCE_ORG_IDS").unwrap_or_default().split(',') {
+        for raw in env.or("SALESFORCE_ORG_IDS", "").split(',') {
             let raw = raw.trim();
             if raw.is_empty() {
                 continue;
             }
             match SfId::parse(raw) {
                 Ok(id) if id.key_prefix() == "00D" => allowed_org_ids.push(id),
-                Ok(_) => problems.push(format!(
+                Ok(_) => env.problem(format!(
                     "SALESFORCE_ORG_IDS: {raw} is not an Organization Id (they start with 00D)"
                 )),
-                Err(e) => problems.push(format!("SALESFORCE_ORG_IDS: {raw}: {e}")),
+                Err(e) => env.problem(format!("SALESFORCE_ORG_IDS: {raw}: {e}")),
             }
         }
-        let number = |name: &str, default: i64, problems: &mut Vec<String>| match var(name) {
-            None => default,
-            Some(raw) => raw
-                .parse::<i64>()
-                .ok()
-                .filter(|n| *n > 0)
-                .unwrap_or_else(|| {
-                    problems.push(format!("{name} {raw:?} is not a positive whole number"));
-                    default
-                }),
-        };
-        let max_body_bytes = number(
+        let max_body_bytes = env.whole(
             "INTAKE_MAX_BODY_BYTES",
-            DEFAULT_MAX_BODY_BYTES as i64,
-            &mut problems,
-        ) as usize;
+            DEFAULT_MAX_BODY_BYTES,
+            1,
+            64 * 1024 * 1024,
+        );
         let signature_tolerance_secs =
-            number("INTAKE_SIGNATURE_TOLERANCE_SECONDS", 300, &mut problems);
-        if problems.is_empty() {
-            Ok(IntakeSettings {
-                secret_name,
-                allowed_org_ids,
-                max_body_bytes,
-                signature_tolerance_secs,
-            })
-        } else {
-            Err(problems)
-        }
+            env.whole("INTAKE_SIGNATURE_TOLERANCE_SECONDS", 300, 1, 86_400);
+        Some(IntakeSettings {
+            secret_name: secret_name?,
+            allowed_org_ids,
+            max_body_bytes,
+            signature_tolerance_secs,
+        })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn read(get: impl Fn(&str) -> Option<String>) -> Result<IntakeSettings, Vec<String>> {
+        let mut env = Env::new(get);
+        let s = IntakeSettings::read(&mut env);
+        env.finish(s)
+    }
 
     #[test]
     fn org_ids_are_validated_and_problems_named() {
@@ -86,12 +73,12 @@ mod tests {
             "INTAKE_MAX_BODY_BYTES" => Some("-1".to_string()),
             _ => None,
         };
-        let problems = IntakeSettings::from_lookup(env).unwrap_err();
+        let problems = read(env).unwrap_err();
         assert_eq!(problems.len(), 3, "{problems:?}");
         assert!(problems[0].contains("001SB0000000001 is not an Organization Id"));
         assert!(problems[1].starts_with("SALESFORCE_ORG_IDS: bad:"));
         assert!(problems[2].contains("INTAKE_MAX_BODY_BYTES"));
-        let ok = IntakeSettings::from_lookup(|k| match k {
+        let ok = read(|k| match k {
             "INTAKE_SECRET_NAME" => Some("s".to_string()),
             "SALESFORCE_ORG_IDS" => Some("00DSB0000000001".to_string()),
             _ => None,

@@ -1,0 +1,557 @@
+//! The stable error codes dealbridge writes to Salesforce (`CODE: message`), to the ledger's
+//! `last_error` and to the logs, as one enum.
+//!
+//! The text of a code is part of the product's interface: operators search for it, Salesforce
+//! reports filter on it, and `docs/runbook.md` ("Error codes") explains each one. A test below
+//! checks that the runbook lists exactly these codes.
+//!
+//! "Permanent" means trying again cannot help until someone fixes the data or the configuration:
+//! the code is written to the record and the message is done. "Transient" means the step is tried
+//! again (the code is then normally seen only in the ledger, the logs, and after a `..._GAVE_UP`
+//! code's `last error:`).
+
+use std::fmt;
+
+/// One stable error code. Its text ([`ErrorCode::as_str`], `Display`, serde) is the
+/// SCREAMING_SNAKE_CASE form of the variant name, e.g. `MaxioNoBillingEmail` is
+/// `MAXIO_NO_BILLING_EMAIL`.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ErrorCode {
+    // Maxio AB: checks of the deal before anything is created in AB (shared/src/maxio/prepare.rs,
+    // shared/src/maxio/pricing.rs).
+    /// AB billing was asked for a deal without an Opportunity (an Order on its own); only
+    /// logged, as there is no Opportunity to write it to. Permanent.
+    MaxioNoOpportunity,
+    /// Neither the primary quote contact nor any Opportunity contact role has an email address
+    /// to bill. Permanent.
+    MaxioNoBillingEmail,
+    /// The billing contact has no first name or no last name. Permanent.
+    MaxioContactNameMissing,
+    /// Order products map to neither an AB component nor a WHMCS product. Permanent.
+    MaxioUnmappedProduct,
+    /// No order product maps to an AB component. Permanent.
+    MaxioNoProducts,
+    /// The products' `Maxio_Product_Handle__c` name different AB products and the Opportunity
+    /// names none. Permanent.
+    MaxioConflictingProducts,
+    /// A consumption schedule with no rates, a gap or overlap, a fractional or out-of-range
+    /// bound, an upper bound not above its lower bound, or several schedules on one order
+    /// product. Permanent.
+    MaxioInvalidTiers,
+    /// A negative price, or one with more than 8 decimal places (dealbridge never rounds).
+    /// Permanent.
+    MaxioInvalidPrice,
+    /// A schedule AB cannot express exactly (`Slab` with flat fees, per-unit and flat-fee rates
+    /// mixed, an unknown `Type` or `PricingMethod`). Permanent.
+    MaxioUnsupportedPricing,
+
+    // Maxio AB: the steps and AB's answers (shared/src/maxio/steps.rs, shared/src/maxio/ab/error.rs).
+    /// The product's component handle does not exist in AB. Permanent.
+    MaxioComponentNotFound,
+    /// A price point with the order product's handle already exists in AB with other tiers.
+    /// Permanent.
+    MaxioPricePointConflict,
+    /// The subscription with the Opportunity's reference belongs to another AB customer.
+    /// Permanent.
+    MaxioSubscriptionConflict,
+    /// The subscription is not on the price points dealbridge asked for, or lacks a component.
+    /// Permanent.
+    MaxioPricePointMismatch,
+    /// AB refused the API key (401). Permanent.
+    MaxioUnauthorized,
+    /// AB answered 404 where a resource was required. Permanent.
+    MaxioNotFound,
+    /// AB refused the request (any other non-success status: 400, 403, 422, ...); AB's messages
+    /// follow. Permanent.
+    MaxioRejected,
+    /// AB answered 409 (duplicate submission) outside a create that looks the object up.
+    /// Permanent.
+    MaxioDuplicate,
+    /// AB's answer could not be read. Permanent.
+    MaxioUnexpectedAnswer,
+    /// AB is throttling requests (429). Transient.
+    MaxioRateLimited,
+    /// AB answered 408 or 5xx. Transient.
+    MaxioUnavailable,
+    /// AB could not be reached, or the request timed out. Transient.
+    MaxioUnreachable,
+    /// The AB credentials could not be read or parsed from the secret store. Transient.
+    MaxioCredentials,
+    /// A Maxio step failed for a transient reason on its last delivery; written to the
+    /// Opportunity and the message goes to the step's DLQ. Permanent (needs a redrive).
+    MaxioGaveUp,
+
+    // Other codes on the Opportunity (shared/src/maxio/steps.rs, shared/src/delayed.rs,
+    // shared/src/whmcs/provision.rs).
+    /// The won Opportunity still had no Order after the dispatcher's last attempt (8, about an
+    /// hour). Permanent.
+    DispatchNoOrder,
+    /// A delayed re-dispatch or deferred step failed for a transient reason on its last
+    /// delivery; written to the record and the message goes to the `delayed` DLQ. Permanent
+    /// (needs a redrive or a new dispatch).
+    DelayedGaveUp,
+    /// Salesforce refused to write an outcome for a reason that is not passing (a validation
+    /// rule, field-level security, a missing picklist value). Permanent.
+    SalesforceWriteFailed,
+    /// The next step's message could not be sent to its queue for good (queue missing, access
+    /// denied). Permanent.
+    DealbridgeQueue,
+    /// The next step's message could not be built. Permanent.
+    DealbridgeInternal,
+
+    // Maxio Core link (shared/src/maxio/core/error.rs, shared/src/maxio/link.rs,
+    // shared/src/maxio/core_link.rs).
+    /// Core refused the API token (401). Transient for the link: it keeps waiting (`Pending`)
+    /// until someone fixes the token or the deadline passes, though the client does not retry it.
+    CoreUnauthorized,
+    /// Core forbids the token's user the call (403). Transient for the link, as for
+    /// [`ErrorCode::CoreUnauthorized`].
+    CoreForbidden,
+    /// Core is throttling requests (429). Transient.
+    CoreRateLimited,
+    /// Core answered 408 or 5xx. Transient.
+    CoreUnavailable,
+    /// Core could not be reached, or the request timed out. Transient.
+    CoreUnreachable,
+    /// The Core credentials could not be read or parsed from the secret store. Transient.
+    CoreCredentials,
+    /// Core answered 404 (a wrong base URL or field name); a contract that vanishes during its
+    /// update is waited on instead. Permanent.
+    CoreNotFound,
+    /// Core refused the request (400 or another 4xx); Core's message follows. Permanent.
+    CoreRejected,
+    /// Core's answer could not be read, or it listed a customer or contract without an id.
+    /// Permanent.
+    CoreBadAnswer,
+    /// A Core list ran past the page limit: the tenant ignores the filter. Permanent.
+    CoreTooManyPages,
+    /// Several Core customers hold the Account Id and not exactly one of them is active.
+    /// Permanent.
+    CoreCustomerAmbiguous,
+    /// No contract has `sf_id` = the Opportunity and several active unlinked ones could be it.
+    /// Permanent.
+    CoreContractAmbiguous,
+    /// The Opportunity's contract already holds another subscription id in the contract field
+    /// (never overwritten). Permanent.
+    CoreContractLinkedElsewhere,
+    /// Core accepted the contract update but the field does not hold the id (not a writable
+    /// field). Permanent.
+    CoreFieldNotSaved,
+
+    // WHMCS: checks of the Order before any WHMCS call (shared/src/whmcs/prepare.rs,
+    // shared/src/whmcs/model.rs).
+    /// Neither the Order's `Status` nor its `Activation_Status__c` is an approved value.
+    /// Permanent.
+    WhmcsOrderNotApproved,
+    /// The Order's `WHMCS_Order_Id__c` is already set; alone it is not written (the message is
+    /// simply done). Permanent.
+    WhmcsOrderExists,
+    /// The Account's WHMCS client id (`WH_Account__c`) is empty. Permanent.
+    WhmcsClientMissing,
+    /// The Account's WHMCS client id is not a positive whole number. Permanent.
+    WhmcsClientInvalid,
+    /// A product has no WHMCS product id, or one that is not a whole number. Permanent.
+    WhmcsProductUnmapped,
+    /// A product has no billing cycle. Permanent.
+    WhmcsBillingCycleMissing,
+    /// A product's billing cycle is not in the mapping's billing cycle map. Permanent.
+    WhmcsBillingCycleUnmapped,
+    /// A quantity that is not a positive whole number. Permanent.
+    WhmcsInvalidQuantity,
+    /// `Portal_ConfigOptions_JSON__c` is not a JSON object. Permanent.
+    WhmcsInvalidConfigOptions,
+    /// The Order has no products. Permanent.
+    WhmcsOrderEmpty,
+    /// The Order is not in the deal that was loaded, or the WHMCS order is not found (WHMCS's
+    /// `Order ID Not Found`, or gone after AcceptOrder). Permanent.
+    WhmcsOrderNotFound,
+    /// AddOrder was refused before sending (no lines, a billing cycle WHMCS does not have, ...).
+    /// Permanent.
+    WhmcsInvalidRequest,
+
+    // WHMCS: WHMCS's answers (shared/src/whmcs/error.rs, shared/src/whmcs/provision.rs).
+    /// WHMCS does not know the client (`Client ID Not Found`). Permanent.
+    WhmcsClientNotFound,
+    /// The WHMCS client is Closed. Permanent.
+    WhmcsClientClosed,
+    /// "No items added to cart" or another invalid-product message: the pid is invalid, hidden
+    /// or has no price for the billing cycle. Permanent.
+    WhmcsInvalidProduct,
+    /// WHMCS refused the billing cycle. Permanent.
+    WhmcsInvalidBillingCycle,
+    /// WHMCS refused the payment method. Permanent.
+    WhmcsInvalidPaymentMethod,
+    /// WHMCS refused the promotion code. Permanent.
+    WhmcsInvalidPromoCode,
+    /// WHMCS refused an addon id. Permanent.
+    WhmcsInvalidAddon,
+    /// The order dealbridge placed is not Active and cannot be accepted (for example cancelled
+    /// in WHMCS). Permanent.
+    WhmcsOrderNotAccepted,
+    /// AcceptOrder on an order that is not Pending; for dealbridge's own order this is success
+    /// once WHMCS shows it Active, else [`ErrorCode::WhmcsOrderNotAccepted`]. Permanent.
+    WhmcsOrderNotPending,
+    /// A service or domain is not owned by the client given. Permanent.
+    WhmcsNotOwnedByClient,
+    /// A service or domain cannot be renewed. Permanent.
+    WhmcsNotRenewable,
+    /// WHMCS expected a parameter to be an array (an older WHMCS). Permanent.
+    WhmcsExpectedArray,
+    /// WHMCS says a required parameter is missing. Permanent.
+    WhmcsMissingParameter,
+    /// WHMCS does not know the action (`Command Not Found`), or the API role lacks it.
+    /// Permanent.
+    WhmcsUnknownAction,
+    /// Any other WHMCS error message (a provisioning module's, for instance), quoted. Permanent.
+    WhmcsError,
+    /// WHMCS refused the API credentials (403 or an authentication message). Permanent.
+    WhmcsAuthenticationFailed,
+    /// The caller's IP is not in WHMCS's API allow-list (`Invalid IP`). Permanent.
+    WhmcsIpNotAllowed,
+    /// The API role has no permission for the action (`Access Denied`). Permanent.
+    WhmcsAccessDenied,
+    /// The WHMCS credentials could not be read from the secret store. Permanent when the secret
+    /// is missing or malformed, transient when the store is unavailable.
+    WhmcsCredentials,
+    /// The WHMCS client settings are unusable (the base URL). Permanent.
+    WhmcsConfiguration,
+    /// An HTTP status without a WHMCS answer other than 429 and 5xx. Permanent, except a 408,
+    /// which is retried.
+    WhmcsHttpError,
+    /// A successful status whose body is not a WHMCS answer (an HTML page, a PHP error).
+    /// Permanent.
+    WhmcsUnexpectedAnswer,
+    /// WHMCS (or a proxy in front of it) is throttling requests (429). Transient.
+    WhmcsRateLimited,
+    /// WHMCS (or a proxy in front of it) answered 5xx. Transient.
+    WhmcsUnavailable,
+    /// No connection to WHMCS could be made: the request certainly did not arrive. Transient.
+    WhmcsUnreachable,
+    /// The connection failed or timed out after the request may have been sent. Transient.
+    WhmcsNoAnswer,
+    /// AddOrder may have been processed but its answer was lost; the next attempt reconciles
+    /// against GetOrders instead of sending it again. Transient.
+    WhmcsAnswerLost,
+    /// WHMCS provisioning failed for a transient reason on its last delivery; written to the
+    /// Order and the message goes to the DLQ. Permanent (needs a redrive).
+    WhmcsGaveUp,
+    /// An earlier attempt may have placed the order and the WHMCS client has several newer
+    /// orders that could be it; written to the Order and dead-lettered for a person. Permanent.
+    WhmcsReconcileAmbiguous,
+}
+
+impl ErrorCode {
+    /// Every code, in declaration order.
+    pub const ALL: &'static [ErrorCode] = &[
+        ErrorCode::MaxioNoOpportunity,
+        ErrorCode::MaxioNoBillingEmail,
+        ErrorCode::MaxioContactNameMissing,
+        ErrorCode::MaxioUnmappedProduct,
+        ErrorCode::MaxioNoProducts,
+        ErrorCode::MaxioConflictingProducts,
+        ErrorCode::MaxioInvalidTiers,
+        ErrorCode::MaxioInvalidPrice,
+        ErrorCode::MaxioUnsupportedPricing,
+        ErrorCode::MaxioComponentNotFound,
+        ErrorCode::MaxioPricePointConflict,
+        ErrorCode::MaxioSubscriptionConflict,
+        ErrorCode::MaxioPricePointMismatch,
+        ErrorCode::MaxioUnauthorized,
+        ErrorCode::MaxioNotFound,
+        ErrorCode::MaxioRejected,
+        ErrorCode::MaxioDuplicate,
+        ErrorCode::MaxioUnexpectedAnswer,
+        ErrorCode::MaxioRateLimited,
+        ErrorCode::MaxioUnavailable,
+        ErrorCode::MaxioUnreachable,
+        ErrorCode::MaxioCredentials,
+        ErrorCode::MaxioGaveUp,
+        ErrorCode::DispatchNoOrder,
+        ErrorCode::DelayedGaveUp,
+        ErrorCode::SalesforceWriteFailed,
+        ErrorCode::DealbridgeQueue,
+        ErrorCode::DealbridgeInternal,
+        ErrorCode::CoreUnauthorized,
+        ErrorCode::CoreForbidden,
+        ErrorCode::CoreRateLimited,
+        ErrorCode::CoreUnavailable,
+        ErrorCode::CoreUnreachable,
+        ErrorCode::CoreCredentials,
+        ErrorCode::CoreNotFound,
+        ErrorCode::CoreRejected,
+        ErrorCode::CoreBadAnswer,
+        ErrorCode::CoreTooManyPages,
+        ErrorCode::CoreCustomerAmbiguous,
+        ErrorCode::CoreContractAmbiguous,
+        ErrorCode::CoreContractLinkedElsewhere,
+        ErrorCode::CoreFieldNotSaved,
+        ErrorCode::WhmcsOrderNotApproved,
+        ErrorCode::WhmcsOrderExists,
+        ErrorCode::WhmcsClientMissing,
+        ErrorCode::WhmcsClientInvalid,
+        ErrorCode::WhmcsProductUnmapped,
+        ErrorCode::WhmcsBillingCycleMissing,
+        ErrorCode::WhmcsBillingCycleUnmapped,
+        ErrorCode::WhmcsInvalidQuantity,
+        ErrorCode::WhmcsInvalidConfigOptions,
+        ErrorCode::WhmcsOrderEmpty,
+        ErrorCode::WhmcsOrderNotFound,
+        ErrorCode::WhmcsInvalidRequest,
+        ErrorCode::WhmcsClientNotFound,
+        ErrorCode::WhmcsClientClosed,
+        ErrorCode::WhmcsInvalidProduct,
+        ErrorCode::WhmcsInvalidBillingCycle,
+        ErrorCode::WhmcsInvalidPaymentMethod,
+        ErrorCode::WhmcsInvalidPromoCode,
+        ErrorCode::WhmcsInvalidAddon,
+        ErrorCode::WhmcsOrderNotAccepted,
+        ErrorCode::WhmcsOrderNotPending,
+        ErrorCode::WhmcsNotOwnedByClient,
+        ErrorCode::WhmcsNotRenewable,
+        ErrorCode::WhmcsExpectedArray,
+        ErrorCode::WhmcsMissingParameter,
+        ErrorCode::WhmcsUnknownAction,
+        ErrorCode::WhmcsError,
+        ErrorCode::WhmcsAuthenticationFailed,
+        ErrorCode::WhmcsIpNotAllowed,
+        ErrorCode::WhmcsAccessDenied,
+        ErrorCode::WhmcsCredentials,
+        ErrorCode::WhmcsConfiguration,
+        ErrorCode::WhmcsHttpError,
+        ErrorCode::WhmcsUnexpectedAnswer,
+        ErrorCode::WhmcsRateLimited,
+        ErrorCode::WhmcsUnavailable,
+        ErrorCode::WhmcsUnreachable,
+        ErrorCode::WhmcsNoAnswer,
+        ErrorCode::WhmcsAnswerLost,
+        ErrorCode::WhmcsGaveUp,
+        ErrorCode::WhmcsReconcileAmbiguous,
+    ];
+
+    /// The code's exact text, as written to Salesforce (`MAXIO_NO_BILLING_EMAIL`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::MaxioNoOpportunity => "MAXIO_NO_OPPORTUNITY",
+            ErrorCode::MaxioNoBillingEmail => "MAXIO_NO_BILLING_EMAIL",
+            ErrorCode::MaxioContactNameMissing => "MAXIO_CONTACT_NAME_MISSING",
+            ErrorCode::MaxioUnmappedProduct => "MAXIO_UNMAPPED_PRODUCT",
+            ErrorCode::MaxioNoProducts => "MAXIO_NO_PRODUCTS",
+            ErrorCode::MaxioConflictingProducts => "MAXIO_CONFLICTING_PRODUCTS",
+            ErrorCode::MaxioInvalidTiers => "MAXIO_INVALID_TIERS",
+            ErrorCode::MaxioInvalidPrice => "MAXIO_INVALID_PRICE",
+            ErrorCode::MaxioUnsupportedPricing => "MAXIO_UNSUPPORTED_PRICING",
+            ErrorCode::MaxioComponentNotFound => "MAXIO_COMPONENT_NOT_FOUND",
+            ErrorCode::MaxioPricePointConflict => "MAXIO_PRICE_POINT_CONFLICT",
+            ErrorCode::MaxioSubscriptionConflict => "MAXIO_SUBSCRIPTION_CONFLICT",
+            ErrorCode::MaxioPricePointMismatch => "MAXIO_PRICE_POINT_MISMATCH",
+            ErrorCode::MaxioUnauthorized => "MAXIO_UNAUTHORIZED",
+            ErrorCode::MaxioNotFound => "MAXIO_NOT_FOUND",
+            ErrorCode::MaxioRejected => "MAXIO_REJECTED",
+            ErrorCode::MaxioDuplicate => "MAXIO_DUPLICATE",
+            ErrorCode::MaxioUnexpectedAnswer => "MAXIO_UNEXPECTED_ANSWER",
+            ErrorCode::MaxioRateLimited => "MAXIO_RATE_LIMITED",
+            ErrorCode::MaxioUnavailable => "MAXIO_UNAVAILABLE",
+            ErrorCode::MaxioUnreachable => "MAXIO_UNREACHABLE",
+            ErrorCode::MaxioCredentials => "MAXIO_CREDENTIALS",
+            ErrorCode::MaxioGaveUp => "MAXIO_GAVE_UP",
+            ErrorCode::DispatchNoOrder => "DISPATCH_NO_ORDER",
+            ErrorCode::DelayedGaveUp => "DELAYED_GAVE_UP",
+            ErrorCode::SalesforceWriteFailed => "SALESFORCE_WRITE_FAILED",
+            ErrorCode::DealbridgeQueue => "DEALBRIDGE_QUEUE",
+            ErrorCode::DealbridgeInternal => "DEALBRIDGE_INTERNAL",
+            ErrorCode::CoreUnauthorized => "CORE_UNAUTHORIZED",
+            ErrorCode::CoreForbidden => "CORE_FORBIDDEN",
+            ErrorCode::CoreRateLimited => "CORE_RATE_LIMITED",
+            ErrorCode::CoreUnavailable => "CORE_UNAVAILABLE",
+            ErrorCode::CoreUnreachable => "CORE_UNREACHABLE",
+            ErrorCode::CoreCredentials => "CORE_CREDENTIALS",
+            ErrorCode::CoreNotFound => "CORE_NOT_FOUND",
+            ErrorCode::CoreRejected => "CORE_REJECTED",
+            ErrorCode::CoreBadAnswer => "CORE_BAD_ANSWER",
+            ErrorCode::CoreTooManyPages => "CORE_TOO_MANY_PAGES",
+            ErrorCode::CoreCustomerAmbiguous => "CORE_CUSTOMER_AMBIGUOUS",
+            ErrorCode::CoreContractAmbiguous => "CORE_CONTRACT_AMBIGUOUS",
+            ErrorCode::CoreContractLinkedElsewhere => "CORE_CONTRACT_LINKED_ELSEWHERE",
+            ErrorCode::CoreFieldNotSaved => "CORE_FIELD_NOT_SAVED",
+            ErrorCode::WhmcsOrderNotApproved => "WHMCS_ORDER_NOT_APPROVED",
+            ErrorCode::WhmcsOrderExists => "WHMCS_ORDER_EXISTS",
+            ErrorCode::WhmcsClientMissing => "WHMCS_CLIENT_MISSING",
+            ErrorCode::WhmcsClientInvalid => "WHMCS_CLIENT_INVALID",
+            ErrorCode::WhmcsProductUnmapped => "WHMCS_PRODUCT_UNMAPPED",
+            ErrorCode::WhmcsBillingCycleMissing => "WHMCS_BILLING_CYCLE_MISSING",
+            ErrorCode::WhmcsBillingCycleUnmapped => "WHMCS_BILLING_CYCLE_UNMAPPED",
+            ErrorCode::WhmcsInvalidQuantity => "WHMCS_INVALID_QUANTITY",
+            ErrorCode::WhmcsInvalidConfigOptions => "WHMCS_INVALID_CONFIG_OPTIONS",
+            ErrorCode::WhmcsOrderEmpty => "WHMCS_ORDER_EMPTY",
+            ErrorCode::WhmcsOrderNotFound => "WHMCS_ORDER_NOT_FOUND",
+            ErrorCode::WhmcsInvalidRequest => "WHMCS_INVALID_REQUEST",
+            ErrorCode::WhmcsClientNotFound => "WHMCS_CLIENT_NOT_FOUND",
+            ErrorCode::WhmcsClientClosed => "WHMCS_CLIENT_CLOSED",
+            ErrorCode::WhmcsInvalidProduct => "WHMCS_INVALID_PRODUCT",
+            ErrorCode::WhmcsInvalidBillingCycle => "WHMCS_INVALID_BILLING_CYCLE",
+            ErrorCode::WhmcsInvalidPaymentMethod => "WHMCS_INVALID_PAYMENT_METHOD",
+            ErrorCode::WhmcsInvalidPromoCode => "WHMCS_INVALID_PROMO_CODE",
+            ErrorCode::WhmcsInvalidAddon => "WHMCS_INVALID_ADDON",
+            ErrorCode::WhmcsOrderNotAccepted => "WHMCS_ORDER_NOT_ACCEPTED",
+            ErrorCode::WhmcsOrderNotPending => "WHMCS_ORDER_NOT_PENDING",
+            ErrorCode::WhmcsNotOwnedByClient => "WHMCS_NOT_OWNED_BY_CLIENT",
+            ErrorCode::WhmcsNotRenewable => "WHMCS_NOT_RENEWABLE",
+            ErrorCode::WhmcsExpectedArray => "WHMCS_EXPECTED_ARRAY",
+            ErrorCode::WhmcsMissingParameter => "WHMCS_MISSING_PARAMETER",
+            ErrorCode::WhmcsUnknownAction => "WHMCS_UNKNOWN_ACTION",
+            ErrorCode::WhmcsError => "WHMCS_ERROR",
+            ErrorCode::WhmcsAuthenticationFailed => "WHMCS_AUTHENTICATION_FAILED",
+            ErrorCode::WhmcsIpNotAllowed => "WHMCS_IP_NOT_ALLOWED",
+            ErrorCode::WhmcsAccessDenied => "WHMCS_ACCESS_DENIED",
+            ErrorCode::WhmcsCredentials => "WHMCS_CREDENTIALS",
+            ErrorCode::WhmcsConfiguration => "WHMCS_CONFIGURATION",
+            ErrorCode::WhmcsHttpError => "WHMCS_HTTP_ERROR",
+            ErrorCode::WhmcsUnexpectedAnswer => "WHMCS_UNEXPECTED_ANSWER",
+            ErrorCode::WhmcsRateLimited => "WHMCS_RATE_LIMITED",
+            ErrorCode::WhmcsUnavailable => "WHMCS_UNAVAILABLE",
+            ErrorCode::WhmcsUnreachable => "WHMCS_UNREACHABLE",
+            ErrorCode::WhmcsNoAnswer => "WHMCS_NO_ANSWER",
+            ErrorCode::WhmcsAnswerLost => "WHMCS_ANSWER_LOST",
+            ErrorCode::WhmcsGaveUp => "WHMCS_GAVE_UP",
+            ErrorCode::WhmcsReconcileAmbiguous => "WHMCS_RECONCILE_AMBIGUOUS",
+        }
+    }
+
+    /// The code whose text is exactly `s` (case-sensitive, no surrounding spaces), if any.
+    pub fn parse(s: &str) -> Option<ErrorCode> {
+        ErrorCode::ALL.iter().copied().find(|c| c.as_str() == s)
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+
+    #[test]
+    fn every_code_round_trips_through_its_text_and_serde() {
+        for &code in ErrorCode::ALL {
+            let text = code.as_str();
+            assert_eq!(ErrorCode::parse(text), Some(code), "{text}");
+            assert_eq!(code.to_string(), text);
+
+            let json = serde_json::to_string(&code).unwrap();
+            assert_eq!(
+                json,
+                format!("\"{text}\""),
+                "serde spells {code:?} differently"
+            );
+            let back: ErrorCode = serde_json::from_str(&json).unwrap();
+            assert_eq!(back, code);
+        }
+        assert_eq!(ErrorCode::parse("maxio_no_billing_email"), None);
+        assert_eq!(ErrorCode::parse("MAXIO_NO_BILLING_EMAIL "), None);
+        assert_eq!(ErrorCode::parse(""), None);
+        assert!(serde_json::from_str::<ErrorCode>("\"NOT_A_CODE\"").is_err());
+    }
+
+    #[test]
+    fn all_has_no_duplicates_and_follows_the_declaration() {
+        let mut seen = BTreeSet::new();
+        for &code in ErrorCode::ALL {
+            assert!(seen.insert(code), "{code} is listed twice in ALL");
+        }
+        let texts: BTreeSet<&str> = ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
+        assert_eq!(texts.len(), ErrorCode::ALL.len(), "two codes share a text");
+        // Listed in declaration order, so a variant left out of ALL shifts every later one.
+        for (i, &code) in ErrorCode::ALL.iter().enumerate() {
+            assert_eq!(
+                code as usize, i,
+                "{code} is not where its declaration puts it"
+            );
+        }
+        assert_eq!(
+            ErrorCode::WhmcsReconcileAmbiguous as usize + 1,
+            ErrorCode::ALL.len(),
+            "the last declared variant must close ALL"
+        );
+    }
+
+    fn looks_like_a_code(token: &str) -> bool {
+        token.contains('_')
+            && token.starts_with(|c: char| c.is_ascii_uppercase())
+            && !token.ends_with('_')
+            && !token.contains("__")
+            && token
+                .chars()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+    }
+
+    /// The codes the runbook's "Error codes" section lists: the backticked SCREAMING_SNAKE_CASE
+    /// tokens in the first cell (the "Code" column) of its table rows. Backticked names elsewhere
+    /// in a row (environment variables such as `MAXIO_CORE_CONTRACT_FIELD`, codes named in a
+    /// cause) are not listings.
+    fn runbook_codes(runbook: &str) -> BTreeSet<&str> {
+        let mut codes = BTreeSet::new();
+        let mut in_section = false;
+        for line in runbook.lines() {
+            let line = line.trim();
+            if let Some(heading) = line.strip_prefix("## ") {
+                in_section = heading.trim() == "Error codes";
+                continue;
+            }
+            if !in_section {
+                continue;
+            }
+            let Some(row) = line.strip_prefix('|') else {
+                continue;
+            };
+            let first_cell = row.split('|').next().unwrap_or_default();
+            codes.extend(
+                first_cell
+                    .split('`')
+                    .skip(1)
+                    .step_by(2)
+                    .map(str::trim)
+                    .filter(|t| looks_like_a_code(t)),
+            );
+        }
+        codes
+    }
+
+    #[test]
+    fn the_runbook_lists_exactly_the_error_codes() {
+        let runbook = include_str!("../../docs/runbook.md");
+        let listed = runbook_codes(runbook);
+        assert!(
+            !listed.is_empty(),
+            "no codes found in the runbook's \"## Error codes\" section; did its format change?"
+        );
+        let known: BTreeSet<&str> = ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
+        let undocumented: Vec<&str> = known.difference(&listed).copied().collect();
+        let unknown: Vec<&str> = listed.difference(&known).copied().collect();
+        assert!(
+            undocumented.is_empty() && unknown.is_empty(),
+            "docs/runbook.md and ErrorCode disagree.\n  \
+             in ErrorCode but not in the runbook's error-code tables: {undocumented:?}\n  \
+             in the runbook's error-code tables but not in ErrorCode: {unknown:?}"
+        );
+    }
+
+    #[test]
+    fn the_runbook_reader_takes_only_the_code_column_of_that_section() {
+        let doc = "# t\n\n| `NOT_HERE` | x |\n\n## Error codes\n\n| Code | Cause | Action |\n\
+                   |---|---|---|\n| `A_B`, `C_D` | needs `ENV_VAR` | set `OTHER_VAR` |\n\
+                   | `Pending`, `E_F` | x | y |\n\n### Sub\n\n| `G_H` | x |\n\
+                   Text `PROSE_CODE`.\n\n## Next\n\n| `AFTER_IT` | x |\n";
+        assert_eq!(
+            runbook_codes(doc).into_iter().collect::<Vec<_>>(),
+            ["A_B", "C_D", "E_F", "G_H"]
+        );
+    }
+}

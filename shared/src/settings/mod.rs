@@ -1,0 +1,272 @@
+//! The one configuration of every function: [`Settings`], read once per container through one
+//! reader ([`Env`]), every problem named at once, nothing falling back silently.
+//!
+//! A function reads the [`Section`]s it needs ([`Function::sections`]); the local stack reads them
+//! all, with the sandbox's URLs, through the same code; the operator CLI reads the sections a
+//! command needs. [`variables`] lists what a function reads, which a test checks against
+//! `template.yaml`.
+
+mod env;
+mod intake;
+#[cfg(test)]
+mod template_tests;
+
+use std::collections::BTreeMap;
+
+pub use env::{Env, Need};
+pub use intake::{DEFAULT_MAX_BODY_BYTES, IntakeSettings};
+
+use crate::config::{Config, ConfigError};
+use crate::ledger::LedgerSettings;
+use crate::maxio::settings::{AbConfig, CoreConfig};
+use crate::queue::QueueUrls;
+use crate::reconcile::ReconcileSettings;
+use crate::whmcs::WhmcsClientSettings;
+
+/// The deployed functions, by their template names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Function {
+    Intake,
+    PlatformEvents,
+    Reconciler,
+    Delayed,
+    MaxioCustomer,
+    MaxioPricePoints,
+    MaxioSubscription,
+    MaxioCoreLink,
+    WhmcsProvision,
+}
+
+/// A part of the configuration, read as a whole.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Section {
+    /// The queues' URLs (every function sends to a queue).
+    Queues,
+    /// `WORKER_MAX_RECEIVES`: the maxReceiveCount of the queue a worker consumes.
+    Worker,
+    /// The DynamoDB ledger.
+    Ledger,
+    /// Maxio Advanced Billing (and whether the chain goes on to the Core link).
+    MaxioAb,
+    /// Maxio Core.
+    MaxioCore,
+    Whmcs,
+    Intake,
+    Reconciler,
+}
+
+impl Section {
+    pub const ALL: [Section; 8] = [
+        Section::Queues,
+        Section::Worker,
+        Section::Ledger,
+        Section::MaxioAb,
+        Section::MaxioCore,
+        Section::Whmcs,
+        Section::Intake,
+        Section::Reconciler,
+    ];
+}
+
+impl Function {
+    pub const ALL: [Function; 9] = [
+        Function::Intake,
+        Function::PlatformEvents,
+        Function::Reconciler,
+        Function::Delayed,
+        Function::MaxioCustomer,
+        Function::MaxioPricePoints,
+        Function::MaxioSubscription,
+        Function::MaxioCoreLink,
+        Function::WhmcsProvision,
+    ];
+
+    /// The name of the function (its crate directory, binary and metrics dimension).
+    pub fn name(self) -> &'static str {
+        match self {
+            Function::Intake => "intake",
+            Function::PlatformEvents => "platform-events",
+            Function::Reconciler => "reconciler",
+            Function::Delayed => "delayed",
+            Function::MaxioCustomer => "maxio-customer",
+            Function::MaxioPricePoints => "maxio-price-points",
+            Function::MaxioSubscription => "maxio-subscription",
+            Function::MaxioCoreLink => "maxio-core-link",
+            Function::WhmcsProvision => "whmcs-provision",
+        }
+    }
+
+    /// The queue a worker function consumes.
+    pub fn queue(self) -> Option<crate::queue::QueueName> {
+        use crate::queue::QueueName;
+        match self {
+            Function::Intake | Function::PlatformEvents | Function::Reconciler => None,
+            Function::Delayed => Some(QueueName::Delayed),
+            Function::MaxioCustomer => Some(QueueName::MaxioCustomer),
+            Function::MaxioPricePoints => Some(QueueName::MaxioPricePoints),
+            Function::MaxioSubscription => Some(QueueName::MaxioSubscription),
+            Function::MaxioCoreLink => Some(QueueName::MaxioCoreLink),
+            Function::WhmcsProvision => Some(QueueName::WhmcsProvision),
+        }
+    }
+
+    /// What the function reads besides Salesforce and the mapping.
+    pub fn sections(self) -> &'static [Section] {
+        use Section::*;
+        match self {
+            Function::Intake => &[Queues, Intake],
+            Function::PlatformEvents => &[Queues],
+            Function::Reconciler => &[Queues, Reconciler],
+            Function::Delayed => &[Queues, Worker, Ledger],
+            Function::MaxioCustomer | Function::MaxioPricePoints | Function::MaxioSubscription => {
+                &[Queues, Worker, Ledger, MaxioAb]
+            }
+            Function::MaxioCoreLink => &[Queues, Worker, Ledger, MaxioCore],
+            Function::WhmcsProvision => &[Queues, Worker, Ledger, Whmcs],
+        }
+    }
+}
+
+/// The maxReceiveCount the template gives the worker queues when `WORKER_MAX_RECEIVES` is not
+/// read (the operator CLI never tells a handler it has a message's last delivery).
+pub const NO_LAST_DELIVERY: u32 = u32::MAX;
+
+/// Everything a function is configured with. A section not read is `None`.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Salesforce, the secrets cache and the mapping document: every function reads them.
+    pub config: Config,
+    pub queues: Option<QueueUrls>,
+    /// The consumed queue's maxReceiveCount, so a handler knows a message's last delivery.
+    pub max_receives: u32,
+    pub ledger: Option<LedgerSettings>,
+    pub ab: Option<AbConfig>,
+    pub core: Option<CoreConfig>,
+    pub whmcs: Option<WhmcsClientSettings>,
+    pub intake: Option<IntakeSettings>,
+    pub reconcile: Option<ReconcileSettings>,
+}
+
+impl Settings {
+    /// `function`'s configuration from the process environment.
+    pub fn from_env(function: Function) -> Result<Settings, ConfigError> {
+        Settings::read(function.sections(), &mut Env::process())
+    }
+
+    /// `function`'s configuration through `get`.
+    pub fn from_lookup(
+        function: Function,
+        get: impl Fn(&str) -> Option<String>,
+    ) -> Result<Settings, ConfigError> {
+        Settings::read(function.sections(), &mut Env::new(get))
+    }
+
+    /// Salesforce and the mapping, and `sections`, every problem named at once.
+    pub fn read(sections: &[Section], env: &mut Env<'_>) -> Result<Settings, ConfigError> {
+        let has = |s: Section| sections.contains(&s);
+        let config = Config::read(env);
+        let queues = has(Section::Queues).then(|| QueueUrls::read(env)).flatten();
+        let max_receives = if has(Section::Worker) {
+            env.required(
+                "WORKER_MAX_RECEIVES",
+                "the maxReceiveCount of the function's queue",
+            )
+            .and_then(|raw| match raw.parse::<u32>() {
+                Ok(n) if n > 0 => Some(n),
+                _ => {
+                    env.problem(format!(
+                        "WORKER_MAX_RECEIVES {raw:?} is not a whole number above 0 (the queue's maxReceiveCount)"
+                    ));
+                    None
+                }
+            })
+            .unwrap_or(NO_LAST_DELIVERY)
+        } else {
+            NO_LAST_DELIVERY
+        };
+        let ledger = has(Section::Ledger)
+            .then(|| LedgerSettings::read(env))
+            .flatten();
+        let ab = has(Section::MaxioAb).then(|| AbConfig::read(env)).flatten();
+        let core = has(Section::MaxioCore)
+            .then(|| CoreConfig::read(env))
+            .flatten();
+        let whmcs = has(Section::Whmcs)
+            .then(|| WhmcsClientSettings::read(env))
+            .flatten();
+        let intake = has(Section::Intake)
+            .then(|| IntakeSettings::read(env))
+            .flatten();
+        let reconcile = has(Section::Reconciler)
+            .then(|| ReconcileSettings::read(env))
+            .flatten();
+        match config {
+            Some(config) if env.problems().is_empty() => Ok(Settings {
+                config,
+                queues,
+                max_receives,
+                ledger,
+                ab,
+                core,
+                whmcs,
+                intake,
+                reconcile,
+            }),
+            _ => Err(ConfigError {
+                problems: env.problems().to_vec(),
+            }),
+        }
+    }
+}
+
+/// Every variable `function` reads, and whether it must be set.
+pub fn variables(function: Function) -> BTreeMap<String, Need> {
+    let mut env = Env::new(|_| None);
+    let _ = Settings::read(function.sections(), &mut env);
+    env.asked()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_worker_without_a_valid_max_receives_is_refused_by_name() {
+        let problems = Settings::from_lookup(Function::Delayed, |k| match k {
+            "WORKER_MAX_RECEIVES" => Some("ten".into()),
+            _ => None,
+        })
+        .unwrap_err()
+        .problems;
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.starts_with("WORKER_MAX_RECEIVES \"ten\" is not a whole number")),
+            "{problems:?}"
+        );
+        assert!(
+            problems.iter().any(|p| p.starts_with("LEDGER_TABLE_NAME")),
+            "every problem is named at once: {problems:?}"
+        );
+    }
+
+    #[test]
+    fn each_function_reads_only_its_sections() {
+        let intake = variables(Function::Intake);
+        assert_eq!(intake.get("INTAKE_SECRET_NAME"), Some(&Need::Required));
+        assert!(!intake.contains_key("MAXIO_AB_BASE_URL"));
+        assert!(!intake.contains_key("WORKER_MAX_RECEIVES"));
+        let whmcs = variables(Function::WhmcsProvision);
+        assert_eq!(whmcs.get("WHMCS_BASE_URL"), Some(&Need::Required));
+        assert_eq!(whmcs.get("WORKER_MAX_RECEIVES"), Some(&Need::Required));
+        assert_eq!(whmcs.get("LEDGER_TABLE_NAME"), Some(&Need::Required));
+        assert!(!whmcs.contains_key("MAXIO_CORE_BASE_URL"));
+        for f in Function::ALL {
+            assert_eq!(
+                variables(f).get("SALESFORCE_LOGIN_URL"),
+                Some(&Need::Required),
+                "{f:?}"
+            );
+        }
+    }
+}

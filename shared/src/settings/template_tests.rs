@@ -1,0 +1,143 @@
+//! `template.yaml` against the configuration: each function is given exactly what it reads
+//! (every variable given is read, every required one is given), and each worker's
+//! `WORKER_MAX_RECEIVES` is its queue's `maxReceiveCount`.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use yaml_rust2::{Yaml, YamlLoader};
+
+use super::{Function, Need, variables};
+
+const TEMPLATE: &str = include_str!("../../../template.yaml");
+
+/// Read by the runtime libraries, not by dealbridge's configuration.
+const RUNTIME_VARIABLES: [&str; 1] = [
+    // lambda_http: API Gateway's stage is not part of the routes.
+    "AWS_LAMBDA_HTTP_IGNORE_STAGE_IN_PATH",
+];
+
+fn text(y: &Yaml) -> Option<String> {
+    match y {
+        Yaml::String(s) => Some(s.clone()),
+        Yaml::Integer(i) => Some(i.to_string()),
+        _ => None,
+    }
+}
+
+fn keys(y: &Yaml) -> BTreeMap<String, Yaml> {
+    y.as_hash()
+        .map(|h| {
+            h.iter()
+                .filter_map(|(k, v)| Some((k.as_str()?.to_string(), v.clone())))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Everything wrong between `template` and the configuration, one line each.
+fn check(template: &str) -> Vec<String> {
+    let docs = match YamlLoader::load_from_str(template) {
+        Ok(d) => d,
+        Err(e) => return vec![format!("the template is not YAML: {e}")],
+    };
+    let doc = &docs[0];
+    let globals = keys(&doc["Globals"]["Function"]["Environment"]["Variables"]);
+    let resources = keys(&doc["Resources"]);
+    let mut problems = Vec::new();
+    for function in Function::ALL {
+        let name = function.name();
+        let Some((logical, resource)) = resources
+            .iter()
+            .find(|(_, r)| r["Metadata"]["BuildProperties"]["Binary"].as_str() == Some(name))
+        else {
+            problems.push(format!("no function in the template builds {name}"));
+            continue;
+        };
+        let own = keys(&resource["Properties"]["Environment"]["Variables"]);
+        let mut given: BTreeMap<String, Yaml> = globals.clone();
+        given.extend(own);
+        for runtime in RUNTIME_VARIABLES {
+            given.remove(runtime);
+        }
+        let read = variables(function);
+        for variable in given.keys() {
+            if !read.contains_key(variable) {
+                problems.push(format!(
+                    "{logical} is given {variable}, which {name} never reads"
+                ));
+            }
+        }
+        for (variable, need) in &read {
+            if *need == Need::Required && !given.contains_key(variable) {
+                problems.push(format!(
+                    "{logical} is not given {variable}, which {name} requires"
+                ));
+            }
+        }
+        let Some(queue) = function.queue() else {
+            continue;
+        };
+        let events = keys(&resource["Properties"]["Events"]);
+        let sources: BTreeSet<String> = events
+            .values()
+            .filter(|e| e["Type"].as_str() == Some("SQS"))
+            .filter_map(|e| text(&e["Properties"]["Queue"]))
+            .filter_map(|arn| arn.strip_suffix(".Arn").map(str::to_string))
+            .collect();
+        let [source] = sources.iter().collect::<Vec<_>>()[..] else {
+            problems.push(format!(
+                "{logical} should consume one queue ({queue}), not {sources:?}"
+            ));
+            continue;
+        };
+        let max_receive =
+            text(&resources[source]["Properties"]["RedrivePolicy"]["maxReceiveCount"]);
+        let told = given.get("WORKER_MAX_RECEIVES").and_then(text);
+        if max_receive.is_none() || max_receive != told {
+            problems.push(format!(
+                "{logical} is told WORKER_MAX_RECEIVES {told:?}, but its queue {source} has maxReceiveCount {max_receive:?}"
+            ));
+        }
+    }
+    problems
+}
+
+#[test]
+fn each_function_is_given_exactly_the_variables_its_configuration_reads() {
+    let problems = check(TEMPLATE);
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+/// The check fails when either side changes: a required variable dropped from a function, a
+/// variable no function reads, or a queue whose maxReceiveCount differs from what its worker is
+/// told.
+#[test]
+fn the_template_check_catches_a_missing_an_unread_and_a_mismatched_variable() {
+    let missing = TEMPLATE.replacen("          WHMCS_BASE_URL: !Ref WhmcsBaseUrl\n", "", 1);
+    assert_eq!(
+        check(&missing),
+        ["WhmcsProvisionFunction is not given WHMCS_BASE_URL, which whmcs-provision requires"]
+    );
+    let unread = TEMPLATE.replacen(
+        "          INTAKE_SECRET_NAME: !Ref IntakeSecretName\n",
+        "          INTAKE_SECRET_NAME: !Ref IntakeSecretName\n          MAXIO_AB_BASE_URL: !Ref MaxioAbBaseUrl\n",
+        1,
+    );
+    assert_eq!(
+        check(&unread),
+        ["IntakeFunction is given MAXIO_AB_BASE_URL, which intake never reads"]
+    );
+    let start = TEMPLATE.find("  DelayedQueue:").unwrap();
+    let at = start + TEMPLATE[start..].find("maxReceiveCount: 10").unwrap();
+    let mismatched = format!(
+        "{}maxReceiveCount: 5{}",
+        &TEMPLATE[..at],
+        &TEMPLATE[at + "maxReceiveCount: 10".len()..]
+    );
+    let problems = check(&mismatched);
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(
+        problems[0].starts_with("DelayedFunction is told WORKER_MAX_RECEIVES"),
+        "{problems:?}"
+    );
+}

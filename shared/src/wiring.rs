@@ -1,0 +1,291 @@
+//! The one place dealbridge is wired: every handler's dependencies built from the
+//! [`Settings`] and a [`Platform`]. The deployed functions call [`Wiring::from_env`] (AWS: Secrets
+//! Manager, SQS, DynamoDB); the local stack and the operator CLI build their own [`Platform`]
+//! (in-memory queue and ledger, a manual clock) and call the same constructors, so the end-to-end
+//! tests exercise the production wiring.
+
+use std::sync::Arc;
+
+use crate::clock::{Clock, SystemClock};
+use crate::config::ConfigError;
+use crate::delayed::DelayedDeps;
+use crate::dispatch::{Dispatcher, RedispatchPolicy};
+use crate::ledger::{DynamoDbLedger, Ledger};
+use crate::mapping::Mapping;
+use crate::maxio::ab::AbClient;
+use crate::maxio::core::CoreClient;
+use crate::maxio::core_link::CoreLinkDeps;
+use crate::maxio::steps::MaxioDeps;
+use crate::queue::{Queue, QueueName, SqsQueue};
+use crate::retry::RetryPolicy;
+use crate::runner::{QueueHandler, Router};
+use crate::salesforce::SalesforceClient;
+use crate::secrets::{AwsSecretsManager, CachedSecrets, SecretStore};
+use crate::settings::{Function, Settings};
+use crate::snapshot::SnapshotLoader;
+use crate::whmcs::WhmcsClient;
+use crate::whmcs::provision::WhmcsDeps;
+use crate::writeback::WriteBack;
+
+/// How long a WHMCS attempt holds its lease when the Lambda deadline is unknown.
+pub const WHMCS_LEASE_FALLBACK: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// Why a function cannot start: every problem, one per line.
+#[derive(Debug, thiserror::Error)]
+#[error("the function cannot start:\n  {}", .problems.join("\n  "))]
+pub struct StartError {
+    pub problems: Vec<String>,
+}
+
+impl StartError {
+    pub fn new(problem: impl Into<String>) -> StartError {
+        StartError {
+            problems: vec![problem.into()],
+        }
+    }
+}
+
+impl From<ConfigError> for StartError {
+    fn from(e: ConfigError) -> Self {
+        StartError {
+            problems: e.problems,
+        }
+    }
+}
+
+/// What the handlers run on: where secrets come from, where messages go, the ledger, the clock
+/// and how often a call is tried.
+#[derive(Clone)]
+pub struct Platform {
+    pub secrets: Arc<dyn SecretStore>,
+    pub queue: Arc<dyn Queue>,
+    /// `None` where the function keeps no ledger.
+    pub ledger: Option<Arc<dyn Ledger>>,
+    pub clock: Arc<dyn Clock>,
+    /// The retry policy of every HTTP client and of the Salesforce write-back.
+    pub retry: RetryPolicy,
+}
+
+impl Platform {
+    /// AWS, as the deployed functions see it: secrets cached per container, SQS, and the
+    /// DynamoDB ledger when the settings name its table.
+    pub async fn aws(settings: &Settings) -> Result<Platform, StartError> {
+        let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        Platform::aws_with(&aws, settings)
+    }
+
+    /// As [`Platform::aws`], with a given AWS configuration.
+    pub fn aws_with(
+        aws: &aws_config::SdkConfig,
+        settings: &Settings,
+    ) -> Result<Platform, StartError> {
+        let secrets: Arc<dyn SecretStore> = Arc::new(CachedSecrets::new(
+            Arc::new(AwsSecretsManager::new(aws_sdk_secretsmanager::Client::new(
+                aws,
+            ))),
+            settings.config.secrets_cache_ttl,
+        ));
+        let urls = settings
+            .queues
+            .clone()
+            .ok_or_else(|| StartError::new("the queue URLs were not read"))?;
+        let queue: Arc<dyn Queue> = Arc::new(SqsQueue::new(aws_sdk_sqs::Client::new(aws), urls));
+        let ledger = settings
+            .ledger
+            .as_ref()
+            .map(|l| Arc::new(DynamoDbLedger::from_settings(aws, l)) as Arc<dyn Ledger>);
+        Ok(Platform {
+            secrets,
+            queue,
+            ledger,
+            clock: Arc::new(SystemClock),
+            retry: RetryPolicy::default(),
+        })
+    }
+}
+
+/// The settings, the platform and the Salesforce client every handler shares.
+pub struct Wiring {
+    pub settings: Settings,
+    pub platform: Platform,
+    pub salesforce: Arc<SalesforceClient>,
+    mapping: Arc<Mapping>,
+}
+
+fn missing(section: &str) -> StartError {
+    StartError::new(format!("the {section} configuration was not read"))
+}
+
+impl Wiring {
+    /// A deployed function's wiring: its settings from the environment, on AWS.
+    pub async fn from_env(function: Function) -> Result<Wiring, StartError> {
+        let settings = Settings::from_env(function)?;
+        let platform = Platform::aws(&settings).await?;
+        Wiring::new(settings, platform)
+    }
+
+    pub fn new(settings: Settings, platform: Platform) -> Result<Wiring, StartError> {
+        let salesforce = Arc::new(
+            SalesforceClient::new(settings.config.salesforce.clone(), platform.secrets.clone())
+                .map_err(|e| StartError::new(e.to_string()))?,
+        );
+        let mapping = Arc::new(settings.config.mapping.clone());
+        Ok(Wiring {
+            settings,
+            platform,
+            salesforce,
+            mapping,
+        })
+    }
+
+    pub fn mapping(&self) -> Arc<Mapping> {
+        self.mapping.clone()
+    }
+
+    fn ledger(&self) -> Result<Arc<dyn Ledger>, StartError> {
+        self.platform
+            .ledger
+            .clone()
+            .ok_or_else(|| missing("ledger"))
+    }
+
+    /// The deal loader (one Composite call per deal).
+    pub fn loader(&self) -> SnapshotLoader {
+        SnapshotLoader::new(self.salesforce.clone(), self.mapping())
+    }
+
+    /// Validate, load, plan and enqueue a deal.
+    pub fn dispatcher(&self) -> Dispatcher {
+        Dispatcher::new(
+            self.loader(),
+            self.platform.queue.clone(),
+            self.mapping(),
+            RedispatchPolicy::default(),
+            self.platform.clock.clone(),
+        )
+    }
+
+    /// Outcomes written to Salesforce.
+    pub fn writeback(&self) -> Arc<WriteBack> {
+        Arc::new(WriteBack::new(
+            self.salesforce.clone(),
+            self.mapping(),
+            self.platform.clock.clone(),
+            self.platform.retry.clone(),
+        ))
+    }
+
+    /// The Maxio AB chain's handler (its three queues).
+    pub fn maxio(&self) -> Result<MaxioDeps, StartError> {
+        let ab = self
+            .settings
+            .ab
+            .as_ref()
+            .ok_or_else(|| missing("Maxio AB"))?;
+        let mut client = ab.client.clone();
+        client.retry = self.platform.retry.clone();
+        let client = AbClient::new(client, self.platform.secrets.clone())
+            .map_err(|e| StartError::new(e.to_string()))?;
+        Ok(MaxioDeps {
+            ab: Arc::new(client),
+            queue: self.platform.queue.clone(),
+            writeback: self.writeback(),
+            mapping: self.mapping(),
+            settings: ab.deal.clone(),
+            max_receives: self.settings.max_receives,
+            ledger: self.ledger()?,
+            clock: self.platform.clock.clone(),
+            core_link: ab.core_link,
+        })
+    }
+
+    /// The Maxio Core link's handler.
+    pub fn core_link(&self) -> Result<CoreLinkDeps, StartError> {
+        let core = self
+            .settings
+            .core
+            .as_ref()
+            .ok_or_else(|| missing("Maxio Core"))?;
+        let mut client = core.client.clone();
+        client.retry = self.platform.retry.clone();
+        let client = CoreClient::new(client, self.platform.secrets.clone())
+            .map_err(|e| StartError::new(e.to_string()))?;
+        Ok(CoreLinkDeps {
+            core: Arc::new(client),
+            queue: self.platform.queue.clone(),
+            writeback: self.writeback(),
+            clock: self.platform.clock.clone(),
+            ledger: self.ledger()?,
+            settings: core.link.clone(),
+            max_receives: self.settings.max_receives,
+        })
+    }
+
+    /// WHMCS provisioning's handler.
+    pub fn whmcs(&self) -> Result<WhmcsDeps, StartError> {
+        let mut settings = self
+            .settings
+            .whmcs
+            .clone()
+            .ok_or_else(|| missing("WHMCS"))?;
+        settings.retry = self.platform.retry.clone();
+        let client = WhmcsClient::new(settings, self.platform.secrets.clone())
+            .map_err(|e| StartError::new(e.to_string()))?;
+        Ok(WhmcsDeps {
+            whmcs: Arc::new(client),
+            ledger: self.ledger()?,
+            writeback: self.writeback(),
+            mapping: self.mapping(),
+            clock: self.platform.clock.clone(),
+            lease_fallback: WHMCS_LEASE_FALLBACK,
+            max_receives: self.settings.max_receives,
+        })
+    }
+
+    /// The delayed queue's handler.
+    pub fn delayed(&self) -> Result<DelayedDeps, StartError> {
+        Ok(DelayedDeps {
+            dispatcher: self.dispatcher(),
+            ledger: self.ledger()?,
+            queue: self.platform.queue.clone(),
+            clock: self.platform.clock.clone(),
+            writeback: self.writeback(),
+            max_receives: self.settings.max_receives,
+        })
+    }
+
+    /// The handler of `queue`.
+    pub fn handler(&self, queue: QueueName) -> Result<Arc<dyn QueueHandler>, StartError> {
+        Ok(match queue {
+            QueueName::MaxioCustomer
+            | QueueName::MaxioPricePoints
+            | QueueName::MaxioSubscription => Arc::new(self.maxio()?),
+            QueueName::MaxioCoreLink => Arc::new(self.core_link()?),
+            QueueName::WhmcsProvision => Arc::new(self.whmcs()?),
+            QueueName::Delayed => Arc::new(self.delayed()?),
+        })
+    }
+
+    /// A handler for every queue whose configuration was read: the delayed queue first, then
+    /// the chain in order (one Maxio handler serves its three queues).
+    pub fn router(&self) -> Result<Router, StartError> {
+        let mut router = Router::new();
+        if self.platform.ledger.is_some() {
+            router = router.with(QueueName::Delayed, Arc::new(self.delayed()?));
+        }
+        if self.settings.ab.is_some() {
+            let maxio: Arc<dyn QueueHandler> = Arc::new(self.maxio()?);
+            router = router
+                .with(QueueName::MaxioCustomer, maxio.clone())
+                .with(QueueName::MaxioPricePoints, maxio.clone())
+                .with(QueueName::MaxioSubscription, maxio);
+        }
+        if self.settings.core.is_some() {
+            router = router.with(QueueName::MaxioCoreLink, Arc::new(self.core_link()?));
+        }
+        if self.settings.whmcs.is_some() {
+            router = router.with(QueueName::WhmcsProvision, Arc::new(self.whmcs()?));
+        }
+        Ok(router)
+    }
+}
