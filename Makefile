@@ -3,7 +3,7 @@
 CARGO ?= cargo
 VENV  := .venv
 
-.PHONY: all demo test venv fmt fmt-check lint template sandbox watch build deploy bench clean
+.PHONY: all demo test venv fmt fmt-check lint template sandbox watch build cli deploy bench clean
 
 all: test
 
@@ -43,6 +43,10 @@ watch: venv
 	PATH="$(CURDIR)/.venv-sam/bin:$$PATH" cargo lambda watch -A 127.0.0.1 -P 9000 --env-file target/sandbox.env
 
 SAM := SAM_CLI_TELEMETRY=0 PATH="$(CURDIR)/.venv-sam/bin:$$PATH" $(CURDIR)/.venv-sam/bin/sam
+
+## cli: the operator CLI for operators, without the sandbox's fakes (target/release/dealbridge)
+cli:
+	$(CARGO) build --release --locked -p dealbridge-cli --no-default-features
 
 ## build: build the functions for AWS Lambda (sam build: cargo lambda, release, provided.al2023)
 build: venv

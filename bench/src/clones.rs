@@ -1,4 +1,4 @@
-//! Copies of a seeded deal for load: the deal's records in `tests/data/salesforce/seed.json`
+//! Copies of a seeded deal for load: the deal's records in `sandbox/data/salesforce/seed.json`
 //! (the `sf data export tree` shape), loaded again under new `referenceId`s so the org gives them
 //! new Ids, with their references to each other rewritten and their references to the catalog
 //! (products, consumption schedules) kept.

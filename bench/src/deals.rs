@@ -76,7 +76,7 @@ const fn ab_minimum(scheduled: usize) -> usize {
 /// PATCH of the contract (its answer is the read-back).
 const CORE_MINIMUM: usize = 3;
 
-/// The seeded deals, in the order of `tests/data/salesforce/README.md`.
+/// The seeded deals, in the order of `sandbox/data/salesforce/README.md`.
 pub fn seeded() -> Vec<DealKind> {
     let maxio = |scheduled| Minimum {
         sf_reads: 1,

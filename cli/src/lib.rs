@@ -17,6 +17,7 @@ pub mod output;
 pub mod reconcile;
 pub mod redrive;
 pub mod rehearse;
+#[cfg(feature = "sandbox")]
 pub mod sandbox;
 pub mod status;
 pub mod sync;

@@ -12,8 +12,11 @@ use dealbridge_cli::error::CliError;
 use dealbridge_cli::output::Outcome;
 use dealbridge_cli::reconcile::ReconcileOptions;
 use dealbridge_cli::redrive::RedriveOptions;
+#[cfg(feature = "sandbox")]
+use dealbridge_cli::sandbox;
 use dealbridge_cli::sync::SyncOptions;
-use dealbridge_cli::{env_file, reconcile, redrive, sandbox, status, sync};
+use dealbridge_cli::{env_file, reconcile, redrive, status, sync};
+#[cfg(feature = "sandbox")]
 use dealbridge_sandbox::serve_all::SandboxOptions;
 
 /// The variable that filters the CLI's logs (stderr); warnings by default.
@@ -94,6 +97,11 @@ async fn run(command: Command, json: bool) -> Result<Outcome, CliError> {
             })
             .await
         }
+        #[cfg(not(feature = "sandbox"))]
+        Command::Sandbox(_) => Err(CliError::Usage(
+            "this dealbridge was built without the sandbox; build it with `cargo build -p dealbridge-cli --features sandbox`".into(),
+        )),
+        #[cfg(feature = "sandbox")]
         Command::Sandbox(a) => {
             let options = SandboxOptions {
                 salesforce_port: a.salesforce_port,

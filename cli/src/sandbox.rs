@@ -10,7 +10,7 @@ use serde_json::{Map, Value, json};
 use crate::error::CliError;
 use crate::output::Outcome;
 
-/// The seeded deals an operator rehearses with (see `tests/data/salesforce/README.md`).
+/// The seeded deals an operator rehearses with (see `sandbox/data/salesforce/README.md`).
 const SEEDED_DEALS: [&str; 9] = [
     "VolumeOpportunity",
     "GraduatedOpportunity",

@@ -86,7 +86,7 @@ pub struct LocalStack {
 #[derive(Debug, Clone, Default)]
 pub struct CoreStart {
     pub settings: CoreSettings,
-    /// Leave the tenant empty instead of loading `tests/data/maxio_core/seed.json`.
+    /// Leave the tenant empty instead of loading `sandbox/data/maxio_core/seed.json`.
     pub empty: bool,
 }
 

@@ -1,5 +1,5 @@
 //! What a fresh installation holds: the WHMCS products the seeded Salesforce catalog maps to
-//! (`Product2.WHMCS_Product_Id__c`; names and cycles from `tests/data/salesforce/seed.json`), the
+//! (`Product2.WHMCS_Product_Id__c`; names and cycles from `sandbox/data/salesforce/seed.json`), the
 //! client the seeded internet Order belongs to (`Account.WH_Account__c = 1`), a Closed and an
 //! Inactive client, and the payment gateways.
 //!

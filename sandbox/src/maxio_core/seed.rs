@@ -1,4 +1,4 @@
-//! Seeding the fake tenant from a JSON document (`tests/data/maxio_core/seed.json`): customers
+//! Seeding the fake tenant from a JSON document (`sandbox/data/maxio_core/seed.json`): customers
 //! with their contracts, as Core would have synced them. Values starting with `@` name records of
 //! the Salesforce seed and are replaced by their Ids.
 

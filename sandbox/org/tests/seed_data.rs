@@ -1,4 +1,4 @@
-//! The sandbox's own schema and seed (`tests/data/salesforce`) load, and the queries the
+//! The sandbox's own schema and seed (`sandbox/data/salesforce`) load, and the queries the
 //! provisioning functions make return what the seed describes.
 
 use std::collections::BTreeSet;

@@ -1,0 +1,12 @@
+//! The end-to-end suites: the real handlers, wired as deployed, against the sandbox fakes on
+//! virtual time (one test binary, so CI links once).
+
+mod chaos;
+mod hostile_input;
+mod intake;
+mod maxio_chain;
+mod maxio_core_link;
+mod platform_events_and_delayed;
+mod reconciler;
+mod sample_events;
+mod whmcs_provisioning;
