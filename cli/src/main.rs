@@ -133,10 +133,12 @@ fn print(outcome: &Outcome, json: bool) {
     let _ = stdout.flush();
 }
 
+/// Prints the error once: as JSON on stdout with `--json`, else as text on stderr.
 fn fail(e: &CliError, json: bool) -> ExitCode {
-    eprintln!("error: {e}");
     if json {
         println!("{}", e.to_json());
+    } else {
+        eprintln!("error: {e}");
     }
     ExitCode::from(e.exit_code())
 }

@@ -12,12 +12,14 @@
 //!   for: the delayed message is handed to the deployed delayed queue when `DELAYED_QUEUE_URL` is
 //!   set, and reported.
 
+use dealbridge::codes::ErrorCode;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
 use dealbridge::dispatch::{DispatchOutcome, DispatchRequest, Dispatcher, RedispatchPolicy};
 use dealbridge::envelope::{Envelope, Step};
+use dealbridge::failure::Failure;
 use dealbridge::ledger::{Ledger, StepRecord};
 use dealbridge::maxio::prepare::{DealProblem, prepare};
 use dealbridge::maxio::settings::{AbConfig, CoreConfig};
@@ -153,13 +155,16 @@ fn problems_json(problems: &[(String, String)]) -> Value {
     Value::Array(
         problems
             .iter()
-            .map(|(code, message)| json!({"code": code, "message": message}))
+            .map(|(code, message)| json!({"code": code, "kind": "permanent", "message": message}))
             .collect(),
     )
 }
 
 fn maxio_problems(problems: Vec<DealProblem>) -> Vec<(String, String)> {
-    problems.into_iter().map(|p| (p.code, p.message)).collect()
+    problems
+        .into_iter()
+        .map(|p| (p.code.to_string(), p.message))
+        .collect()
 }
 
 /// The Salesforce records and fields a successful outcome writes (names only: the values come
@@ -401,7 +406,9 @@ async fn dry_run(connected: &Connected, deal: &DealRef) -> Result<Outcome, CliEr
                         }));
                     }
                     Err(problems) => {
-                        let exists = problems.iter().all(|p| p.code == "WHMCS_ORDER_EXISTS");
+                        let exists = problems
+                            .iter()
+                            .all(|p| p.code == ErrorCode::WhmcsOrderExists);
                         would_fail |= !exists;
                         let problems: Vec<(String, String)> = problems
                             .into_iter()
@@ -453,6 +460,10 @@ struct StepRun {
     result: &'static str,
     /// Why the last try asked to be retried.
     reason: Option<String>,
+    /// What the last try became (`done`, `not-yet`, `permanent`, `transient`, `conflict`).
+    kind: &'static str,
+    /// The last try's failure, if it failed.
+    failure: Option<Failure>,
     /// The ledger's record after the step, if it keeps one.
     record: Option<StepRecord>,
 }
@@ -501,6 +512,13 @@ impl StepRun {
             "status": self.status(),
             "failed": self.failed(),
             "retryReason": self.reason,
+            "outcome": self.kind,
+            "error": self.failure.as_ref().map(|f| json!({
+                "code": f.code,
+                "kind": if self.kind == "transient" { "transient" } else { "permanent" },
+                "needsPerson": self.kind == "conflict",
+                "message": f.message,
+            })),
             "ledger": self.record,
         })
     }
@@ -518,9 +536,12 @@ struct Unserved;
 #[async_trait::async_trait]
 impl QueueHandler for Unserved {
     async fn handle(&self, _envelope: Envelope, delivery: &Delivery) -> Handled {
-        Handled::Retry(format!(
-            "no {} handler was set up for this run (internal error)",
-            delivery.queue
+        Handled::Retry(Failure::new(
+            ErrorCode::DealbridgeInternal,
+            format!(
+                "no {} handler was set up for this run (internal error)",
+                delivery.queue
+            ),
         ))
     }
 }
@@ -744,9 +765,11 @@ async fn drain(
                 "retry"
             },
             reason: match &delivery.handled {
-                Handled::Done => None,
-                other => other.reason().map(str::to_string),
+                Handled::Retry(f) => Some(f.to_string()),
+                _ => None,
             },
+            kind: delivery.handled.kind(),
+            failure: delivery.handled.failure().cloned(),
             record,
         };
         match index.get(&delivery.message_id) {

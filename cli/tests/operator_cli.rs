@@ -255,6 +255,20 @@ async fn a_dry_run_shows_validation_problems_with_their_codes_and_exits_1() {
         json["maxio"]["problems"][0]["code"],
         "MAXIO_NO_BILLING_EMAIL"
     );
+    assert_eq!(json["maxio"]["problems"][0]["kind"], "permanent");
+    assert_eq!(sandbox.maxio_ab.observer().total(), 0);
+
+    // The real sync fails at the same check: the step's error carries its code and kind as
+    // fields, and nothing reaches AB.
+    let real = dealbridge(&sandbox, &["--json", "sync", opportunity.as_str()])
+        .await
+        .expect(1)
+        .json();
+    let step = &real["steps"][0];
+    assert_eq!(step["step"], "maxio-customer", "{real}");
+    assert_eq!(step["outcome"], "permanent", "{real}");
+    assert_eq!(step["error"]["code"], "MAXIO_NO_BILLING_EMAIL", "{real}");
+    assert_eq!(step["error"]["kind"], "permanent", "{real}");
     assert_eq!(sandbox.maxio_ab.observer().total(), 0);
 }
 
@@ -476,6 +490,8 @@ async fn a_sync_of_the_internet_order_provisions_one_whmcs_order() {
     let step = &run["steps"][0];
     assert_eq!(step["step"], "whmcs-provision");
     assert_eq!(step["status"], "COMPLETED");
+    assert_eq!(step["outcome"], "done");
+    assert!(step["error"].is_null(), "{step}");
     assert_eq!(
         step["ledger"]["targets"]["whmcs_order_id"],
         placed.id.to_string()
@@ -769,6 +785,11 @@ async fn a_missing_configuration_exits_2_naming_every_variable() {
     let text = problems.to_string();
     assert!(text.contains("SALESFORCE_LOGIN_URL is not set"), "{text}");
     assert!(text.contains("SALESFORCE_SECRET_NAME is not set"), "{text}");
+    assert!(
+        !run.stderr.contains("error:"),
+        "with --json the error is printed once, as JSON: {}",
+        run.stderr
+    );
     let run = dealbridge_with(&[], &["redrive", "delayed"])
         .await
         .expect(2);

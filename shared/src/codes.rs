@@ -101,6 +101,27 @@ pub enum ErrorCode {
     DealbridgeQueue,
     /// The next step's message could not be built. Permanent.
     DealbridgeInternal,
+    /// A queue message dealbridge cannot read (no body, not an envelope, another version) or one on
+    /// the wrong queue. Returned to its queue; ends in the dead-letter queue.
+    DealbridgeBadMessage,
+    /// Not handled: an earlier message of its FIFO batch is retried, so this one returns too,
+    /// in order. Transient.
+    DealbridgeHeldBack,
+    /// The ledger (DynamoDB) did not answer or refused a write. Transient.
+    LedgerUnavailable,
+    /// Another delivery holds the step's lease in the ledger. Transient.
+    LedgerBusy,
+    /// Writing the outcome to Salesforce failed for a passing reason (a timeout, 5xx,
+    /// `UNABLE_TO_LOCK_ROW`, the daily limit). Transient.
+    SalesforceUnavailable,
+    /// AB said another attempt created the record (customer, price point, subscription) but it
+    /// cannot be read yet. Transient.
+    MaxioNotVisibleYet,
+    /// Maxio Core does not show the customer or contract yet; the link waits. Not yet.
+    CoreNotSynced,
+    /// A re-dispatch could not load the deal or enqueue its work. Transient or permanent, as
+    /// its cause.
+    DispatchFailed,
 
     // Maxio Core link (shared/src/maxio/core/error.rs, shared/src/maxio/link.rs,
     // shared/src/maxio/core_link.rs).
@@ -274,6 +295,14 @@ impl ErrorCode {
         ErrorCode::SalesforceWriteFailed,
         ErrorCode::DealbridgeQueue,
         ErrorCode::DealbridgeInternal,
+        ErrorCode::DealbridgeBadMessage,
+        ErrorCode::DealbridgeHeldBack,
+        ErrorCode::LedgerUnavailable,
+        ErrorCode::LedgerBusy,
+        ErrorCode::SalesforceUnavailable,
+        ErrorCode::MaxioNotVisibleYet,
+        ErrorCode::CoreNotSynced,
+        ErrorCode::DispatchFailed,
         ErrorCode::CoreUnauthorized,
         ErrorCode::CoreForbidden,
         ErrorCode::CoreRateLimited,
@@ -362,6 +391,14 @@ impl ErrorCode {
             ErrorCode::SalesforceWriteFailed => "SALESFORCE_WRITE_FAILED",
             ErrorCode::DealbridgeQueue => "DEALBRIDGE_QUEUE",
             ErrorCode::DealbridgeInternal => "DEALBRIDGE_INTERNAL",
+            ErrorCode::DealbridgeBadMessage => "DEALBRIDGE_BAD_MESSAGE",
+            ErrorCode::DealbridgeHeldBack => "DEALBRIDGE_HELD_BACK",
+            ErrorCode::LedgerUnavailable => "LEDGER_UNAVAILABLE",
+            ErrorCode::LedgerBusy => "LEDGER_BUSY",
+            ErrorCode::SalesforceUnavailable => "SALESFORCE_UNAVAILABLE",
+            ErrorCode::MaxioNotVisibleYet => "MAXIO_NOT_VISIBLE_YET",
+            ErrorCode::CoreNotSynced => "CORE_NOT_SYNCED",
+            ErrorCode::DispatchFailed => "DISPATCH_FAILED",
             ErrorCode::CoreUnauthorized => "CORE_UNAUTHORIZED",
             ErrorCode::CoreForbidden => "CORE_FORBIDDEN",
             ErrorCode::CoreRateLimited => "CORE_RATE_LIMITED",
@@ -429,6 +466,19 @@ impl ErrorCode {
 impl fmt::Display for ErrorCode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+/// Tests and logs compare a code with its text.
+impl PartialEq<&str> for ErrorCode {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl PartialEq<ErrorCode> for &str {
+    fn eq(&self, other: &ErrorCode) -> bool {
+        *self == other.as_str()
     }
 }
 

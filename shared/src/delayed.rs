@@ -6,6 +6,7 @@
 //! a failed record returns to the queue after its visibility timeout and ends in the dead-letter
 //! queue if it never succeeds.
 
+use crate::codes::ErrorCode;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,6 +17,7 @@ use tracing::{error, info, warn};
 use crate::clock::Clock;
 use crate::dispatch::{DispatchError, DispatchRequest, Dispatcher};
 use crate::envelope::{Envelope, Step};
+use crate::failure::Failure;
 use crate::ledger::{Begin, Ledger, lease_until};
 use crate::queue::{MAX_DELAY, Queue, QueueName};
 use crate::runner::{Delivery, Handled, QueueHandler};
@@ -51,10 +53,10 @@ pub enum RecordOutcome {
     },
     /// Waiting cannot help any more; the reason is on the Opportunity.
     GaveUp {
-        reason: String,
+        failure: Failure,
     },
     Failed {
-        reason: String,
+        failure: Failure,
         retryable: bool,
     },
 }
@@ -85,7 +87,10 @@ pub async fn handle_record(
         Ok(Begin::Done(_)) => return RecordOutcome::Duplicate,
         Ok(Begin::Busy(_)) => {
             return RecordOutcome::Failed {
-                reason: format!("message {message_id} is being handled by another delivery"),
+                failure: Failure::new(
+                    ErrorCode::LedgerBusy,
+                    format!("message {message_id} is being handled by another delivery"),
+                ),
                 retryable: true,
             };
         }
@@ -99,9 +104,9 @@ pub async fn handle_record(
         give_up_if_last(handle_once(envelope, deps).await, envelope, delivery, deps).await;
     let now = deps.clock.now();
     let saved = match &outcome {
-        RecordOutcome::Failed { reason, .. } => deps
+        RecordOutcome::Failed { failure, .. } => deps
             .ledger
-            .fail(&deal, &step, reason, now)
+            .fail(&deal, &step, &failure.to_string(), now)
             .await
             .map(|_| ()),
         _ => deps
@@ -126,7 +131,7 @@ async fn give_up_if_last(
     deps: &DelayedDeps,
 ) -> RecordOutcome {
     let RecordOutcome::Failed {
-        reason,
+        failure: reason,
         retryable: true,
     } = &outcome
     else {
@@ -137,7 +142,8 @@ async fn give_up_if_last(
         return outcome;
     }
     let error = format!(
-        "DELAYED_GAVE_UP: the delayed {} failed {receives} times and went to the dead-letter queue; last error: {reason}",
+        "{}: the delayed {} failed {receives} times and went to the dead-letter queue; last error: {reason}",
+        ErrorCode::DelayedGaveUp,
         envelope.step.name()
     );
     let written = match (&envelope.step, &envelope.deal) {
@@ -192,7 +198,10 @@ async fn give_up_if_last(
 }
 
 async fn handle_once(envelope: &Envelope, deps: &DelayedDeps) -> RecordOutcome {
-    let failed = |reason: String, retryable: bool| RecordOutcome::Failed { reason, retryable };
+    let failed = |code: ErrorCode, reason: String, retryable: bool| RecordOutcome::Failed {
+        failure: Failure::new(code, reason),
+        retryable,
+    };
     let (attempt, not_before) = match &envelope.step {
         Step::Dispatch {
             attempt,
@@ -201,6 +210,7 @@ async fn handle_once(envelope: &Envelope, deps: &DelayedDeps) -> RecordOutcome {
         Step::Deferred { not_before, .. } => (0, *not_before),
         other => {
             return failed(
+                ErrorCode::DealbridgeBadMessage,
                 format!("step {} does not belong on the delayed queue", other.name()),
                 false,
             );
@@ -211,18 +221,19 @@ async fn handle_once(envelope: &Envelope, deps: &DelayedDeps) -> RecordOutcome {
         let wait = Duration::from_secs(u64::try_from(not_before - now).unwrap_or(0)).min(MAX_DELAY);
         let message = match envelope.to_message(wait) {
             Ok(m) => m,
-            Err(e) => return failed(e.to_string(), false),
+            Err(e) => return failed(ErrorCode::DealbridgeInternal, e.to_string(), false),
         };
         return match deps.queue.send(&message).await {
             Ok(_) => RecordOutcome::DelayedAgain {
                 seconds: wait.as_secs(),
             },
-            Err(e) => failed(e.to_string(), e.retryable),
+            Err(e) => failed(ErrorCode::DealbridgeQueue, e.to_string(), e.retryable),
         };
     }
     if let Step::Deferred { then, .. } = &envelope.step {
         if then.queue() == QueueName::Delayed {
             return failed(
+                ErrorCode::DealbridgeBadMessage,
                 "a deferred step must not be deferred work itself".into(),
                 false,
             );
@@ -230,11 +241,11 @@ async fn handle_once(envelope: &Envelope, deps: &DelayedDeps) -> RecordOutcome {
         let step = then.name();
         let message = match envelope.next((**then).clone()).to_message(Duration::ZERO) {
             Ok(m) => m,
-            Err(e) => return failed(e.to_string(), false),
+            Err(e) => return failed(ErrorCode::DealbridgeInternal, e.to_string(), false),
         };
         return match deps.queue.send(&message).await {
             Ok(_) => RecordOutcome::Forwarded { step },
-            Err(e) => failed(e.to_string(), e.retryable),
+            Err(e) => failed(ErrorCode::DealbridgeQueue, e.to_string(), e.retryable),
         };
     }
     let request = DispatchRequest {
@@ -247,28 +258,31 @@ async fn handle_once(envelope: &Envelope, deps: &DelayedDeps) -> RecordOutcome {
     match deps.dispatcher.dispatch(&request).await {
         Ok(_) => RecordOutcome::Dispatched,
         Err(e @ DispatchError::OrderNeverCreated { .. }) => {
-            let reason = format!("DISPATCH_NO_ORDER: {e}");
+            let reason = Failure::new(ErrorCode::DispatchNoOrder, &e);
             let DispatchError::OrderNeverCreated { opportunity_id, .. } = &e else {
-                return failed(reason, false);
+                return RecordOutcome::Failed {
+                    failure: reason,
+                    retryable: false,
+                };
             };
             let outcome = MaxioOutcome::Failed {
                 customer_id: None,
                 subscription_id: None,
-                error: reason.clone(),
+                error: reason.to_string(),
             };
             match deps
                 .writeback
                 .maxio(opportunity_id, &envelope.account_id, &outcome)
                 .await
             {
-                Ok(()) => RecordOutcome::GaveUp { reason },
-                Err(w) => failed(
-                    format!("{reason}; writing it to Salesforce failed: {w}"),
-                    true,
-                ),
+                Ok(()) => RecordOutcome::GaveUp { failure: reason },
+                Err(w) => RecordOutcome::Failed {
+                    failure: reason.and(format!("writing it to Salesforce failed: {w}")),
+                    retryable: true,
+                },
             }
         }
-        Err(e) => failed(e.to_string(), e.is_retryable()),
+        Err(e) => failed(ErrorCode::DispatchFailed, e.to_string(), e.is_retryable()),
     }
 }
 
@@ -286,23 +300,23 @@ impl QueueHandler for DelayedDeps {
                 info!(message_id = %id, seconds, "not due; delayed again");
                 return Handled::NotYet(format!("not due; delayed again by {seconds} s"));
             }
-            RecordOutcome::GaveUp { reason } => {
-                error!(message_id = %id, %reason, "gave up; the reason is on the Opportunity");
-                return Handled::Permanent(reason);
+            RecordOutcome::GaveUp { failure } => {
+                error!(message_id = %id, %failure, "gave up; the reason is on the Opportunity");
+                return Handled::Permanent(failure);
             }
             RecordOutcome::Failed {
-                reason,
+                failure,
                 retryable: true,
             } => {
-                warn!(message_id = %id, %reason, "delayed work failed; it will be retried");
-                return Handled::Retry(reason);
+                warn!(message_id = %id, %failure, "delayed work failed; it will be retried");
+                return Handled::Retry(failure);
             }
             RecordOutcome::Failed {
-                reason,
+                failure,
                 retryable: false,
             } => {
-                error!(message_id = %id, %reason, "delayed work cannot succeed; it goes to the dead-letter queue after its retries");
-                return Handled::Conflict(reason);
+                error!(message_id = %id, %failure, "delayed work cannot succeed; it goes to the dead-letter queue after its retries");
+                return Handled::Conflict(failure);
             }
         }
         Handled::Done

@@ -1,7 +1,49 @@
 //! The one place dealbridge waits before trying a call again: exponential backoff with full jitter,
-//! honouring a server's `Retry-After` when it gives one.
+//! honouring a server's `Retry-After` when it gives one, and the one retry loop
+//! ([`run_with_retries`]) every client runs its calls in.
 
+use std::fmt::Display;
+use std::future::Future;
 use std::time::Duration;
+
+use tracing::warn;
+
+/// Whether a failed try may be made again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Again {
+    No,
+    /// Yes, after the policy's backoff or the server's `Retry-After`.
+    After(Option<Duration>),
+}
+
+/// Runs `call` (given the try's number, from 1) until it succeeds, `should_retry` says its
+/// error may not be repeated, or `policy`'s tries are used up; returns the last result.
+pub async fn run_with_retries<T, E, Fut>(
+    policy: &RetryPolicy,
+    what: &str,
+    mut call: impl FnMut(u32) -> Fut,
+    should_retry: impl Fn(&E) -> Again,
+) -> Result<T, E>
+where
+    Fut: Future<Output = Result<T, E>>,
+    E: Display,
+{
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let error = match call(attempt).await {
+            Ok(value) => return Ok(value),
+            Err(e) => e,
+        };
+        match should_retry(&error) {
+            Again::After(retry_after) if attempt < policy.max_attempts.max(1) => {
+                warn!(what, attempt, error = %error, "call failed; retrying");
+                policy.wait(attempt, retry_after).await;
+            }
+            _ => return Err(error),
+        }
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RetryPolicy {
@@ -60,6 +102,55 @@ impl RetryPolicy {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_call_is_tried_until_it_succeeds_or_may_not_be_repeated() {
+        let policy = RetryPolicy::immediate(4);
+        let mut tries = Vec::new();
+        let ok: Result<u32, String> = run_with_retries(
+            &policy,
+            "test",
+            |n| {
+                tries.push(n);
+                async move {
+                    if n < 3 {
+                        Err(format!("try {n}"))
+                    } else {
+                        Ok(n)
+                    }
+                }
+            },
+            |_| Again::After(None),
+        )
+        .await;
+        assert_eq!(ok, Ok(3));
+        assert_eq!(tries, [1, 2, 3]);
+        let mut count = 0;
+        let refused: Result<(), String> = run_with_retries(
+            &policy,
+            "test",
+            |_| {
+                count += 1;
+                async { Err("refused".to_string()) }
+            },
+            |_| Again::No,
+        )
+        .await;
+        assert_eq!(refused, Err("refused".into()));
+        assert_eq!(count, 1, "an error that may not be repeated is tried once");
+        let mut count = 0;
+        let _: Result<(), String> = run_with_retries(
+            &policy,
+            "test",
+            |_| {
+                count += 1;
+                async { Err("down".to_string()) }
+            },
+            |_| Again::After(None),
+        )
+        .await;
+        assert_eq!(count, 4, "at most the policy's tries");
+    }
 
     #[test]
     fn delays_grow_with_jitter_under_a_cap() {

@@ -5,12 +5,14 @@
 use std::sync::Arc;
 
 use serde_json::{Map, Value};
-use tracing::{info, warn};
+use tracing::info;
 
 use crate::clock::Clock;
 use crate::mapping::Mapping;
+use crate::ports::SalesforceWrites;
 use crate::retry::RetryPolicy;
-use crate::salesforce::{RecordUpdate, SalesforceClient, SalesforceError, SfId};
+use crate::retry::{Again, run_with_retries};
+use crate::salesforce::{RecordUpdate, SalesforceError, SfId};
 
 /// Long enough for a list of problems, short enough for any long text area.
 pub const MAX_ERROR_CHARS: usize = 4000;
@@ -62,7 +64,7 @@ pub enum WhmcsOutcome {
 }
 
 pub struct WriteBack {
-    client: Arc<SalesforceClient>,
+    client: Arc<dyn SalesforceWrites>,
     mapping: Arc<Mapping>,
     clock: Arc<dyn Clock>,
     retry: RetryPolicy,
@@ -86,7 +88,7 @@ pub fn truncate(text: &str, max: usize) -> String {
 
 impl WriteBack {
     pub fn new(
-        client: Arc<SalesforceClient>,
+        client: Arc<dyn SalesforceWrites>,
         mapping: Arc<Mapping>,
         clock: Arc<dyn Clock>,
         retry: RetryPolicy,
@@ -384,44 +386,49 @@ impl WriteBack {
 
     /// Updates `records` in one call, again while any is locked; other record errors are returned.
     pub async fn update(&self, records: &[RecordUpdate]) -> Result<(), SalesforceError> {
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let results = self.client.update_records(records, false).await;
-            let results = match results {
-                Err(e) if e.is_retryable() && attempt < self.retry.max_attempts => {
-                    warn!(attempt, error = %e, "write-back failed; retrying");
-                    self.retry.wait(attempt, e.retry_after()).await;
-                    continue;
+        run_with_retries(
+            &self.retry,
+            "Salesforce write-back",
+            |_| self.update_once(records),
+            |e: &SalesforceError| {
+                // A locked record (UNABLE_TO_LOCK_ROW) is retryable like an outage.
+                if e.is_retryable() {
+                    Again::After(e.retry_after())
+                } else {
+                    Again::No
                 }
-                other => other?,
-            };
-            let failed: Vec<(usize, &crate::salesforce::SaveResult)> = results
+            },
+        )
+        .await
+    }
+
+    /// One Collections call: the first record that failed for a reason other than a lock, else
+    /// the first locked one.
+    async fn update_once(&self, records: &[RecordUpdate]) -> Result<(), SalesforceError> {
+        let results = self.client.update_records(records, false).await?;
+        let failed: Vec<(usize, &crate::salesforce::SaveResult)> = results
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| !r.success)
+            .collect();
+        let locked = |r: &crate::salesforce::SaveResult| {
+            r.errors
                 .iter()
-                .enumerate()
-                .filter(|(_, r)| !r.success)
-                .collect();
-            if failed.is_empty() {
-                return Ok(());
-            }
-            let locked = failed.iter().all(|(_, r)| {
-                r.errors
-                    .iter()
-                    .any(|e| e.error_code == "UNABLE_TO_LOCK_ROW")
-            });
-            if locked && attempt < self.retry.max_attempts {
-                warn!(attempt, "record locked during write-back; retrying");
-                self.retry.wait(attempt, None).await;
-                continue;
-            }
-            let (index, first) = failed[0];
-            return Err(SalesforceError::Api {
-                status: 400,
-                errors: first.errors.clone(),
-                context: Some(format!("{} {}", records[index].sobject, records[index].id)),
-                retry_after: None,
-            });
-        }
+                .any(|e| e.error_code == "UNABLE_TO_LOCK_ROW")
+        };
+        let worst = failed
+            .iter()
+            .find(|(_, r)| !locked(r))
+            .or_else(|| failed.first());
+        let Some(&(index, first)) = worst else {
+            return Ok(());
+        };
+        Err(SalesforceError::Api {
+            status: 400,
+            errors: first.errors.clone(),
+            context: Some(format!("{} {}", records[index].sobject, records[index].id)),
+            retry_after: None,
+        })
     }
 }
 

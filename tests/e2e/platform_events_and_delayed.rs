@@ -173,6 +173,8 @@ async fn a_deal_whose_order_never_appears_is_given_up_and_the_reason_written_to_
     let Some(("dispatch", Handled::Permanent(reason))) = outcomes.last() else {
         panic!("{outcomes:?}")
     };
+    assert_eq!(reason.code, "DISPATCH_NO_ORDER");
+    let reason = reason.to_string();
     assert!(reason.starts_with("DISPATCH_NO_ORDER: "), "{reason}");
     assert!(
         reason.contains("still has no Order after 8 dispatches"),

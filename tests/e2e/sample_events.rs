@@ -1,6 +1,6 @@
 //! The worker sample events in `events/` are exactly what dispatch sends for the seeded deals, so
-//! they stay true as the envelope evolves. `DEALBRIDGE_UPDATE_EVENTS=1 cargo test --test
-//! sample_events` rewrites them.
+//! they stay true as the envelope evolves. `DEALBRIDGE_UPDATE_EVENTS=1 cargo test -p
+//! dealbridge-tests --test e2e sample_events` rewrites them.
 
 use aws_lambda_events::sqs::SqsEvent;
 use dealbridge::envelope::{Envelope, Step};
@@ -53,7 +53,7 @@ fn check_or_update(file: &str, produced: Value) {
         serde_json::from_str(produced["Records"][0]["body"].as_str().unwrap()).unwrap();
     assert_eq!(
         stored_body, produced_body,
-        "{file} is out of date; run DEALBRIDGE_UPDATE_EVENTS=1 cargo test -p dealbridge-sandbox --test sample_events"
+        "{file} is out of date; run DEALBRIDGE_UPDATE_EVENTS=1 cargo test -p dealbridge-tests --test e2e sample_events"
     );
     assert_eq!(
         stored["Records"][0]["attributes"], produced["Records"][0]["attributes"],

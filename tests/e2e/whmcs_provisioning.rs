@@ -269,7 +269,7 @@ async fn two_deliveries_at_once_create_one_whmcs_order() {
 
     let retried = [&a, &b]
         .iter()
-        .filter(|h| matches!(h, Handled::Retry(r) if r.contains("another attempt")))
+        .filter(|h| matches!(h, Handled::Retry(r) if r.code == "LEDGER_BUSY" && r.message.contains("another attempt")))
         .count();
     assert_eq!(retried, 1, "{a:?} {b:?}");
     assert_eq!(stack.whmcs.order_count(), 1);

@@ -8,26 +8,28 @@
 //! delivery, writes "Core link pending: ..." to the Opportunity before the message goes to the
 //! dead-letter queue.
 
+use crate::codes::ErrorCode;
+use crate::failure::{Failure, StepFailure};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use tracing::{info, warn};
 
-use super::core::{CoreClient, CoreError};
+use super::core::CoreError;
 use super::link::{
-    ContractChoice, CoreLinkInput, LinkProblem, LinkSettings, choose_contract, choose_customer,
-    wait_after,
+    ContractChoice, CoreLinkInput, LinkSettings, choose_contract, choose_customer, wait_after,
 };
 use crate::clock::Clock;
 use crate::envelope::{Envelope, Step};
 use crate::ledger::{Ledger, StepStatus};
+use crate::ports::MaxioCore;
 use crate::queue::{MAX_DELAY, Queue};
 use crate::runner::{Delivery, Handled, QueueHandler};
 use crate::salesforce::SfId;
 use crate::writeback::{CoreLinkOutcome, MaxioOutcome, WriteBack};
 
 pub struct CoreLinkDeps {
-    pub core: Arc<CoreClient>,
+    pub core: Arc<dyn MaxioCore>,
     pub queue: Arc<dyn Queue>,
     pub writeback: Arc<WriteBack>,
     pub clock: Arc<dyn Clock>,
@@ -38,18 +40,15 @@ pub struct CoreLinkDeps {
     pub max_receives: u32,
 }
 
-impl From<CoreError> for LinkProblem {
-    /// A refused token or unreadable credentials are configuration an operator can fix: the link
-    /// keeps waiting (with the reason on the Opportunity) rather than fail the deal for good.
-    fn from(e: CoreError) -> Self {
-        if e.is_retryable() || matches!(e, CoreError::Unauthorized(_) | CoreError::Forbidden(_)) {
-            LinkProblem::Transient(format!("{}: {e}", e.code()))
-        } else {
-            LinkProblem::Permanent {
-                code: e.code(),
-                message: e.to_string(),
-            }
-        }
+/// A Core error as the link sees it. A refused token or unreadable credentials are
+/// configuration an operator can fix: the link keeps waiting (with the reason on the
+/// Opportunity) rather than fail the deal for good.
+fn core_failure(e: CoreError) -> StepFailure {
+    let failure = Failure::new(e.code(), &e);
+    if e.is_retryable() || matches!(e, CoreError::Unauthorized(_) | CoreError::Forbidden(_)) {
+        StepFailure::Transient(failure)
+    } else {
+        StepFailure::Permanent(failure)
     }
 }
 
@@ -71,7 +70,7 @@ impl CoreLinkDeps {
         }
         let error = match (&handled, error) {
             (_, Some(e)) => Some(e),
-            (Handled::Retry(r), None) => Some(r.clone()),
+            (Handled::Retry(r), None) => Some(r.to_string()),
             _ => None,
         };
         let deal = match &envelope.step {
@@ -102,16 +101,24 @@ impl CoreLinkDeps {
     ) -> (Handled, StepStatus, Option<i64>, Option<String>) {
         let Step::MaxioCoreLink { link } = &envelope.step else {
             let reason = format!("step {} is not the Maxio Core link", envelope.step.name());
-            return (Handled::Retry(reason), StepStatus::Failed, None, None);
+            return (
+                Handled::Retry(Failure::new(ErrorCode::DealbridgeBadMessage, reason)),
+                StepStatus::Failed,
+                None,
+                None,
+            );
         };
         let account = &envelope.account_id;
         let now = self.clock.now().timestamp();
         let started = link.started_at.unwrap_or(now);
+        let mut failed = None;
         let outcome = match self.link(account, link).await {
             Ok(contract_id) => CoreLinkOutcome::Linked { contract_id },
-            Err(LinkProblem::Permanent { code, message }) => CoreLinkOutcome::Failed {
-                error: format!("{code}: {message}"),
-            },
+            Err(StepFailure::Permanent(failure) | StepFailure::Conflict(failure)) => {
+                let error = failure.to_string();
+                failed = Some(failure);
+                CoreLinkOutcome::Failed { error }
+            }
             Err(problem) => {
                 let reason = problem.describe();
                 let deadline = started
@@ -124,11 +131,16 @@ impl CoreLinkDeps {
                 }
                 if receive_count < self.max_receives {
                     warn!(deal = %envelope.deal.id(), %reason, receive_count, "Maxio Core link past its deadline; retrying");
-                    return (Handled::Retry(reason), StepStatus::InProgress, None, None);
+                    return (
+                        Handled::Retry(problem.failure().clone()),
+                        StepStatus::InProgress,
+                        None,
+                        None,
+                    );
                 }
                 let hours = self.settings.deadline.as_secs() / 3600;
                 let reason = match problem {
-                    LinkProblem::NotYet(_) => format!(
+                    StepFailure::NotYet(_) => format!(
                         "Core link pending: no contract for account {account} in Maxio Core after {hours} hours ({reason})"
                     ),
                     _ => format!(
@@ -146,8 +158,11 @@ impl CoreLinkDeps {
                     )
                     .await
                 {
-                    Ok(()) => Handled::Retry(reason.clone()),
-                    Err(e) => Handled::Retry(format!("{reason}; and writing it failed: {e}")),
+                    Ok(()) => Handled::Conflict(Failure::new(problem.failure().code, &reason)),
+                    Err(e) => Handled::Retry(Failure::new(
+                        ErrorCode::SalesforceUnavailable,
+                        format!("{reason}; and writing it failed: {e}"),
+                    )),
                 };
                 return (handled, StepStatus::Failed, None, Some(reason));
             }
@@ -164,37 +179,46 @@ impl CoreLinkDeps {
         match self.write(envelope, link, &outcome).await {
             Ok(()) => {
                 info!(deal = %envelope.deal.id(), ?outcome, "Maxio Core link done");
-                (Handled::Done, status, contract, error)
+                let handled = failed.map_or(Handled::Done, Handled::Permanent);
+                (handled, status, contract, error)
             }
-            Err(e) => (Handled::Retry(e), StepStatus::InProgress, contract, None),
+            Err(e) => (
+                Handled::Retry(Failure::new(ErrorCode::SalesforceUnavailable, e)),
+                StepStatus::InProgress,
+                contract,
+                None,
+            ),
         }
     }
 
     /// Finds the contract and writes the subscription id on it unless it is there already.
-    async fn link(&self, account: &SfId, link: &CoreLinkInput) -> Result<i64, LinkProblem> {
+    async fn link(&self, account: &SfId, link: &CoreLinkInput) -> Result<i64, StepFailure> {
         let field = &self.settings.customer_field;
         let mut customers = self
             .core
             .list("customers/", &[(field, account.to_string())])
-            .await?;
+            .await
+            .map_err(core_failure)?;
         if customers.iter().all(|c| !c.holds_sf_id(field, account)) {
             // The tenant may hold the 15-character form, which an exact filter does not match.
             customers = self
                 .core
                 .list("customers/", &[(field, account.to_15().to_string())])
-                .await?;
+                .await
+                .map_err(core_failure)?;
         }
         let customer = choose_customer(&customers, field, account)?;
         let Some(customer_id) = customer.id() else {
-            return Err(LinkProblem::Permanent {
-                code: "CORE_BAD_ANSWER",
-                message: "Maxio Core listed a customer without an id".into(),
-            });
+            return Err(StepFailure::permanent(
+                ErrorCode::CoreBadAnswer,
+                "Maxio Core listed a customer without an id",
+            ));
         };
         let contracts = self
             .core
             .list("contracts/", &[("customer", customer_id.to_string())])
-            .await?;
+            .await
+            .map_err(core_failure)?;
         let contract_field = &self.settings.contract_field;
         let choice = choose_contract(
             &contracts,
@@ -204,7 +228,7 @@ impl CoreLinkDeps {
             link.subscription_id,
         )
         .map_err(|p| match p {
-            LinkProblem::NotYet(_) => LinkProblem::NotYet(format!(
+            StepFailure::NotYet(_) => StepFailure::not_yet(format!(
                 "no contract for account {account} (Maxio Core customer {customer_id}) yet"
             )),
             other => other,
@@ -226,20 +250,21 @@ impl CoreLinkDeps {
             .await
         {
             Err(CoreError::NotFound(what)) => {
-                return Err(LinkProblem::Transient(format!(
-                    "Maxio Core has no {what} any more"
-                )));
+                return Err(StepFailure::transient(
+                    ErrorCode::CoreNotFound,
+                    format!("Maxio Core has no {what} any more"),
+                ));
             }
-            other => other?,
+            other => other.map_err(core_failure)?,
         };
         if saved.text(contract_field).as_deref() != Some(wanted.as_str()) {
-            return Err(LinkProblem::Permanent {
-                code: "CORE_FIELD_NOT_SAVED",
-                message: format!(
+            return Err(StepFailure::permanent(
+                ErrorCode::CoreFieldNotSaved,
+                format!(
                     "Maxio Core accepted the update of contract {contract_id} but its {contract_field} is {:?}; is MAXIO_CORE_CONTRACT_FIELD a writable contract field?",
                     saved.text(contract_field).unwrap_or_default()
                 ),
-            });
+            ));
         }
         info!(
             contract_id,
@@ -269,7 +294,7 @@ impl CoreLinkDeps {
                 )
                 .await
         {
-            return Handled::Retry(e);
+            return Handled::Retry(Failure::new(ErrorCode::SalesforceUnavailable, e));
         }
         let wait = wait_after(link.attempt);
         let then = Step::MaxioCoreLink {
@@ -291,9 +316,12 @@ impl CoreLinkDeps {
         match sent {
             Ok(_) => {
                 info!(deal = %envelope.deal.id(), attempt = link.attempt, wait_seconds = wait.as_secs(), %reason, "Maxio Core not ready; trying again later");
-                Handled::Done
+                Handled::NotYet(reason)
             }
-            Err(e) => Handled::Retry(format!("{reason}; and scheduling the next try failed: {e}")),
+            Err(e) => Handled::Retry(Failure::new(
+                ErrorCode::DealbridgeQueue,
+                format!("{reason}; and scheduling the next try failed: {e}"),
+            )),
         }
     }
 

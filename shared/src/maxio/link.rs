@@ -6,11 +6,13 @@
 //! schedule, so a customer or contract that is not there yet is not an error: the link waits
 //! 1, 5 and 15 minutes, then every hour, up to a deadline (24 hours by default).
 
+use crate::codes::ErrorCode;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 use super::core::CoreRecord;
+use crate::failure::StepFailure;
 use crate::salesforce::SfId;
 use crate::settings::Env;
 
@@ -129,27 +131,6 @@ pub fn wait_after(attempt: u32) -> Duration {
     })
 }
 
-/// Why a link cannot be made now.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum LinkProblem {
-    /// Core has not synced what is needed yet: wait and try again.
-    NotYet(String),
-    /// Trying again cannot help until someone fixes the data or the configuration.
-    Permanent { code: &'static str, message: String },
-    /// A passing failure (throttling, an outage): wait and try again.
-    Transient(String),
-}
-
-impl LinkProblem {
-    /// `CODE: message` for permanent problems, the reason otherwise.
-    pub fn describe(&self) -> String {
-        match self {
-            LinkProblem::NotYet(m) | LinkProblem::Transient(m) => m.clone(),
-            LinkProblem::Permanent { code, message } => format!("{code}: {message}"),
-        }
-    }
-}
-
 fn ids(records: &[&CoreRecord]) -> String {
     records
         .iter()
@@ -165,24 +146,24 @@ pub fn choose_customer(
     records: &[CoreRecord],
     field: &str,
     account: &SfId,
-) -> Result<CoreRecord, LinkProblem> {
+) -> Result<CoreRecord, StepFailure> {
     let matching: Vec<&CoreRecord> = records
         .iter()
         .filter(|r| r.holds_sf_id(field, account))
         .collect();
     let active: Vec<&CoreRecord> = matching.iter().copied().filter(|r| r.is_active()).collect();
     match (matching.as_slice(), active.as_slice()) {
-        ([], _) => Err(LinkProblem::NotYet(format!(
+        ([], _) => Err(StepFailure::not_yet(format!(
             "no Maxio Core customer has {field} = {account} yet"
         ))),
         ([only], _) | (_, [only]) => Ok((*only).clone()),
-        (all, _) => Err(LinkProblem::Permanent {
-            code: "CORE_CUSTOMER_AMBIGUOUS",
-            message: format!(
+        (all, _) => Err(StepFailure::permanent(
+            ErrorCode::CoreCustomerAmbiguous,
+            format!(
                 "Maxio Core customers {} all have {field} = {account}; keep one active so dealbridge knows which to link",
                 ids(all)
             ),
-        }),
+        )),
     }
 }
 
@@ -208,7 +189,7 @@ pub fn choose_contract(
     opportunity: &SfId,
     field: &str,
     subscription_id: i64,
-) -> Result<ContractChoice, LinkProblem> {
+) -> Result<ContractChoice, StepFailure> {
     let wanted = subscription_id.to_string();
     let ours: Vec<&CoreRecord> = records
         .iter()
@@ -231,36 +212,36 @@ pub fn choose_contract(
     };
     let contract = match candidates.as_slice() {
         [] => {
-            return Err(LinkProblem::NotYet(format!(
+            return Err(StepFailure::not_yet(format!(
                 "no contract for Maxio Core customer {customer_id} yet (none has sf_id = {opportunity}, and none is active and unlinked)"
             )));
         }
         [one] => *one,
         many => {
-            return Err(LinkProblem::Permanent {
-                code: "CORE_CONTRACT_AMBIGUOUS",
-                message: format!(
+            return Err(StepFailure::permanent(
+                ErrorCode::CoreContractAmbiguous,
+                format!(
                     "Maxio Core customer {customer_id} has {} contracts that could belong to Opportunity {opportunity} ({}); set sf_id = {opportunity} on the right one",
                     many.len(),
                     ids(many)
                 ),
-            });
+            ));
         }
     };
     let Some(id) = contract.id() else {
-        return Err(LinkProblem::Permanent {
-            code: "CORE_BAD_ANSWER",
-            message: "Maxio Core listed a contract without an id".into(),
-        });
+        return Err(StepFailure::permanent(
+            ErrorCode::CoreBadAnswer,
+            "Maxio Core listed a contract without an id",
+        ));
     };
     match contract.text(field) {
         Some(v) if v == wanted => Ok(ContractChoice::AlreadyLinked(id)),
-        Some(other) => Err(LinkProblem::Permanent {
-            code: "CORE_CONTRACT_LINKED_ELSEWHERE",
-            message: format!(
+        Some(other) => Err(StepFailure::permanent(
+            ErrorCode::CoreContractLinkedElsewhere,
+            format!(
                 "Maxio Core contract {id} of Opportunity {opportunity} already has {field} = {other:?}, not subscription {subscription_id}; clear it if the link is wrong"
             ),
-        }),
+        )),
         None => Ok(ContractChoice::Patch(id)),
     }
 }
@@ -310,7 +291,7 @@ mod tests {
         );
         assert!(matches!(
             choose_customer(&listed[..1], "number", &account()),
-            Err(LinkProblem::NotYet(_))
+            Err(StepFailure::NotYet(_))
         ));
     }
 
@@ -393,7 +374,7 @@ mod tests {
         let listed = records(json!([{"id": 10, "customer": 5, "is_active": false}]));
         assert!(matches!(
             choose_contract(&listed, 5, &opportunity(), "text_field2", 77),
-            Err(LinkProblem::NotYet(_))
+            Err(StepFailure::NotYet(_))
         ));
     }
 
@@ -406,10 +387,7 @@ mod tests {
         assert!(
             matches!(
                 err,
-                LinkProblem::Permanent {
-                    code: "CORE_CONTRACT_LINKED_ELSEWHERE",
-                    ..
-                }
+                StepFailure::Permanent(ref f) if f.code == "CORE_CONTRACT_LINKED_ELSEWHERE"
             ),
             "{err:?}"
         );

@@ -3,6 +3,8 @@
 //! order product, and the subscription. Every problem is found at once and nothing is created when
 //! there is one, so a deal that cannot be billed leaves no half-made records in Maxio. Pure.
 
+use crate::codes::ErrorCode;
+use crate::failure::Failure;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
@@ -56,16 +58,13 @@ pub struct AbDealPlan {
 /// Why a deal cannot be billed, with a stable code.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DealProblem {
-    pub code: String,
+    pub code: ErrorCode,
     pub message: String,
 }
 
 impl DealProblem {
-    fn new(code: &str, message: String) -> Self {
-        DealProblem {
-            code: code.to_string(),
-            message,
-        }
+    fn new(code: ErrorCode, message: String) -> Self {
+        DealProblem { code, message }
     }
 }
 
@@ -76,6 +75,19 @@ pub fn describe(problems: &[DealProblem]) -> String {
         .map(|p| format!("{}: {}", p.code, p.message))
         .collect::<Vec<_>>()
         .join("; ")
+}
+
+/// The problems as one failure: the first one's code, every problem said (`CODE: message; ...`).
+pub fn failure(problems: &[DealProblem]) -> Failure {
+    let text = describe(problems);
+    let code = problems
+        .first()
+        .map_or(ErrorCode::DealbridgeInternal, |p| p.code);
+    let message = text
+        .strip_prefix(&format!("{code}: "))
+        .unwrap_or(&text)
+        .to_string();
+    Failure { code, message }
 }
 
 fn full_name(p: &Person) -> String {
@@ -137,7 +149,7 @@ pub fn prepare(
     let account = &snapshot.account;
     let Some(opportunity) = snapshot.opportunity.as_ref() else {
         return Err(vec![DealProblem::new(
-            "MAXIO_NO_OPPORTUNITY",
+            ErrorCode::MaxioNoOpportunity,
             "Maxio billing starts from a won Opportunity; this Order has none".into(),
         )]);
     };
@@ -145,7 +157,7 @@ pub fn prepare(
     let person = billing_person(snapshot);
     if person.is_none() {
         problems.push(DealProblem::new(
-            "MAXIO_NO_BILLING_EMAIL",
+            ErrorCode::MaxioNoBillingEmail,
             format!(
                 "no contact with an email address to bill for {} ({}); add an email to the primary quote contact or an Opportunity contact role",
                 account.name,
@@ -157,7 +169,7 @@ pub fn prepare(
         && (p.first_name.is_none() || p.last_name.is_none())
     {
         problems.push(DealProblem::new(
-            "MAXIO_CONTACT_NAME_MISSING",
+            ErrorCode::MaxioContactNameMissing,
             format!(
                 "the billing contact {} needs a first and a last name for Maxio",
                 p.email.as_deref().unwrap_or_default()
@@ -193,7 +205,7 @@ pub fn prepare(
             },
             many => {
                 problems.push(DealProblem::new(
-                    "MAXIO_INVALID_TIERS",
+                    ErrorCode::MaxioInvalidTiers,
                     format!(
                         "{} has {} consumption schedules; Maxio prices a component with one",
                         product.name,
@@ -213,7 +225,7 @@ pub fn prepare(
     }
     if !unmapped.is_empty() {
         problems.push(DealProblem::new(
-            "MAXIO_UNMAPPED_PRODUCT",
+            ErrorCode::MaxioUnmappedProduct,
             format!(
                 "no Maxio component for {}; set the product's Maxio component handle or add it to the mapping",
                 unmapped.join(", ")
@@ -222,7 +234,7 @@ pub fn prepare(
     }
     if items.is_empty() && unmapped.is_empty() {
         problems.push(DealProblem::new(
-            "MAXIO_NO_PRODUCTS",
+            ErrorCode::MaxioNoProducts,
             "no order product maps to a Maxio component".into(),
         ));
     }
@@ -238,7 +250,7 @@ pub fn prepare(
                 [one] => (*one).clone(),
                 _ => {
                     problems.push(DealProblem::new(
-                        "MAXIO_CONFLICTING_PRODUCTS",
+                        ErrorCode::MaxioConflictingProducts,
                         format!(
                             "the products name different Maxio products ({}); set the Opportunity's Maxio product handle",
                             product_handles

@@ -15,6 +15,7 @@
 //! Anything else has no exact AB equivalent and is refused rather than approximated. Nothing is
 //! rounded: a price AB cannot hold exactly (more than 8 decimal places) is an error.
 
+use crate::codes::ErrorCode;
 use std::fmt;
 
 use chrono::NaiveDate;
@@ -185,18 +186,18 @@ pub enum PricingError {
 
 impl PricingError {
     /// A stable code for the problem, for logs and for the write-back to Salesforce.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            PricingError::UnsupportedPricing { .. } => "MAXIO_UNSUPPORTED_PRICING",
+            PricingError::UnsupportedPricing { .. } => ErrorCode::MaxioUnsupportedPricing,
             PricingError::TooManyDecimals { .. } | PricingError::NegativePrice { .. } => {
-                "MAXIO_INVALID_PRICE"
+                ErrorCode::MaxioInvalidPrice
             }
             PricingError::EmptySchedule { .. }
             | PricingError::Gap { .. }
             | PricingError::Overlap { .. }
             | PricingError::FractionalBound { .. }
             | PricingError::BoundOutOfRange { .. }
-            | PricingError::InvertedRate { .. } => "MAXIO_INVALID_TIERS",
+            | PricingError::InvertedRate { .. } => ErrorCode::MaxioInvalidTiers,
         }
     }
 }

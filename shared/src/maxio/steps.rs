@@ -15,6 +15,8 @@
 //! one is retried, and on the message's last delivery it is written to the Opportunity as well
 //! before the message goes to the dead-letter queue.
 
+use crate::codes::ErrorCode;
+use crate::failure::{Failure, StepFailure};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -24,16 +26,15 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use tracing::{info, warn};
 
-use super::ab::{
-    AbClient, Component, MaxioError, NewSubscription, PricePoint, SubscriptionComponentRequest,
-};
+use super::ab::{Component, MaxioError, NewSubscription, PricePoint, SubscriptionComponentRequest};
 use super::link::CoreLinkInput;
-use super::prepare::{AbDealPlan, AbSettings, describe, prepare};
+use super::prepare::{AbDealPlan, AbSettings, failure as prepare_failure, prepare};
 use super::pricing::PricePointSpec;
 use crate::clock::Clock;
 use crate::envelope::{Envelope, Step};
 use crate::ledger::{Ledger, StepStatus};
 use crate::mapping::Mapping;
+use crate::ports::MaxioAb;
 use crate::queue::Queue;
 use crate::runner::{Delivery, Handled, QueueHandler};
 use crate::salesforce::SfId;
@@ -55,7 +56,7 @@ pub struct ResolvedComponent {
 }
 
 pub struct MaxioDeps {
-    pub ab: Arc<AbClient>,
+    pub ab: Arc<dyn MaxioAb>,
     pub queue: Arc<dyn Queue>,
     pub writeback: Arc<WriteBack>,
     pub mapping: Arc<Mapping>,
@@ -70,21 +71,13 @@ pub struct MaxioDeps {
     pub core_link: bool,
 }
 
-/// A failure, split the way the chain treats it.
-#[derive(Debug, Clone)]
-enum StepError {
-    /// Cannot succeed by trying again (`CODE: message`): written to Salesforce, message done.
-    Permanent(String),
-    /// May succeed later.
-    Transient(String),
-}
-
-impl From<MaxioError> for StepError {
+impl From<MaxioError> for StepFailure {
     fn from(e: MaxioError) -> Self {
+        let failure = Failure::new(e.code(), &e);
         if e.is_retryable() {
-            StepError::Transient(format!("{}: {e}", e.code()))
+            StepFailure::Transient(failure)
         } else {
-            StepError::Permanent(format!("{}: {e}", e.code()))
+            StepFailure::Permanent(failure)
         }
     }
 }
@@ -113,8 +106,8 @@ impl Known {
     }
 }
 
-fn permanent(code: &str, message: impl std::fmt::Display) -> StepError {
-    StepError::Permanent(format!("{code}: {message}"))
+fn permanent(code: ErrorCode, message: impl std::fmt::Display) -> StepFailure {
+    StepFailure::permanent(code, message)
 }
 
 fn token(step_key: &str, part: &str) -> String {
@@ -173,7 +166,7 @@ impl MaxioDeps {
             }
             _ => Ok(()),
         };
-        let failure = match result {
+        let (failure, gave_up) = match result {
             Ok(()) => {
                 self.audit(
                     &envelope,
@@ -185,50 +178,60 @@ impl MaxioDeps {
                 .await;
                 return Handled::Done;
             }
-            Err(StepError::Permanent(failure)) => failure,
-            Err(StepError::Transient(reason)) if receive_count < self.max_receives => {
+            Err(StepFailure::Transient(reason) | StepFailure::NotYet(reason))
+                if receive_count < self.max_receives =>
+            {
                 warn!(step = envelope.step.name(), deal = %envelope.deal.id(), %reason, receive_count, "Maxio step failed; will retry");
                 self.audit(
                     &envelope,
                     opportunity.as_ref(),
                     StepStatus::InProgress,
                     &known,
-                    Some(&reason),
+                    Some(&reason.to_string()),
                 )
                 .await;
                 return Handled::Retry(reason);
             }
-            Err(StepError::Transient(reason)) => {
-                format!(
-                    "MAXIO_GAVE_UP: {} failed {receive_count} times; last error: {reason}",
-                    envelope.step.name()
-                )
+            Err(StepFailure::Transient(reason) | StepFailure::NotYet(reason)) => (
+                Failure::new(
+                    ErrorCode::MaxioGaveUp,
+                    format!(
+                        "{} failed {receive_count} times; last error: {reason}",
+                        envelope.step.name()
+                    ),
+                ),
+                true,
+            ),
+            Err(StepFailure::Permanent(failure) | StepFailure::Conflict(failure)) => {
+                (failure, false)
             }
         };
         let Some(opportunity) = opportunity else {
             warn!(deal = %envelope.deal.id(), %failure, "Maxio step failed for a deal without an Opportunity");
-            return Handled::Done;
+            return Handled::Permanent(failure);
         };
         warn!(step = envelope.step.name(), deal = %envelope.deal.id(), correlation_id = %envelope.correlation_id, %failure, "Maxio sync failed");
+        let error = failure.to_string();
         self.audit(
             &envelope,
             Some(&opportunity),
             StepStatus::Failed,
             &known,
-            Some(&failure),
+            Some(&error),
         )
         .await;
         let outcome = MaxioOutcome::Failed {
             customer_id: known.customer_id,
             subscription_id: known.subscription_id,
-            error: failure.clone(),
+            error,
         };
         match self.writeback.maxio(&opportunity, &account, &outcome).await {
-            Ok(()) if failure.starts_with("MAXIO_GAVE_UP") => Handled::Retry(failure),
-            Ok(()) => Handled::Done,
-            Err(e) => Handled::Retry(format!(
-                "{failure}; and writing it to Salesforce failed: {e}"
-            )),
+            // The last delivery: said on the Opportunity, and the message goes to the DLQ.
+            Ok(()) if gave_up => Handled::Conflict(failure),
+            Ok(()) => Handled::Permanent(failure),
+            Err(e) => {
+                Handled::Retry(failure.and(format!("and writing it to Salesforce failed: {e}")))
+            }
         }
     }
 
@@ -264,10 +267,10 @@ impl MaxioDeps {
 
     fn give_up_unreadable(&self, envelope: &Envelope, reason: String) -> Handled {
         warn!(deal = %envelope.deal.id(), %reason, "message cannot be handled");
-        Handled::Retry(reason)
+        Handled::Retry(Failure::new(ErrorCode::DealbridgeBadMessage, reason))
     }
 
-    async fn send(&self, envelope: &Envelope, step: Step) -> Result<(), StepError> {
+    async fn send(&self, envelope: &Envelope, step: Step) -> Result<(), StepFailure> {
         let next = Envelope::new(
             &envelope.correlation_id,
             &envelope.deal,
@@ -277,12 +280,12 @@ impl MaxioDeps {
         );
         let message = next
             .to_message(std::time::Duration::ZERO)
-            .map_err(|e| permanent("DEALBRIDGE_INTERNAL", e))?;
+            .map_err(|e| permanent(ErrorCode::DealbridgeInternal, e))?;
         self.queue.send(&message).await.map_err(|e| {
             if e.retryable {
-                StepError::Transient(e.to_string())
+                StepFailure::transient(ErrorCode::DealbridgeQueue, e)
             } else {
-                permanent("DEALBRIDGE_QUEUE", e)
+                permanent(ErrorCode::DealbridgeQueue, e)
             }
         })?;
         Ok(())
@@ -293,9 +296,9 @@ impl MaxioDeps {
         envelope: &Envelope,
         snapshot: &crate::snapshot::DealSnapshot,
         known: &mut Known,
-    ) -> Result<(), StepError> {
+    ) -> Result<(), StepFailure> {
         let plan = prepare(snapshot, &self.mapping, &self.settings)
-            .map_err(|problems| StepError::Permanent(describe(&problems)))?;
+            .map_err(|problems| StepFailure::Permanent(prepare_failure(&problems)))?;
         let reference = plan.customer.reference.clone();
         let customer = match self.ab.lookup_customer(&reference).await? {
             Some(c) => c,
@@ -312,9 +315,10 @@ impl MaxioDeps {
                     self.ab
                         .lookup_customer(&reference)
                         .await?
-                        .ok_or(StepError::Transient(format!(
-                            "{e}, but no customer has reference {reference} yet"
-                        )))?
+                        .ok_or(StepFailure::transient(
+                            ErrorCode::MaxioNotVisibleYet,
+                            format!("{e}, but no customer has reference {reference} yet"),
+                        ))?
                 }
                 Err(e) => return Err(e.into()),
             },
@@ -331,10 +335,10 @@ impl MaxioDeps {
         .await
     }
 
-    async fn component(&self, handle: &str, product: &str) -> Result<Component, StepError> {
+    async fn component(&self, handle: &str, product: &str) -> Result<Component, StepFailure> {
         match self.ab.component(handle).await {
             Err(MaxioError::NotFound(_)) => Err(permanent(
-                "MAXIO_COMPONENT_NOT_FOUND",
+                ErrorCode::MaxioComponentNotFound,
                 format!(
                     "{product} maps to Maxio component {handle:?}, which does not exist in Maxio"
                 ),
@@ -350,7 +354,7 @@ impl MaxioDeps {
         item: &SfId,
         product: &str,
         spec: &PricePointSpec,
-    ) -> Result<PricePoint, StepError> {
+    ) -> Result<PricePoint, StepFailure> {
         let existing = match self
             .ab
             .price_point_by_handle(component.id, &spec.handle)
@@ -378,14 +382,17 @@ impl MaxioDeps {
             },
         };
         let Some(existing) = existing else {
-            return Err(StepError::Transient(format!(
-                "price point {} of {product} was reported taken but cannot be read yet",
-                spec.handle
-            )));
+            return Err(StepFailure::transient(
+                ErrorCode::MaxioNotVisibleYet,
+                format!(
+                    "price point {} of {product} was reported taken but cannot be read yet",
+                    spec.handle
+                ),
+            ));
         };
         if !same_prices(&existing, spec) {
             return Err(permanent(
-                "MAXIO_PRICE_POINT_CONFLICT",
+                ErrorCode::MaxioPricePointConflict,
                 format!(
                     "Maxio already has a price point {} on {} with other tiers; archive it or change the schedule",
                     spec.handle,
@@ -402,7 +409,7 @@ impl MaxioDeps {
         plan: &AbDealPlan,
         customer_id: i64,
         known: &mut Known,
-    ) -> Result<(), StepError> {
+    ) -> Result<(), StepFailure> {
         let mut components = Vec::with_capacity(plan.items.len());
         for item in &plan.items {
             let component = self
@@ -453,7 +460,7 @@ impl MaxioDeps {
         customer_id: i64,
         components: &[ResolvedComponent],
         known: &mut Known,
-    ) -> Result<(), StepError> {
+    ) -> Result<(), StepFailure> {
         let reference = &plan.subscription_reference;
         let request = NewSubscription {
             product_handle: plan.product_handle.clone(),
@@ -476,9 +483,10 @@ impl MaxioDeps {
                     self.ab
                         .lookup_subscription(reference)
                         .await?
-                        .ok_or(StepError::Transient(format!(
-                            "{e}, but no subscription has reference {reference} yet"
-                        )))?
+                        .ok_or(StepFailure::transient(
+                            ErrorCode::MaxioNotVisibleYet,
+                            format!("{e}, but no subscription has reference {reference} yet"),
+                        ))?
                 }
                 Err(e) => return Err(e.into()),
             },
@@ -488,7 +496,7 @@ impl MaxioDeps {
             && owner != customer_id
         {
             return Err(permanent(
-                "MAXIO_SUBSCRIPTION_CONFLICT",
+                ErrorCode::MaxioSubscriptionConflict,
                 format!(
                     "Maxio subscription {} with reference {reference} belongs to customer {owner}, not {customer_id}",
                     subscription.id
@@ -527,7 +535,7 @@ impl MaxioDeps {
         }
         if !mismatches.is_empty() {
             return Err(permanent(
-                "MAXIO_PRICE_POINT_MISMATCH",
+                ErrorCode::MaxioPricePointMismatch,
                 format!(
                     "Maxio subscription {} does not bill as agreed: {}",
                     subscription.id,
@@ -565,9 +573,12 @@ impl MaxioDeps {
             .await
             .map_err(|e| {
                 if e.is_retryable() {
-                    StepError::Transient(format!("writing the outcome to Salesforce: {e}"))
+                    StepFailure::transient(
+                        ErrorCode::SalesforceUnavailable,
+                        format!("writing the outcome to Salesforce: {e}"),
+                    )
                 } else {
-                    permanent("SALESFORCE_WRITE_FAILED", e)
+                    permanent(ErrorCode::SalesforceWriteFailed, e)
                 }
             })?;
         info!(deal = %envelope.deal.id(), subscription_id = subscription.id, "Maxio subscription ready and written back");
@@ -603,3 +614,7 @@ fn same_prices(existing: &PricePoint, spec: &PricePointSpec) -> bool {
                 && number(&got.unit_price) == want.unit_price.parse().ok()
         })
 }
+
+#[cfg(test)]
+#[path = "steps_tests.rs"]
+mod tests;

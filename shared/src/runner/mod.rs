@@ -22,7 +22,9 @@ pub use drain::{
     Ack, DeliveryReport, DrainHooks, DrainOptions, Drained, NoWaiting, OnRetry, drain,
 };
 
+use crate::codes::ErrorCode;
 use crate::envelope::Envelope;
+use crate::failure::Failure;
 use crate::queue::QueueName;
 
 /// What became of one delivery: the one outcome of every step.
@@ -32,15 +34,15 @@ pub enum Handled {
     Done,
     /// Not due yet: the work was put back to wait (on the delayed queue); delete this message.
     NotYet(String),
-    /// Cannot succeed by trying again (`CODE: message`), and said so on the record: delete the
-    /// message.
-    Permanent(String),
+    /// Cannot succeed by trying again, and said so on the record: delete the message.
+    Permanent(Failure),
     /// May succeed later: the message returns after its visibility timeout (and, after the
     /// queue's `maxReceiveCount`, goes to its dead-letter queue).
-    Retry(String),
-    /// Needs a person (`CODE: message`), said so on the record where it could: the message
-    /// returns and ends in the dead-letter queue.
-    Conflict(String),
+    Retry(Failure),
+    /// Needs a person, said so on the record where it could (a conflict, or the last
+    /// delivery of a message that kept failing): the message returns and ends in the
+    /// dead-letter queue.
+    Conflict(Failure),
 }
 
 impl Handled {
@@ -52,14 +54,31 @@ impl Handled {
         )
     }
 
-    /// The reason given, for anything but `Done`.
-    pub fn reason(&self) -> Option<&str> {
+    /// The reason given, for anything but `Done` (`CODE: message` for failures).
+    pub fn reason(&self) -> Option<String> {
         match self {
             Handled::Done => None,
-            Handled::NotYet(r)
-            | Handled::Permanent(r)
-            | Handled::Retry(r)
-            | Handled::Conflict(r) => Some(r),
+            Handled::NotYet(r) => Some(r.clone()),
+            Handled::Permanent(f) | Handled::Retry(f) | Handled::Conflict(f) => Some(f.to_string()),
+        }
+    }
+
+    /// The failure, for failures.
+    pub fn failure(&self) -> Option<&Failure> {
+        match self {
+            Handled::Permanent(f) | Handled::Retry(f) | Handled::Conflict(f) => Some(f),
+            Handled::Done | Handled::NotYet(_) => None,
+        }
+    }
+
+    /// `done`, `not-yet`, `permanent`, `transient` or `conflict`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Handled::Done => "done",
+            Handled::NotYet(_) => "not-yet",
+            Handled::Permanent(_) => "permanent",
+            Handled::Retry(_) => "transient",
+            Handled::Conflict(_) => "conflict",
         }
     }
 }
@@ -106,6 +125,10 @@ pub struct RecordResult {
     pub held_back: bool,
 }
 
+fn bad_message(reason: impl std::fmt::Display) -> Handled {
+    Handled::Retry(Failure::new(ErrorCode::DealbridgeBadMessage, reason))
+}
+
 /// `ApproximateReceiveCount`: 1 on the first delivery.
 pub fn receive_count(message: &SqsMessage) -> u32 {
     message
@@ -132,17 +155,17 @@ pub async fn handle_record(
         held_back: false,
     };
     let Some(body) = record.body.as_deref() else {
-        return result(None, None, Handled::Retry("the message has no body".into()));
+        return result(None, None, bad_message("the message has no body"));
     };
     let envelope = match Envelope::parse(body) {
         Ok(envelope) => envelope,
-        Err(e) => return result(None, None, Handled::Retry(e.to_string())),
+        Err(e) => return result(None, None, bad_message(e)),
     };
     let step = envelope.step.name();
     let deal = Some(envelope.deal_key());
     if envelope.step.queue() != queue {
         let reason = format!("a {step} message does not belong on the {queue} queue");
-        return result(Some(step), deal, Handled::Retry(reason));
+        return result(Some(step), deal, bad_message(reason));
     }
     let span = envelope.span();
     let handled = handler.handle(envelope, &delivery).instrument(span).await;
@@ -165,7 +188,10 @@ pub async fn run_records(
                 message_id: record.message_id.clone().unwrap_or_default(),
                 step: None,
                 deal: None,
-                handled: Handled::Retry("an earlier message of the batch is retried".into()),
+                handled: Handled::Retry(Failure::new(
+                    ErrorCode::DealbridgeHeldBack,
+                    "an earlier message of the batch is retried",
+                )),
                 held_back: true,
             });
             continue;
@@ -265,7 +291,10 @@ impl Router {
                     message_id: r.message_id.clone().unwrap_or_default(),
                     step: None,
                     deal: None,
-                    handled: Handled::Retry(format!("no handler serves the {queue} queue")),
+                    handled: Handled::Retry(Failure::new(
+                        ErrorCode::DealbridgeInternal,
+                        format!("no handler serves the {queue} queue"),
+                    )),
                     held_back: false,
                 })
                 .collect(),
@@ -310,11 +339,17 @@ mod tests {
     impl QueueHandler for Recorder {
         async fn handle(&self, envelope: Envelope, _delivery: &Delivery) -> Handled {
             let Step::Dispatch { attempt, .. } = envelope.step else {
-                return Handled::Retry("not a dispatch".into());
+                return Handled::Retry(Failure::new(
+                    ErrorCode::DealbridgeBadMessage,
+                    "not a dispatch",
+                ));
             };
             self.seen.lock().unwrap().push(attempt);
             if self.retry.contains(&attempt) {
-                Handled::Retry(format!("attempt {attempt}"))
+                Handled::Retry(Failure::new(
+                    ErrorCode::DispatchFailed,
+                    format!("attempt {attempt}"),
+                ))
             } else {
                 Handled::Done
             }
@@ -401,7 +436,7 @@ mod tests {
                 let name = envelope.correlation_id.clone();
                 self.0.lock().unwrap().push(name.clone());
                 if name == "b" {
-                    Handled::Retry("x".into())
+                    Handled::Retry(Failure::new(ErrorCode::DispatchFailed, "x"))
                 } else {
                     Handled::Done
                 }

@@ -17,7 +17,9 @@ use super::model::{
     AcceptOrder, AddOrder, AddOrderResult, ClientDetails, GetClientsDetails, GetOrdersQuery,
     GetPaymentMethods, Order, OrdersPage, PaymentMethod, WhmcsRequest, payment_methods_from,
 };
+use crate::http::{self, NoAnswer};
 use crate::retry::RetryPolicy;
+use crate::retry::{Again, run_with_retries};
 use crate::secrets::{Secret, SecretStore, parse_json_secret};
 
 /// Orders asked for per GetOrders page when listing a client's orders.
@@ -243,68 +245,65 @@ impl WhmcsClient {
         let action = R::ACTION;
         let credentials = self.credentials().await?;
         let body = encode_body(&credentials, request);
-        let policy = &self.settings.retry;
-        let mut attempt: u32 = 0;
-        loop {
-            attempt += 1;
-            debug!(action, attempt, "WHMCS request");
-            let outcome = self.send(action, &body).await.and_then(|answer| {
-                read(answer).map_err(|detail| WhmcsError::Malformed {
-                    action: action.to_string(),
-                    detail,
-                })
+        let outcome = run_with_retries(
+            &self.settings.retry,
+            action,
+            |attempt| {
+                debug!(action, attempt, "WHMCS request");
+                let body = &body;
+                let read = &read;
+                async move {
+                    self.send(action, body).await.and_then(|answer| {
+                        read(answer).map_err(|detail| WhmcsError::Malformed {
+                            action: action.to_string(),
+                            detail,
+                        })
+                    })
+                }
+            },
+            |e: &WhmcsError| {
+                let may_repeat = match repeat {
+                    Repeat::Safe => e.is_retryable(),
+                    Repeat::OnlyIfNotProcessed => e.certainly_not_processed(),
+                };
+                if may_repeat {
+                    Again::After(e.retry_after())
+                } else {
+                    Again::No
+                }
+            },
+        )
+        .await;
+        let e = match outcome {
+            Ok(value) => return Ok(value),
+            Err(e) => e,
+        };
+        if repeat == Repeat::OnlyIfNotProcessed && e.may_have_been_processed() {
+            error!(action, code = %e.code(), error = %e.message(),
+                "WHMCS may have processed the request but its answer was lost");
+            return Err(WhmcsError::AnswerLost {
+                action: action.to_string(),
+                cause: Box::new(e),
             });
-            let e = match outcome {
-                Ok(value) => return Ok(value),
-                Err(e) => e,
-            };
-            let may_repeat = match repeat {
-                Repeat::Safe => e.is_retryable(),
-                Repeat::OnlyIfNotProcessed => e.certainly_not_processed(),
-            };
-            if may_repeat && attempt < policy.max_attempts.max(1) {
-                warn!(action, attempt, code = e.code(), error = %e.message(), "WHMCS call failed; retrying");
-                policy.wait(attempt, e.retry_after()).await;
-                continue;
-            }
-            if repeat == Repeat::OnlyIfNotProcessed && e.may_have_been_processed() {
-                error!(action, attempt, code = e.code(), error = %e.message(),
-                    "WHMCS may have processed the request but its answer was lost");
-                return Err(WhmcsError::AnswerLost {
-                    action: action.to_string(),
-                    cause: Box::new(e),
-                });
-            }
-            warn!(action, attempt, code = e.code(), error = %e.message(), "WHMCS call failed");
-            return Err(e);
         }
+        warn!(action, code = %e.code(), error = %e.message(), "WHMCS call failed");
+        Err(e)
     }
 
     /// One POST; the answer's object when `result` is success.
     async fn send(&self, action: &str, body: &str) -> Result<Map<String, Value>, WhmcsError> {
-        let started = std::time::Instant::now();
-        let response = self
+        let request = self
             .http
             .post(self.endpoint.clone())
             .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
             .header(ACCEPT, "application/json")
-            .body(body.to_string())
-            .send()
-            .await;
-        crate::metrics::latency("whmcs", started.elapsed());
-        let response = response.map_err(|e| transport_error(&e))?;
-        let status = response.status().as_u16();
-        let retry_after = response
-            .headers()
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(parse_retry_after);
-        // The status arrived: a failure reading the body is after WHMCS acted.
-        let text = response
-            .text()
-            .await
-            .map_err(|e| WhmcsError::Transport(describe(&e)))?;
-        interpret(action, status, retry_after, &text)
+            .body(body.to_string());
+        let answer = http::send("whmcs", request).await.map_err(|e| match e {
+            NoAnswer::Connect(m) => WhmcsError::Connect(m),
+            // The status arrived: a failure reading the body is after WHMCS acted.
+            NoAnswer::Lost(m) | NoAnswer::Body(m) => WhmcsError::Transport(m),
+        })?;
+        interpret(action, answer.status, answer.retry_after, &answer.text)
     }
 }
 
@@ -320,45 +319,6 @@ fn encode_body<R: WhmcsRequest>(credentials: &Credentials, request: &R) -> Strin
     s.append_pair("responsetype", "json");
     request.form().append_to(&mut s);
     s.finish()
-}
-
-fn describe(e: &reqwest::Error) -> String {
-    let mut text = if e.is_timeout() {
-        "timed out".to_string()
-    } else {
-        e.to_string()
-    };
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        let part = s.to_string();
-        if !text.contains(&part) {
-            text.push_str(": ");
-            text.push_str(&part);
-        }
-        source = s.source();
-    }
-    text
-}
-
-/// A failure to connect (DNS, refused, TLS) means nothing was sent; anything else may have been
-/// sent.
-fn transport_error(e: &reqwest::Error) -> WhmcsError {
-    if e.is_connect() {
-        WhmcsError::Connect(describe(e))
-    } else {
-        WhmcsError::Transport(describe(e))
-    }
-}
-
-/// `Retry-After` in seconds or as an HTTP date.
-fn parse_retry_after(value: &str) -> Option<Duration> {
-    let value = value.trim();
-    if let Ok(secs) = value.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
-    let wait = at.with_timezone(&chrono::Utc) - chrono::Utc::now();
-    Some(wait.to_std().unwrap_or(Duration::ZERO))
 }
 
 fn excerpt(text: &str) -> String {
@@ -564,15 +524,5 @@ mod tests {
         let missing = interpret("GetOrders", 404, None, "Not Found").unwrap_err();
         assert_eq!(missing.code(), "WHMCS_HTTP_ERROR");
         assert!(!missing.is_retryable());
-    }
-
-    #[test]
-    fn retry_after_is_read_as_seconds_or_a_date() {
-        assert_eq!(parse_retry_after(" 7 "), Some(Duration::from_secs(7)));
-        assert_eq!(
-            parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"),
-            Some(Duration::ZERO)
-        );
-        assert_eq!(parse_retry_after("soon"), None);
     }
 }

@@ -5,6 +5,7 @@
 //! [`WhmcsError::is_ambiguous`]): the order may exist, so the caller reconciles (GetOrders) instead
 //! of sending it again.
 
+use crate::codes::ErrorCode;
 use std::time::Duration;
 
 /// What a WHMCS `result: error` message means, as far as its documented texts tell.
@@ -91,23 +92,23 @@ impl ApiErrorKind {
     }
 
     /// The stable code written to Salesforce.
-    pub fn code(self) -> &'static str {
+    pub fn code(self) -> ErrorCode {
         match self {
-            ApiErrorKind::ClientNotFound => "WHMCS_CLIENT_NOT_FOUND",
-            ApiErrorKind::ClientClosed => "WHMCS_CLIENT_CLOSED",
-            ApiErrorKind::InvalidProduct => "WHMCS_INVALID_PRODUCT",
-            ApiErrorKind::InvalidBillingCycle => "WHMCS_INVALID_BILLING_CYCLE",
-            ApiErrorKind::InvalidPaymentMethod => "WHMCS_INVALID_PAYMENT_METHOD",
-            ApiErrorKind::InvalidPromoCode => "WHMCS_INVALID_PROMO_CODE",
-            ApiErrorKind::InvalidAddon => "WHMCS_INVALID_ADDON",
-            ApiErrorKind::OrderNotPending => "WHMCS_ORDER_NOT_PENDING",
-            ApiErrorKind::OrderNotFound => "WHMCS_ORDER_NOT_FOUND",
-            ApiErrorKind::NotOwnedByClient => "WHMCS_NOT_OWNED_BY_CLIENT",
-            ApiErrorKind::NotRenewable => "WHMCS_NOT_RENEWABLE",
-            ApiErrorKind::ExpectedArray => "WHMCS_EXPECTED_ARRAY",
-            ApiErrorKind::MissingParameter => "WHMCS_MISSING_PARAMETER",
-            ApiErrorKind::UnknownAction => "WHMCS_UNKNOWN_ACTION",
-            ApiErrorKind::Other => "WHMCS_ERROR",
+            ApiErrorKind::ClientNotFound => ErrorCode::WhmcsClientNotFound,
+            ApiErrorKind::ClientClosed => ErrorCode::WhmcsClientClosed,
+            ApiErrorKind::InvalidProduct => ErrorCode::WhmcsInvalidProduct,
+            ApiErrorKind::InvalidBillingCycle => ErrorCode::WhmcsInvalidBillingCycle,
+            ApiErrorKind::InvalidPaymentMethod => ErrorCode::WhmcsInvalidPaymentMethod,
+            ApiErrorKind::InvalidPromoCode => ErrorCode::WhmcsInvalidPromoCode,
+            ApiErrorKind::InvalidAddon => ErrorCode::WhmcsInvalidAddon,
+            ApiErrorKind::OrderNotPending => ErrorCode::WhmcsOrderNotPending,
+            ApiErrorKind::OrderNotFound => ErrorCode::WhmcsOrderNotFound,
+            ApiErrorKind::NotOwnedByClient => ErrorCode::WhmcsNotOwnedByClient,
+            ApiErrorKind::NotRenewable => ErrorCode::WhmcsNotRenewable,
+            ApiErrorKind::ExpectedArray => ErrorCode::WhmcsExpectedArray,
+            ApiErrorKind::MissingParameter => ErrorCode::WhmcsMissingParameter,
+            ApiErrorKind::UnknownAction => ErrorCode::WhmcsUnknownAction,
+            ApiErrorKind::Other => ErrorCode::WhmcsError,
         }
     }
 }
@@ -242,29 +243,29 @@ impl WhmcsError {
     }
 
     /// A stable code for Salesforce.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
             WhmcsError::Authentication { message, .. } => {
                 let m = message.trim().to_lowercase();
                 if m.starts_with("invalid ip") {
-                    "WHMCS_IP_NOT_ALLOWED"
+                    ErrorCode::WhmcsIpNotAllowed
                 } else if m.starts_with("access denied") {
-                    "WHMCS_ACCESS_DENIED"
+                    ErrorCode::WhmcsAccessDenied
                 } else {
-                    "WHMCS_AUTHENTICATION_FAILED"
+                    ErrorCode::WhmcsAuthenticationFailed
                 }
             }
             WhmcsError::Api { message, .. } => ApiErrorKind::classify(message).code(),
-            WhmcsError::Http { status: 429, .. } => "WHMCS_RATE_LIMITED",
-            WhmcsError::Http { status, .. } if *status >= 500 => "WHMCS_UNAVAILABLE",
-            WhmcsError::Http { .. } => "WHMCS_HTTP_ERROR",
-            WhmcsError::Connect(_) => "WHMCS_UNREACHABLE",
-            WhmcsError::Transport(_) => "WHMCS_NO_ANSWER",
-            WhmcsError::Malformed { .. } => "WHMCS_UNEXPECTED_ANSWER",
-            WhmcsError::AnswerLost { .. } => "WHMCS_ANSWER_LOST",
-            WhmcsError::Credentials { .. } => "WHMCS_CREDENTIALS",
-            WhmcsError::InvalidRequest(_) => "WHMCS_INVALID_REQUEST",
-            WhmcsError::Configuration(_) => "WHMCS_CONFIGURATION",
+            WhmcsError::Http { status: 429, .. } => ErrorCode::WhmcsRateLimited,
+            WhmcsError::Http { status, .. } if *status >= 500 => ErrorCode::WhmcsUnavailable,
+            WhmcsError::Http { .. } => ErrorCode::WhmcsHttpError,
+            WhmcsError::Connect(_) => ErrorCode::WhmcsUnreachable,
+            WhmcsError::Transport(_) => ErrorCode::WhmcsNoAnswer,
+            WhmcsError::Malformed { .. } => ErrorCode::WhmcsUnexpectedAnswer,
+            WhmcsError::AnswerLost { .. } => ErrorCode::WhmcsAnswerLost,
+            WhmcsError::Credentials { .. } => ErrorCode::WhmcsCredentials,
+            WhmcsError::InvalidRequest(_) => ErrorCode::WhmcsInvalidRequest,
+            WhmcsError::Configuration(_) => ErrorCode::WhmcsConfiguration,
         }
     }
 

@@ -7,6 +7,8 @@
 //!   `Portal_ConfigOptions_JSON__c` → `configoptions[i]`;
 //! - `paymentmethod`, `noinvoice` and `noemail` from the mapping document.
 
+use crate::codes::ErrorCode;
+use crate::failure::Failure;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
@@ -18,7 +20,7 @@ use crate::snapshot::{DealSnapshot, Order};
 /// One rule an Order breaks, with its stable code.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OrderProblem {
-    pub code: &'static str,
+    pub code: ErrorCode,
     pub message: String,
 }
 
@@ -35,6 +37,19 @@ pub fn describe(problems: &[OrderProblem]) -> String {
         .map(ToString::to_string)
         .collect::<Vec<_>>()
         .join("; ")
+}
+
+/// The problems as one failure: the first one's code, every problem said (`CODE: message; ...`).
+pub fn failure(problems: &[OrderProblem]) -> Failure {
+    let text = describe(problems);
+    let code = problems
+        .first()
+        .map_or(ErrorCode::DealbridgeInternal, |p| p.code);
+    let message = text
+        .strip_prefix(&format!("{code}: "))
+        .unwrap_or(&text)
+        .to_string();
+    Failure { code, message }
 }
 
 /// What provisioning one Order needs.
@@ -90,10 +105,10 @@ pub fn prepare(
 ) -> Result<(WhmcsOrderPlan, AddOrder), Vec<OrderProblem>> {
     let mut problems = Vec::new();
     let mut problem =
-        |code: &'static str, message: String| problems.push(OrderProblem { code, message });
+        |code: ErrorCode, message: String| problems.push(OrderProblem { code, message });
     let Some(order) = snapshot.orders.iter().find(|o| &o.id == order_id) else {
         return Err(vec![OrderProblem {
-            code: "WHMCS_ORDER_NOT_FOUND",
+            code: ErrorCode::WhmcsOrderNotFound,
             message: format!("Order {order_id} is not part of the deal that was loaded"),
         }]);
     };
@@ -105,7 +120,7 @@ pub fn prepare(
             .is_some_and(|a| options.approved_activation_statuses.contains(a));
     if !approved {
         problem(
-            "WHMCS_ORDER_NOT_APPROVED",
+            ErrorCode::WhmcsOrderNotApproved,
             format!(
                 "Order {} has status {:?}{}; only {} Orders are provisioned",
                 label(order),
@@ -127,7 +142,7 @@ pub fn prepare(
     }
     if let Some(existing) = &order.whmcs_order_id {
         problem(
-            "WHMCS_ORDER_EXISTS",
+            ErrorCode::WhmcsOrderExists,
             format!("Order {} already has WHMCS order {existing}", label(order)),
         );
     }
@@ -144,7 +159,7 @@ pub fn prepare(
         .unwrap_or_default();
     if client_id.is_empty() {
         problem(
-            "WHMCS_CLIENT_MISSING",
+            ErrorCode::WhmcsClientMissing,
             format!(
                 "Account {} has no WHMCS client id ({client_field}); link it to its WHMCS client",
                 snapshot.account.name
@@ -152,7 +167,7 @@ pub fn prepare(
         );
     } else if !is_whmcs_id(&client_id) {
         problem(
-            "WHMCS_CLIENT_INVALID",
+            ErrorCode::WhmcsClientInvalid,
             format!(
                 "Account {} has {client_field} = {client_id:?}, which is not a WHMCS client id",
                 snapshot.account.name
@@ -161,7 +176,7 @@ pub fn prepare(
     }
     if order.items.is_empty() {
         problem(
-            "WHMCS_ORDER_EMPTY",
+            ErrorCode::WhmcsOrderEmpty,
             format!("Order {} has no products", label(order)),
         );
     }
@@ -185,19 +200,19 @@ pub fn prepare(
             .unwrap_or_default();
         if pid.is_empty() {
             problem(
-                "WHMCS_PRODUCT_UNMAPPED",
+                ErrorCode::WhmcsProductUnmapped,
                 format!("{name} has no WHMCS product id ({product_field})"),
             );
         } else if !is_whmcs_id(&pid) {
             problem(
-                "WHMCS_PRODUCT_UNMAPPED",
+                ErrorCode::WhmcsProductUnmapped,
                 format!("{name} has {product_field} = {pid:?}, which is not a WHMCS product id"),
             );
         }
         let cycle = match product.billing_cycle.as_deref().map(str::trim) {
             None | Some("") => {
                 problem(
-                    "WHMCS_BILLING_CYCLE_MISSING",
+                    ErrorCode::WhmcsBillingCycleMissing,
                     format!("{name} has no billing cycle"),
                 );
                 String::new()
@@ -210,7 +225,7 @@ pub fn prepare(
                 Some((_, cycle)) => cycle.clone(),
                 None => {
                     problem(
-                        "WHMCS_BILLING_CYCLE_UNMAPPED",
+                        ErrorCode::WhmcsBillingCycleUnmapped,
                         format!(
                             "{name} has billing cycle {label:?}, which maps to no WHMCS billing cycle (known: {})",
                             options
@@ -234,7 +249,7 @@ pub fn prepare(
             Some(q) => q,
             None => {
                 problem(
-                    "WHMCS_INVALID_QUANTITY",
+                    ErrorCode::WhmcsInvalidQuantity,
                     format!(
                         "{name} has quantity {}; WHMCS takes a positive whole number",
                         item.quantity.normalize()
@@ -247,7 +262,7 @@ pub fn prepare(
             Ok(map) => map,
             Err(e) => {
                 problem(
-                    "WHMCS_INVALID_CONFIG_OPTIONS",
+                    ErrorCode::WhmcsInvalidConfigOptions,
                     format!("{name}: {}", e.message()),
                 );
                 None
@@ -385,7 +400,7 @@ mod tests {
         prepare(s, &order_id(), &Mapping::default())
             .unwrap_err()
             .iter()
-            .map(|p| p.code)
+            .map(|p| p.code.as_str())
             .collect()
     }
 
@@ -483,7 +498,7 @@ mod tests {
         s.orders[0].items[1].product.billing_cycle = Some("Fortnightly".into());
         s.orders[0].items[2].quantity = Decimal::new(15, 1);
         let err = prepare(&s, &order_id(), &Mapping::default()).unwrap_err();
-        let codes: Vec<&str> = err.iter().map(|p| p.code).collect();
+        let codes: Vec<&str> = err.iter().map(|p| p.code.as_str()).collect();
         assert_eq!(
             codes,
             [

@@ -17,6 +17,8 @@
 //!    Pending" answer for our own order is success once GetOrders shows it Active);
 //! 5. the outcome is written to Salesforce in one call and the step completed.
 
+use crate::codes::ErrorCode;
+use crate::failure::{Failure, StepFailure};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,14 +26,14 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use tracing::{info, warn};
 
-use super::client::WhmcsClient;
 use super::error::WhmcsError;
 use super::model::{AddOrder, GetOrdersQuery, Order};
-use super::prepare::{WhmcsOrderPlan, describe, prepare};
+use super::prepare::{WhmcsOrderPlan, failure as prepare_failure, prepare};
 use crate::clock::Clock;
 use crate::envelope::{Envelope, Step};
 use crate::ledger::{Begin, Ledger, StepRecord, lease_until};
 use crate::mapping::Mapping;
+use crate::ports::Whmcs;
 use crate::runner::{Delivery, Handled, QueueHandler};
 use crate::salesforce::SfId;
 use crate::snapshot::DealSnapshot;
@@ -46,7 +48,7 @@ pub const TARGET_BASELINE: &str = "whmcs_baseline_order_id";
 pub const TARGET_ACCEPTED: &str = "whmcs_accepted";
 
 pub struct WhmcsDeps {
-    pub whmcs: Arc<WhmcsClient>,
+    pub whmcs: Arc<dyn Whmcs>,
     pub ledger: Arc<dyn Ledger>,
     pub writeback: Arc<WriteBack>,
     pub mapping: Arc<Mapping>,
@@ -57,22 +59,12 @@ pub struct WhmcsDeps {
     pub max_receives: u32,
 }
 
-/// How a step failed.
-#[derive(Debug)]
-enum Failure {
-    /// Trying again cannot help (`CODE: message`): written to the Order, message done.
-    Permanent(String),
-    /// Needs a person (`CODE: message`): written to the Order, message to the dead-letter queue.
-    Conflict(String),
-    /// May succeed later.
-    Transient(String),
-}
-
-fn whmcs_failure(e: &WhmcsError) -> Failure {
+fn whmcs_failure(e: &WhmcsError) -> StepFailure {
+    let failure = Failure::new(e.code(), e.message());
     if e.is_retryable() || e.is_ambiguous() {
-        Failure::Transient(e.to_string())
+        StepFailure::Transient(failure)
     } else {
-        Failure::Permanent(e.to_string())
+        StepFailure::Permanent(failure)
     }
 }
 
@@ -119,36 +111,43 @@ impl WhmcsDeps {
         deadline: Option<DateTime<Utc>>,
     ) -> Handled {
         let Step::WhmcsProvision { order_id, snapshot } = &envelope.step else {
-            return Handled::Retry(format!(
-                "step {} is not WHMCS provisioning",
-                envelope.step.name()
+            return Handled::Retry(Failure::new(
+                ErrorCode::DealbridgeBadMessage,
+                format!("step {} is not WHMCS provisioning", envelope.step.name()),
             ));
         };
         let deal = order_id.to_string();
         let (plan, add) = match prepare(snapshot, order_id, &self.mapping) {
             Ok(prepared) => prepared,
-            Err(problems) if problems.iter().all(|p| p.code == "WHMCS_ORDER_EXISTS") => {
+            Err(problems)
+                if problems
+                    .iter()
+                    .all(|p| p.code == ErrorCode::WhmcsOrderExists) =>
+            {
                 info!(order = %order_id, "the Order already has its WHMCS order; nothing to do");
                 return Handled::Done;
             }
             Err(problems) => {
-                let error = describe(&problems);
+                let error = prepare_failure(&problems);
                 warn!(order = %order_id, correlation_id = %envelope.correlation_id, %error, "Order cannot be provisioned");
-                return self.finish_failed(&deal, order_id, &error, false).await;
+                return self.finish_failed(&deal, order_id, error, false).await;
             }
         };
         let now = self.clock.now();
         let lease = lease_until(now, deadline, self.lease_fallback);
         let record = match self.ledger.begin(&deal, STEP, now, lease).await {
-            Err(e) => return Handled::Retry(e.to_string()),
+            Err(e) => return Handled::Retry(Failure::new(ErrorCode::LedgerUnavailable, e)),
             Ok(Begin::Done(_)) => {
                 info!(order = %order_id, "already provisioned (ledger)");
                 return Handled::Done;
             }
             Ok(Begin::Busy(r)) => {
-                return Handled::Retry(format!(
-                    "another attempt is provisioning Order {order_id} (lease until {})",
-                    r.lease_until.map(|t| t.to_rfc3339()).unwrap_or_default()
+                return Handled::Retry(Failure::new(
+                    ErrorCode::LedgerBusy,
+                    format!(
+                        "another attempt is provisioning Order {order_id} (lease until {})",
+                        r.lease_until.map(|t| t.to_rfc3339()).unwrap_or_default()
+                    ),
                 ));
             }
             Ok(Begin::Started(r)) | Ok(Begin::Resumed(r)) => r,
@@ -165,32 +164,36 @@ impl WhmcsDeps {
                 Ok(_) => Handled::Done,
                 // Everything is in WHMCS and Salesforce; a later attempt finds the order id in
                 // the ledger (or by reconciling) and completes the record.
-                Err(e) => Handled::Retry(format!(
-                    "provisioned, but completing the ledger failed: {e}"
+                Err(e) => Handled::Retry(Failure::new(
+                    ErrorCode::LedgerUnavailable,
+                    format!("provisioned, but completing the ledger failed: {e}"),
                 )),
             },
-            Err(Failure::Permanent(error)) => {
-                self.finish_failed(&deal, order_id, &error, false).await
+            Err(StepFailure::Permanent(error)) => {
+                self.finish_failed(&deal, order_id, error, false).await
             }
-            Err(Failure::Conflict(error)) => {
-                self.finish_failed(&deal, order_id, &error, true).await
+            Err(StepFailure::Conflict(error)) => {
+                self.finish_failed(&deal, order_id, error, true).await
             }
-            Err(Failure::Transient(reason)) if receive_count < self.max_receives => {
+            Err(StepFailure::Transient(reason) | StepFailure::NotYet(reason))
+                if receive_count < self.max_receives =>
+            {
                 warn!(order = %order_id, %reason, receive_count, "WHMCS provisioning failed; will retry");
                 if let Err(e) = self
                     .ledger
-                    .fail(&deal, STEP, &reason, self.clock.now())
+                    .fail(&deal, STEP, &reason.to_string(), self.clock.now())
                     .await
                 {
                     warn!(order = %order_id, error = %e, "could not release the ledger lease");
                 }
                 Handled::Retry(reason)
             }
-            Err(Failure::Transient(reason)) => {
-                let error = format!(
-                    "WHMCS_GAVE_UP: provisioning failed {receive_count} times; last error: {reason}"
+            Err(StepFailure::Transient(reason) | StepFailure::NotYet(reason)) => {
+                let error = Failure::new(
+                    ErrorCode::WhmcsGaveUp,
+                    format!("provisioning failed {receive_count} times; last error: {reason}"),
                 );
-                self.finish_failed(&deal, order_id, &error, true).await
+                self.finish_failed(&deal, order_id, error, true).await
             }
         }
     }
@@ -201,25 +204,23 @@ impl WhmcsDeps {
         &self,
         deal: &str,
         order_id: &SfId,
-        error: &str,
+        error: Failure,
         to_dead_letters: bool,
     ) -> Handled {
-        if let Err(e) = self.ledger.fail(deal, STEP, error, self.clock.now()).await {
+        let text = error.to_string();
+        if let Err(e) = self.ledger.fail(deal, STEP, &text, self.clock.now()).await {
             warn!(order = %order_id, error = %e, "could not record the failure in the ledger");
         }
         let written = self
             .writeback
-            .whmcs(
-                order_id,
-                &WhmcsOutcome::Failed {
-                    error: error.to_string(),
-                },
-            )
+            .whmcs(order_id, &WhmcsOutcome::Failed { error: text })
             .await;
         match written {
-            Ok(()) if to_dead_letters => Handled::Retry(error.to_string()),
-            Ok(()) => Handled::Done,
-            Err(e) => Handled::Retry(format!("{error}; and writing it to Salesforce failed: {e}")),
+            Ok(()) if to_dead_letters => Handled::Conflict(error),
+            Ok(()) => Handled::Permanent(error),
+            Err(e) => {
+                Handled::Retry(error.and(format!("and writing it to Salesforce failed: {e}")))
+            }
         }
     }
 
@@ -241,7 +242,7 @@ impl WhmcsDeps {
         plan: &WhmcsOrderPlan,
         add: &AddOrder,
         record: &StepRecord,
-    ) -> Result<BTreeMap<String, String>, Failure> {
+    ) -> Result<BTreeMap<String, String>, StepFailure> {
         let deal = order_id.to_string();
         let mut targets = record.targets.clone();
         if plan.needs_activating && record.attempts <= 1 {
@@ -295,7 +296,7 @@ impl WhmcsDeps {
         plan: &WhmcsOrderPlan,
         add: &AddOrder,
         targets: &mut BTreeMap<String, String>,
-    ) -> Result<(String, Vec<String>), Failure> {
+    ) -> Result<(String, Vec<String>), StepFailure> {
         match targets.get(TARGET_BASELINE).cloned() {
             Some(baseline) => {
                 let baseline: u64 = baseline.parse().unwrap_or(0);
@@ -324,11 +325,14 @@ impl WhmcsDeps {
                         info!(deal, "no WHMCS order from a previous attempt; placing it");
                     }
                     Err(ids) => {
-                        return Err(Failure::Conflict(format!(
-                            "WHMCS_RECONCILE_AMBIGUOUS: an earlier attempt may have placed this order, and WHMCS client {} has {} new orders that could be it ({}); check them in WHMCS, cancel any duplicate and set WHMCS_Order_Id__c by hand",
-                            plan.client_id,
-                            ids.len(),
-                            ids.join(", ")
+                        return Err(StepFailure::Conflict(Failure::new(
+                            ErrorCode::WhmcsReconcileAmbiguous,
+                            format!(
+                                "an earlier attempt may have placed this order, and WHMCS client {} has {} new orders that could be it ({}); check them in WHMCS, cancel any duplicate and set WHMCS_Order_Id__c by hand",
+                                plan.client_id,
+                                ids.len(),
+                                ids.join(", ")
+                            ),
                         )));
                     }
                 }
@@ -355,7 +359,7 @@ impl WhmcsDeps {
                 self.ledger
                     .record_target(deal, STEP, TARGET_BASELINE, &baseline, self.clock.now())
                     .await
-                    .map_err(|e| Failure::Transient(e.to_string()))?;
+                    .map_err(|e| StepFailure::transient(ErrorCode::LedgerUnavailable, e))?;
                 targets.insert(TARGET_BASELINE.into(), baseline);
             }
         }
@@ -386,10 +390,10 @@ impl WhmcsDeps {
     }
 
     /// AcceptOrder; "not Pending" for our own order is success once WHMCS shows it Active.
-    async fn accept(&self, whmcs_order: &str) -> Result<(), Failure> {
+    async fn accept(&self, whmcs_order: &str) -> Result<(), StepFailure> {
         match self.whmcs.accept_order(whmcs_order, None, None).await {
             Ok(()) => Ok(()),
-            Err(e) if e.code() == "WHMCS_ORDER_NOT_PENDING" => {
+            Err(e) if e.code() == ErrorCode::WhmcsOrderNotPending => {
                 let order = self
                     .whmcs
                     .order(whmcs_order)
@@ -397,13 +401,17 @@ impl WhmcsDeps {
                     .map_err(|e| whmcs_failure(&e))?;
                 match order {
                     Some(o) if o.status.eq_ignore_ascii_case("Active") => Ok(()),
-                    Some(o) => Err(Failure::Permanent(format!(
-                        "WHMCS_ORDER_NOT_ACCEPTED: WHMCS order {whmcs_order} is {}, not Active; accept it in WHMCS or cancel it",
-                        o.status
-                    ))),
-                    None => Err(Failure::Permanent(format!(
-                        "WHMCS_ORDER_NOT_FOUND: WHMCS order {whmcs_order} no longer exists"
-                    ))),
+                    Some(o) => Err(StepFailure::permanent(
+                        ErrorCode::WhmcsOrderNotAccepted,
+                        format!(
+                            "WHMCS order {whmcs_order} is {}, not Active; accept it in WHMCS or cancel it",
+                            o.status
+                        ),
+                    )),
+                    None => Err(StepFailure::permanent(
+                        ErrorCode::WhmcsOrderNotFound,
+                        format!("WHMCS order {whmcs_order} no longer exists"),
+                    )),
                 }
             }
             Err(e) => Err(whmcs_failure(&e)),
@@ -422,15 +430,17 @@ fn split(list: Option<&String>) -> Vec<String> {
     .unwrap_or_default()
 }
 
-fn salesforce_failure(e: &crate::salesforce::SalesforceError) -> Failure {
+fn salesforce_failure(e: &crate::salesforce::SalesforceError) -> StepFailure {
     if e.is_retryable() {
-        Failure::Transient(format!("writing to Salesforce: {e}"))
+        StepFailure::transient(
+            ErrorCode::SalesforceUnavailable,
+            format!("writing to Salesforce: {e}"),
+        )
     } else {
-        Failure::Permanent(format!("SALESFORCE_WRITE_FAILED: {e}"))
+        StepFailure::permanent(ErrorCode::SalesforceWriteFailed, e)
     }
 }
 
-/// Handles a batch from the WHMCS queue, in order, with partial batch failures.
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,13 +11,15 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio::sync::Semaphore;
-use tracing::{debug, warn};
+use tracing::debug;
 use url::Url;
 
 use super::error::{MaxioError, parse_messages};
 use super::model::*;
+use crate::http::{self, Answer};
 use crate::maxio::pricing::PricePointSpec;
 use crate::retry::RetryPolicy;
+use crate::retry::{Again, run_with_retries};
 use crate::secrets::{Secret, SecretStore, parse_json_secret};
 
 /// Maxio allows 4 concurrent requests per site.
@@ -104,24 +106,24 @@ impl AbClient {
             .join(path)
             .map_err(|e| MaxioError::Decode(format!("{path}: {e}")))?;
         let key = self.api_key().await?;
-        let policy = &self.settings.retry;
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let result = self.once(&method, &url, &key, body).await;
-            match result {
-                Err(e) if e.is_retryable() && attempt < policy.max_attempts => {
-                    warn!(%method, path, attempt, error = %e, "Maxio call failed; retrying");
-                    policy.wait(attempt, e.retry_after()).await;
+        let text = run_with_retries(
+            &self.settings.retry,
+            "Maxio AB",
+            |_| self.once(&method, &url, &key, body),
+            |e: &MaxioError| {
+                if e.is_retryable() {
+                    Again::After(e.retry_after())
+                } else {
+                    Again::No
                 }
-                Err(e) => return Err(e),
-                Ok(None) => return Ok(None),
-                Ok(Some(text)) => {
-                    return serde_json::from_str(&text)
-                        .map(Some)
-                        .map_err(|e| MaxioError::Decode(format!("{path}: {e}")));
-                }
-            }
+            },
+        )
+        .await?;
+        match text {
+            None => Ok(None),
+            Some(text) => serde_json::from_str(&text)
+                .map(Some)
+                .map_err(|e| MaxioError::Decode(format!("{path}: {e}"))),
         }
     }
 
@@ -146,27 +148,13 @@ impl AbClient {
         if let Some(body) = body {
             request = request.json(body);
         }
-        let started = std::time::Instant::now();
-        let response = request.send().await;
-        crate::metrics::latency("maxio-ab", started.elapsed());
-        let response = response.map_err(|e| {
-            MaxioError::Transport(if e.is_timeout() {
-                "timed out".into()
-            } else {
-                e.to_string()
-            })
-        })?;
-        let status = response.status().as_u16();
-        let retry_after = response
-            .headers()
-            .get("Retry-After")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
-        let text = response
-            .text()
+        let Answer {
+            status,
+            retry_after,
+            text,
+        } = http::send("maxio-ab", request)
             .await
-            .map_err(|e| MaxioError::Transport(e.to_string()))?;
+            .map_err(|e| MaxioError::Transport(e.message().to_string()))?;
         match status {
             200..=299 => Ok(Some(text)),
             401 => Err(MaxioError::Unauthorized),

@@ -2,6 +2,7 @@
 //! map of field to string or list, a list of objects, a bare string, `{"error": ...}`, or a plain
 //! text 401. Every shape is read and flattened into messages.
 
+use crate::codes::ErrorCode;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -167,17 +168,17 @@ impl MaxioError {
     }
 
     /// A stable code for Salesforce.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            MaxioError::Unauthorized => "MAXIO_UNAUTHORIZED",
-            MaxioError::NotFound(_) => "MAXIO_NOT_FOUND",
-            MaxioError::Rejected { .. } => "MAXIO_REJECTED",
-            MaxioError::DuplicateSubmission => "MAXIO_DUPLICATE",
-            MaxioError::RateLimited { .. } => "MAXIO_RATE_LIMITED",
-            MaxioError::Server { .. } => "MAXIO_UNAVAILABLE",
-            MaxioError::Transport(_) => "MAXIO_UNREACHABLE",
-            MaxioError::Decode(_) => "MAXIO_UNEXPECTED_ANSWER",
-            MaxioError::Credentials(_) => "MAXIO_CREDENTIALS",
+            MaxioError::Unauthorized => ErrorCode::MaxioUnauthorized,
+            MaxioError::NotFound(_) => ErrorCode::MaxioNotFound,
+            MaxioError::Rejected { .. } => ErrorCode::MaxioRejected,
+            MaxioError::DuplicateSubmission => ErrorCode::MaxioDuplicate,
+            MaxioError::RateLimited { .. } => ErrorCode::MaxioRateLimited,
+            MaxioError::Server { .. } => ErrorCode::MaxioUnavailable,
+            MaxioError::Transport(_) => ErrorCode::MaxioUnreachable,
+            MaxioError::Decode(_) => ErrorCode::MaxioUnexpectedAnswer,
+            MaxioError::Credentials(_) => ErrorCode::MaxioCredentials,
         }
     }
 }

@@ -11,12 +11,14 @@ use std::time::Duration;
 use reqwest::Method;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use tracing::{debug, warn};
+use tracing::debug;
 use url::Url;
 
 use super::error::{CoreError, error_message};
 use super::model::{CoreRecord, Page};
+use crate::http::{self, Answer};
 use crate::retry::RetryPolicy;
+use crate::retry::{Again, run_with_retries};
 use crate::secrets::{Secret, SecretStore, parse_json_secret};
 
 /// Core answers at most 100 records a page, whatever `page_size` says.
@@ -171,18 +173,19 @@ impl CoreClient {
         token: &Secret,
         body: Option<&Value>,
     ) -> Result<String, CoreError> {
-        let policy = &self.settings.retry;
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            match self.once(&method, url, token, body).await {
-                Err(e) if e.is_retryable() && attempt < policy.max_attempts => {
-                    warn!(%method, path = url.path(), attempt, error = %e, "Maxio Core call failed; retrying");
-                    policy.wait(attempt, e.retry_after()).await;
+        run_with_retries(
+            &self.settings.retry,
+            "Maxio Core",
+            |_| self.once(&method, url, token, body),
+            |e: &CoreError| {
+                if e.is_retryable() {
+                    Again::After(e.retry_after())
+                } else {
+                    Again::No
                 }
-                other => return other,
-            }
-        }
+            },
+        )
+        .await
     }
 
     async fn once(
@@ -201,27 +204,13 @@ impl CoreClient {
         if let Some(body) = body {
             request = request.json(body);
         }
-        let started = std::time::Instant::now();
-        let response = request.send().await;
-        crate::metrics::latency("maxio-core", started.elapsed());
-        let response = response.map_err(|e| {
-            CoreError::Transport(if e.is_timeout() {
-                "timed out".into()
-            } else {
-                e.to_string()
-            })
-        })?;
-        let status = response.status().as_u16();
-        let retry_after = response
-            .headers()
-            .get("Retry-After")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
-        let text = response
-            .text()
+        let Answer {
+            status,
+            retry_after,
+            text,
+        } = http::send("maxio-core", request)
             .await
-            .map_err(|e| CoreError::Transport(e.to_string()))?;
+            .map_err(|e| CoreError::Transport(e.message().to_string()))?;
         match status {
             200..=299 => Ok(text),
             401 => Err(CoreError::Unauthorized(error_message(&text))),

@@ -2,6 +2,7 @@
 //! 429, `{"field": ["message", ...]}` for a 400; other shapes (`error`, `errorCode`, plain text)
 //! are read too, since Core's error bodies are not documented.
 
+use crate::codes::ErrorCode;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -56,18 +57,18 @@ impl CoreError {
     }
 
     /// A stable code for Salesforce and the logs.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            CoreError::Unauthorized(_) => "CORE_UNAUTHORIZED",
-            CoreError::Forbidden(_) => "CORE_FORBIDDEN",
-            CoreError::NotFound(_) => "CORE_NOT_FOUND",
-            CoreError::RateLimited { .. } => "CORE_RATE_LIMITED",
-            CoreError::Server { .. } => "CORE_UNAVAILABLE",
-            CoreError::Rejected { .. } => "CORE_REJECTED",
-            CoreError::Transport(_) => "CORE_UNREACHABLE",
-            CoreError::Decode(_) => "CORE_BAD_ANSWER",
-            CoreError::Credentials(_) => "CORE_CREDENTIALS",
-            CoreError::TooManyPages { .. } => "CORE_TOO_MANY_PAGES",
+            CoreError::Unauthorized(_) => ErrorCode::CoreUnauthorized,
+            CoreError::Forbidden(_) => ErrorCode::CoreForbidden,
+            CoreError::NotFound(_) => ErrorCode::CoreNotFound,
+            CoreError::RateLimited { .. } => ErrorCode::CoreRateLimited,
+            CoreError::Server { .. } => ErrorCode::CoreUnavailable,
+            CoreError::Rejected { .. } => ErrorCode::CoreRejected,
+            CoreError::Transport(_) => ErrorCode::CoreUnreachable,
+            CoreError::Decode(_) => ErrorCode::CoreBadAnswer,
+            CoreError::Credentials(_) => ErrorCode::CoreCredentials,
+            CoreError::TooManyPages { .. } => ErrorCode::CoreTooManyPages,
         }
     }
 }

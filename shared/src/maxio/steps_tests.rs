@@ -1,0 +1,406 @@
+//! The Maxio chain's steps against in-memory stand-ins of Maxio AB and Salesforce (the ports):
+//! what is looked up, what is created, what goes on to the next queue, and what is written back.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{TimeZone, Utc};
+use rust_decimal::Decimal;
+use serde_json::json;
+
+use super::*;
+use crate::clock::ManualClock;
+use crate::ledger::{DEFAULT_RETENTION, InMemoryLedger};
+use crate::maxio::ab::{Customer, NewCustomer, Subscription, SubscriptionComponent};
+use crate::ports::SalesforceWrites;
+use crate::queue::{InMemoryQueue, QueueName};
+use crate::retry::RetryPolicy;
+use crate::salesforce::{RecordUpdate, SalesforceError, SaveResult};
+use crate::snapshot::DealRef;
+
+/// An AB site in memory: subscriptions by reference, their components, and what was asked.
+#[derive(Default)]
+struct MemoryAb {
+    subscriptions: Mutex<BTreeMap<String, Subscription>>,
+    components: Mutex<BTreeMap<i64, Vec<SubscriptionComponent>>>,
+    /// The first create answers 409 (another attempt created it), as AB does for a repeated
+    /// `uniqueness_token`; the subscription appears for the next lookup.
+    duplicate_first_create: bool,
+    /// Every lookup fails with a 503.
+    down: bool,
+    calls: Mutex<Vec<String>>,
+}
+
+impl MemoryAb {
+    fn call(&self, what: &str) -> Result<(), MaxioError> {
+        self.calls.lock().unwrap().push(what.to_string());
+        if self.down {
+            return Err(MaxioError::Server {
+                status: 503,
+                message: "down".into(),
+            });
+        }
+        Ok(())
+    }
+
+    fn calls(&self) -> Vec<String> {
+        self.calls.lock().unwrap().clone()
+    }
+}
+
+#[async_trait]
+impl MaxioAb for MemoryAb {
+    async fn lookup_customer(&self, _: &str) -> Result<Option<Customer>, MaxioError> {
+        unimplemented!("not used by these tests")
+    }
+    async fn create_customer(&self, _: &NewCustomer, _: &str) -> Result<Customer, MaxioError> {
+        unimplemented!("not used by these tests")
+    }
+    async fn component(&self, _: &str) -> Result<Component, MaxioError> {
+        unimplemented!("not used by these tests")
+    }
+    async fn price_point_by_handle(
+        &self,
+        _: i64,
+        _: &str,
+    ) -> Result<Option<PricePoint>, MaxioError> {
+        unimplemented!("not used by these tests")
+    }
+    async fn list_price_points(&self, _: i64) -> Result<Vec<PricePoint>, MaxioError> {
+        unimplemented!("not used by these tests")
+    }
+    async fn create_price_point(
+        &self,
+        _: i64,
+        _: &PricePointSpec,
+        _: &str,
+    ) -> Result<PricePoint, MaxioError> {
+        unimplemented!("not used by these tests")
+    }
+    async fn lookup_subscription(
+        &self,
+        reference: &str,
+    ) -> Result<Option<Subscription>, MaxioError> {
+        self.call("lookup_subscription")?;
+        Ok(self.subscriptions.lock().unwrap().get(reference).cloned())
+    }
+    async fn create_subscription(
+        &self,
+        s: &NewSubscription,
+        _token: &str,
+    ) -> Result<Subscription, MaxioError> {
+        self.call("create_subscription")?;
+        let created = Subscription {
+            id: 900,
+            state: Some("active".into()),
+            reference: Some(s.reference.clone()),
+            customer: Some(Customer {
+                id: s.customer_id,
+                reference: None,
+                email: None,
+                organization: None,
+            }),
+        };
+        // AB keeps the requested price points.
+        let components = s
+            .components
+            .iter()
+            .map(|c| SubscriptionComponent {
+                component_id: c.component_id.as_i64().unwrap_or_default(),
+                price_point_id: c.price_point_id,
+                price_point_handle: None,
+            })
+            .collect();
+        self.components.lock().unwrap().insert(900, components);
+        self.subscriptions
+            .lock()
+            .unwrap()
+            .insert(s.reference.clone(), created.clone());
+        if self.duplicate_first_create
+            && self
+                .calls()
+                .iter()
+                .filter(|c| *c == "create_subscription")
+                .count()
+                == 1
+        {
+            return Err(MaxioError::DuplicateSubmission);
+        }
+        Ok(created)
+    }
+    async fn subscription_components(
+        &self,
+        id: i64,
+    ) -> Result<Vec<SubscriptionComponent>, MaxioError> {
+        self.call("subscription_components")?;
+        Ok(self
+            .components
+            .lock()
+            .unwrap()
+            .get(&id)
+            .cloned()
+            .unwrap_or_default())
+    }
+}
+
+/// Salesforce in memory: every Collections update, all accepted.
+#[derive(Default)]
+struct MemorySalesforce {
+    updates: Mutex<Vec<RecordUpdate>>,
+}
+
+#[async_trait]
+impl SalesforceWrites for MemorySalesforce {
+    async fn update_records(
+        &self,
+        records: &[RecordUpdate],
+        _all_or_none: bool,
+    ) -> Result<Vec<SaveResult>, SalesforceError> {
+        self.updates.lock().unwrap().extend(records.iter().cloned());
+        Ok(records
+            .iter()
+            .map(|r| SaveResult {
+                id: Some(r.id.to_string()),
+                success: true,
+                errors: Vec::new(),
+            })
+            .collect())
+    }
+}
+
+const OPPORTUNITY: &str = "006A000010khO8J";
+const ACCOUNT: &str = "001A000010khO8J";
+
+struct Chain {
+    deps: MaxioDeps,
+    ab: Arc<MemoryAb>,
+    salesforce: Arc<MemorySalesforce>,
+    queue: InMemoryQueue,
+}
+
+fn chain(ab: MemoryAb, core_link: bool) -> Chain {
+    let ab = Arc::new(ab);
+    let salesforce = Arc::new(MemorySalesforce::default());
+    let queue = InMemoryQueue::new(Duration::from_secs(60), 10);
+    let clock = Arc::new(ManualClock::new(
+        Utc.timestamp_opt(1_795_176_000, 0).single().unwrap(),
+    ));
+    let mapping = Arc::new(Mapping::default());
+    let deps = MaxioDeps {
+        ab: ab.clone(),
+        queue: Arc::new(queue.clone()),
+        writeback: Arc::new(WriteBack::new(
+            salesforce.clone(),
+            mapping.clone(),
+            clock.clone(),
+            RetryPolicy::immediate(1),
+        )),
+        mapping,
+        settings: AbSettings::default(),
+        max_receives: 10,
+        ledger: Arc::new(InMemoryLedger::new(DEFAULT_RETENTION)),
+        clock,
+        core_link,
+    };
+    Chain {
+        deps,
+        ab,
+        salesforce,
+        queue,
+    }
+}
+
+fn plan() -> AbDealPlan {
+    serde_json::from_value(json!({
+        "opportunityId": OPPORTUNITY,
+        "accountId": ACCOUNT,
+        "customer": {
+            "first_name": "Ada", "last_name": "Lovelace", "email": "ada@example.com",
+            "organization": "Analytical", "reference": SfId::parse(ACCOUNT).unwrap().to_string()
+        },
+        "items": [],
+        "productHandle": "monthly-usage",
+        "paymentCollectionMethod": "remittance",
+        "subscriptionReference": SfId::parse(OPPORTUNITY).unwrap().to_string(),
+    }))
+    .unwrap()
+}
+
+fn seats(price_point_id: Option<i64>) -> ResolvedComponent {
+    ResolvedComponent {
+        order_item_id: SfId::parse("802A000010khO8J").unwrap(),
+        product_name: "Seats".into(),
+        component_id: 11,
+        component_handle: "seats".into(),
+        kind: Some("quantity_based_component".into()),
+        quantity: Decimal::from(25),
+        price_point_id,
+        default_price_point_id: Some(1),
+    }
+}
+
+fn subscription_step(components: Vec<ResolvedComponent>) -> Envelope {
+    let deal = DealRef::Opportunity(SfId::parse(OPPORTUNITY).unwrap());
+    let account = SfId::parse(ACCOUNT).unwrap();
+    Envelope::new(
+        "c-1",
+        &deal,
+        &account,
+        None,
+        Step::MaxioSubscription {
+            plan: Box::new(plan()),
+            customer_id: 7,
+            components,
+        },
+    )
+}
+
+fn delivery(n: u32) -> Delivery {
+    Delivery {
+        queue: QueueName::MaxioSubscription,
+        message_id: "m-1".into(),
+        receive_count: n,
+        deadline: None,
+    }
+}
+
+fn opportunity_fields(salesforce: &MemorySalesforce) -> serde_json::Map<String, serde_json::Value> {
+    let updates = salesforce.updates.lock().unwrap();
+    let opp = updates
+        .iter()
+        .find(|u| u.sobject == "Opportunity")
+        .expect("the Opportunity was written");
+    opp.fields.clone()
+}
+
+#[tokio::test]
+async fn a_new_subscription_is_created_checked_and_handed_to_the_core_link() {
+    let c = chain(MemoryAb::default(), true);
+    let handled = c
+        .deps
+        .handle(subscription_step(vec![seats(Some(42))]), &delivery(1))
+        .await;
+    assert_eq!(handled, Handled::Done);
+    assert_eq!(
+        c.ab.calls(),
+        [
+            "lookup_subscription",
+            "create_subscription",
+            "subscription_components"
+        ]
+    );
+    let next = c.queue.sent(QueueName::MaxioCoreLink);
+    assert_eq!(next.len(), 1);
+    let Step::MaxioCoreLink { link } = Envelope::parse(&next[0].body).unwrap().step else {
+        panic!("not a link step");
+    };
+    assert_eq!((link.customer_id, link.subscription_id), (7, 900));
+    assert!(
+        c.salesforce.updates.lock().unwrap().is_empty(),
+        "with the Core link on, the link step writes the outcome"
+    );
+}
+
+#[tokio::test]
+async fn a_taken_reference_leads_back_to_a_lookup_and_nothing_is_created_twice() {
+    let c = chain(
+        MemoryAb {
+            duplicate_first_create: true,
+            ..MemoryAb::default()
+        },
+        false,
+    );
+    let handled = c
+        .deps
+        .handle(subscription_step(vec![seats(Some(42))]), &delivery(1))
+        .await;
+    assert_eq!(handled, Handled::Done);
+    let creates =
+        c.ab.calls()
+            .iter()
+            .filter(|x| *x == "create_subscription")
+            .count();
+    assert_eq!(creates, 1);
+    let fields = opportunity_fields(&c.salesforce);
+    assert_eq!(fields["Maxio_Sync_Status__c"], "Synced");
+    assert_eq!(fields["Maxio_Subscription_Id__c"], "900");
+}
+
+#[tokio::test]
+async fn a_subscription_on_another_price_point_is_refused_for_good_and_said_on_the_opportunity() {
+    let c = chain(MemoryAb::default(), false);
+    // The subscription exists already, on the component's default price point.
+    c.ab.subscriptions.lock().unwrap().insert(
+        SfId::parse(OPPORTUNITY).unwrap().to_string(),
+        Subscription {
+            id: 900,
+            state: Some("active".into()),
+            reference: None,
+            customer: None,
+        },
+    );
+    c.ab.components.lock().unwrap().insert(
+        900,
+        vec![SubscriptionComponent {
+            component_id: 11,
+            price_point_id: Some(1),
+            price_point_handle: None,
+        }],
+    );
+    let handled = c
+        .deps
+        .handle(subscription_step(vec![seats(Some(42))]), &delivery(1))
+        .await;
+    let Handled::Permanent(failure) = handled else {
+        panic!("{handled:?}");
+    };
+    assert_eq!(failure.code, ErrorCode::MaxioPricePointMismatch);
+    assert!(
+        failure
+            .message
+            .contains("Seats is on price point 1 instead of 42"),
+        "{failure}"
+    );
+    assert!(!c.ab.calls().contains(&"create_subscription".to_string()));
+    let fields = opportunity_fields(&c.salesforce);
+    assert_eq!(fields["Maxio_Sync_Status__c"], "Failed");
+    assert_eq!(fields["Maxio_Sync_Error__c"], failure.to_string());
+}
+
+#[tokio::test]
+async fn a_passing_failure_is_retried_and_on_the_last_delivery_said_on_the_opportunity() {
+    let c = chain(
+        MemoryAb {
+            down: true,
+            ..MemoryAb::default()
+        },
+        false,
+    );
+    let first = c
+        .deps
+        .handle(subscription_step(vec![seats(None)]), &delivery(1))
+        .await;
+    let Handled::Retry(reason) = first else {
+        panic!("{first:?}");
+    };
+    assert_eq!(reason.code, ErrorCode::MaxioUnavailable);
+    assert!(c.salesforce.updates.lock().unwrap().is_empty());
+    let last = c
+        .deps
+        .handle(subscription_step(vec![seats(None)]), &delivery(10))
+        .await;
+    let Handled::Conflict(failure) = last else {
+        panic!("{last:?}");
+    };
+    assert_eq!(failure.code, ErrorCode::MaxioGaveUp);
+    let fields = opportunity_fields(&c.salesforce);
+    assert_eq!(fields["Maxio_Sync_Status__c"], "Failed");
+    assert!(
+        fields["Maxio_Sync_Error__c"].as_str().unwrap().starts_with(
+            "MAXIO_GAVE_UP: maxio-subscription failed 10 times; last error: MAXIO_UNAVAILABLE"
+        ),
+        "{fields:?}"
+    );
+}

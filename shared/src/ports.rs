@@ -1,0 +1,204 @@
+//! The ports in front of the systems the steps change: narrow traits holding only the calls the
+//! steps make, implemented by the HTTP clients. The steps' logic is tested fast against
+//! in-memory stand-ins; the HTTP fakes in the sandbox stay for the clients' contract tests and the
+//! end-to-end suites.
+
+use async_trait::async_trait;
+
+use crate::maxio::ab::{
+    AbClient, Component, Customer, MaxioError, NewCustomer, NewSubscription, PricePoint,
+    Subscription, SubscriptionComponent,
+};
+use crate::maxio::core::{CoreClient, CoreError, CoreRecord};
+use crate::maxio::pricing::PricePointSpec;
+use crate::salesforce::{RecordUpdate, SalesforceClient, SalesforceError, SaveResult};
+use crate::whmcs::model::{AddOrder, AddOrderResult, GetOrdersQuery, Order, OrdersPage};
+use crate::whmcs::{WhmcsClient, WhmcsError};
+
+/// Maxio Advanced Billing, as the Maxio chain uses it.
+#[async_trait]
+pub trait MaxioAb: Send + Sync {
+    async fn lookup_customer(&self, reference: &str) -> Result<Option<Customer>, MaxioError>;
+    async fn create_customer(
+        &self,
+        customer: &NewCustomer,
+        token: &str,
+    ) -> Result<Customer, MaxioError>;
+    async fn component(&self, handle: &str) -> Result<Component, MaxioError>;
+    async fn price_point_by_handle(
+        &self,
+        component_id: i64,
+        handle: &str,
+    ) -> Result<Option<PricePoint>, MaxioError>;
+    async fn list_price_points(&self, component_id: i64) -> Result<Vec<PricePoint>, MaxioError>;
+    async fn create_price_point(
+        &self,
+        component_id: i64,
+        spec: &PricePointSpec,
+        token: &str,
+    ) -> Result<PricePoint, MaxioError>;
+    async fn lookup_subscription(
+        &self,
+        reference: &str,
+    ) -> Result<Option<Subscription>, MaxioError>;
+    async fn create_subscription(
+        &self,
+        subscription: &NewSubscription,
+        token: &str,
+    ) -> Result<Subscription, MaxioError>;
+    async fn subscription_components(
+        &self,
+        subscription_id: i64,
+    ) -> Result<Vec<SubscriptionComponent>, MaxioError>;
+}
+
+#[async_trait]
+impl MaxioAb for AbClient {
+    async fn lookup_customer(&self, reference: &str) -> Result<Option<Customer>, MaxioError> {
+        AbClient::lookup_customer(self, reference).await
+    }
+    async fn create_customer(
+        &self,
+        customer: &NewCustomer,
+        token: &str,
+    ) -> Result<Customer, MaxioError> {
+        AbClient::create_customer(self, customer, token).await
+    }
+    async fn component(&self, handle: &str) -> Result<Component, MaxioError> {
+        AbClient::component(self, handle).await
+    }
+    async fn price_point_by_handle(
+        &self,
+        component_id: i64,
+        handle: &str,
+    ) -> Result<Option<PricePoint>, MaxioError> {
+        AbClient::price_point_by_handle(self, component_id, handle).await
+    }
+    async fn list_price_points(&self, component_id: i64) -> Result<Vec<PricePoint>, MaxioError> {
+        AbClient::list_price_points(self, component_id).await
+    }
+    async fn create_price_point(
+        &self,
+        component_id: i64,
+        spec: &PricePointSpec,
+        token: &str,
+    ) -> Result<PricePoint, MaxioError> {
+        AbClient::create_price_point(self, component_id, spec, token).await
+    }
+    async fn lookup_subscription(
+        &self,
+        reference: &str,
+    ) -> Result<Option<Subscription>, MaxioError> {
+        AbClient::lookup_subscription(self, reference).await
+    }
+    async fn create_subscription(
+        &self,
+        subscription: &NewSubscription,
+        token: &str,
+    ) -> Result<Subscription, MaxioError> {
+        AbClient::create_subscription(self, subscription, token).await
+    }
+    async fn subscription_components(
+        &self,
+        subscription_id: i64,
+    ) -> Result<Vec<SubscriptionComponent>, MaxioError> {
+        AbClient::subscription_components(self, subscription_id).await
+    }
+}
+
+/// Maxio Core, as the link uses it.
+#[async_trait]
+pub trait MaxioCore: Send + Sync {
+    /// Every record of a list endpoint that the server returns for `filters`.
+    async fn list(
+        &self,
+        path: &str,
+        filters: &[(&str, String)],
+    ) -> Result<Vec<CoreRecord>, CoreError>;
+    /// Sets one text field of a contract; the contract as Core now has it.
+    async fn set_contract_field(
+        &self,
+        id: i64,
+        field: &str,
+        value: &str,
+    ) -> Result<CoreRecord, CoreError>;
+}
+
+#[async_trait]
+impl MaxioCore for CoreClient {
+    async fn list(
+        &self,
+        path: &str,
+        filters: &[(&str, String)],
+    ) -> Result<Vec<CoreRecord>, CoreError> {
+        CoreClient::list(self, path, filters).await
+    }
+    async fn set_contract_field(
+        &self,
+        id: i64,
+        field: &str,
+        value: &str,
+    ) -> Result<CoreRecord, CoreError> {
+        CoreClient::set_contract_field(self, id, field, value).await
+    }
+}
+
+/// WHMCS, as provisioning uses it.
+#[async_trait]
+pub trait Whmcs: Send + Sync {
+    async fn add_order(&self, order: &AddOrder) -> Result<AddOrderResult, WhmcsError>;
+    async fn accept_order(
+        &self,
+        order_id: &str,
+        autosetup: Option<bool>,
+        send_email: Option<bool>,
+    ) -> Result<(), WhmcsError>;
+    async fn get_orders(&self, query: &GetOrdersQuery) -> Result<OrdersPage, WhmcsError>;
+    async fn order(&self, order_id: &str) -> Result<Option<Order>, WhmcsError>;
+    async fn orders_for_client(&self, client_id: &str) -> Result<Vec<Order>, WhmcsError>;
+}
+
+#[async_trait]
+impl Whmcs for WhmcsClient {
+    async fn add_order(&self, order: &AddOrder) -> Result<AddOrderResult, WhmcsError> {
+        WhmcsClient::add_order(self, order).await
+    }
+    async fn accept_order(
+        &self,
+        order_id: &str,
+        autosetup: Option<bool>,
+        send_email: Option<bool>,
+    ) -> Result<(), WhmcsError> {
+        WhmcsClient::accept_order(self, order_id, autosetup, send_email).await
+    }
+    async fn get_orders(&self, query: &GetOrdersQuery) -> Result<OrdersPage, WhmcsError> {
+        WhmcsClient::get_orders(self, query).await
+    }
+    async fn order(&self, order_id: &str) -> Result<Option<Order>, WhmcsError> {
+        WhmcsClient::order(self, order_id).await
+    }
+    async fn orders_for_client(&self, client_id: &str) -> Result<Vec<Order>, WhmcsError> {
+        WhmcsClient::orders_for_client(self, client_id).await
+    }
+}
+
+/// Salesforce, as the write-back uses it: sObject Collections updates.
+#[async_trait]
+pub trait SalesforceWrites: Send + Sync {
+    async fn update_records(
+        &self,
+        records: &[RecordUpdate],
+        all_or_none: bool,
+    ) -> Result<Vec<SaveResult>, SalesforceError>;
+}
+
+#[async_trait]
+impl SalesforceWrites for SalesforceClient {
+    async fn update_records(
+        &self,
+        records: &[RecordUpdate],
+        all_or_none: bool,
+    ) -> Result<Vec<SaveResult>, SalesforceError> {
+        SalesforceClient::update_records(self, records, all_or_none).await
+    }
+}
