@@ -21,6 +21,20 @@ impl Failure {
         }
     }
 
+    /// Several problems as one failure: the first one's code, every problem said
+    /// (`CODE: message; CODE: message`).
+    pub fn of_all<'a>(problems: impl IntoIterator<Item = (ErrorCode, &'a str)>) -> Failure {
+        let mut problems = problems.into_iter();
+        let Some((code, first)) = problems.next() else {
+            return Failure::new(ErrorCode::DealbridgeInternal, "no problem was given");
+        };
+        let mut message = first.to_string();
+        for (code, text) in problems {
+            message.push_str(&format!("; {code}: {text}"));
+        }
+        Failure { code, message }
+    }
+
     /// The same failure with `more` said after it.
     pub fn and(&self, more: impl fmt::Display) -> Failure {
         Failure {

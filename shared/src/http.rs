@@ -54,6 +54,19 @@ pub fn describe(e: &reqwest::Error) -> String {
     text
 }
 
+/// Sends `request` with `body` as JSON when there is one (see [`send`]).
+pub async fn send_json(
+    service: &'static str,
+    request: RequestBuilder,
+    body: Option<&serde_json::Value>,
+) -> Result<Answer, NoAnswer> {
+    let request = request.header(reqwest::header::ACCEPT, "application/json");
+    match body {
+        Some(body) => send(service, request.json(body)).await,
+        None => send(service, request).await,
+    }
+}
+
 /// Sends `request`, recording its latency under `service` (the `ExternalCallLatency` metric).
 pub async fn send(service: &'static str, request: RequestBuilder) -> Result<Answer, NoAnswer> {
     let started = std::time::Instant::now();

@@ -79,15 +79,7 @@ pub fn describe(problems: &[DealProblem]) -> String {
 
 /// The problems as one failure: the first one's code, every problem said (`CODE: message; ...`).
 pub fn failure(problems: &[DealProblem]) -> Failure {
-    let text = describe(problems);
-    let code = problems
-        .first()
-        .map_or(ErrorCode::DealbridgeInternal, |p| p.code);
-    let message = text
-        .strip_prefix(&format!("{code}: "))
-        .unwrap_or(&text)
-        .to_string();
-    Failure { code, message }
+    Failure::of_all(problems.iter().map(|p| (p.code, p.message.as_str())))
 }
 
 fn full_name(p: &Person) -> String {

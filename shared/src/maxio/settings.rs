@@ -22,19 +22,19 @@ const PAYMENT_COLLECTION_METHODS: [&str; 4] = ["automatic", "remittance", "prepa
 
 impl AbConfig {
     pub fn read(env: &mut Env<'_>) -> Option<AbConfig> {
-        let base_url = env.url(
-            "MAXIO_AB_BASE_URL",
+        let (base_url, timeout, secret_name) = env.endpoint(
+            "MAXIO_AB",
             "https://<subdomain>.chargify.com",
             parse_base_url,
+            15,
+            "dealbridge/maxio-ab",
         );
-        let timeout = env.seconds("MAXIO_AB_TIMEOUT_SECONDS", 15);
         let method = env.or("MAXIO_AB_PAYMENT_COLLECTION_METHOD", "remittance");
         if !PAYMENT_COLLECTION_METHODS.contains(&method.as_str()) {
             env.problem(format!(
                 "MAXIO_AB_PAYMENT_COLLECTION_METHOD {method:?} is not one of automatic, remittance, prepaid, invoice"
             ));
         }
-        let secret_name = env.or("MAXIO_AB_SECRET_NAME", "dealbridge/maxio-ab");
         let product_handle = env.or("MAXIO_AB_PRODUCT_HANDLE", "monthly-usage");
         let core_link = env.flag("MAXIO_CORE_LINK_ENABLED", false);
         Some(AbConfig {
@@ -63,13 +63,13 @@ pub struct CoreConfig {
 
 impl CoreConfig {
     pub fn read(env: &mut Env<'_>) -> Option<CoreConfig> {
-        let base_url = env.url(
-            "MAXIO_CORE_BASE_URL",
+        let (base_url, timeout, secret_name) = env.endpoint(
+            "MAXIO_CORE",
             "https://<server>.saasoptics.com/<account>/api/v1.0/",
             parse_api_root,
+            15,
+            "dealbridge/maxio-core",
         );
-        let timeout = env.seconds("MAXIO_CORE_TIMEOUT_SECONDS", 15);
-        let secret_name = env.or("MAXIO_CORE_SECRET_NAME", "dealbridge/maxio-core");
         let link = LinkSettings::read(env);
         Some(CoreConfig {
             client: CoreClientSettings {

@@ -97,6 +97,22 @@ impl<'a> Env<'a> {
         }
     }
 
+    /// An HTTP API's `<PREFIX>_BASE_URL` (read with `parse`), `<PREFIX>_TIMEOUT_SECONDS` and
+    /// `<PREFIX>_SECRET_NAME`, with their defaults.
+    pub fn endpoint(
+        &mut self,
+        prefix: &str,
+        hint: &str,
+        parse: fn(&str) -> Result<Url, String>,
+        timeout_secs: u64,
+        secret_name: &str,
+    ) -> (Option<Url>, Duration, String) {
+        let url = self.url(&format!("{prefix}_BASE_URL"), hint, parse);
+        let timeout = self.seconds(&format!("{prefix}_TIMEOUT_SECONDS"), timeout_secs);
+        let secret = self.or(&format!("{prefix}_SECRET_NAME"), secret_name);
+        (url, timeout, secret)
+    }
+
     /// A whole number from `min` to `max`, or `default` when unset.
     pub fn whole<T>(&mut self, name: &str, default: T, min: T, max: T) -> T
     where

@@ -41,15 +41,7 @@ pub fn describe(problems: &[OrderProblem]) -> String {
 
 /// The problems as one failure: the first one's code, every problem said (`CODE: message; ...`).
 pub fn failure(problems: &[OrderProblem]) -> Failure {
-    let text = describe(problems);
-    let code = problems
-        .first()
-        .map_or(ErrorCode::DealbridgeInternal, |p| p.code);
-    let message = text
-        .strip_prefix(&format!("{code}: "))
-        .unwrap_or(&text)
-        .to_string();
-    Failure { code, message }
+    Failure::of_all(problems.iter().map(|p| (p.code, p.message.as_str())))
 }
 
 /// What provisioning one Order needs.

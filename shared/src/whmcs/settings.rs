@@ -8,13 +8,13 @@ use crate::settings::Env;
 impl WhmcsClientSettings {
     /// Reads `WHMCS_BASE_URL`, `WHMCS_SECRET_NAME` and `WHMCS_TIMEOUT_SECONDS`.
     pub fn read(env: &mut Env<'_>) -> Option<WhmcsClientSettings> {
-        let base_url = env.url(
-            "WHMCS_BASE_URL",
+        let (base_url, timeout, secret_name) = env.endpoint(
+            "WHMCS",
             "the WHMCS installation, e.g. https://billing.example.com/",
             parse_api_root,
+            30,
+            "dealbridge/whmcs",
         );
-        let timeout = env.seconds("WHMCS_TIMEOUT_SECONDS", 30);
-        let secret_name = env.or("WHMCS_SECRET_NAME", "dealbridge/whmcs");
         Some(WhmcsClientSettings {
             base_url: base_url?,
             secret_name,

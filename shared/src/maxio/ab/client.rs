@@ -140,19 +140,15 @@ impl AbClient {
             .await
             .map_err(|_| MaxioError::Transport("client closed".into()))?;
         debug!(%method, path = url.path(), "maxio request");
-        let mut request = self
+        let request = self
             .http
             .request(method.clone(), url.clone())
-            .basic_auth(key.expose(), Some("x"))
-            .header("Accept", "application/json");
-        if let Some(body) = body {
-            request = request.json(body);
-        }
+            .basic_auth(key.expose(), Some("x"));
         let Answer {
             status,
             retry_after,
             text,
-        } = http::send("maxio-ab", request)
+        } = http::send_json("maxio-ab", request, body)
             .await
             .map_err(|e| MaxioError::Transport(e.message().to_string()))?;
         match status {

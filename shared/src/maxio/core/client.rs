@@ -196,19 +196,15 @@ impl CoreClient {
         body: Option<&Value>,
     ) -> Result<String, CoreError> {
         debug!(%method, path = url.path(), query = url.query().unwrap_or_default(), "maxio core request");
-        let mut request = self
+        let request = self
             .http
             .request(method.clone(), url.clone())
-            .header("Authorization", format!("Token {}", token.expose()))
-            .header("Accept", "application/json");
-        if let Some(body) = body {
-            request = request.json(body);
-        }
+            .header("Authorization", format!("Token {}", token.expose()));
         let Answer {
             status,
             retry_after,
             text,
-        } = http::send("maxio-core", request)
+        } = http::send_json("maxio-core", request, body)
             .await
             .map_err(|e| CoreError::Transport(e.message().to_string()))?;
         match status {
