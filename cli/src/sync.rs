@@ -12,11 +12,11 @@
 //!   for: the delayed message is handed to the deployed delayed queue when `DELAYED_QUEUE_URL` is
 //!   set, and reported.
 
-use dealbridge::codes::ErrorCode;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
+use dealbridge::codes::ErrorCode;
 use dealbridge::dispatch::{DispatchOutcome, DispatchRequest, Dispatcher, RedispatchPolicy};
 use dealbridge::envelope::{Envelope, Step};
 use dealbridge::failure::Failure;

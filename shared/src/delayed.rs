@@ -6,7 +6,6 @@
 //! a failed record returns to the queue after its visibility timeout and ends in the dead-letter
 //! queue if it never succeeds.
 
-use crate::codes::ErrorCode;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,6 +14,7 @@ use async_trait::async_trait;
 use tracing::{error, info, warn};
 
 use crate::clock::Clock;
+use crate::codes::ErrorCode;
 use crate::dispatch::{DispatchError, DispatchRequest, Dispatcher};
 use crate::envelope::{Envelope, Step};
 use crate::failure::Failure;

@@ -7,8 +7,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::maxio::link::CoreLinkInput;
-use crate::maxio::prepare::AbDealPlan;
-use crate::maxio::steps::ResolvedComponent;
+use crate::maxio::prepare::{AbDealPlan, ResolvedComponent};
 use crate::queue::{OutgoingMessage, QueueName};
 use crate::salesforce::SfId;
 use crate::snapshot::{DealRef, DealSnapshot};

@@ -16,6 +16,48 @@ pub struct Answer {
     pub text: String,
 }
 
+/// What a status says, the way every client reads it first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Class {
+    /// 2xx.
+    Success,
+    /// 401: the credentials were refused.
+    Unauthorized,
+    /// 403.
+    Forbidden,
+    /// 404.
+    NotFound,
+    /// 409.
+    Conflict,
+    /// 429: slow down.
+    RateLimited,
+    /// 408 or 5xx: a passing failure of the server.
+    Passing,
+    /// Any other status: the request was refused.
+    Refused,
+}
+
+impl Class {
+    pub fn of(status: u16) -> Class {
+        match status {
+            200..=299 => Class::Success,
+            401 => Class::Unauthorized,
+            403 => Class::Forbidden,
+            404 => Class::NotFound,
+            409 => Class::Conflict,
+            429 => Class::RateLimited,
+            408 | 500..=599 => Class::Passing,
+            _ => Class::Refused,
+        }
+    }
+}
+
+impl Answer {
+    pub fn class(&self) -> Class {
+        Class::of(self.status)
+    }
+}
+
 /// Why no answer arrived.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NoAnswer {

@@ -6,25 +6,31 @@ use aws_lambda_events::sqs::SqsEvent;
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 
 use crate::ledger::deadline_from_epoch_millis;
-use crate::runner::run_batch;
+use crate::runner::{QueueHandler, run_batch};
 use crate::settings::Function;
-use crate::wiring::{StartError, Wiring};
+use crate::wiring::StartError;
 
 /// JSON logs (Lambda's advanced logging) filtered by `RUST_LOG`, once per container.
 pub fn init_tracing() {
     lambda_runtime::tracing::init_default_subscriber();
 }
 
-/// Serves `function`'s queue with its handler until the runtime stops.
-pub async fn serve_queue(wiring: &Wiring, function: Function) -> Result<(), Error> {
+/// Serves `function`'s queue with `handler` until the runtime stops. The handler comes from its
+/// own constructor in `Wiring` (not `Wiring::handler`), so a function's binary links only its
+/// own step.
+pub async fn serve_queue<H, E>(function: Function, handler: Result<H, E>) -> Result<(), Error>
+where
+    H: QueueHandler + 'static,
+    E: std::error::Error + Send + Sync + 'static,
+{
     let queue = function
         .queue()
         .ok_or_else(|| StartError::new(format!("{} consumes no queue", function.name())))?;
-    let handler = wiring.handler(queue)?;
+    let handler = handler?;
     let handler = &handler;
     run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
         let deadline = deadline_from_epoch_millis(event.context.deadline);
-        let response = run_batch(queue, handler.as_ref(), &event.payload, deadline).await;
+        let response = run_batch(queue, handler, &event.payload, deadline).await;
         crate::metrics::flush(function.name());
         Ok::<_, Error>(response)
     }))

@@ -7,5 +7,5 @@ use dealbridge::wiring::Wiring;
 async fn main() -> Result<(), lambda_runtime::Error> {
     dealbridge::lambda::init_tracing();
     let wiring = Wiring::from_env(Function::Delayed).await?;
-    dealbridge::lambda::serve_queue(&wiring, Function::Delayed).await
+    dealbridge::lambda::serve_queue(Function::Delayed, wiring.delayed()).await
 }

@@ -7,5 +7,5 @@ use dealbridge::wiring::Wiring;
 async fn main() -> Result<(), lambda_runtime::Error> {
     dealbridge::lambda::init_tracing();
     let wiring = Wiring::from_env(Function::MaxioCoreLink).await?;
-    dealbridge::lambda::serve_queue(&wiring, Function::MaxioCoreLink).await
+    dealbridge::lambda::serve_queue(Function::MaxioCoreLink, wiring.core_link()).await
 }

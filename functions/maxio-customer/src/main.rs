@@ -7,5 +7,5 @@ use dealbridge::wiring::Wiring;
 async fn main() -> Result<(), lambda_runtime::Error> {
     dealbridge::lambda::init_tracing();
     let wiring = Wiring::from_env(Function::MaxioCustomer).await?;
-    dealbridge::lambda::serve_queue(&wiring, Function::MaxioCustomer).await
+    dealbridge::lambda::serve_queue(Function::MaxioCustomer, wiring.maxio()).await
 }

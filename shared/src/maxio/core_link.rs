@@ -8,8 +8,6 @@
 //! delivery, writes "Core link pending: ..." to the Opportunity before the message goes to the
 //! dead-letter queue.
 
-use crate::codes::ErrorCode;
-use crate::failure::{Failure, StepFailure};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -20,7 +18,9 @@ use super::link::{
     ContractChoice, CoreLinkInput, LinkSettings, choose_contract, choose_customer, wait_after,
 };
 use crate::clock::Clock;
+use crate::codes::ErrorCode;
 use crate::envelope::{Envelope, Step};
+use crate::failure::{Failure, StepFailure};
 use crate::ledger::{Ledger, StepStatus};
 use crate::ports::MaxioCore;
 use crate::queue::{MAX_DELAY, Queue};

@@ -6,12 +6,12 @@
 //! schedule, so a customer or contract that is not there yet is not an error: the link waits
 //! 1, 5 and 15 minutes, then every hour, up to a deadline (24 hours by default).
 
-use crate::codes::ErrorCode;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 use super::core::CoreRecord;
+use crate::codes::ErrorCode;
 use crate::failure::StepFailure;
 use crate::salesforce::SfId;
 use crate::settings::Env;

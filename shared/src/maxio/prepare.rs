@@ -3,13 +3,13 @@
 //! order product, and the subscription. Every problem is found at once and nothing is created when
 //! there is one, so a deal that cannot be billed leaves no half-made records in Maxio. Pure.
 
-use crate::codes::ErrorCode;
-use crate::failure::Failure;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use super::ab::NewCustomer;
 use super::pricing::{PricePointSpec, price_point};
+use crate::codes::ErrorCode;
+use crate::failure::Failure;
 use crate::mapping::Mapping;
 use crate::salesforce::SfId;
 use crate::snapshot::{DealSnapshot, Person};
@@ -53,6 +53,21 @@ pub struct AbDealPlan {
     pub payment_collection_method: String,
     /// The subscription's `reference`: the Opportunity Id.
     pub subscription_reference: String,
+}
+
+/// A component of the subscription-to-be, resolved in AB.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResolvedComponent {
+    pub order_item_id: SfId,
+    pub product_name: String,
+    pub component_id: i64,
+    pub component_handle: String,
+    pub kind: Option<String>,
+    pub quantity: Decimal,
+    /// `None`: the component's default price point.
+    pub price_point_id: Option<i64>,
+    pub default_price_point_id: Option<i64>,
 }
 
 /// Why a deal cannot be billed, with a stable code.

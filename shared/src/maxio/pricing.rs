@@ -15,7 +15,6 @@
 //! Anything else has no exact AB equivalent and is refused rather than approximated. Nothing is
 //! rounded: a price AB cannot hold exactly (more than 8 decimal places) is an error.
 
-use crate::codes::ErrorCode;
 use std::fmt;
 
 use chrono::NaiveDate;
@@ -23,6 +22,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::codes::ErrorCode;
 use crate::salesforce::SfId;
 use crate::snapshot::{
     ConsumptionRate, ConsumptionSchedule, OrderItem, PricingMethod, ScheduleType,

@@ -15,23 +15,24 @@
 //! one is retried, and on the message's last delivery it is written to the Opportunity as well
 //! before the message goes to the dead-letter queue.
 
-use crate::codes::ErrorCode;
-use crate::failure::{Failure, StepFailure};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use rust_decimal::Decimal;
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use tracing::{info, warn};
 
 use super::ab::{Component, MaxioError, NewSubscription, PricePoint, SubscriptionComponentRequest};
 use super::link::CoreLinkInput;
-use super::prepare::{AbDealPlan, AbSettings, failure as prepare_failure, prepare};
+use super::prepare::{
+    AbDealPlan, AbSettings, ResolvedComponent, failure as prepare_failure, prepare,
+};
 use super::pricing::PricePointSpec;
 use crate::clock::Clock;
+use crate::codes::ErrorCode;
 use crate::envelope::{Envelope, Step};
+use crate::failure::{Failure, StepFailure};
 use crate::ledger::{Ledger, StepStatus};
 use crate::mapping::Mapping;
 use crate::ports::MaxioAb;
@@ -39,21 +40,6 @@ use crate::queue::Queue;
 use crate::runner::{Delivery, Handled, QueueHandler};
 use crate::salesforce::SfId;
 use crate::writeback::{MaxioOutcome, WriteBack};
-
-/// A component of the subscription-to-be, resolved in AB.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ResolvedComponent {
-    pub order_item_id: SfId,
-    pub product_name: String,
-    pub component_id: i64,
-    pub component_handle: String,
-    pub kind: Option<String>,
-    pub quantity: Decimal,
-    /// `None`: the component's default price point.
-    pub price_point_id: Option<i64>,
-    pub default_price_point_id: Option<i64>,
-}
 
 pub struct MaxioDeps {
     pub ab: Arc<dyn MaxioAb>,

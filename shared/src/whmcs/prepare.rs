@@ -7,12 +7,12 @@
 //!   `Portal_ConfigOptions_JSON__c` → `configoptions[i]`;
 //! - `paymentmethod`, `noinvoice` and `noemail` from the mapping document.
 
-use crate::codes::ErrorCode;
-use crate::failure::Failure;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use super::model::{AddOrder, OrderLine, parse_option_map};
+use crate::codes::ErrorCode;
+use crate::failure::Failure;
 use crate::mapping::Mapping;
 use crate::salesforce::SfId;
 use crate::snapshot::{DealSnapshot, Order};

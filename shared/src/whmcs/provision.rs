@@ -17,8 +17,6 @@
 //!    Pending" answer for our own order is success once GetOrders shows it Active);
 //! 5. the outcome is written to Salesforce in one call and the step completed.
 
-use crate::codes::ErrorCode;
-use crate::failure::{Failure, StepFailure};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,7 +28,9 @@ use super::error::WhmcsError;
 use super::model::{AddOrder, GetOrdersQuery, Order};
 use super::prepare::{WhmcsOrderPlan, failure as prepare_failure, prepare};
 use crate::clock::Clock;
+use crate::codes::ErrorCode;
 use crate::envelope::{Envelope, Step};
+use crate::failure::{Failure, StepFailure};
 use crate::ledger::{Begin, Ledger, StepRecord, lease_until};
 use crate::mapping::Mapping;
 use crate::ports::Whmcs;

@@ -16,7 +16,7 @@ use url::Url;
 
 use super::error::{MaxioError, parse_messages};
 use super::model::*;
-use crate::http::{self, Answer};
+use crate::http::{self, Answer, Class};
 use crate::maxio::pricing::PricePointSpec;
 use crate::retry::RetryPolicy;
 use crate::retry::{Again, run_with_retries};
@@ -144,26 +144,27 @@ impl AbClient {
             .http
             .request(method.clone(), url.clone())
             .basic_auth(key.expose(), Some("x"));
+        let answer = http::send_json("maxio-ab", request, body)
+            .await
+            .map_err(|e| MaxioError::Transport(e.message().to_string()))?;
         let Answer {
             status,
             retry_after,
-            text,
-        } = http::send_json("maxio-ab", request, body)
-            .await
-            .map_err(|e| MaxioError::Transport(e.message().to_string()))?;
-        match status {
-            200..=299 => Ok(Some(text)),
-            401 => Err(MaxioError::Unauthorized),
-            404 => Ok(None),
-            409 => Err(MaxioError::DuplicateSubmission),
-            429 => Err(MaxioError::RateLimited { retry_after }),
-            408 | 500..=599 => Err(MaxioError::Server {
+            ref text,
+        } = answer;
+        match answer.class() {
+            Class::Success => Ok(Some(answer.text)),
+            Class::Unauthorized => Err(MaxioError::Unauthorized),
+            Class::NotFound => Ok(None),
+            Class::Conflict => Err(MaxioError::DuplicateSubmission),
+            Class::RateLimited => Err(MaxioError::RateLimited { retry_after }),
+            Class::Passing => Err(MaxioError::Server {
                 status,
                 message: text.chars().take(300).collect(),
             }),
-            _ => Err(MaxioError::Rejected {
+            Class::Forbidden | Class::Refused => Err(MaxioError::Rejected {
                 status,
-                messages: parse_messages(&text),
+                messages: parse_messages(text),
             }),
         }
     }

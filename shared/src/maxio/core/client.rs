@@ -16,7 +16,7 @@ use url::Url;
 
 use super::error::{CoreError, error_message};
 use super::model::{CoreRecord, Page};
-use crate::http::{self, Answer};
+use crate::http::{self, Answer, Class};
 use crate::retry::RetryPolicy;
 use crate::retry::{Again, run_with_retries};
 use crate::secrets::{Secret, SecretStore, parse_json_secret};
@@ -200,26 +200,27 @@ impl CoreClient {
             .http
             .request(method.clone(), url.clone())
             .header("Authorization", format!("Token {}", token.expose()));
+        let answer = http::send_json("maxio-core", request, body)
+            .await
+            .map_err(|e| CoreError::Transport(e.message().to_string()))?;
         let Answer {
             status,
             retry_after,
-            text,
-        } = http::send_json("maxio-core", request, body)
-            .await
-            .map_err(|e| CoreError::Transport(e.message().to_string()))?;
-        match status {
-            200..=299 => Ok(text),
-            401 => Err(CoreError::Unauthorized(error_message(&text))),
-            403 => Err(CoreError::Forbidden(error_message(&text))),
-            404 => Err(CoreError::NotFound(url.path().to_string())),
-            429 => Err(CoreError::RateLimited { retry_after }),
-            408 | 500..=599 => Err(CoreError::Server {
+            ref text,
+        } = answer;
+        match answer.class() {
+            Class::Success => Ok(answer.text),
+            Class::Unauthorized => Err(CoreError::Unauthorized(error_message(text))),
+            Class::Forbidden => Err(CoreError::Forbidden(error_message(text))),
+            Class::NotFound => Err(CoreError::NotFound(url.path().to_string())),
+            Class::RateLimited => Err(CoreError::RateLimited { retry_after }),
+            Class::Passing => Err(CoreError::Server {
                 status,
-                message: error_message(&text),
+                message: error_message(text),
             }),
-            _ => Err(CoreError::Rejected {
+            Class::Conflict | Class::Refused => Err(CoreError::Rejected {
                 status,
-                message: error_message(&text),
+                message: error_message(text),
             }),
         }
     }
