@@ -67,14 +67,8 @@ pub struct Platform {
 }
 
 impl Platform {
-    /// AWS, as the deployed functions see it: secrets cached per container, SQS, and the
-    /// DynamoDB ledger when the settings name its table.
-    pub async fn aws(settings: &Settings) -> Result<Platform, StartError> {
-        let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-        Platform::aws_with(&aws, settings)
-    }
-
-    /// As [`Platform::aws`], with a given AWS configuration.
+    /// AWS, as the deployed functions see it: secrets cached per container and SQS; no ledger
+    /// (see [`Platform::with_dynamodb_ledger`]).
     pub fn aws_with(
         aws: &aws_config::SdkConfig,
         settings: &Settings,
@@ -90,17 +84,25 @@ impl Platform {
             .clone()
             .ok_or_else(|| StartError::new("the queue URLs were not read"))?;
         let queue: Arc<dyn Queue> = Arc::new(SqsQueue::new(aws_sdk_sqs::Client::new(aws), urls));
-        let ledger = settings
-            .ledger
-            .as_ref()
-            .map(|l| Arc::new(DynamoDbLedger::from_settings(aws, l)) as Arc<dyn Ledger>);
         Ok(Platform {
             secrets,
             queue,
-            ledger,
+            ledger: None,
             clock: Arc::new(SystemClock),
             retry: RetryPolicy::default(),
         })
+    }
+
+    /// The same platform with the DynamoDB ledger the settings name. Apart from
+    /// [`Platform::aws_with`], so a function without a ledger does not link DynamoDB's client.
+    pub fn with_dynamodb_ledger(
+        mut self,
+        aws: &aws_config::SdkConfig,
+        settings: &Settings,
+    ) -> Result<Platform, StartError> {
+        let table = settings.ledger.as_ref().ok_or_else(|| missing("ledger"))?;
+        self.ledger = Some(Arc::new(DynamoDbLedger::from_settings(aws, table)));
+        Ok(self)
     }
 }
 
@@ -117,10 +119,21 @@ fn missing(section: &str) -> StartError {
 }
 
 impl Wiring {
-    /// A deployed function's wiring: its settings from the environment, on AWS.
+    /// A deployed edge function's wiring (intake, platform-events, reconciler): its settings
+    /// from the environment, on AWS, without a ledger.
     pub async fn from_env(function: Function) -> Result<Wiring, StartError> {
         let settings = Settings::from_env(function)?;
-        let platform = Platform::aws(&settings).await?;
+        let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        let platform = Platform::aws_with(&aws, &settings)?;
+        Wiring::new(settings, platform)
+    }
+
+    /// A deployed queue function's wiring: as [`Wiring::from_env`], with the DynamoDB ledger.
+    pub async fn for_queue(function: Function) -> Result<Wiring, StartError> {
+        let settings = Settings::from_env(function)?;
+        let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        let platform =
+            Platform::aws_with(&aws, &settings)?.with_dynamodb_ledger(&aws, &settings)?;
         Wiring::new(settings, platform)
     }
 

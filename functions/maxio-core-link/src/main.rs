@@ -6,6 +6,6 @@ use dealbridge::wiring::Wiring;
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     dealbridge::lambda::init_tracing();
-    let wiring = Wiring::from_env(Function::MaxioCoreLink).await?;
+    let wiring = Wiring::for_queue(Function::MaxioCoreLink).await?;
     dealbridge::lambda::serve_queue(Function::MaxioCoreLink, wiring.core_link()).await
 }

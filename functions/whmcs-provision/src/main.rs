@@ -6,6 +6,6 @@ use dealbridge::wiring::Wiring;
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     dealbridge::lambda::init_tracing();
-    let wiring = Wiring::from_env(Function::WhmcsProvision).await?;
+    let wiring = Wiring::for_queue(Function::WhmcsProvision).await?;
     dealbridge::lambda::serve_queue(Function::WhmcsProvision, wiring.whmcs()).await
 }
