@@ -267,18 +267,6 @@ impl Wiring {
         })
     }
 
-    /// The handler of `queue`.
-    pub fn handler(&self, queue: QueueName) -> Result<Arc<dyn QueueHandler>, StartError> {
-        Ok(match queue {
-            QueueName::MaxioCustomer
-            | QueueName::MaxioPricePoints
-            | QueueName::MaxioSubscription => Arc::new(self.maxio()?),
-            QueueName::MaxioCoreLink => Arc::new(self.core_link()?),
-            QueueName::WhmcsProvision => Arc::new(self.whmcs()?),
-            QueueName::Delayed => Arc::new(self.delayed()?),
-        })
-    }
-
     /// A handler for every queue whose configuration was read: the delayed queue first, then
     /// the chain in order (one Maxio handler serves its three queues).
     pub fn router(&self) -> Result<Router, StartError> {

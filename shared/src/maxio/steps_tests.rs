@@ -25,12 +25,18 @@ use crate::snapshot::DealRef;
 struct MemoryAb {
     subscriptions: Mutex<BTreeMap<String, Subscription>>,
     components: Mutex<BTreeMap<i64, Vec<SubscriptionComponent>>>,
-    /// The first create answers 409 (another attempt created it), as AB does for a repeated
-    /// `uniqueness_token`; the subscription appears for the next lookup.
+    /// The first create creates the subscription but answers 409, as AB answers a repeated
+    /// `uniqueness_token` (documented: reference/maxio.md, Idempotency): the case of an earlier attempt that
+    /// created it and lost the answer; the subscription is there for the next lookup.
     duplicate_first_create: bool,
     /// Every lookup fails with a 503.
     down: bool,
     calls: Mutex<Vec<String>>,
+}
+
+/// What the stand-in answers for what it does not keep.
+fn not_kept() -> MaxioError {
+    MaxioError::Decode("the in-memory AB stand-in keeps subscriptions only".into())
 }
 
 impl MemoryAb {
@@ -52,24 +58,26 @@ impl MemoryAb {
 
 #[async_trait]
 impl MaxioAb for MemoryAb {
+    // Customers, components and price points are not kept: the subscription step never asks
+    // for them, and a step that did would fail these tests with this error.
     async fn lookup_customer(&self, _: &str) -> Result<Option<Customer>, MaxioError> {
-        unimplemented!("not used by these tests")
+        Err(not_kept())
     }
     async fn create_customer(&self, _: &NewCustomer, _: &str) -> Result<Customer, MaxioError> {
-        unimplemented!("not used by these tests")
+        Err(not_kept())
     }
     async fn component(&self, _: &str) -> Result<Component, MaxioError> {
-        unimplemented!("not used by these tests")
+        Err(not_kept())
     }
     async fn price_point_by_handle(
         &self,
         _: i64,
         _: &str,
     ) -> Result<Option<PricePoint>, MaxioError> {
-        unimplemented!("not used by these tests")
+        Err(not_kept())
     }
     async fn list_price_points(&self, _: i64) -> Result<Vec<PricePoint>, MaxioError> {
-        unimplemented!("not used by these tests")
+        Err(not_kept())
     }
     async fn create_price_point(
         &self,
@@ -77,7 +85,7 @@ impl MaxioAb for MemoryAb {
         _: &PricePointSpec,
         _: &str,
     ) -> Result<PricePoint, MaxioError> {
-        unimplemented!("not used by these tests")
+        Err(not_kept())
     }
     async fn lookup_subscription(
         &self,

@@ -127,8 +127,8 @@ impl Function {
     }
 }
 
-/// The maxReceiveCount the template gives the worker queues when `WORKER_MAX_RECEIVES` is not
-/// read (the operator CLI never tells a handler it has a message's last delivery).
+/// `Settings::max_receives` when `WORKER_MAX_RECEIVES` is not read: no delivery counts as the
+/// last (the operator CLI never tells a handler it has a message's last delivery).
 pub const NO_LAST_DELIVERY: u32 = u32::MAX;
 
 /// Everything a function is configured with. A section not read is `None`.
