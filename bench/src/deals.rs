@@ -238,21 +238,27 @@ pub const COMPONENTS: [&str; 5] = [
     "premium-support",
 ];
 
-/// Makes the stack a warm container: the Salesforce session exists and the AB component catalog
-/// is cached, as after a function's first deal. Nothing is logged afterwards ([`clear_logs`]).
+/// Makes the stack a warm container: the Salesforce session exists and the AB sites' currencies
+/// and component catalog are cached, as after a function's first deal. Nothing is logged afterwards ([`clear_logs`]).
 pub async fn warm_up(stack: &LocalStack) -> anyhow::Result<()> {
     stack
         .client
         .query("SELECT Id FROM Account LIMIT 1")
         .await
         .context("warming up the Salesforce session")?;
-    for handle in COMPONENTS {
-        stack
-            .maxio
-            .ab
-            .component(handle)
+    for site in stack.maxio.sites.names() {
+        let Some(site) = stack.maxio.sites.get(site) else {
+            continue;
+        };
+        site.currencies()
             .await
-            .with_context(|| format!("warming up AB component {handle}"))?;
+            .with_context(|| format!("warming up AB site {}", site.name))?;
+        for handle in COMPONENTS {
+            site.ab
+                .component(handle)
+                .await
+                .with_context(|| format!("warming up AB component {handle}"))?;
+        }
     }
     clear_logs(stack);
     Ok(())

@@ -13,6 +13,7 @@
 pub mod args;
 pub mod env_file;
 pub mod error;
+pub mod maxio_preview;
 pub mod output;
 pub mod reconcile;
 pub mod redrive;

@@ -156,41 +156,61 @@ pub fn maxio_ab_requests(
                 "uniqueness_token": uniqueness_token(&customer_key, "customer"),
             })),
     );
-    let mut looked_up: Vec<&str> = Vec::new();
     for item in &plan.items {
         let handle = item.component_handle.as_str();
-        let component = format!("<id of component {handle}>");
-        if !looked_up.contains(&handle) {
-            looked_up.push(handle);
-            out.push(PlannedRequest::read(
+        let component = item.component_id.map_or_else(
+            || format!("<id of component {handle}>"),
+            |id| id.to_string(),
+        );
+        let Some(spec) = &item.price_point else {
+            continue;
+        };
+        out.push(PlannedRequest::read(
+            AB,
+            "GET",
+            format!(
+                "{site}/components/{component}/price_points/handle:{}.json?currency_prices=true",
+                encode(&spec.handle)
+            ),
+        ));
+        out.push(
+            PlannedRequest::write(
                 AB,
-                "GET",
-                format!("{site}/components/lookup.json?handle={}", encode(handle)),
-            ));
-        }
-        if let Some(spec) = &item.price_point {
-            out.push(PlannedRequest::read(
-                AB,
-                "GET",
-                format!(
-                    "{site}/components/{component}/price_points/handle:{}.json",
-                    encode(&spec.handle)
-                ),
-            ));
+                "POST",
+                format!("{site}/components/{component}/price_points.json"),
+            )
+            .when(format!(
+                "component {handle} has no price point {} yet",
+                spec.handle
+            ))
+            .body(json!({
+                "price_point": spec,
+                "uniqueness_token": uniqueness_token(&price_points_key, item.order_item_id.as_str()),
+            })),
+        );
+        if let Some(currency) = &spec.currency {
+            let prices: Vec<Value> = spec
+                .prices
+                .iter()
+                .map(|b| {
+                    json!({
+                        "currency": currency,
+                        "price": b.unit_price,
+                        "price_id": format!("<id of the bracket from {}>", b.starting_quantity),
+                    })
+                })
+                .collect();
             out.push(
                 PlannedRequest::write(
                     AB,
                     "POST",
-                    format!("{site}/components/{component}/price_points.json"),
+                    format!("{site}/price_points/<id of price point {}>/currency_prices.json", spec.handle),
                 )
-                .when(format!(
-                    "component {handle} has no price point {} yet",
-                    spec.handle
-                ))
-                .body(json!({
-                    "price_point": spec,
-                    "uniqueness_token": uniqueness_token(&price_points_key, item.order_item_id.as_str()),
-                })),
+                .when(format!("the price point has no {currency} prices yet"))
+                .body(json!({ "currency_prices": prices }))
+                .note(format!(
+                    "{currency} is a non-primary currency of the site: the price point has its own {currency} prices, equal to the deal's, instead of AB's exchange rate"
+                )),
             );
         }
     }
@@ -210,7 +230,10 @@ pub fn maxio_ab_requests(
             let mut c = serde_json::Map::new();
             c.insert(
                 "component_id".into(),
-                Value::String(format!("<id of component {}>", item.component_handle)),
+                item.component_id.map_or_else(
+                    || Value::String(format!("<id of component {}>", item.component_handle)),
+                    Value::from,
+                ),
             );
             if let Some(spec) = &item.price_point {
                 c.insert(
@@ -218,35 +241,53 @@ pub fn maxio_ab_requests(
                     Value::String(format!("<id of price point {}>", spec.handle)),
                 );
             }
+            match item.kind.as_deref() {
+                Some("quantity_based_component") => {
+                    c.insert(
+                        "allocated_quantity".into(),
+                        Value::String(item.quantity.normalize().to_string()),
+                    );
+                }
+                Some("on_off_component") => {
+                    c.insert("enabled".into(), Value::Bool(true));
+                }
+                _ => {}
+            }
             Value::Object(c)
         })
         .collect();
+    let mut body = json!({
+        "product_handle": plan.product_handle,
+        "customer_id": "<id of the AB customer>",
+        "reference": subscription_reference,
+        "payment_collection_method": plan.payment_collection_method,
+        "components": components,
+    });
+    if let Some(currency) = &plan.currency {
+        body["currency"] = Value::String(currency.clone());
+    }
+    if let Some(at) = plan.start.and_then(|s| s.initial_billing_at()) {
+        body["initial_billing_at"] = Value::String(at);
+    }
     let mut subscription = PlannedRequest::write(AB, "POST", format!("{site}/subscriptions.json"))
         .when(format!(
             "no AB subscription has reference {subscription_reference}"
         ))
         .body(json!({
-            "subscription": {
-                "product_handle": plan.product_handle,
-                "customer_id": "<id of the AB customer>",
-                "reference": subscription_reference,
-                "payment_collection_method": plan.payment_collection_method,
-                "components": components,
-            },
+            "subscription": body,
             "uniqueness_token": uniqueness_token(&subscription_key, "subscription"),
         }))
         .note("<placeholders> are the ids Maxio answered to the requests before; the ids are sent as numbers");
-    for item in &plan.items {
+    if let Some(start) = &plan.start {
+        subscription = subscription.note(format!("the subscription {}", start.describe()));
+    }
+    for item in plan.items.iter().filter(|i| i.lines.len() > 1) {
         subscription = subscription.note(format!(
-            "{} ({}): \"allocated_quantity\": \"{}\" is added if it is a quantity-based component, \"enabled\": true if it is an on/off component{}",
+            "{} ({}): {} order lines netted into one component of quantity {}",
             item.product_name,
             item.component_handle,
-            item.quantity.normalize(),
-            if item.price_point.is_some() {
-                ""
-            } else {
-                "; no price_point_id: the component's default price point"
-            }
+            item.lines.len(),
+            item.quantity.normalize()
         ));
     }
     out.push(subscription);
@@ -256,7 +297,7 @@ pub fn maxio_ab_requests(
             "GET",
             format!("{site}/subscriptions/<id of the AB subscription>/components.json"),
         )
-        .note("checks that every component is on the agreed price point"),
+        .note("checks every component's price point and quantity; one that differs is moved (POST …/price_points.json) or allocated (POST …/components/<id>/allocations.json)"),
     );
     out
 }

@@ -21,7 +21,7 @@ use dealbridge::dispatch::{DispatchOutcome, DispatchRequest, Dispatcher, Redispa
 use dealbridge::envelope::{Envelope, Step};
 use dealbridge::failure::Failure;
 use dealbridge::ledger::{Ledger, StepRecord};
-use dealbridge::maxio::prepare::{DealProblem, prepare};
+use dealbridge::maxio::prepare::DealProblem;
 use dealbridge::maxio::settings::{AbConfig, CoreConfig};
 use dealbridge::plan::{PlannedStep, WorkPlan, plan};
 use dealbridge::queue::{InMemoryQueue, OutgoingMessage, Queue, QueueName, QueueUrls, SqsQueue};
@@ -37,6 +37,7 @@ use dealbridge::writeback::{CoreLinkOutcome, MaxioOutcome, WhmcsOutcome};
 use serde_json::{Map, Value, json};
 
 use crate::error::CliError;
+use crate::maxio_preview::preview;
 use crate::output::{Outcome, indent, show};
 use crate::rehearse::{
     PlannedRequest, deal_label, maxio_ab_requests, maxio_core_requests, whmcs_requests,
@@ -220,7 +221,24 @@ fn header(snapshot: &DealSnapshot) -> String {
     text
 }
 
-/// `--dry-run`: load, plan, and show every request without sending one.
+/// The base URL of AB site `name`: `MAXIO_AB_BASE_URL` for the default one, else the mapping's.
+fn site_url(
+    default: &dealbridge::maxio::ab::AbClientSettings,
+    mapping: &dealbridge::mapping::Mapping,
+    name: &str,
+) -> Result<url::Url, CliError> {
+    if name == dealbridge::maxio::options::DEFAULT_SITE {
+        return Ok(default.base_url.clone());
+    }
+    mapping
+        .maxio
+        .site(name)
+        .and_then(|s| s.base_url.as_deref())
+        .and_then(|u| url::Url::parse(u).ok())
+        .ok_or_else(|| CliError::config(format!("AB site {name} has no base_url in the mapping")))
+}
+
+/// `--dry-run`: load, plan, read what exists, and show every request without sending a write.
 async fn dry_run(connected: &Connected, deal: &DealRef) -> Result<Outcome, CliError> {
     let loaded = connected
         .loader()
@@ -274,13 +292,52 @@ async fn dry_run(connected: &Connected, deal: &DealRef) -> Result<Outcome, CliEr
                 } else {
                     None
                 };
-                match prepare(&snapshot, &connected.mapping, &settings) {
-                    Ok(ab_plan) => {
-                        let ab = maxio_ab_requests(&client.base_url, &snapshot, &ab_plan);
+                let sites = dealbridge::maxio::sites::build(
+                    &client,
+                    &connected.mapping.maxio,
+                    connected.secrets.clone(),
+                )
+                .map_err(CliError::config)?;
+                let today = chrono::Utc::now().date_naive();
+                let preview =
+                    preview(&sites, &snapshot, &connected.mapping, &settings, today).await?;
+                match (preview.plan, preview.problems.is_empty()) {
+                    (Some(ab_plan), true) => {
+                        let base = site_url(&client, &connected.mapping, &ab_plan.site)?;
+                        let ab = maxio_ab_requests(&base, &snapshot, &ab_plan);
                         text.push_str(&format!(
-                            "\nMaxio Advanced Billing ({}), in order:\n",
-                            client.base_url
+                            "\nMaxio Advanced Billing, site {} ({base}), in {}{}; the subscription {}\n",
+                            ab_plan.site,
+                            ab_plan.currency.as_deref().unwrap_or("the site's currency"),
+                            if ab_plan.non_primary_currency {
+                                " (a non-primary currency of the site: price points carry their own prices in it)"
+                            } else {
+                                ""
+                            },
+                            ab_plan
+                                .start
+                                .map_or_else(|| "starts now".to_string(), |s| s.describe())
                         ));
+                        for item in ab_plan.items.iter().filter(|i| i.lines.len() > 1) {
+                            text.push_str(&format!(
+                                "  {} ({}): {} order lines netted into one component, quantity {}\n",
+                                item.product_name,
+                                item.component_handle,
+                                item.lines.len(),
+                                item.quantity.normalize()
+                            ));
+                        }
+                        text.push_str("In AB now:\n");
+                        for line in &preview.existing {
+                            text.push_str(&format!("  {line}\n"));
+                        }
+                        if !preview.changes.is_empty() {
+                            text.push_str("The subscription differs from the deal; the sync would change it:\n");
+                            for d in &preview.changes {
+                                text.push_str(&format!("  {}\n", d.what));
+                            }
+                        }
+                        text.push_str("Requests, in order:\n");
                         text.push_str(&requests_text(&ab));
                         let core_requests = match &core {
                             Some((core_client, link)) => {
@@ -306,6 +363,7 @@ async fn dry_run(connected: &Connected, deal: &DealRef) -> Result<Outcome, CliEr
                         let synced = MaxioOutcome::Synced {
                             customer_id: 0,
                             subscription_id: 0,
+                            site: Some(ab_plan.site.clone()),
                         };
                         let records = if core.is_some() {
                             writeback.core_link_records(
@@ -328,15 +386,20 @@ async fn dry_run(connected: &Connected, deal: &DealRef) -> Result<Outcome, CliEr
                         text.push_str(&writes_text);
                         maxio = json!({
                             "problems": [],
+                            "site": ab_plan.site,
+                            "currency": ab_plan.currency,
+                            "start": ab_plan.start,
+                            "existing": preview.existing_json,
+                            "changes": preview.changes,
                             "plan": ab_plan,
                             "requests": ab,
                             "coreLink": core_requests,
                             "salesforceWrites": writes_json,
                         });
                     }
-                    Err(problems) => {
+                    (_, _) => {
                         would_fail = true;
-                        let problems = maxio_problems(problems);
+                        let problems = maxio_problems(preview.problems);
                         text.push_str(
                             "\nMaxio Advanced Billing: the deal cannot be billed; nothing would be created:\n",
                         );

@@ -47,6 +47,30 @@ pub enum ErrorCode {
     /// A schedule AB cannot express exactly (`Slab` with flat fees, per-unit and flat-fee rates
     /// mixed, an unknown `Type` or `PricingMethod`). Permanent.
     MaxioUnsupportedPricing,
+    /// The Opportunity's currency is not the Order's, or the deal's Orders are in different
+    /// currencies. Permanent.
+    CurrencyMismatch,
+    /// The Order has no currency and the mapping names no `maxio.org_currency`. Permanent.
+    CurrencyMissing,
+    /// No configured AB site bills the deal's currency. Permanent.
+    MaxioCurrencyUnsupported,
+    /// The mapping's AB sites contradict what the sites report (a declared currency a site does
+    /// not bill), or the deal was billed on a site that is no longer configured. Permanent.
+    MaxioSiteMisconfigured,
+    /// Order lines of one component at different prices or schedules. Permanent.
+    MaxioSplitPrice,
+    /// A negative quantity, a fractional one on a component that counts whole units, or an
+    /// on/off component whose lines do not add up to 1. Permanent.
+    MaxioInvalidQuantity,
+    /// The Order starts before the current billing period. Permanent.
+    MaxioBackdatedStart,
+    /// The Order has no start date. Permanent.
+    MaxioNoStartDate,
+    /// The AB product the subscription would be on does not exist on the site. Permanent.
+    MaxioProductNotFound,
+    /// A component's default price point has no prices in the deal's (non-primary) currency, so
+    /// AB would convert at the site's exchange rate. Permanent.
+    MaxioCurrencyPriceMissing,
 
     // Maxio AB: the steps and AB's answers (shared/src/maxio/steps.rs, shared/src/maxio/ab/error.rs).
     /// The product's component handle does not exist in AB. Permanent.
@@ -170,6 +194,8 @@ pub enum ErrorCode {
     /// The Order's `WHMCS_Order_Id__c` is already set; alone it is not written (the message is
     /// simply done). Permanent.
     WhmcsOrderExists,
+    /// The WHMCS client's currency is not the Order's. Permanent.
+    WhmcsCurrencyMismatch,
     /// The Account's WHMCS client id (`WH_Account__c`) is empty. Permanent.
     WhmcsClientMissing,
     /// The Account's WHMCS client id is not a positive whole number. Permanent.
@@ -276,6 +302,16 @@ impl ErrorCode {
         ErrorCode::MaxioInvalidTiers,
         ErrorCode::MaxioInvalidPrice,
         ErrorCode::MaxioUnsupportedPricing,
+        ErrorCode::CurrencyMismatch,
+        ErrorCode::CurrencyMissing,
+        ErrorCode::MaxioCurrencyUnsupported,
+        ErrorCode::MaxioSiteMisconfigured,
+        ErrorCode::MaxioSplitPrice,
+        ErrorCode::MaxioInvalidQuantity,
+        ErrorCode::MaxioBackdatedStart,
+        ErrorCode::MaxioNoStartDate,
+        ErrorCode::MaxioProductNotFound,
+        ErrorCode::MaxioCurrencyPriceMissing,
         ErrorCode::MaxioComponentNotFound,
         ErrorCode::MaxioPricePointConflict,
         ErrorCode::MaxioSubscriptionConflict,
@@ -319,6 +355,7 @@ impl ErrorCode {
         ErrorCode::CoreFieldNotSaved,
         ErrorCode::WhmcsOrderNotApproved,
         ErrorCode::WhmcsOrderExists,
+        ErrorCode::WhmcsCurrencyMismatch,
         ErrorCode::WhmcsClientMissing,
         ErrorCode::WhmcsClientInvalid,
         ErrorCode::WhmcsProductUnmapped,
@@ -372,6 +409,16 @@ impl ErrorCode {
             ErrorCode::MaxioInvalidTiers => "MAXIO_INVALID_TIERS",
             ErrorCode::MaxioInvalidPrice => "MAXIO_INVALID_PRICE",
             ErrorCode::MaxioUnsupportedPricing => "MAXIO_UNSUPPORTED_PRICING",
+            ErrorCode::CurrencyMismatch => "CURRENCY_MISMATCH",
+            ErrorCode::CurrencyMissing => "CURRENCY_MISSING",
+            ErrorCode::MaxioCurrencyUnsupported => "MAXIO_CURRENCY_UNSUPPORTED",
+            ErrorCode::MaxioSiteMisconfigured => "MAXIO_SITE_MISCONFIGURED",
+            ErrorCode::MaxioSplitPrice => "MAXIO_SPLIT_PRICE",
+            ErrorCode::MaxioInvalidQuantity => "MAXIO_INVALID_QUANTITY",
+            ErrorCode::MaxioBackdatedStart => "MAXIO_BACKDATED_START",
+            ErrorCode::MaxioNoStartDate => "MAXIO_NO_START_DATE",
+            ErrorCode::MaxioProductNotFound => "MAXIO_PRODUCT_NOT_FOUND",
+            ErrorCode::MaxioCurrencyPriceMissing => "MAXIO_CURRENCY_PRICE_MISSING",
             ErrorCode::MaxioComponentNotFound => "MAXIO_COMPONENT_NOT_FOUND",
             ErrorCode::MaxioPricePointConflict => "MAXIO_PRICE_POINT_CONFLICT",
             ErrorCode::MaxioSubscriptionConflict => "MAXIO_SUBSCRIPTION_CONFLICT",
@@ -415,6 +462,7 @@ impl ErrorCode {
             ErrorCode::CoreFieldNotSaved => "CORE_FIELD_NOT_SAVED",
             ErrorCode::WhmcsOrderNotApproved => "WHMCS_ORDER_NOT_APPROVED",
             ErrorCode::WhmcsOrderExists => "WHMCS_ORDER_EXISTS",
+            ErrorCode::WhmcsCurrencyMismatch => "WHMCS_CURRENCY_MISMATCH",
             ErrorCode::WhmcsClientMissing => "WHMCS_CLIENT_MISSING",
             ErrorCode::WhmcsClientInvalid => "WHMCS_CLIENT_INVALID",
             ErrorCode::WhmcsProductUnmapped => "WHMCS_PRODUCT_UNMAPPED",

@@ -180,6 +180,7 @@ async fn give_up_if_last(
                     &MaxioOutcome::Failed {
                         customer_id: None,
                         subscription_id: None,
+                        site: None,
                         error: error.clone(),
                     },
                 )
@@ -268,6 +269,7 @@ async fn handle_once(envelope: &Envelope, deps: &DelayedDeps) -> RecordOutcome {
             let outcome = MaxioOutcome::Failed {
                 customer_id: None,
                 subscription_id: None,
+                site: None,
                 error: reason.to_string(),
             };
             match deps

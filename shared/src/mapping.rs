@@ -39,6 +39,8 @@ pub struct Mapping {
     pub values: StatusValues,
     /// How approved Orders become WHMCS orders.
     pub whmcs: WhmcsOptions,
+    /// Maxio AB sites and currencies, past start dates, repair charges.
+    pub maxio: crate::maxio::options::MaxioOptions,
 }
 
 /// WHMCS AddOrder options and the Order statuses that may be provisioned (seeds 001 and 003).
@@ -186,6 +188,11 @@ pub struct OpportunityFields {
     pub maxio_core_link_status: Option<String>,
     /// Why the Maxio Core link is pending or failed.
     pub maxio_core_link_error: Option<String>,
+    /// The AB site the deal is billed on (written with the outcome).
+    pub maxio_site: Option<String>,
+    /// The deal's currency (multi-currency orgs: `CurrencyIsoCode`); must agree with the Order's.
+    /// Null in an org without multi-currency (then `maxio.org_currency` is the currency).
+    pub currency: Option<String>,
     /// Whether to read the Opportunity's contact roles as a fallback billing contact.
     pub contact_roles: bool,
 }
@@ -210,6 +217,11 @@ pub struct OrderFields {
     pub activation_error: Option<String>,
     pub activation_error_datetime: Option<String>,
     pub whmcs_order_id: Option<String>,
+    /// The currency the deal bills in (multi-currency orgs: `CurrencyIsoCode`). Null in an org
+    /// without multi-currency (then `maxio.org_currency` is the currency).
+    pub currency: Option<String>,
+    /// The date the subscription starts (standard `EffectiveDate`).
+    pub start_date: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -251,6 +263,7 @@ impl Default for Mapping {
             maxio_components: ComponentMap::default(),
             values: StatusValues::default(),
             whmcs: WhmcsOptions::default(),
+            maxio: crate::maxio::options::MaxioOptions::default(),
         }
     }
 }
@@ -293,6 +306,8 @@ impl Default for OpportunityFields {
             maxio_core_contract_id: some("Maxio_Core_Contract_Id__c"),
             maxio_core_link_status: some("Maxio_Core_Link_Status__c"),
             maxio_core_link_error: some("Maxio_Core_Link_Error__c"),
+            maxio_site: some("Maxio_Site__c"),
+            currency: some("CurrencyIsoCode"),
             contact_roles: true,
         }
     }
@@ -317,6 +332,8 @@ impl Default for OrderFields {
             activation_error: some("Activation_Error__c"),
             activation_error_datetime: some("Activation_Error_DateTime__c"),
             whmcs_order_id: some("WHMCS_Order_Id__c"),
+            currency: some("CurrencyIsoCode"),
+            start_date: "EffectiveDate".into(),
         }
     }
 }
@@ -350,6 +367,8 @@ pub enum MappingError {
     InvalidName { key: String, value: String },
     #[error("mapping {key} = {value:?} must be a lookup field (ending in __c or Id)")]
     NotALookup { key: String, value: String },
+    #[error("the mapping's maxio section: {}", .0.join("; "))]
+    Maxio(Vec<String>),
 }
 
 impl Mapping {
@@ -384,6 +403,10 @@ impl Mapping {
                 });
             }
         }
+        let problems = self.maxio.problems();
+        if !problems.is_empty() {
+            return Err(MappingError::Maxio(problems));
+        }
         Ok(())
     }
 
@@ -392,6 +415,7 @@ impl Mapping {
             ("contact.email", self.contact.email.as_str()),
             ("contact.first_name", self.contact.first_name.as_str()),
             ("contact.last_name", self.contact.last_name.as_str()),
+            ("order.start_date", self.order.start_date.as_str()),
         ];
         let optional = [
             ("account.whmcs_client_id", &self.account.whmcs_client_id),
@@ -460,6 +484,9 @@ impl Mapping {
                 &self.order.activation_error_datetime,
             ),
             ("order.whmcs_order_id", &self.order.whmcs_order_id),
+            ("order.currency", &self.order.currency),
+            ("opportunity.currency", &self.opportunity.currency),
+            ("opportunity.maxio_site", &self.opportunity.maxio_site),
             (
                 "order_item.whmcs_service_id",
                 &self.order_item.whmcs_service_id,

@@ -1,7 +1,8 @@
 //! The work plan: which flows a deal needs, decided from its snapshot and the mapping. Pure.
 //!
 //! - Maxio Advanced Billing, for a won Opportunity with products mapped to AB components, unless
-//!   it already has an AB subscription.
+//!   it already has an AB subscription and its Maxio status is `Synced` (a `Failed` deal runs
+//!   again: the chain finds what exists and brings it to the deal).
 //! - WHMCS provisioning, for an Order (dispatched by its Order Id, as approval triggers it) whose
 //!   products carry WHMCS product ids, unless it already has a WHMCS order id.
 //!
@@ -66,6 +67,15 @@ fn label(p: &Product) -> String {
     }
 }
 
+/// Whether the Opportunity says its AB billing is done: `Maxio_Sync_Status__c` is the synced
+/// value (an org without the status field: a subscription id is enough).
+fn synced(opp: &crate::snapshot::Opportunity, mapping: &Mapping) -> bool {
+    match &mapping.opportunity.maxio_sync_status {
+        Some(_) => opp.maxio_sync_status.as_deref() == Some(mapping.values.maxio_synced.as_str()),
+        None => true,
+    }
+}
+
 pub fn plan(snapshot: &DealSnapshot, mapping: &Mapping) -> WorkPlan {
     let mut steps = Vec::new();
     let mut skipped = Vec::new();
@@ -95,15 +105,17 @@ pub fn plan(snapshot: &DealSnapshot, mapping: &Mapping) -> WorkPlan {
                 Flow::MaxioBilling,
                 format!("Opportunity {} is not won (stage {})", opp.id, opp.stage),
             )),
-            Some(opp) => match &opp.maxio_subscription_id {
-                Some(sub) => skipped.push(skip(
+            Some(opp) => match (&opp.maxio_subscription_id, synced(opp, mapping)) {
+                (Some(sub), true) => skipped.push(skip(
                     Flow::MaxioBilling,
                     format!(
-                        "Opportunity {} already has Maxio subscription {sub}",
-                        opp.id
+                        "Opportunity {} already has Maxio subscription {sub} and is {}",
+                        opp.id, mapping.values.maxio_synced
                     ),
                 )),
-                None => steps.push(PlannedStep::MaxioCustomer {
+                // Never synced, or failed (a subscription that does not match the deal is
+                // brought to it by the chain): run it.
+                _ => steps.push(PlannedStep::MaxioCustomer {
                     products: maxio_products,
                 }),
             },
@@ -222,6 +234,9 @@ mod tests {
                 maxio_subscription_id: None,
                 maxio_product_handle: None,
                 whmcs_service_id: None,
+                maxio_sync_status: None,
+                maxio_site: None,
+                currency: None,
                 contact_roles: vec![],
             }),
             quote: None,
@@ -230,6 +245,7 @@ mod tests {
                 number: None,
                 status: "Activated".into(),
                 effective_date: None,
+                currency: None,
                 account_id: None,
                 opportunity_id: None,
                 activation_status: None,
@@ -294,13 +310,32 @@ mod tests {
         );
         if let Some(o) = s.opportunity.as_mut() {
             o.maxio_subscription_id = Some("sub_1".into());
+            o.maxio_sync_status = Some("Synced".into());
         }
         let p = plan(&s, &Mapping::default());
         assert!(p.steps.is_empty());
         assert!(
             p.skipped[0]
                 .reason
-                .contains("already has Maxio subscription sub_1")
+                .contains("already has Maxio subscription sub_1 and is Synced")
+        );
+    }
+
+    #[test]
+    fn a_failed_opportunity_with_a_subscription_runs_again_to_be_repaired() {
+        let mut s = snapshot(
+            opp(),
+            true,
+            vec![item(product("API Calls", Some("api-calls"), None))],
+        );
+        if let Some(o) = s.opportunity.as_mut() {
+            o.maxio_subscription_id = Some("sub_1".into());
+            o.maxio_sync_status = Some("Failed".into());
+        }
+        let p = plan(&s, &Mapping::default());
+        assert!(
+            matches!(p.steps[..], [PlannedStep::MaxioCustomer { .. }]),
+            "{p:?}"
         );
     }
 

@@ -6,8 +6,9 @@
 use async_trait::async_trait;
 
 use crate::maxio::ab::{
-    AbClient, Component, Customer, MaxioError, NewCustomer, NewSubscription, PricePoint,
-    Subscription, SubscriptionComponent,
+    AbClient, Allocation, Component, CurrencyPrice, Customer, MaxioError, NewAllocation,
+    NewCurrencyPrice, NewCustomer, NewSubscription, PricePoint, Product, Site, Subscription,
+    SubscriptionComponent,
 };
 use crate::maxio::core::{CoreClient, CoreError, CoreRecord};
 use crate::maxio::pricing::PricePointSpec;
@@ -50,6 +51,34 @@ pub trait MaxioAb: Send + Sync {
         &self,
         subscription_id: i64,
     ) -> Result<Vec<SubscriptionComponent>, MaxioError>;
+    /// `GET /site.json`.
+    async fn site(&self) -> Result<Site, MaxioError>;
+    /// `None`: no product with this handle.
+    async fn product(&self, handle: &str) -> Result<Option<Product>, MaxioError>;
+    /// A price point with its currency prices.
+    async fn price_point(
+        &self,
+        component_id: i64,
+        price_point_id: i64,
+    ) -> Result<Option<PricePoint>, MaxioError>;
+    async fn add_currency_prices(
+        &self,
+        price_point_id: i64,
+        prices: &[NewCurrencyPrice],
+    ) -> Result<Vec<CurrencyPrice>, MaxioError>;
+    /// Moves components of a subscription to other price points (`(component, price point)`).
+    async fn change_price_points(
+        &self,
+        subscription_id: i64,
+        changes: &[(i64, i64)],
+    ) -> Result<(), MaxioError>;
+    /// Sets a component's quantity (the new total). Not idempotent: guard it.
+    async fn allocate(
+        &self,
+        subscription_id: i64,
+        component_id: i64,
+        allocation: &NewAllocation,
+    ) -> Result<Allocation, MaxioError>;
 }
 
 #[async_trait]
@@ -103,6 +132,41 @@ impl MaxioAb for AbClient {
         subscription_id: i64,
     ) -> Result<Vec<SubscriptionComponent>, MaxioError> {
         AbClient::subscription_components(self, subscription_id).await
+    }
+    async fn site(&self) -> Result<Site, MaxioError> {
+        AbClient::site(self).await
+    }
+    async fn product(&self, handle: &str) -> Result<Option<Product>, MaxioError> {
+        AbClient::product(self, handle).await
+    }
+    async fn price_point(
+        &self,
+        component_id: i64,
+        price_point_id: i64,
+    ) -> Result<Option<PricePoint>, MaxioError> {
+        AbClient::price_point(self, component_id, price_point_id).await
+    }
+    async fn add_currency_prices(
+        &self,
+        price_point_id: i64,
+        prices: &[NewCurrencyPrice],
+    ) -> Result<Vec<CurrencyPrice>, MaxioError> {
+        AbClient::add_currency_prices(self, price_point_id, prices).await
+    }
+    async fn change_price_points(
+        &self,
+        subscription_id: i64,
+        changes: &[(i64, i64)],
+    ) -> Result<(), MaxioError> {
+        AbClient::change_price_points(self, subscription_id, changes).await
+    }
+    async fn allocate(
+        &self,
+        subscription_id: i64,
+        component_id: i64,
+        allocation: &NewAllocation,
+    ) -> Result<Allocation, MaxioError> {
+        AbClient::allocate(self, subscription_id, component_id, allocation).await
     }
 }
 

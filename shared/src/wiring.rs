@@ -12,7 +12,6 @@ use crate::delayed::DelayedDeps;
 use crate::dispatch::{Dispatcher, RedispatchPolicy};
 use crate::ledger::{DynamoDbLedger, Ledger};
 use crate::mapping::Mapping;
-use crate::maxio::ab::AbClient;
 use crate::maxio::core::CoreClient;
 use crate::maxio::core_link::CoreLinkDeps;
 use crate::maxio::steps::MaxioDeps;
@@ -197,10 +196,11 @@ impl Wiring {
             .ok_or_else(|| missing("Maxio AB"))?;
         let mut client = ab.client.clone();
         client.retry = self.platform.retry.clone();
-        let client = AbClient::new(client, self.platform.secrets.clone())
-            .map_err(|e| StartError::new(e.to_string()))?;
+        let sites =
+            crate::maxio::sites::build(&client, &self.mapping.maxio, self.platform.secrets.clone())
+                .map_err(StartError::new)?;
         Ok(MaxioDeps {
-            ab: Arc::new(client),
+            sites: Arc::new(sites),
             queue: self.platform.queue.clone(),
             writeback: self.writeback(),
             mapping: self.mapping(),

@@ -23,10 +23,13 @@ pub enum MaxioOutcome {
     Synced {
         customer_id: i64,
         subscription_id: i64,
+        /// The AB site (written when known).
+        site: Option<String>,
     },
     Failed {
         customer_id: Option<i64>,
         subscription_id: Option<i64>,
+        site: Option<String>,
         error: String,
     },
 }
@@ -119,6 +122,7 @@ impl WriteBack {
             MaxioOutcome::Synced {
                 customer_id,
                 subscription_id,
+                ..
             } => {
                 put(
                     &mut opp,
@@ -132,6 +136,7 @@ impl WriteBack {
                 customer_id,
                 subscription_id,
                 error,
+                ..
             } => {
                 put(
                     &mut opp,
@@ -148,6 +153,10 @@ impl WriteBack {
         };
         if let Some(c) = customer {
             put(&mut opp, &o.maxio_customer_id, Value::String(c.to_string()));
+        }
+        let (MaxioOutcome::Synced { site, .. } | MaxioOutcome::Failed { site, .. }) = outcome;
+        if let Some(site) = site {
+            put(&mut opp, &o.maxio_site, Value::String(site.clone()));
         }
         if let Some(s) = subscription {
             put(

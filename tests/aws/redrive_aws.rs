@@ -150,6 +150,7 @@ fn core_link(opportunity: &str, account: &str, subscription_id: i64) -> Envelope
                 attempt: 1,
                 started_at: Some(1_795_176_000),
                 sync_written: true,
+                site: None,
             },
         },
     )

@@ -397,7 +397,8 @@ async fn the_client_lists_a_components_price_points() {
     let stack = LocalStack::start().await.unwrap();
     run_deal(&stack, "VolumeOpportunity").await;
     let id = stack.maxio_ab.component_id("api-calls").unwrap();
-    let listed = stack.maxio.ab.list_price_points(id).await.unwrap();
+    let site = stack.maxio.sites.get("default").unwrap();
+    let listed = site.ab.list_price_points(id).await.unwrap();
     let handles: Vec<Option<String>> = listed.iter().map(|p| p.handle.clone()).collect();
     assert_eq!(listed.len(), 2, "{handles:?}");
     assert!(

@@ -335,6 +335,7 @@ impl CoreLinkDeps {
         let synced = MaxioOutcome::Synced {
             customer_id: link.customer_id,
             subscription_id: link.subscription_id,
+            site: link.site.clone(),
         };
         self.writeback
             .core_link(

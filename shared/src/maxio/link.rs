@@ -35,6 +35,9 @@ pub struct CoreLinkInput {
     /// the link step writes it with the link status, in one call.
     #[serde(default)]
     pub sync_written: bool,
+    /// The AB site of the subscription (written with the AB outcome).
+    #[serde(default)]
+    pub site: Option<String>,
 }
 
 /// How the link is made in this tenant.

@@ -87,6 +87,14 @@ pub struct PricePointSpec {
     pub handle: String,
     pub pricing_scheme: PricingScheme,
     pub prices: Vec<Bracket>,
+    /// `false` for a deal in one of the site's non-primary currencies: the price point then has
+    /// its own prices in that currency (`currency_prices`, one per bracket, equal to `prices`)
+    /// instead of AB converting at the site's exchange rate. Absent: AB's default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub use_site_exchange_rate: Option<bool>,
+    /// The non-primary currency the brackets' prices are in (not part of AB's create body).
+    #[serde(default, skip_serializing)]
+    pub currency: Option<String>,
 }
 
 /// Why a consumption schedule cannot become an AB price point. Every case is permanent: the
@@ -439,27 +447,45 @@ fn unit_price(rate: &ConsumptionRate, product_name: &str) -> Result<String, Pric
 }
 
 /// The AB price point for the consumption schedule on an order product: its brackets, a
-/// deterministic handle and a readable name (`<Account> · <Product> · <effective date>`).
+/// deterministic handle and a readable name (`<Account> · <Product> · <effective date>`, then
+/// the currency when it is one of the site's non-primary currencies, `non_primary_currency`).
 pub fn price_point(
     account_name: &str,
     order_effective_date: Option<NaiveDate>,
     item: &OrderItem,
     schedule: &ConsumptionSchedule,
+    non_primary_currency: Option<&str>,
 ) -> Result<PricePointSpec, PricingError> {
     let (pricing_scheme, prices) = brackets(schedule, &item.product.name)?;
+    let product = match non_primary_currency {
+        Some(c) => format!("{}{NAME_SEPARATOR}{c}", item.product.name.trim()),
+        None => item.product.name.clone(),
+    };
     Ok(PricePointSpec {
-        name: name_for(account_name, &item.product.name, order_effective_date),
-        handle: handle_for(&item.id, pricing_scheme, &prices),
+        name: name_for(account_name, &product, order_effective_date),
+        handle: handle_for(&item.id, pricing_scheme, &prices, non_primary_currency),
         pricing_scheme,
         prices,
+        use_site_exchange_rate: non_primary_currency.map(|_| false),
+        currency: non_primary_currency.map(str::to_string),
     })
 }
 
 /// `sf-<order item 18-character Id, lowercased>-<10 hex characters of SHA-256 over the scheme and
-/// brackets>`: the same tiers on the same order product always give the same handle, and any change
-/// of scheme, bound or price gives another. Lowercase letters, digits and `-` only; 32 characters.
-pub fn handle_for(item_id: &SfId, scheme: PricingScheme, brackets: &[Bracket]) -> String {
-    let digest = Sha256::digest(canonical_tiers(scheme, brackets).as_bytes());
+/// brackets (and the currency, when non-primary)>`: the same tiers on the same order product always
+/// give the same handle, and any change of scheme, bound, price or currency gives another.
+/// Lowercase letters, digits and `-` only; 32 characters.
+pub fn handle_for(
+    item_id: &SfId,
+    scheme: PricingScheme,
+    brackets: &[Bracket],
+    non_primary_currency: Option<&str>,
+) -> String {
+    let mut tiers = canonical_tiers(scheme, brackets);
+    if let Some(c) = non_primary_currency {
+        tiers.push_str(&format!("currency={c}\n"));
+    }
+    let digest = Sha256::digest(tiers.as_bytes());
     let mut hex = hex::encode(digest);
     hex.truncate(DIGEST_HEX_CHARS);
     format!("sf-{}-{hex}", item_id.as_str().to_ascii_lowercase())
@@ -1091,18 +1117,21 @@ mod tests {
     }
 
     fn handle_of(prices: &[Bracket]) -> String {
-        handle_for(&item("X").id, PricingScheme::Volume, prices)
+        handle_for(&item("X").id, PricingScheme::Volume, prices, None)
     }
 
     #[test]
     fn the_handle_is_deterministic_and_changes_with_the_scheme_and_every_bound_and_price() {
         let (scheme, prices) = brackets(&three_tiers(ScheduleType::Range), "X").unwrap();
         let id = item("X").id;
-        let handle = handle_for(&id, scheme, &prices);
-        assert_eq!(handle, handle_for(&id, scheme, &prices.clone()));
+        let handle = handle_for(&id, scheme, &prices, None);
+        assert_eq!(handle, handle_for(&id, scheme, &prices.clone(), None));
         assert_eq!(handle, handle_of(&prices));
 
-        let mut variants = vec![handle_for(&id, PricingScheme::Tiered, &prices)];
+        let mut variants = vec![
+            handle_for(&id, PricingScheme::Tiered, &prices, None),
+            handle_for(&id, scheme, &prices, Some("EUR")),
+        ];
         for i in 0..prices.len() {
             let mut p = prices.clone();
             p[i].starting_quantity += 1;
@@ -1138,7 +1167,7 @@ mod tests {
     fn the_handle_names_the_order_item_in_maxio_handle_characters_within_64() {
         let (scheme, prices) = brackets(&three_tiers(ScheduleType::Slab), "X").unwrap();
         let item_id = item("X").id;
-        let handle = handle_for(&item_id, scheme, &prices);
+        let handle = handle_for(&item_id, scheme, &prices, None);
         let prefix = format!("sf-{}-", item_id.as_str().to_ascii_lowercase());
         assert_eq!(prefix, "sf-802a000000abcdeiav-");
         assert!(handle.starts_with(&prefix), "{handle}");
@@ -1169,10 +1198,16 @@ mod tests {
     #[test]
     fn the_name_joins_account_product_and_effective_date() {
         let s = three_tiers(ScheduleType::Range);
-        let spec =
-            price_point("Acme Corp", Some(date(2024, 3, 9)), &item("API Calls"), &s).unwrap();
+        let spec = price_point(
+            "Acme Corp",
+            Some(date(2024, 3, 9)),
+            &item("API Calls"),
+            &s,
+            None,
+        )
+        .unwrap();
         assert_eq!(spec.name, "Acme Corp · API Calls · 2024-03-09");
-        let spec = price_point("Acme Corp", None, &item("API Calls"), &s).unwrap();
+        let spec = price_point("Acme Corp", None, &item("API Calls"), &s, None).unwrap();
         assert_eq!(spec.name, "Acme Corp · API Calls");
     }
 
@@ -1201,14 +1236,14 @@ mod tests {
     fn price_point_assembles_name_handle_scheme_and_prices() {
         let s = three_tiers(ScheduleType::Slab);
         let item = item("API Calls");
-        let spec = price_point("Acme Corp", Some(date(2024, 3, 9)), &item, &s).unwrap();
+        let spec = price_point("Acme Corp", Some(date(2024, 3, 9)), &item, &s, None).unwrap();
         let (scheme, prices) = brackets(&s, "API Calls").unwrap();
         assert_eq!(spec.pricing_scheme, PricingScheme::Tiered);
-        assert_eq!(spec.handle, handle_for(&item.id, scheme, &prices));
+        assert_eq!(spec.handle, handle_for(&item.id, scheme, &prices, None));
         assert_eq!(spec.prices, prices);
 
         let bad = schedule(ScheduleType::Range, vec![]);
-        let err = price_point("Acme Corp", None, &item, &bad).unwrap_err();
+        let err = price_point("Acme Corp", None, &item, &bad, None).unwrap_err();
         assert!(err.to_string().starts_with("API Calls: "), "{err}");
     }
 
@@ -1219,6 +1254,8 @@ mod tests {
             handle: "sf-x-0123456789".into(),
             pricing_scheme: PricingScheme::PerUnit,
             prices: vec![bracket(1, Some(9), "0.0045"), bracket(10, None, "500")],
+            use_site_exchange_rate: None,
+            currency: None,
         };
         assert_eq!(
             serde_json::to_value(&spec).unwrap(),
@@ -1407,7 +1444,7 @@ mod tests {
             }
             let last_open = s.rates.iter().any(|r| r.upper_bound.is_none());
             prop_assert_eq!(prices.last().unwrap().ending_quantity.is_none(), last_open);
-            let spec = price_point("Acme", None, &item("API Calls"), &s).unwrap();
+            let spec = price_point("Acme", None, &item("API Calls"), &s, None).unwrap();
             assert_valid_handle(&spec.handle);
         }
     }

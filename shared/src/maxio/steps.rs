@@ -1,13 +1,16 @@
 //! The Maxio Advanced Billing chain, one step per worker:
 //!
-//! 1. customer: check the whole deal can be billed ([`prepare`]), then find the AB customer by
-//!    reference (the Account Id) or create it;
-//! 2. price points: find each scheduled product's price point by its deterministic handle or create
-//!    it;
-//! 3. subscription: find it by reference (the Opportunity Id) or create it, read its components
-//!    back to catch AB's silent fallback to default price points, and write the outcome to
-//!    Salesforce, or, with the Maxio Core link enabled, hand over to the link step
-//!    ([`super::core_link`]), which writes the outcome and the link together.
+//! 1. customer: read what AB knows and check the whole deal can be billed ([`check_deal`]: the
+//!    currency and the site that bills it, the product, the components and quantities, the
+//!    start), then find the AB customer by reference (the Account Id) on that site or create it;
+//! 2. price points: find each scheduled component's price point by its deterministic handle or
+//!    create it (for a non-primary currency, with its own prices in that currency);
+//! 3. subscription: find it by reference (the Opportunity Id) or create it (in the deal's
+//!    currency, starting on the Order's start), read its components back, and bring any that
+//!    differ from the deal to it (AB's silent fallback to a default price point, a subscription
+//!    left wrong earlier): a price point change, or an allocation guarded in the ledger. Then
+//!    write the outcome to Salesforce, or, with the Maxio Core link enabled, hand over to the
+//!    link step ([`super::core_link`]), which writes the outcome and the link together.
 //!
 //! Every step is idempotent: natural keys are looked up before anything is created, every POST
 //! carries a `uniqueness_token` derived from the step, and "already taken" answers lead back to a
@@ -23,17 +26,20 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use tracing::{info, warn};
 
-use super::ab::{Component, MaxioError, NewSubscription, PricePoint, SubscriptionComponentRequest};
-use super::link::CoreLinkInput;
-use super::prepare::{
-    AbDealPlan, AbSettings, ResolvedComponent, failure as prepare_failure, prepare,
+use super::ab::{
+    Component, MaxioError, NewAllocation, NewCurrencyPrice, NewSubscription, PricePoint,
+    SubscriptionComponentRequest,
 };
+use super::converge::{Change, Difference, describe as describe_differences, differences};
+use super::link::CoreLinkInput;
+use super::prepare::{AbDealPlan, AbSettings, ResolvedComponent, failure as prepare_failure};
 use super::pricing::PricePointSpec;
+use super::sites::{Sites, check_deal};
 use crate::clock::Clock;
 use crate::codes::ErrorCode;
 use crate::envelope::{Envelope, Step};
 use crate::failure::{Failure, StepFailure};
-use crate::ledger::{Ledger, StepStatus};
+use crate::ledger::{Begin, Ledger, StepStatus, lease_until};
 use crate::mapping::Mapping;
 use crate::ports::MaxioAb;
 use crate::queue::Queue;
@@ -42,7 +48,8 @@ use crate::salesforce::SfId;
 use crate::writeback::{MaxioOutcome, WriteBack};
 
 pub struct MaxioDeps {
-    pub ab: Arc<dyn MaxioAb>,
+    /// The AB sites; each deal bills on the one its currency routes to.
+    pub sites: Arc<Sites>,
     pub queue: Arc<dyn Queue>,
     pub writeback: Arc<WriteBack>,
     pub mapping: Arc<Mapping>,
@@ -70,14 +77,27 @@ impl From<MaxioError> for StepFailure {
 
 /// What a step leaves for the Opportunity when it fails.
 struct Known {
+    site: Option<String>,
     customer_id: Option<i64>,
     subscription_id: Option<i64>,
     price_points: Vec<i64>,
+    /// What a re-run changed on an existing subscription.
+    repaired: Vec<String>,
+    start: Option<String>,
 }
 
 impl Known {
     fn targets(&self) -> BTreeMap<String, String> {
         let mut t = BTreeMap::new();
+        if let Some(s) = &self.site {
+            t.insert("maxio_site".into(), s.clone());
+        }
+        if let Some(s) = &self.start {
+            t.insert("maxio_start".into(), s.clone());
+        }
+        if !self.repaired.is_empty() {
+            t.insert("maxio_repaired".into(), self.repaired.join("; "));
+        }
         if let Some(c) = self.customer_id {
             t.insert("maxio_customer_id".into(), c.to_string());
         }
@@ -128,9 +148,17 @@ impl MaxioDeps {
             }
         };
         let mut known = Known {
+            site: match &envelope.step {
+                Step::MaxioPricePoints { plan, .. } | Step::MaxioSubscription { plan, .. } => {
+                    Some(plan.site.clone())
+                }
+                _ => None,
+            },
             customer_id: None,
             subscription_id: None,
             price_points: Vec::new(),
+            repaired: Vec::new(),
+            start: None,
         };
         let result = match &envelope.step {
             Step::MaxioCustomer { snapshot } => {
@@ -209,6 +237,7 @@ impl MaxioDeps {
         let outcome = MaxioOutcome::Failed {
             customer_id: known.customer_id,
             subscription_id: known.subscription_id,
+            site: known.site.clone(),
             error,
         };
         match self.writeback.maxio(&opportunity, &account, &outcome).await {
@@ -277,19 +306,36 @@ impl MaxioDeps {
         Ok(())
     }
 
+    /// The client of the deal's site.
+    fn ab(&self, site: &str) -> Result<Arc<dyn MaxioAb>, StepFailure> {
+        self.sites.get(site).map(|s| s.ab.clone()).ok_or_else(|| {
+            permanent(
+                ErrorCode::MaxioSiteMisconfigured,
+                format!(
+                    "the deal is billed on AB site {site}, which is not configured (sites: {})",
+                    self.sites.names().join(", ")
+                ),
+            )
+        })
+    }
+
     async fn customer(
         &self,
         envelope: &Envelope,
         snapshot: &crate::snapshot::DealSnapshot,
         known: &mut Known,
     ) -> Result<(), StepFailure> {
-        let plan = prepare(snapshot, &self.mapping, &self.settings)
+        let today = self.clock.now().date_naive();
+        let plan = check_deal(&self.sites, snapshot, &self.mapping, &self.settings, today)
+            .await?
             .map_err(|problems| StepFailure::Permanent(prepare_failure(&problems)))?;
+        known.site = Some(plan.site.clone());
+        known.start = plan.start.map(|s| s.describe());
+        let ab = self.ab(&plan.site)?;
         let reference = plan.customer.reference.clone();
-        let customer = match self.ab.lookup_customer(&reference).await? {
+        let customer = match ab.lookup_customer(&reference).await? {
             Some(c) => c,
-            None => match self
-                .ab
+            None => match ab
                 .create_customer(&plan.customer, &token(&envelope.step_key, "customer"))
                 .await
             {
@@ -298,8 +344,7 @@ impl MaxioDeps {
                     if matches!(e, MaxioError::DuplicateSubmission) || e.mentions("reference") =>
                 {
                     // Another attempt created it first.
-                    self.ab
-                        .lookup_customer(&reference)
+                    ab.lookup_customer(&reference)
                         .await?
                         .ok_or(StepFailure::transient(
                             ErrorCode::MaxioNotVisibleYet,
@@ -310,7 +355,7 @@ impl MaxioDeps {
             },
         };
         known.customer_id = Some(customer.id);
-        info!(deal = %envelope.deal.id(), customer_id = customer.id, "Maxio customer ready");
+        info!(deal = %envelope.deal.id(), site = %plan.site, customer_id = customer.id, "Maxio customer ready");
         self.send(
             envelope,
             Step::MaxioPricePoints {
@@ -321,8 +366,13 @@ impl MaxioDeps {
         .await
     }
 
-    async fn component(&self, handle: &str, product: &str) -> Result<Component, StepFailure> {
-        match self.ab.component(handle).await {
+    async fn component(
+        &self,
+        ab: &dyn MaxioAb,
+        handle: &str,
+        product: &str,
+    ) -> Result<Component, StepFailure> {
+        match ab.component(handle).await {
             Err(MaxioError::NotFound(_)) => Err(permanent(
                 ErrorCode::MaxioComponentNotFound,
                 format!(
@@ -335,20 +385,16 @@ impl MaxioDeps {
 
     async fn price_point(
         &self,
+        ab: &dyn MaxioAb,
         envelope: &Envelope,
         component: &Component,
         item: &SfId,
         product: &str,
         spec: &PricePointSpec,
     ) -> Result<PricePoint, StepFailure> {
-        let existing = match self
-            .ab
-            .price_point_by_handle(component.id, &spec.handle)
-            .await?
-        {
+        let existing = match ab.price_point_by_handle(component.id, &spec.handle).await? {
             Some(p) => Some(p),
-            None => match self
-                .ab
+            None => match ab
                 .create_price_point(
                     component.id,
                     spec,
@@ -356,13 +402,13 @@ impl MaxioDeps {
                 )
                 .await
             {
-                Ok(p) => return Ok(p),
+                Ok(p) if spec.currency.is_none() => return Ok(p),
+                // Read back with its currency prices (the create answer has none).
+                Ok(_) => ab.price_point_by_handle(component.id, &spec.handle).await?,
                 Err(e @ (MaxioError::DuplicateSubmission | MaxioError::Rejected { .. }))
                     if matches!(e, MaxioError::DuplicateSubmission) || e.mentions("handle") =>
                 {
-                    self.ab
-                        .price_point_by_handle(component.id, &spec.handle)
-                        .await?
+                    ab.price_point_by_handle(component.id, &spec.handle).await?
                 }
                 Err(e) => return Err(e.into()),
             },
@@ -386,7 +432,63 @@ impl MaxioDeps {
                 ),
             ));
         }
+        if let Some(currency) = &spec.currency {
+            self.currency_prices(ab, &existing, spec, currency).await?;
+        }
         Ok(existing)
+    }
+
+    /// Gives a price point made for a non-primary currency its prices in that currency, one per
+    /// bracket, equal to the deal's; a price already there must be the deal's.
+    async fn currency_prices(
+        &self,
+        ab: &dyn MaxioAb,
+        point: &PricePoint,
+        spec: &PricePointSpec,
+        currency: &str,
+    ) -> Result<(), StepFailure> {
+        let mut missing = Vec::new();
+        for (bracket, want) in point.prices.iter().zip(&spec.prices) {
+            let Some(price_id) = bracket.id else {
+                return Err(permanent(
+                    ErrorCode::MaxioUnexpectedAnswer,
+                    format!("price point {} has a bracket without an id", point.id),
+                ));
+            };
+            let want_price: Option<Decimal> = want.unit_price.parse().ok();
+            let have = point
+                .currency_prices
+                .iter()
+                .find(|c| c.price_id == Some(price_id) && c.currency.as_deref() == Some(currency));
+            match have {
+                None => missing.push(NewCurrencyPrice {
+                    currency: currency.to_string(),
+                    price: want.unit_price.clone(),
+                    price_id,
+                }),
+                Some(c) if decimal(&c.price) == want_price => {}
+                Some(c) => {
+                    return Err(permanent(
+                        ErrorCode::MaxioPricePointConflict,
+                        format!(
+                            "price point {} has the {currency} price {} for quantities from {}, not the deal's {}; correct it in AB or change the schedule",
+                            spec.handle, c.price, want.starting_quantity, want.unit_price
+                        ),
+                    ));
+                }
+            }
+        }
+        if missing.is_empty() {
+            return Ok(());
+        }
+        match ab.add_currency_prices(point.id, &missing).await {
+            Ok(_) => Ok(()),
+            // Another attempt added them first: the next delivery reads and checks them.
+            Err(e @ MaxioError::Rejected { .. }) if e.mentions("already exists") => {
+                Err(StepFailure::transient(ErrorCode::MaxioNotVisibleYet, e))
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     async fn price_points(
@@ -396,14 +498,28 @@ impl MaxioDeps {
         customer_id: i64,
         known: &mut Known,
     ) -> Result<(), StepFailure> {
+        let ab = self.ab(&plan.site)?;
         let mut components = Vec::with_capacity(plan.items.len());
         for item in &plan.items {
-            let component = self
-                .component(&item.component_handle, &item.product_name)
-                .await?;
+            let component = match item.component_id {
+                Some(id) => Component {
+                    id,
+                    handle: Some(item.component_handle.clone()),
+                    name: None,
+                    kind: item.kind.clone(),
+                    default_price_point_id: item.default_price_point_id,
+                    allow_fractional_quantities: None,
+                },
+                // A plan made before components were resolved up front.
+                None => {
+                    self.component(ab.as_ref(), &item.component_handle, &item.product_name)
+                        .await?
+                }
+            };
             let price_point_id = match &item.price_point {
                 Some(spec) => Some(
                     self.price_point(
+                        ab.as_ref(),
                         envelope,
                         &component,
                         &item.order_item_id,
@@ -447,32 +563,36 @@ impl MaxioDeps {
         components: &[ResolvedComponent],
         known: &mut Known,
     ) -> Result<(), StepFailure> {
+        let ab = self.ab(&plan.site)?;
         let reference = &plan.subscription_reference;
+        known.start = plan.start.map(|s| s.describe());
         let request = NewSubscription {
             product_handle: plan.product_handle.clone(),
             customer_id,
             reference: reference.clone(),
             payment_collection_method: plan.payment_collection_method.clone(),
             components: components.iter().map(component_request).collect(),
+            currency: plan.currency.clone(),
+            initial_billing_at: plan.start.and_then(|s| s.initial_billing_at()),
         };
-        let subscription = match self.ab.lookup_subscription(reference).await? {
-            Some(s) => s,
-            None => match self
-                .ab
+        let (subscription, existed) = match ab.lookup_subscription(reference).await? {
+            Some(s) => (s, true),
+            None => match ab
                 .create_subscription(&request, &token(&envelope.step_key, "subscription"))
                 .await
             {
-                Ok(s) => s,
+                Ok(s) => (s, false),
                 Err(e @ (MaxioError::DuplicateSubmission | MaxioError::Rejected { .. }))
                     if matches!(e, MaxioError::DuplicateSubmission) || e.mentions("reference") =>
                 {
-                    self.ab
-                        .lookup_subscription(reference)
-                        .await?
-                        .ok_or(StepFailure::transient(
-                            ErrorCode::MaxioNotVisibleYet,
-                            format!("{e}, but no subscription has reference {reference} yet"),
-                        ))?
+                    let s =
+                        ab.lookup_subscription(reference)
+                            .await?
+                            .ok_or(StepFailure::transient(
+                                ErrorCode::MaxioNotVisibleYet,
+                                format!("{e}, but no subscription has reference {reference} yet"),
+                            ))?;
+                    (s, false)
                 }
                 Err(e) => return Err(e.into()),
             },
@@ -489,45 +609,36 @@ impl MaxioDeps {
                 ),
             ));
         }
-        let actual = self.ab.subscription_components(subscription.id).await?;
-        let mut mismatches = Vec::new();
-        for wanted in components {
-            let got = actual
-                .iter()
-                .find(|c| c.component_id == wanted.component_id);
-            let expected = wanted.price_point_id.or(wanted.default_price_point_id);
-            match got.map(|c| c.price_point_id) {
-                None | Some(None) => mismatches.push(format!(
-                    "{} ({}) is not on the subscription",
-                    wanted.product_name, wanted.component_handle
-                )),
-                Some(actual) if expected.is_some() && actual != expected => {
-                    mismatches.push(format!(
-                        "{} is on price point {} instead of {}{}",
-                        wanted.product_name,
-                        actual
-                            .map(|x| x.to_string())
-                            .unwrap_or_else(|| "none".into()),
-                        expected.map(|x| x.to_string()).unwrap_or_default(),
-                        if wanted.price_point_id.is_some() {
-                            ""
-                        } else {
-                            " (its default)"
-                        }
-                    ))
-                }
-                _ => {}
-            }
-        }
-        if !mismatches.is_empty() {
+        if let (Some(want), Some(got)) = (&plan.currency, &subscription.currency)
+            && want != got
+        {
             return Err(permanent(
-                ErrorCode::MaxioPricePointMismatch,
+                ErrorCode::CurrencyMismatch,
                 format!(
-                    "Maxio subscription {} does not bill as agreed: {}",
-                    subscription.id,
-                    mismatches.join("; ")
+                    "Maxio subscription {} with reference {reference} bills in {got}, but the deal is in {want}; AB cannot change a subscription's currency, so cancel it in AB and dispatch again",
+                    subscription.id
                 ),
             ));
+        }
+        let actual = ab.subscription_components(subscription.id).await?;
+        let found = differences(components, &actual);
+        if !found.is_empty() {
+            info!(deal = %envelope.deal.id(), subscription_id = subscription.id, existed, differences = %describe_differences(&found), "Maxio subscription differs from the deal; bringing it to the deal");
+            self.repair(ab.as_ref(), plan, subscription.id, &found)
+                .await?;
+            let actual = ab.subscription_components(subscription.id).await?;
+            let left = differences(components, &actual);
+            if !left.is_empty() {
+                return Err(permanent(
+                    ErrorCode::MaxioPricePointMismatch,
+                    format!(
+                        "Maxio subscription {} does not bill as agreed, and AB kept it so after dealbridge changed it: {}",
+                        subscription.id,
+                        describe_differences(&left)
+                    ),
+                ));
+            }
+            known.repaired = found.iter().map(|d| d.what.clone()).collect();
         }
         if self.core_link {
             info!(deal = %envelope.deal.id(), subscription_id = subscription.id, "Maxio subscription ready; linking it in Maxio Core");
@@ -542,6 +653,7 @@ impl MaxioDeps {
                             attempt: 1,
                             started_at: None,
                             sync_written: false,
+                            site: Some(plan.site.clone()),
                         },
                     },
                 )
@@ -554,6 +666,7 @@ impl MaxioDeps {
                 &MaxioOutcome::Synced {
                     customer_id,
                     subscription_id: subscription.id,
+                    site: Some(plan.site.clone()),
                 },
             )
             .await
@@ -570,6 +683,172 @@ impl MaxioDeps {
         info!(deal = %envelope.deal.id(), subscription_id = subscription.id, "Maxio subscription ready and written back");
         Ok(())
     }
+
+    /// Brings the subscription's components to the deal: price points moved in one call, each
+    /// quantity set by an allocation guarded in the ledger (an allocation is not idempotent).
+    async fn repair(
+        &self,
+        ab: &dyn MaxioAb,
+        plan: &AbDealPlan,
+        subscription_id: i64,
+        found: &[Difference],
+    ) -> Result<(), StepFailure> {
+        let unrepairable: Vec<&Difference> = found.iter().filter(|d| d.change.is_none()).collect();
+        if !unrepairable.is_empty() {
+            return Err(permanent(
+                ErrorCode::MaxioPricePointMismatch,
+                format!(
+                    "Maxio subscription {subscription_id} does not bill as agreed: {}",
+                    unrepairable
+                        .iter()
+                        .map(|d| d.what.as_str())
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                ),
+            ));
+        }
+        let moves: Vec<(i64, i64)> = found
+            .iter()
+            .filter_map(|d| match d.change {
+                Some(Change::PricePoint { component_id, to }) => Some((component_id, to)),
+                _ => None,
+            })
+            .collect();
+        if !moves.is_empty() {
+            ab.change_price_points(subscription_id, &moves).await?;
+        }
+        for d in found {
+            if let Some(Change::Allocate {
+                component_id,
+                quantity,
+                price_point_id,
+            }) = d.change
+            {
+                self.allocate(
+                    ab,
+                    plan,
+                    subscription_id,
+                    component_id,
+                    quantity,
+                    price_point_id,
+                    &d.what,
+                )
+                .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// One allocation, at most once per target: the ledger step
+    /// `maxio-allocation <subscription>/<component>=<quantity>@<price point>` is begun before the
+    /// call and completed after it. A completed step is not sent again; a resumed one (an attempt
+    /// died) reads the component first and sends only if it is still not at the target.
+    #[allow(clippy::too_many_arguments)]
+    async fn allocate(
+        &self,
+        ab: &dyn MaxioAb,
+        plan: &AbDealPlan,
+        subscription_id: i64,
+        component_id: i64,
+        quantity: Decimal,
+        price_point_id: Option<i64>,
+        why: &str,
+    ) -> Result<(), StepFailure> {
+        let deal = plan.opportunity_id.to_string();
+        let step = format!(
+            "maxio-allocation {subscription_id}/{component_id}={}@{}",
+            quantity.normalize(),
+            price_point_id.map_or_else(|| "default".to_string(), |p| p.to_string())
+        );
+        let now = self.clock.now();
+        let ledger_error = |e: crate::ledger::LedgerError| {
+            StepFailure::transient(ErrorCode::LedgerUnavailable, format!("{step}: {e}"))
+        };
+        let begun = self
+            .ledger
+            .begin(
+                &deal,
+                &step,
+                now,
+                lease_until(now, None, std::time::Duration::from_secs(120)),
+            )
+            .await
+            .map_err(ledger_error)?;
+        match begun {
+            Begin::Done(_) => return Ok(()),
+            Begin::Busy(_) => {
+                return Err(StepFailure::transient(
+                    ErrorCode::LedgerBusy,
+                    format!("{step} is being made by another attempt"),
+                ));
+            }
+            Begin::Resumed(_) => {
+                let now_at = ab
+                    .subscription_components(subscription_id)
+                    .await?
+                    .into_iter()
+                    .find(|c| c.component_id == component_id);
+                let done = now_at.is_some_and(|c| {
+                    (c.quantity() == Some(quantity)
+                        || (c.enabled == Some(true) && quantity == Decimal::ONE))
+                        && price_point_id.is_none_or(|p| c.price_point_id == Some(p))
+                });
+                if done {
+                    self.ledger
+                        .complete(&deal, &step, &BTreeMap::new(), self.clock.now())
+                        .await
+                        .map_err(ledger_error)?;
+                    return Ok(());
+                }
+            }
+            Begin::Started(_) => {}
+        }
+        let charges = &self.mapping.maxio.allocation;
+        let allocation = NewAllocation {
+            quantity: quantity.normalize().to_string(),
+            price_point_id,
+            memo: format!("dealbridge: Opportunity {} — {why}", plan.opportunity_id),
+            upgrade_charge: charges.upgrade_charge.clone(),
+            downgrade_credit: charges.downgrade_credit.clone(),
+            accrue_charge: charges.accrue_charge,
+        };
+        let result = ab
+            .allocate(subscription_id, component_id, &allocation)
+            .await;
+        let targets = match &result {
+            Ok(a) => a
+                .allocation_id
+                .map(|id| BTreeMap::from([("maxio_allocation_id".to_string(), id.to_string())]))
+                .unwrap_or_default(),
+            // AB's answer when the component is already at the target.
+            Err(e @ MaxioError::Rejected { .. })
+                if e.mentions("allocation changes are required") =>
+            {
+                BTreeMap::new()
+            }
+            Err(e) => {
+                let _ = self
+                    .ledger
+                    .fail(&deal, &step, &e.to_string(), self.clock.now())
+                    .await;
+                return Err(StepFailure::from(e.clone()));
+            }
+        };
+        self.ledger
+            .complete(&deal, &step, &targets, self.clock.now())
+            .await
+            .map_err(ledger_error)?;
+        info!(deal, subscription_id, component_id, quantity = %quantity, "Maxio allocation made");
+        Ok(())
+    }
+}
+
+fn decimal(v: &Value) -> Option<Decimal> {
+    match v {
+        Value::Number(n) => crate::snapshot::fields::decimal_from_number(n),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
 }
 
 fn component_request(c: &ResolvedComponent) -> SubscriptionComponentRequest {
@@ -584,7 +863,7 @@ fn component_request(c: &ResolvedComponent) -> SubscriptionComponentRequest {
 }
 
 /// Whether an existing price point has exactly the brackets and scheme of `spec`.
-fn same_prices(existing: &PricePoint, spec: &PricePointSpec) -> bool {
+pub fn same_prices(existing: &PricePoint, spec: &PricePointSpec) -> bool {
     let number = |v: &Value| -> Option<Decimal> {
         match v {
             Value::Number(n) => crate::snapshot::fields::decimal_from_number(n),

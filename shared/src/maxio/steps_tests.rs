@@ -13,7 +13,10 @@ use serde_json::json;
 use super::*;
 use crate::clock::ManualClock;
 use crate::ledger::{DEFAULT_RETENTION, InMemoryLedger};
-use crate::maxio::ab::{Customer, NewCustomer, Subscription, SubscriptionComponent};
+use crate::maxio::ab::{
+    Allocation, CurrencyPrice, Customer, NewCustomer, Product, Site, Subscription,
+    SubscriptionComponent,
+};
 use crate::ports::SalesforceWrites;
 use crate::queue::{InMemoryQueue, QueueName};
 use crate::retry::RetryPolicy;
@@ -110,15 +113,19 @@ impl MaxioAb for MemoryAb {
                 email: None,
                 organization: None,
             }),
+            currency: s.currency.clone(),
+            next_assessment_at: None,
         };
         // AB keeps the requested price points.
         let components = s
             .components
             .iter()
-            .map(|c| SubscriptionComponent {
-                component_id: c.component_id.as_i64().unwrap_or_default(),
-                price_point_id: c.price_point_id,
-                price_point_handle: None,
+            .map(|c| {
+                component(
+                    c.component_id.as_i64().unwrap_or_default(),
+                    c.allocated_quantity.as_deref().and_then(|q| q.parse().ok()),
+                    c.price_point_id,
+                )
             })
             .collect();
         self.components.lock().unwrap().insert(900, components);
@@ -150,6 +157,97 @@ impl MaxioAb for MemoryAb {
             .get(&id)
             .cloned()
             .unwrap_or_default())
+    }
+    async fn site(&self) -> Result<Site, MaxioError> {
+        Ok(Site {
+            subdomain: None,
+            currency: "USD".into(),
+            non_primary_currencies: vec![],
+        })
+    }
+    async fn product(&self, _: &str) -> Result<Option<Product>, MaxioError> {
+        Err(not_kept())
+    }
+    async fn price_point(&self, _: i64, _: i64) -> Result<Option<PricePoint>, MaxioError> {
+        Err(not_kept())
+    }
+    async fn add_currency_prices(
+        &self,
+        _: i64,
+        _: &[NewCurrencyPrice],
+    ) -> Result<Vec<CurrencyPrice>, MaxioError> {
+        Err(not_kept())
+    }
+    async fn change_price_points(
+        &self,
+        subscription_id: i64,
+        changes: &[(i64, i64)],
+    ) -> Result<(), MaxioError> {
+        self.call("change_price_points")?;
+        let mut all = self.components.lock().unwrap();
+        let components = all.entry(subscription_id).or_default();
+        for (component_id, to) in changes {
+            match components
+                .iter_mut()
+                .find(|c| c.component_id == *component_id)
+            {
+                Some(c) => c.price_point_id = Some(*to),
+                None => components.push(component(*component_id, None, Some(*to))),
+            }
+        }
+        Ok(())
+    }
+    async fn allocate(
+        &self,
+        subscription_id: i64,
+        component_id: i64,
+        allocation: &NewAllocation,
+    ) -> Result<Allocation, MaxioError> {
+        self.call(&format!(
+            "allocate {component_id}={}@{:?}",
+            allocation.quantity, allocation.price_point_id
+        ))?;
+        let quantity: Decimal = allocation.quantity.parse().unwrap();
+        let mut all = self.components.lock().unwrap();
+        let components = all.entry(subscription_id).or_default();
+        match components
+            .iter_mut()
+            .find(|c| c.component_id == component_id)
+        {
+            Some(c) => {
+                c.allocated_quantity = json!(quantity.to_string());
+                if allocation.price_point_id.is_some() {
+                    c.price_point_id = allocation.price_point_id;
+                }
+            }
+            None => components.push(component(
+                component_id,
+                Some(quantity),
+                allocation.price_point_id,
+            )),
+        }
+        Ok(Allocation {
+            allocation_id: Some(5000 + component_id),
+            component_id: Some(component_id),
+            quantity: json!(allocation.quantity),
+            price_point_id: allocation.price_point_id,
+        })
+    }
+}
+
+fn component(
+    id: i64,
+    quantity: Option<Decimal>,
+    price_point: Option<i64>,
+) -> SubscriptionComponent {
+    SubscriptionComponent {
+        component_id: id,
+        kind: Some("quantity_based_component".into()),
+        allocated_quantity: quantity.map_or(serde_json::Value::Null, |q| json!(q.to_string())),
+        enabled: None,
+        currency: None,
+        price_point_id: price_point,
+        price_point_handle: None,
     }
 }
 
@@ -197,7 +295,7 @@ fn chain(ab: MemoryAb, core_link: bool) -> Chain {
     ));
     let mapping = Arc::new(Mapping::default());
     let deps = MaxioDeps {
-        ab: ab.clone(),
+        sites: Arc::new(crate::maxio::sites::Sites::single(ab.clone())),
         queue: Arc::new(queue.clone()),
         writeback: Arc::new(WriteBack::new(
             salesforce.clone(),
@@ -336,10 +434,7 @@ async fn a_taken_reference_leads_back_to_a_lookup_and_nothing_is_created_twice()
     assert_eq!(fields["Maxio_Subscription_Id__c"], "900");
 }
 
-#[tokio::test]
-async fn a_subscription_on_another_price_point_is_refused_for_good_and_said_on_the_opportunity() {
-    let c = chain(MemoryAb::default(), false);
-    // The subscription exists already, on the component's default price point.
+fn existing(c: &Chain, quantity: i64, price_point: i64) {
     c.ab.subscriptions.lock().unwrap().insert(
         SfId::parse(OPPORTUNITY).unwrap().to_string(),
         Subscription {
@@ -347,34 +442,118 @@ async fn a_subscription_on_another_price_point_is_refused_for_good_and_said_on_t
             state: Some("active".into()),
             reference: None,
             customer: None,
+            currency: None,
+            next_assessment_at: None,
         },
     );
     c.ab.components.lock().unwrap().insert(
         900,
-        vec![SubscriptionComponent {
-            component_id: 11,
-            price_point_id: Some(1),
-            price_point_handle: None,
-        }],
+        vec![component(
+            11,
+            Some(Decimal::from(quantity)),
+            Some(price_point),
+        )],
     );
+}
+
+#[tokio::test]
+async fn a_subscription_on_another_price_point_is_moved_to_the_deals_and_then_synced() {
+    let c = chain(MemoryAb::default(), false);
+    existing(&c, 25, 1);
     let handled = c
         .deps
         .handle(subscription_step(vec![seats(Some(42))]), &delivery(1))
         .await;
-    let Handled::Permanent(failure) = handled else {
+    assert_eq!(handled, Handled::Done);
+    assert_eq!(
+        c.ab.calls(),
+        [
+            "lookup_subscription",
+            "subscription_components",
+            "change_price_points",
+            "subscription_components"
+        ],
+        "no second subscription, no allocation: the price point is moved"
+    );
+    let fields = opportunity_fields(&c.salesforce);
+    assert_eq!(fields["Maxio_Sync_Status__c"], "Synced");
+    assert_eq!(fields["Maxio_Site__c"], "default");
+    let record = c
+        .deps
+        .ledger
+        .get(OPPORTUNITY_18, "maxio-subscription")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        record.targets["maxio_repaired"],
+        "Seats (seats) is on price point 1 instead of 42"
+    );
+}
+
+const OPPORTUNITY_18: &str = "006A000010khO8JIAU";
+
+#[tokio::test]
+async fn a_wrong_quantity_is_allocated_once_and_a_rerun_finds_nothing_to_do() {
+    let c = chain(MemoryAb::default(), false);
+    existing(&c, 1, 1);
+    let handled = c
+        .deps
+        .handle(subscription_step(vec![seats(Some(42))]), &delivery(1))
+        .await;
+    assert_eq!(handled, Handled::Done);
+    let allocations: Vec<String> =
+        c.ab.calls()
+            .into_iter()
+            .filter(|x| x.starts_with("allocate"))
+            .collect();
+    assert_eq!(allocations, ["allocate 11=25@Some(42)"]);
+    let guard = c
+        .deps
+        .ledger
+        .get(OPPORTUNITY_18, "maxio-allocation 900/11=25@42")
+        .await
+        .unwrap()
+        .expect("the allocation is recorded in the ledger");
+    assert_eq!(guard.status, StepStatus::Completed);
+    assert_eq!(guard.targets["maxio_allocation_id"], "5011");
+    let again = c
+        .deps
+        .handle(subscription_step(vec![seats(Some(42))]), &delivery(2))
+        .await;
+    assert_eq!(again, Handled::Done);
+    let allocations =
+        c.ab.calls()
+            .iter()
+            .filter(|x| x.starts_with("allocate"))
+            .count();
+    assert_eq!(allocations, 1, "a second delivery allocates nothing");
+}
+
+#[tokio::test]
+async fn an_allocation_another_attempt_is_making_is_not_sent_twice() {
+    let c = chain(MemoryAb::default(), false);
+    existing(&c, 1, 42);
+    let now = c.deps.clock.now();
+    c.deps
+        .ledger
+        .begin(
+            OPPORTUNITY_18,
+            "maxio-allocation 900/11=25@42",
+            now,
+            now + chrono::TimeDelta::minutes(5),
+        )
+        .await
+        .unwrap();
+    let handled = c
+        .deps
+        .handle(subscription_step(vec![seats(Some(42))]), &delivery(1))
+        .await;
+    let Handled::Retry(reason) = handled else {
         panic!("{handled:?}");
     };
-    assert_eq!(failure.code, ErrorCode::MaxioPricePointMismatch);
-    assert!(
-        failure
-            .message
-            .contains("Seats is on price point 1 instead of 42"),
-        "{failure}"
-    );
-    assert!(!c.ab.calls().contains(&"create_subscription".to_string()));
-    let fields = opportunity_fields(&c.salesforce);
-    assert_eq!(fields["Maxio_Sync_Status__c"], "Failed");
-    assert_eq!(fields["Maxio_Sync_Error__c"], failure.to_string());
+    assert_eq!(reason.code, ErrorCode::LedgerBusy);
+    assert!(!c.ab.calls().iter().any(|x| x.starts_with("allocate")));
 }
 
 #[tokio::test]

@@ -451,6 +451,7 @@ mod tests {
             attempt: 1,
             started_at: None,
             sync_written: false,
+            site: None,
         };
         let recs: Vec<SqsMessage> = ["a", "b", "c", "d"]
             .iter()

@@ -158,6 +158,9 @@ fn opportunity(r: &Value, mapping: &Mapping) -> Result<Opportunity, SnapshotErro
             maxio_subscription_id: opt_text(r, &o.maxio_subscription_id)?,
             maxio_product_handle: opt_text(r, &o.maxio_product_handle)?,
             whmcs_service_id: opt_text(r, &o.whmcs_service_id)?,
+            maxio_sync_status: opt_text(r, &o.maxio_sync_status)?,
+            maxio_site: opt_text(r, &o.maxio_site)?,
+            currency: opt_text(r, &o.currency)?,
             contact_roles,
         })
     };
@@ -392,7 +395,8 @@ fn order(r: &Value, mapping: &Mapping, schedules: &Schedules) -> Result<Order, S
             id: fields::required_id(r, "Id")?,
             number: fields::text(r, "OrderNumber")?,
             status: fields::text(r, "Status")?.unwrap_or_default(),
-            effective_date: fields::date(r, "EffectiveDate")?,
+            effective_date: fields::date(r, &o.start_date)?,
+            currency: opt_text(r, &o.currency)?,
             account_id: fields::id(r, "AccountId")?,
             opportunity_id: fields::id(r, "OpportunityId")?,
             activation_status: opt_text(r, &o.activation_status)?,

@@ -154,6 +154,15 @@ pub struct Opportunity {
     pub maxio_subscription_id: Option<String>,
     pub maxio_product_handle: Option<String>,
     pub whmcs_service_id: Option<String>,
+    /// The Maxio sync status written by dealbridge (`Synced`, `Failed`, ...).
+    #[serde(default)]
+    pub maxio_sync_status: Option<String>,
+    /// The AB site the deal was billed on.
+    #[serde(default)]
+    pub maxio_site: Option<String>,
+    /// `CurrencyIsoCode` (multi-currency orgs).
+    #[serde(default)]
+    pub currency: Option<String>,
     /// Contact roles, the primary one first.
     pub contact_roles: Vec<ContactRole>,
 }
@@ -175,7 +184,11 @@ pub struct Order {
     pub id: SfId,
     pub number: Option<String>,
     pub status: String,
+    /// The Order's start (the mapping's `order.start_date`, standard `EffectiveDate`).
     pub effective_date: Option<NaiveDate>,
+    /// `CurrencyIsoCode` (multi-currency orgs): the currency the deal bills in.
+    #[serde(default)]
+    pub currency: Option<String>,
     pub account_id: Option<SfId>,
     pub opportunity_id: Option<SfId>,
     pub activation_status: Option<String>,

@@ -107,6 +107,9 @@ pub fn opportunity_query(mapping: &Mapping, condition: &str) -> String {
     push_opt(&mut fields, "", &o.maxio_subscription_id);
     push_opt(&mut fields, "", &o.maxio_product_handle);
     push_opt(&mut fields, "", &o.whmcs_service_id);
+    push_opt(&mut fields, "", &o.maxio_sync_status);
+    push_opt(&mut fields, "", &o.maxio_site);
+    push_opt(&mut fields, "", &o.currency);
     if let Some(quote) = o.primary_quote.as_deref().and_then(relationship_name) {
         let q = &mapping.quote;
         let prefix = format!("{quote}.");
@@ -172,8 +175,12 @@ pub fn orders_query(mapping: &Mapping, condition: &str) -> String {
     .iter()
     .map(|s| s.to_string())
     .collect();
+    if o.start_date != "EffectiveDate" {
+        fields.push(o.start_date.clone());
+    }
     push_opt(&mut fields, "", &o.activation_status);
     push_opt(&mut fields, "", &o.whmcs_order_id);
+    push_opt(&mut fields, "", &o.currency);
     let p = &mapping.product;
     let mut item_fields: Vec<String> = [
         "Id",

@@ -353,6 +353,7 @@ mod tests {
                 number: Some("00000106".into()),
                 status: "Pending Review".into(),
                 effective_date: None,
+                currency: None,
                 account_id: None,
                 opportunity_id: Some(id("006A000010khO8J")),
                 activation_status: None,

@@ -55,7 +55,10 @@ struct Wrapped<T> {
         alias = "customer",
         alias = "subscription",
         alias = "price_point",
-        alias = "component"
+        alias = "component",
+        alias = "site",
+        alias = "product",
+        alias = "allocation"
     )]
     inner: T,
 }
@@ -230,7 +233,7 @@ impl AbClient {
         handle: &str,
     ) -> Result<Option<PricePoint>, MaxioError> {
         let path = format!(
-            "/components/{component_id}/price_points/handle:{}.json",
+            "/components/{component_id}/price_points/handle:{}.json?currency_prices=true",
             encode(handle)
         );
         Ok(self
@@ -313,6 +316,92 @@ impl AbClient {
             .await?
             .ok_or_else(|| MaxioError::NotFound(format!("subscription {subscription_id}")))?;
         Ok(items.into_iter().map(|i| i.component).collect())
+    }
+}
+
+impl AbClient {
+    /// A POST whose body has no `uniqueness_token` (AB documents none for these endpoints).
+    async fn post_plain<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &Value,
+    ) -> Result<T, MaxioError> {
+        self.call(Method::POST, path, Some(body))
+            .await?
+            .ok_or_else(|| MaxioError::NotFound(path.to_string()))
+    }
+
+    pub async fn site(&self) -> Result<Site, MaxioError> {
+        self.get::<Wrapped<Site>>("/site.json")
+            .await?
+            .map(|w| w.inner)
+            .ok_or_else(|| MaxioError::NotFound("/site.json".into()))
+    }
+
+    pub async fn product(&self, handle: &str) -> Result<Option<Product>, MaxioError> {
+        let path = format!("/products/handle/{}.json", encode(handle));
+        Ok(self.get::<Wrapped<Product>>(&path).await?.map(|w| w.inner))
+    }
+
+    pub async fn price_point(
+        &self,
+        component_id: i64,
+        price_point_id: i64,
+    ) -> Result<Option<PricePoint>, MaxioError> {
+        let path = format!(
+            "/components/{component_id}/price_points/{price_point_id}.json?currency_prices=true"
+        );
+        Ok(self
+            .get::<Wrapped<PricePoint>>(&path)
+            .await?
+            .map(|w| w.inner))
+    }
+
+    pub async fn add_currency_prices(
+        &self,
+        price_point_id: i64,
+        prices: &[NewCurrencyPrice],
+    ) -> Result<Vec<CurrencyPrice>, MaxioError> {
+        #[derive(Deserialize)]
+        struct Answer {
+            #[serde(default)]
+            currency_prices: Vec<CurrencyPrice>,
+        }
+        let path = format!("/price_points/{price_point_id}/currency_prices.json");
+        let answer: Answer = self
+            .post_plain(&path, &json!({ "currency_prices": prices }))
+            .await?;
+        Ok(answer.currency_prices)
+    }
+
+    pub async fn change_price_points(
+        &self,
+        subscription_id: i64,
+        changes: &[(i64, i64)],
+    ) -> Result<(), MaxioError> {
+        let components: Vec<Value> = changes
+            .iter()
+            .map(|(c, p)| json!({"component_id": c, "price_point": p}))
+            .collect();
+        let path = format!("/subscriptions/{subscription_id}/price_points.json");
+        let _: Value = self
+            .post_plain(&path, &json!({ "components": components }))
+            .await?;
+        Ok(())
+    }
+
+    pub async fn allocate(
+        &self,
+        subscription_id: i64,
+        component_id: i64,
+        allocation: &NewAllocation,
+    ) -> Result<Allocation, MaxioError> {
+        let path =
+            format!("/subscriptions/{subscription_id}/components/{component_id}/allocations.json");
+        let w: Wrapped<Allocation> = self
+            .post_plain(&path, &json!({ "allocation": allocation }))
+            .await?;
+        Ok(w.inner)
     }
 }
 

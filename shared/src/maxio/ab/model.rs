@@ -52,6 +52,8 @@ pub struct Component {
     pub kind: Option<String>,
     #[serde(default)]
     pub default_price_point_id: Option<i64>,
+    #[serde(default)]
+    pub allow_fractional_quantities: Option<bool>,
 }
 
 impl Component {
@@ -66,6 +68,8 @@ impl Component {
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct PriceOut {
+    #[serde(default)]
+    pub id: Option<i64>,
     pub starting_quantity: serde_json::Value,
     #[serde(default)]
     pub ending_quantity: serde_json::Value,
@@ -87,6 +91,78 @@ pub struct PricePoint {
     pub prices: Vec<PriceOut>,
     #[serde(default)]
     pub archived_at: Option<String>,
+    #[serde(default)]
+    pub use_site_exchange_rate: Option<bool>,
+    /// Only when read with `?currency_prices=true`.
+    #[serde(default)]
+    pub currency_prices: Vec<CurrencyPrice>,
+}
+
+/// A price of one bracket (`price_id`) in a non-primary currency.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct CurrencyPrice {
+    #[serde(default)]
+    pub id: Option<i64>,
+    #[serde(default)]
+    pub currency: Option<String>,
+    #[serde(default)]
+    pub price: serde_json::Value,
+    #[serde(default)]
+    pub price_id: Option<i64>,
+}
+
+/// One item of `POST /price_points/{id}/currency_prices.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NewCurrencyPrice {
+    pub currency: String,
+    pub price: String,
+    pub price_id: i64,
+}
+
+/// `GET /site.json`, the parts dealbridge reads.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Site {
+    #[serde(default)]
+    pub subdomain: Option<String>,
+    pub currency: String,
+    #[serde(default)]
+    pub non_primary_currencies: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Product {
+    pub id: i64,
+    #[serde(default)]
+    pub handle: Option<String>,
+    #[serde(default)]
+    pub interval: Option<i64>,
+    #[serde(default)]
+    pub interval_unit: Option<String>,
+}
+
+/// `POST /subscriptions/{id}/components/{component_id}/allocations.json` body (inside
+/// `{"allocation": ...}`): `quantity` is the new total.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NewAllocation {
+    pub quantity: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub price_point_id: Option<i64>,
+    pub memo: String,
+    pub upgrade_charge: String,
+    pub downgrade_credit: String,
+    pub accrue_charge: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Allocation {
+    #[serde(default)]
+    pub allocation_id: Option<i64>,
+    #[serde(default)]
+    pub component_id: Option<i64>,
+    #[serde(default)]
+    pub quantity: serde_json::Value,
+    #[serde(default)]
+    pub price_point_id: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -110,6 +186,12 @@ pub struct NewSubscription {
     pub reference: String,
     pub payment_collection_method: String,
     pub components: Vec<SubscriptionComponentRequest>,
+    /// The deal's currency (a site currency; it cannot change later).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub currency: Option<String>,
+    /// A future start: the subscription waits in `awaiting_signup` until then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub initial_billing_at: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -121,13 +203,37 @@ pub struct Subscription {
     pub reference: Option<String>,
     #[serde(default)]
     pub customer: Option<Customer>,
+    #[serde(default)]
+    pub currency: Option<String>,
+    #[serde(default)]
+    pub next_assessment_at: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct SubscriptionComponent {
     pub component_id: i64,
     #[serde(default)]
+    pub kind: Option<String>,
+    /// A number, or a string for fractional quantities (`"10.3"`).
+    #[serde(default)]
+    pub allocated_quantity: serde_json::Value,
+    #[serde(default)]
+    pub enabled: Option<bool>,
+    #[serde(default)]
+    pub currency: Option<String>,
+    #[serde(default)]
     pub price_point_id: Option<i64>,
     #[serde(default)]
     pub price_point_handle: Option<String>,
+}
+
+impl SubscriptionComponent {
+    /// The allocated quantity, whether AB sent a number or a string.
+    pub fn quantity(&self) -> Option<rust_decimal::Decimal> {
+        match &self.allocated_quantity {
+            serde_json::Value::Number(n) => crate::snapshot::fields::decimal_from_number(n),
+            serde_json::Value::String(s) => s.trim().parse().ok(),
+            _ => None,
+        }
+    }
 }
