@@ -144,6 +144,7 @@ pub(super) fn seed(store: &mut Store, settings: &AbSettings, now: DateTime<Utc>)
             use_site_exchange_rate: true,
             interval: Value::Null,
             interval_unit: Value::Null,
+            currency_prices: Vec::new(),
             created_at: now,
         });
         store.components.push(Component {

@@ -1,5 +1,7 @@
-//! A fake Maxio Advanced Billing (ex-Chargify) site on localhost: the site probe, customers,
-//! components and their price points, and subscriptions, with the API's Basic auth and plain-text
+//! A fake Maxio Advanced Billing (ex-Chargify) site on localhost: the site probe (with its
+//! currencies), customers, products, components and their price points (with prices in the site's
+//! other currencies), subscriptions, the price points of a subscription's components, and
+//! component allocations, with the API's Basic auth and plain-text
 //! 401, wrapped resources, list shapes, 422 error bodies, `uniqueness_token` duplicate prevention
 //! (409 within 60 minutes of virtual time) and the limit of concurrent requests per site (429).
 //!
@@ -7,11 +9,13 @@
 //! segment, so such segments are routed as `{file}` (e.g. `/customers/{file}` for
 //! `/customers/123.json`) and parsed; route names follow the registered patterns.
 
+mod allocations;
 mod catalog;
 mod countries;
 mod customers;
 mod http;
 mod price_points;
+mod products;
 mod state;
 mod subscriptions;
 mod validate;
@@ -22,7 +26,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use axum::Router;
 use axum::extract::{Request, State as AxState};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
+use rust_decimal::Decimal;
+use rust_decimal::prelude::ToPrimitive;
 use serde_json::Value;
 
 use crate::observe::{Observer, observe};
@@ -44,6 +50,10 @@ pub mod routes {
     /// `/customers/{id}.json`
     pub const CUSTOMER_READ: &str = "GET /customers/{file}";
     pub const CUSTOMER_SUBSCRIPTIONS: &str = "GET /customers/{customer_id}/subscriptions.json";
+    /// `/products/{id}.json`
+    pub const PRODUCT_READ: &str = "GET /products/{file}";
+    /// `/products/handle/{handle}.json`
+    pub const PRODUCT_BY_HANDLE: &str = "GET /products/handle/{file}";
     pub const COMPONENT_LOOKUP: &str = "GET /components/lookup.json";
     /// `/components/{id or handle:h}.json`
     pub const COMPONENT_READ: &str = "GET /components/{file}";
@@ -51,6 +61,10 @@ pub mod routes {
     pub const PRICE_POINTS_LIST: &str = "GET /components/{component_id}/price_points.json";
     /// `/components/{component_id}/price_points/{id or handle:h}.json`
     pub const PRICE_POINT_READ: &str = "GET /components/{component_id}/price_points/{file}";
+    pub const CURRENCY_PRICES_CREATE: &str =
+        "POST /price_points/{price_point_id}/currency_prices.json";
+    pub const CURRENCY_PRICES_UPDATE: &str =
+        "PUT /price_points/{price_point_id}/currency_prices.json";
     pub const SUBSCRIPTIONS_CREATE: &str = "POST /subscriptions.json";
     pub const SUBSCRIPTIONS_LIST: &str = "GET /subscriptions.json";
     pub const SUBSCRIPTION_LOOKUP: &str = "GET /subscriptions/lookup.json";
@@ -58,6 +72,12 @@ pub mod routes {
     pub const SUBSCRIPTION_READ: &str = "GET /subscriptions/{file}";
     pub const SUBSCRIPTION_COMPONENTS: &str =
         "GET /subscriptions/{subscription_id}/components.json";
+    pub const SUBSCRIPTION_PRICE_POINTS: &str =
+        "POST /subscriptions/{subscription_id}/price_points.json";
+    pub const ALLOCATION_CREATE: &str =
+        "POST /subscriptions/{subscription_id}/components/{component_id}/allocations.json";
+    pub const ALLOCATIONS_LIST: &str =
+        "GET /subscriptions/{subscription_id}/components/{component_id}/allocations.json";
 }
 
 /// Who may call the site, and what it sells.
@@ -71,6 +91,11 @@ pub struct AbSettings {
     pub max_concurrent_requests: usize,
     pub components: Vec<ComponentSeed>,
     pub products: Vec<ProductSeed>,
+    /// The site's primary currency (`GET /site.json` `site.currency`), e.g. `USD`.
+    pub currency: String,
+    /// The site's other currencies (`site.non_primary_currencies`), e.g. `["EUR"]`. Subscriptions
+    /// may be created in these, and component price points may have prices in them.
+    pub non_primary_currencies: Vec<String>,
 }
 
 impl Default for AbSettings {
@@ -81,6 +106,8 @@ impl Default for AbSettings {
             max_concurrent_requests: 4,
             components: default_components(),
             products: default_products(),
+            currency: "USD".into(),
+            non_primary_currencies: Vec::new(),
         }
     }
 }
@@ -158,13 +185,14 @@ impl MaxioAbSandbox {
             .collect()
     }
 
-    /// Every price point (default, catalog and custom), unwrapped, each with its `component_id`.
+    /// Every price point (default, catalog and custom), unwrapped, each with its `component_id`
+    /// and its `currency_prices` (as `?currency_prices=true` renders them).
     pub fn price_points(&self) -> Vec<Value> {
         let store = self.store();
         store
             .price_points
             .iter()
-            .map(|p| store.render_price_point(p, false))
+            .map(|p| store.render_price_point(p, true))
             .collect()
     }
 
@@ -186,6 +214,59 @@ impl MaxioAbSandbox {
             .subscription(subscription_id)
             .map(|s| store.render_subscription_components(s, false))
             .unwrap_or_default()
+    }
+
+    /// Every accepted allocation of the subscription's components, unwrapped as
+    /// `POST …/allocations.json` answers it, oldest first (the list endpoint is newest first).
+    pub fn allocations(&self, subscription_id: i64) -> Vec<Value> {
+        let store = self.store();
+        store
+            .allocations
+            .iter()
+            .filter(|a| a.subscription_id == subscription_id)
+            .map(|a| store.render_allocation(a))
+            .collect()
+    }
+
+    /// Changes a subscription's component without an API call and without recording an
+    /// allocation, to build a state the API would not have produced (e.g. left behind by someone
+    /// in the UI or by an old bug).
+    ///
+    /// `quantity` becomes the allocated quantity (on/off: above 0 is on) or, for metered and
+    /// event-based components, the unit balance (truncated). `price_point_id`, when given, is
+    /// stored as is, even if it names a price point of another component or none at all; when
+    /// `None` the component keeps its price point, or gets its default one if it was not on the
+    /// subscription. Errors when the subscription or the component does not exist.
+    pub fn set_component(
+        &self,
+        subscription_id: i64,
+        component_handle: &str,
+        quantity: impl Into<Decimal>,
+        price_point_id: Option<i64>,
+    ) -> Result<(), String> {
+        let quantity: Decimal = quantity.into();
+        let mut store = self.store();
+        if store.subscription(subscription_id).is_none() {
+            return Err(format!("no subscription {subscription_id}"));
+        }
+        let Some(component) = store.component_by_handle(component_handle).cloned() else {
+            return Err(format!("no component {component_handle}"));
+        };
+        let price_point_id = price_point_id
+            .or_else(|| {
+                store
+                    .subscription_component(subscription_id, component.id)
+                    .map(|a| a.price_point_id)
+            })
+            .unwrap_or(component.default_price_point_id);
+        let row = store.set_subscription_price_point(subscription_id, component.id, price_point_id);
+        match component.kind {
+            "metered_component" | "event_based_component" => {
+                row.unit_balance = quantity.trunc().to_i64().unwrap_or(0);
+            }
+            _ => row.allocated_quantity = quantity.normalize(),
+        }
+        Ok(())
     }
 
     pub fn component_id(&self, handle: &str) -> Option<i64> {
@@ -230,6 +311,8 @@ fn router(app: Arc<App>, observer: Observer) -> Router {
             "/customers/{customer_id}/subscriptions.json",
             get(customers::subscriptions),
         )
+        .route("/products/{file}", get(products::read))
+        .route("/products/handle/{file}", get(products::by_handle))
         .route(
             "/components/lookup.json",
             get(price_points::component_lookup),
@@ -244,6 +327,10 @@ fn router(app: Arc<App>, observer: Observer) -> Router {
             get(price_points::read),
         )
         .route(
+            "/price_points/{price_point_id}/currency_prices.json",
+            post(price_points::currency_prices_create).put(price_points::currency_prices_update),
+        )
+        .route(
             "/subscriptions.json",
             get(subscriptions::list).post(subscriptions::create),
         )
@@ -252,6 +339,14 @@ fn router(app: Arc<App>, observer: Observer) -> Router {
         .route(
             "/subscriptions/{subscription_id}/components.json",
             get(subscriptions::components),
+        )
+        .route(
+            "/subscriptions/{subscription_id}/price_points.json",
+            post(subscriptions::change_price_points),
+        )
+        .route(
+            "/subscriptions/{subscription_id}/components/{component_id}/allocations.json",
+            get(allocations::list).post(allocations::create),
         )
         .fallback(not_found)
         .with_state(app.clone())

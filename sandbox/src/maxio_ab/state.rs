@@ -10,7 +10,7 @@ use serde_json::{Map, Value, json};
 
 use super::AbSettings;
 use super::catalog;
-use super::validate::{decimal_string, formatted_price};
+use super::validate::{decimal_string, formatted_currency_price, formatted_price};
 
 /// How long a `uniqueness_token` is remembered.
 pub(super) const UNIQUENESS_WINDOW_MINUTES: i64 = 60;
@@ -18,7 +18,7 @@ pub(super) const UNIQUENESS_WINDOW_MINUTES: i64 = 60;
 /// The site's time zone. Real sites render timestamps with the site's offset (e.g.
 /// `2021-03-29T07:47:00-04:00`); the fake uses a fixed US Eastern standard offset so that clients
 /// see a non-UTC offset, without daylight-saving changes.
-fn site_offset() -> FixedOffset {
+pub(super) fn site_offset() -> FixedOffset {
     FixedOffset::west_opt(5 * 3600).unwrap_or_else(|| Utc.fix())
 }
 
@@ -67,6 +67,16 @@ pub(super) struct Bracket {
     pub unit_price: Decimal,
 }
 
+/// A price of one bracket in one of the site's non-primary currencies.
+#[derive(Debug, Clone)]
+pub(super) struct CurrencyPrice {
+    pub id: i64,
+    pub currency: String,
+    pub price: Decimal,
+    /// The bracket (`prices[].id`) it prices.
+    pub price_id: i64,
+}
+
 #[derive(Debug, Clone)]
 pub(super) struct PricePoint {
     pub id: i64,
@@ -81,7 +91,19 @@ pub(super) struct PricePoint {
     pub use_site_exchange_rate: bool,
     pub interval: Value,
     pub interval_unit: Value,
+    pub currency_prices: Vec<CurrencyPrice>,
     pub created_at: DateTime<Utc>,
+}
+
+impl PricePoint {
+    /// True when every bracket has a price in `currency`.
+    pub fn priced_in(&self, currency: &str) -> bool {
+        self.prices.iter().all(|b| {
+            self.currency_prices
+                .iter()
+                .any(|c| c.price_id == b.id && c.currency == currency)
+        })
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -115,15 +137,39 @@ pub(super) struct Family {
     pub created_at: DateTime<Utc>,
 }
 
-/// A component on a subscription.
+/// A component on a subscription: its price point and quantity now. A component whose price
+/// point was set (`POST /subscriptions/{id}/price_points.json`) but never allocated has a row
+/// with quantity 0.
+#[derive(Debug, Clone)]
+pub(super) struct SubscriptionComponent {
+    pub id: i64,
+    pub subscription_id: i64,
+    pub component_id: i64,
+    /// Kept as set, even when it names no price point of the component (see
+    /// `MaxioAbSandbox::set_component`).
+    pub price_point_id: i64,
+    pub allocated_quantity: Decimal,
+    pub unit_balance: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// One accepted `POST /subscriptions/{sid}/components/{cid}/allocations.json`.
 #[derive(Debug, Clone)]
 pub(super) struct Allocation {
     pub id: i64,
     pub subscription_id: i64,
     pub component_id: i64,
+    pub quantity: Decimal,
+    pub previous_quantity: Decimal,
     pub price_point_id: i64,
-    pub allocated_quantity: Decimal,
-    pub unit_balance: i64,
+    /// `None` when the component was not on the subscription before.
+    pub previous_price_point_id: Option<i64>,
+    pub memo: Option<String>,
+    pub upgrade_charge: String,
+    pub downgrade_credit: String,
+    pub accrue_charge: bool,
+    pub initiate_dunning: bool,
     pub created_at: DateTime<Utc>,
 }
 
@@ -135,8 +181,11 @@ pub(super) struct Subscription {
     pub reference: Option<String>,
     pub state: &'static str,
     pub payment_collection_method: String,
-    pub current_period_ends_at: String,
-    pub next_assessment_at: String,
+    /// `None` until the subscription is active (e.g. while `awaiting_signup`).
+    pub activated_at: Option<DateTime<Utc>>,
+    pub current_period_started_at: DateTime<Utc>,
+    pub current_period_ends_at: DateTime<Utc>,
+    pub next_assessment_at: DateTime<Utc>,
     pub net_terms: Value,
     pub currency: String,
     pub created_at: DateTime<Utc>,
@@ -158,7 +207,9 @@ impl Sequences {
             "price" => 5_000,
             "customer" => 6_000,
             "subscription" => 7_000,
-            "allocation" => 8_000,
+            "subscription_component" => 8_000,
+            "allocation" => 10_000,
+            "currency_price" => 11_000,
             _ => 9_000,
         };
         let n = self.next.entry(kind).or_insert(base);
@@ -177,7 +228,13 @@ pub(super) struct Store {
     /// Customers as the API renders them (unwrapped).
     pub customers: Vec<Map<String, Value>>,
     pub subscriptions: Vec<Subscription>,
+    pub subscription_components: Vec<SubscriptionComponent>,
+    /// Every accepted allocation, oldest first.
     pub allocations: Vec<Allocation>,
+    /// The site's primary currency (upper case).
+    pub currency: String,
+    /// The site's other currencies (upper case).
+    pub non_primary_currencies: Vec<String>,
     /// `uniqueness_token` → when it was first seen (virtual time).
     pub tokens: HashMap<String, DateTime<Utc>>,
     /// Component handles whose requested price point the next subscription create ignores.
@@ -203,7 +260,14 @@ impl Store {
             price_points: Vec::new(),
             customers: Vec::new(),
             subscriptions: Vec::new(),
+            subscription_components: Vec::new(),
             allocations: Vec::new(),
+            currency: settings.currency.trim().to_ascii_uppercase(),
+            non_primary_currencies: settings
+                .non_primary_currencies
+                .iter()
+                .map(|c| c.trim().to_ascii_uppercase())
+                .collect(),
             tokens: HashMap::new(),
             forced_default: HashSet::new(),
         };
@@ -290,6 +354,60 @@ impl Store {
         self.subscriptions.iter().find(|s| s.id == id)
     }
 
+    /// The site currency `code` names (primary or non-primary), upper case.
+    ///
+    /// ASSUMED: currency codes are matched case-insensitively (`eur` is EUR).
+    pub fn site_currency(&self, code: &str) -> Option<String> {
+        let code = code.trim().to_ascii_uppercase();
+        (code == self.currency || self.non_primary_currencies.contains(&code)).then_some(code)
+    }
+
+    /// The component `component_id` has on subscription `subscription_id`, if any.
+    pub fn subscription_component(
+        &self,
+        subscription_id: i64,
+        component_id: i64,
+    ) -> Option<&SubscriptionComponent> {
+        self.subscription_components
+            .iter()
+            .find(|a| a.subscription_id == subscription_id && a.component_id == component_id)
+    }
+
+    /// Puts `component_id` on subscription `subscription_id` at `price_point_id`, keeping its
+    /// quantity, or adds it with quantity 0.
+    pub fn set_subscription_price_point(
+        &mut self,
+        subscription_id: i64,
+        component_id: i64,
+        price_point_id: i64,
+    ) -> &mut SubscriptionComponent {
+        let now = self.now();
+        let index =
+            match self.subscription_components.iter().position(|a| {
+                a.subscription_id == subscription_id && a.component_id == component_id
+            }) {
+                Some(i) => i,
+                None => {
+                    let id = self.ids.next("subscription_component");
+                    self.subscription_components.push(SubscriptionComponent {
+                        id,
+                        subscription_id,
+                        component_id,
+                        price_point_id,
+                        allocated_quantity: Decimal::ZERO,
+                        unit_balance: 0,
+                        created_at: now,
+                        updated_at: now,
+                    });
+                    self.subscription_components.len() - 1
+                }
+            };
+        let row = &mut self.subscription_components[index];
+        row.price_point_id = price_point_id;
+        row.updated_at = now;
+        row
+    }
+
     /// True when `token` was seen less than 60 minutes (virtual time) ago.
     pub fn token_is_fresh(&self, token: &str) -> bool {
         self.tokens.get(token).is_some_and(|first| {
@@ -336,7 +454,12 @@ impl Store {
                 map.insert("subscription_id".into(), json!(subscription_id));
             }
             if currency_prices {
-                map.insert("currency_prices".into(), json!([]));
+                let list: Vec<Value> = p
+                    .currency_prices
+                    .iter()
+                    .map(|c| render_currency_price(p, c))
+                    .collect();
+                map.insert("currency_prices".into(), Value::Array(list));
             }
         }
         out
@@ -483,11 +606,11 @@ impl Store {
             "total_revenue_in_cents": 0,
             "product_price_in_cents": price_in_cents,
             "product_version_number": 1,
-            "current_period_ends_at": s.current_period_ends_at,
-            "next_assessment_at": s.next_assessment_at,
+            "current_period_ends_at": ts(s.current_period_ends_at),
+            "next_assessment_at": ts(s.next_assessment_at),
             "trial_started_at": null,
             "trial_ended_at": null,
-            "activated_at": if s.state == "active" { Value::String(created.clone()) } else { Value::Null },
+            "activated_at": s.activated_at.map(ts),
             "expires_at": null,
             "created_at": created,
             "updated_at": created,
@@ -495,7 +618,7 @@ impl Store {
             "cancellation_method": null,
             "cancel_at_end_of_period": false,
             "canceled_at": null,
-            "current_period_started_at": created,
+            "current_period_started_at": ts(s.current_period_started_at),
             "signup_payment_id": null,
             "signup_revenue": "0.00",
             "delayed_cancel_at": null,
@@ -549,7 +672,13 @@ impl Store {
     /// present") and a `product_family_ids` filter, which implies it lists every component of
     /// the subscription's product family, including ones never allocated to it (with a null price
     /// point). The fake does that: components not on the subscription come back with
-    /// `price_point_id: null` and zero quantities, and `only_priced` drops them.
+    /// `price_point_id: null` and zero quantities, and `only_priced` drops them. A component
+    /// whose price point was set but that was never allocated has its price point and quantity 0.
+    ///
+    /// Every item has `allocated_quantity` and `unit_balance` (0 when they do not apply to the
+    /// kind) and `enabled` (null except for on/off components), as the documented examples do;
+    /// `currency` is the subscription's, `use_site_exchange_rate` and `pricing_scheme` the price
+    /// point's.
     pub fn render_subscription_components(
         &self,
         s: &Subscription,
@@ -557,51 +686,47 @@ impl Store {
     ) -> Vec<Value> {
         let mut out = Vec::new();
         for c in &self.components {
-            let allocation = self
-                .allocations
-                .iter()
-                .find(|a| a.subscription_id == s.id && a.component_id == c.id);
-            if only_priced && allocation.is_none() {
+            let row = self.subscription_component(s.id, c.id);
+            if only_priced && row.is_none() {
                 continue;
             }
-            let price_point = allocation.and_then(|a| self.price_point(a.price_point_id));
-            let quantity = allocation
-                .map(|a| a.allocated_quantity)
-                .unwrap_or(Decimal::ZERO);
+            let price_point = row.and_then(|a| self.price_point(a.price_point_id));
+            let quantity = row.map(|a| a.allocated_quantity).unwrap_or(Decimal::ZERO);
             let allocated_quantity = quantity_json(quantity);
             let enabled = if c.kind == "on_off_component" {
                 json!(quantity > Decimal::ZERO)
             } else {
                 Value::Null
             };
-            let created = allocation.map(|a| a.created_at).unwrap_or(s.created_at);
+            let created = row.map(|a| a.created_at).unwrap_or(s.created_at);
+            let updated = row.map(|a| a.updated_at).unwrap_or(s.created_at);
             out.push(json!({
-                "id": allocation.map(|a| a.id),
+                "id": row.map(|a| a.id),
                 "component_id": c.id,
                 "subscription_id": s.id,
                 "component_handle": c.handle,
                 "name": c.name,
                 "kind": c.kind,
                 "unit_name": c.unit_name,
-                "unit_balance": allocation.map(|a| a.unit_balance).unwrap_or(0),
+                "unit_balance": row.map(|a| a.unit_balance).unwrap_or(0),
                 "allocated_quantity": allocated_quantity,
                 "enabled": enabled,
                 "pricing_scheme": price_point.map(|p| p.pricing_scheme.clone()),
-                "price_point_id": price_point.map(|p| p.id),
+                "price_point_id": row.map(|a| a.price_point_id),
                 "price_point_handle": price_point.and_then(|p| p.handle.clone()),
                 "price_point_name": price_point.map(|p| p.name.clone()),
                 "price_point_type": price_point.map(|p| p.kind.as_str()),
                 "product_family_id": self.family.id,
                 "product_family_handle": self.family.handle,
                 "currency": s.currency,
+                "use_site_exchange_rate": price_point.map(|p| p.use_site_exchange_rate),
                 "archived_at": null,
                 "created_at": ts(created),
-                "updated_at": ts(created),
+                "updated_at": ts(updated),
                 "allow_fractional_quantities": false,
                 "recurring": c.kind != "metered_component",
                 "upgrade_charge": null,
                 "downgrade_credit": null,
-                "use_site_exchange_rate": true,
                 "description": null,
                 "interval": 1,
                 "interval_unit": "month",
@@ -609,4 +734,50 @@ impl Store {
         }
         out
     }
+
+    /// An allocation as `POST …/allocations.json` answers it (unwrapped). Quantities render as
+    /// the API does: whole numbers as integers, fractions as strings.
+    pub fn render_allocation(&self, a: &Allocation) -> Value {
+        let component = self.component(a.component_id);
+        let price_point = self.price_point(a.price_point_id);
+        let at = ts(a.created_at);
+        json!({
+            "allocation_id": a.id,
+            "component_id": a.component_id,
+            "component_handle": component.map(|c| c.handle.clone()),
+            "subscription_id": a.subscription_id,
+            "quantity": quantity_json(a.quantity),
+            "previous_quantity": quantity_json(a.previous_quantity),
+            "memo": a.memo,
+            "timestamp": at,
+            "created_at": at,
+            "price_point_id": a.price_point_id,
+            "price_point_name": price_point.map(|p| p.name.clone()),
+            "price_point_handle": price_point.and_then(|p| p.handle.clone()),
+            "previous_price_point_id": a.previous_price_point_id,
+            "accrue_charge": a.accrue_charge,
+            "initiate_dunning": a.initiate_dunning,
+            "upgrade_charge": a.upgrade_charge,
+            "downgrade_credit": a.downgrade_credit,
+            "payment": null,
+            "expires_at": null,
+            "used_quantity": null,
+            "charge_id": null,
+        })
+    }
+}
+
+/// A currency price as `POST /price_points/{id}/currency_prices.json` answers it.
+///
+/// ASSUMED: `price` is a decimal string like `unit_price` (`"0.1"`, `"51.0"`); `formatted_price`
+/// uses the currency's symbol (see `formatted_currency_price`).
+pub(super) fn render_currency_price(p: &PricePoint, c: &CurrencyPrice) -> Value {
+    json!({
+        "id": c.id,
+        "currency": c.currency,
+        "price": decimal_string(c.price),
+        "formatted_price": formatted_currency_price(c.price, &c.currency),
+        "price_id": c.price_id,
+        "price_point_id": p.id,
+    })
 }

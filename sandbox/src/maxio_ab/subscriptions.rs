@@ -1,5 +1,6 @@
-//! Subscriptions: create (with components and their price points), read, lookup by reference,
-//! list, and a subscription's components.
+//! Subscriptions: create (with components and their price points, a currency, and start
+//! dates), read, lookup by reference, list, a subscription's components, and changing the price
+//! points of a subscription's components.
 
 use std::sync::Arc;
 
@@ -7,14 +8,16 @@ use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State as AxState};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use chrono::{DateTime, Months, NaiveDate, NaiveDateTime, Utc};
+use chrono::{DateTime, Months, NaiveDate, NaiveDateTime, TimeZone, Utc};
 use rust_decimal::Decimal;
 use serde_json::{Map, Value, json};
 
 use super::customers;
 use super::http::{Reply, numeric_segment, paginate, query_pairs, query_value, write};
 use super::price_points::brackets;
-use super::state::{Allocation, PricePoint, PricePointType, Store, Subscription, ts};
+use super::state::{
+    PricePoint, PricePointType, Product, Store, Subscription, SubscriptionComponent, site_offset,
+};
 use super::validate::{BracketIn, ErrorMap, decimal, integer, pricing, text};
 use super::{App, lock};
 
@@ -37,7 +40,7 @@ struct PlannedComponent {
 }
 
 /// `component_id` or `price_point_id` as sent: an integer, a numeric string, or `handle:<h>`.
-fn reference(v: &Value) -> Option<String> {
+pub(super) fn reference(v: &Value) -> Option<String> {
     match v {
         Value::Number(n) => n.as_i64().map(|n| n.to_string()),
         Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_string()),
@@ -45,19 +48,62 @@ fn reference(v: &Value) -> Option<String> {
     }
 }
 
-/// A timestamp as sent: RFC 3339, `YYYY-MM-DDTHH:MM:SS` or `YYYY-MM-DD` (taken as UTC).
+/// A timestamp as sent: RFC 3339 (`2027-01-15T10:00:00Z`, `…-05:00`), or without an offset
+/// (`2027-01-15T10:00:00`, or a date `2027-01-15`, taken as midnight).
+///
+/// ASSUMED: a time without an offset is in the site's time zone (the zone the API renders its
+/// timestamps in), so `2027-01-15` reads back as `2027-01-15T00:00:00-05:00`.
 fn timestamp(v: &Value) -> Option<DateTime<Utc>> {
     let s = v.as_str()?.trim();
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
         return Some(t.with_timezone(&Utc));
     }
-    if let Ok(t) = NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S") {
-        return Some(t.and_utc());
-    }
-    NaiveDate::parse_from_str(s, "%Y-%m-%d")
+    let naive = NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S")
         .ok()
-        .and_then(|d| d.and_hms_opt(0, 0, 0))
-        .map(|t| t.and_utc())
+        .or_else(|| {
+            NaiveDate::parse_from_str(s, "%Y-%m-%d")
+                .ok()
+                .and_then(|d| d.and_hms_opt(0, 0, 0))
+        })?;
+    site_offset()
+        .from_local_datetime(&naive)
+        .single()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+/// The end of the billing period of `product` that starts at `start`: `interval` months or days
+/// later.
+fn period_end(product: &Product, start: DateTime<Utc>) -> DateTime<Utc> {
+    let end = if product.interval_unit == "day" {
+        start.checked_add_signed(chrono::Duration::days(i64::from(product.interval)))
+    } else {
+        start.checked_add_months(Months::new(u32::try_from(product.interval).unwrap_or(1)))
+    };
+    end.unwrap_or(start)
+}
+
+/// The message refusing a price point for a subscription in a non-primary `currency`, if it has
+/// to be refused.
+///
+/// ASSUMED (real behaviour unknown): a price point that does not use the site's exchange rate
+/// (`use_site_exchange_rate: false`) must have a price in the subscription's currency for every
+/// bracket; one that does (the default, DOC: AB converts at the site's rate) needs none.
+pub(super) fn unpriced_in_currency(
+    store: &Store,
+    component_handle: &str,
+    price_point_id: i64,
+    currency: &str,
+) -> Option<String> {
+    if currency == store.currency {
+        return None;
+    }
+    let p = store.price_point(price_point_id)?;
+    (!p.use_site_exchange_rate && !p.priced_in(currency)).then(|| {
+        format!(
+            "{component_handle}: price point {} has no {currency} prices.",
+            p.id
+        )
+    })
 }
 
 fn plan_component(
@@ -164,9 +210,16 @@ fn plan_component(
 /// Own wording (no documented text): a missing root key answers
 /// `{"errors":{"subscription":"can't be blank"}}` (the customers' documented shape); a missing
 /// product `Product: cannot be blank.`; an unknown product `Product: could not be found.`; an
-/// unknown component `Component: '<id>' could not be found.`; a bad payment collection method,
-/// quantities and dates have their own messages. UNCONFIRMED that subscription references are
+/// unknown component `Component: '<id>' could not be found.`; a bad payment collection method
+/// and quantities have their own messages. UNCONFIRMED that subscription references are
 /// unique: the fake enforces it with the customers' message.
+///
+/// ASSUMED (all in the `{"errors":[..]}` shape): a currency that is not one of the site's
+/// `Currency: is not one of the allowed values.`; a component listed twice `Component <id> was
+/// listed more than once.`; in a non-primary currency, a price point without the site's exchange
+/// rate and without prices in it `<component handle>: price point <id> has no <CUR> prices.`; a
+/// date that does not parse `Initial billing at: must be a valid date/time` (also `Next billing
+/// at`).
 fn create_in(store: &mut Store, body: &Value) -> Reply {
     let Some(input) = body.get("subscription").and_then(Value::as_object) else {
         return Reply::unprocessable(json!({"errors": {"subscription": "can't be blank"}}));
@@ -262,10 +315,22 @@ fn create_in(store: &mut Store, body: &Value) -> Reply {
     match input.get("components") {
         None | Some(Value::Null) => {}
         Some(Value::Array(items)) => {
+            let mut repeated: Vec<i64> = Vec::new();
             for item in items {
                 if let Some(p) = plan_component(store, item, &mut errors) {
-                    // Choice: a component listed twice keeps its last entry.
-                    planned.retain(|q| q.component_id != p.component_id);
+                    // ASSUMED: real AB keeps one entry of a component listed twice (by id,
+                    // `handle:` or both); which one, and whether it says anything, is unknown.
+                    // The fake refuses, so that a client sending duplicates is caught.
+                    if planned.iter().any(|q| q.component_id == p.component_id) {
+                        if !repeated.contains(&p.component_id) {
+                            repeated.push(p.component_id);
+                            errors.push(format!(
+                                "Component {} was listed more than once.",
+                                p.component_id
+                            ));
+                        }
+                        continue;
+                    }
                     planned.push(p);
                 }
             }
@@ -273,13 +338,35 @@ fn create_in(store: &mut Store, body: &Value) -> Reply {
         Some(_) => errors.push("Components: must be a list.".into()),
     }
 
+    // The subscription's currency. DOC: it must be a site currency, and cannot be changed
+    // later; absent means the site's primary currency. ASSUMED: the wording and shape of the
+    // refusal, and that a blank value counts as absent.
+    let currency = match text(input.get("currency")) {
+        Ok(Some(c)) if !c.trim().is_empty() => store.site_currency(&c),
+        Ok(_) => Some(store.currency.clone()),
+        Err(()) => None,
+    };
+    match &currency {
+        Some(currency) => {
+            for p in &planned {
+                if let PlannedPrice::Existing(pp) = &p.price
+                    && let Some(message) = unpriced_in_currency(store, &p.handle, *pp, currency)
+                {
+                    errors.push(message);
+                }
+            }
+        }
+        None => errors.push("Currency: is not one of the allowed values.".into()),
+    }
+
+    // ASSUMED wording for a value that is not a date or time.
     let now = store.now();
     let mut date = |key: &str, label: &str| match input.get(key) {
         None | Some(Value::Null) => None,
         Some(v) => match timestamp(v) {
             Some(t) => Some(t),
             None => {
-                errors.push(format!("{label}: is not a valid date."));
+                errors.push(format!("{label}: must be a valid date/time"));
                 None
             }
         },
@@ -290,7 +377,7 @@ fn create_in(store: &mut Store, body: &Value) -> Reply {
     if !errors.is_empty() {
         return Reply::errors(errors);
     }
-    let (Some(who), Some(product)) = (who, product) else {
+    let (Some(who), Some(product), Some(currency)) = (who, product, currency) else {
         return Reply::errors(vec![NO_CUSTOMER.into()]);
     };
 
@@ -306,18 +393,23 @@ fn create_in(store: &mut Store, body: &Value) -> Reply {
         }
     };
     let id = store.ids.next("subscription");
-    let period_end = next_billing_at.unwrap_or_else(|| {
-        let end = if product.interval_unit == "day" {
-            now.checked_add_signed(chrono::Duration::days(i64::from(product.interval)))
-        } else {
-            now.checked_add_months(Months::new(u32::try_from(product.interval).unwrap_or(1)))
+    // Dates. A value in the past or now is ASSUMED to mean now.
+    // - `initial_billing_at` in the future: `awaiting_signup` until then (CONFIRMED-LIVE), next
+    //   assessment then; ASSUMED: not activated, and the period shown is the first one, from
+    //   `initial_billing_at`; `next_billing_at` is then ignored.
+    // - `next_billing_at` in the future: active now, the first period ends then, nothing is
+    //   charged at creation (DOC).
+    // - otherwise: active now, the period runs the product's interval from now.
+    let future = |t: Option<DateTime<Utc>>| t.filter(|t| *t > now);
+    let (state, activated_at, started, ends, next) =
+        match (future(initial_billing_at), future(next_billing_at)) {
+            (Some(t), _) => ("awaiting_signup", None, t, period_end(&product, t), t),
+            (None, Some(t)) => ("active", Some(now), now, t, t),
+            (None, None) => {
+                let end = period_end(&product, now);
+                ("active", Some(now), now, end, end)
+            }
         };
-        end.unwrap_or(now)
-    });
-    let state = match initial_billing_at {
-        Some(t) if t > now => "awaiting_signup",
-        _ => "active",
-    };
     let subscription = Subscription {
         id,
         customer_id,
@@ -325,15 +417,12 @@ fn create_in(store: &mut Store, body: &Value) -> Reply {
         reference,
         state,
         payment_collection_method: method,
-        current_period_ends_at: ts(period_end),
-        next_assessment_at: ts(initial_billing_at
-            .filter(|t| *t > now)
-            .unwrap_or(period_end)),
+        activated_at,
+        current_period_started_at: started,
+        current_period_ends_at: ends,
+        next_assessment_at: next,
         net_terms: input.get("net_terms").cloned().unwrap_or(Value::Null),
-        currency: text(input.get("currency"))
-            .ok()
-            .flatten()
-            .unwrap_or_else(|| "USD".into()),
+        currency,
         created_at: now,
     };
     for p in planned {
@@ -355,6 +444,7 @@ fn create_in(store: &mut Store, body: &Value) -> Reply {
                     use_site_exchange_rate: true,
                     interval: Value::Null,
                     interval_unit: Value::Null,
+                    currency_prices: Vec::new(),
                     created_at: now,
                 });
                 pp
@@ -362,15 +452,16 @@ fn create_in(store: &mut Store, body: &Value) -> Reply {
         };
         // `force_default_price_point` applies to the next subscription that gets the component.
         store.forced_default.remove(&p.handle);
-        let allocation_id = store.ids.next("allocation");
-        store.allocations.push(Allocation {
-            id: allocation_id,
+        let row_id = store.ids.next("subscription_component");
+        store.subscription_components.push(SubscriptionComponent {
+            id: row_id,
             subscription_id: id,
             component_id: p.component_id,
             price_point_id,
             allocated_quantity: p.quantity,
             unit_balance: p.unit_balance,
             created_at: now,
+            updated_at: now,
         });
     }
     let rendered = store.render_subscription(&subscription);
@@ -450,4 +541,117 @@ pub(super) async fn components(
         .map(|c| json!({ "component": c }))
         .collect();
     Reply::ok(Value::Array(list)).into_response()
+}
+
+/// The price point `sent` names for component `component_id` of subscription `subscription_id`
+/// in a price-point change: `"_default"` (the component's default), an id (number or numeric
+/// string), or a handle (DOC: bare, e.g. `"wholesale-handle"`; also accepted `handle:<h>`).
+/// Catalog and default price points of the component count, and the subscription's own custom
+/// ones (ASSUMED).
+pub(super) fn price_point_of(
+    store: &Store,
+    subscription_id: i64,
+    component_id: i64,
+    sent: &Value,
+) -> Option<i64> {
+    let r = reference(sent)?;
+    if r == "_default" {
+        return store
+            .component(component_id)
+            .map(|c| c.default_price_point_id);
+    }
+    let r = if r.parse::<i64>().is_ok() || r.starts_with("handle:") {
+        r
+    } else {
+        format!("handle:{r}")
+    };
+    store
+        .price_point_by_ref(component_id, &r, true)
+        .filter(|p| p.kind != PricePointType::Custom || p.subscription_id == Some(subscription_id))
+        .map(|p| p.id)
+}
+
+/// `POST /subscriptions/{sid}/price_points.json`
+/// `{"components":[{"component_id":997,"price_point":1022}, ...]}` → 200 with the request's
+/// `components` echoed (DOC), and each component's price point on the subscription changed
+/// (its quantity kept).
+///
+/// - DOC: a price point that is not one of the component's (unknown, or another component's)
+///   gets 422 `{"errors":[{"component_id":…,"price_point":…,"message":"Price Point does not
+///   belong to Component"}]}`, echoing what was sent. ASSUMED: an unknown component gets the
+///   same answer; all items are checked and nothing changes when one is refused.
+/// - ASSUMED: a component not on the subscription is accepted, and its price point is kept for
+///   when it is allocated (it then lists with quantity 0 and this price point).
+/// - ASSUMED: for a subscription in a non-primary currency, a price point that does not use the
+///   site's exchange rate and has no price in that currency for every bracket is refused as in
+///   subscription create, in the same object shape.
+/// - ASSUMED: a missing or empty `components` gets 422 `{"errors":["Components: cannot be
+///   blank."]}`. 404 for an unknown subscription.
+fn change_price_points_in(store: &mut Store, subscription: &str, body: &Value) -> Reply {
+    let Some(s) = subscription
+        .parse::<i64>()
+        .ok()
+        .and_then(|id| store.subscription(id))
+    else {
+        return Reply::not_found();
+    };
+    let (subscription_id, currency) = (s.id, s.currency.clone());
+    let Some(items) = body
+        .get("components")
+        .and_then(Value::as_array)
+        .filter(|items| !items.is_empty())
+    else {
+        return Reply::errors(vec!["Components: cannot be blank.".into()]);
+    };
+    let mut errors: Vec<Value> = Vec::new();
+    let mut changes: Vec<(i64, i64)> = Vec::new();
+    for item in items {
+        let component_sent = item.get("component_id").cloned().unwrap_or(Value::Null);
+        let price_point_sent = item.get("price_point").cloned().unwrap_or(Value::Null);
+        let refuse = |message: String| {
+            json!({
+                "component_id": component_sent,
+                "price_point": price_point_sent,
+                "message": message,
+            })
+        };
+        let Some(component) = reference(&component_sent)
+            .and_then(|r| store.component_by_ref(&r))
+            .cloned()
+        else {
+            errors.push(refuse("Price Point does not belong to Component".into()));
+            continue;
+        };
+        let Some(price_point_id) =
+            price_point_of(store, subscription_id, component.id, &price_point_sent)
+        else {
+            errors.push(refuse("Price Point does not belong to Component".into()));
+            continue;
+        };
+        if let Some(message) =
+            unpriced_in_currency(store, &component.handle, price_point_id, &currency)
+        {
+            errors.push(refuse(message));
+            continue;
+        }
+        changes.push((component.id, price_point_id));
+    }
+    if !errors.is_empty() {
+        return Reply::unprocessable(json!({ "errors": errors }));
+    }
+    for (component_id, price_point_id) in changes {
+        store.set_subscription_price_point(subscription_id, component_id, price_point_id);
+    }
+    Reply::ok(json!({ "components": items }))
+}
+
+pub(super) async fn change_price_points(
+    AxState(app): AxState<Arc<App>>,
+    Path(subscription_id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    write(&app, &headers, &body, |store, body| {
+        change_price_points_in(store, &subscription_id, body)
+    })
 }

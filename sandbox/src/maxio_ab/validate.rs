@@ -34,6 +34,27 @@ pub(super) fn decimal_string(d: Decimal) -> String {
 /// `formatted_unit_price`: a dollar amount with thousands separators and at least two decimals,
 /// e.g. `"$1,500.00"`, `"$0.0045"`.
 pub(super) fn formatted_price(d: Decimal) -> String {
+    formatted_amount(d, "$", ',', '.')
+}
+
+/// `formatted_price` of a currency price. DOC: the documented example for EUR is `"€123,00"`
+/// (symbol first, `.` for thousands, `,` for decimals). ASSUMED for the others: USD `$`, GBP
+/// `£`, JPY `¥`, CAD `CA$`, AUD `A$` with `,` and `.`; any other currency its code and a space
+/// (`"CHF 12.50"`).
+pub(super) fn formatted_currency_price(d: Decimal, currency: &str) -> String {
+    match currency {
+        "EUR" => formatted_amount(d, "€", '.', ','),
+        "USD" => formatted_amount(d, "$", ',', '.'),
+        "GBP" => formatted_amount(d, "£", ',', '.'),
+        "JPY" => formatted_amount(d, "¥", ',', '.'),
+        "CAD" => formatted_amount(d, "CA$", ',', '.'),
+        "AUD" => formatted_amount(d, "A$", ',', '.'),
+        other => formatted_amount(d, &format!("{other} "), ',', '.'),
+    }
+}
+
+/// An amount with a symbol, thousands separators and at least two decimals.
+fn formatted_amount(d: Decimal, symbol: &str, thousands: char, decimals: char) -> String {
     let mut n = d.normalize();
     if n.scale() < 2 {
         n.rescale(2);
@@ -43,7 +64,7 @@ pub(super) fn formatted_price(d: Decimal) -> String {
     let mut grouped = String::new();
     for (i, ch) in int.chars().enumerate() {
         if i > 0 && (int.len() - i) % 3 == 0 {
-            grouped.push(',');
+            grouped.push(thousands);
         }
         grouped.push(ch);
     }
@@ -52,7 +73,7 @@ pub(super) fn formatted_price(d: Decimal) -> String {
     } else {
         ""
     };
-    format!("{sign}${grouped}.{frac}")
+    format!("{sign}{symbol}{grouped}{decimals}{frac}")
 }
 
 /// A decimal from a JSON number or numeric string. `None` when it is neither.
@@ -392,6 +413,9 @@ mod tests {
         assert_eq!(formatted_price(d("1500")), "$1,500.00");
         assert_eq!(formatted_price(d("0.0045")), "$0.0045");
         assert_eq!(formatted_price(d("1234567.5")), "$1,234,567.50");
+        assert_eq!(formatted_currency_price(d("123"), "EUR"), "€123,00");
+        assert_eq!(formatted_currency_price(d("1234.5"), "EUR"), "€1.234,50");
+        assert_eq!(formatted_currency_price(d("0.1"), "CHF"), "CHF 0.10");
     }
 
     #[test]
