@@ -259,6 +259,10 @@ pub async fn warm_up(stack: &LocalStack) -> anyhow::Result<()> {
                 .await
                 .with_context(|| format!("warming up AB component {handle}"))?;
         }
+        site.ab
+            .product("monthly-usage")
+            .await
+            .context("warming up the AB product")?;
     }
     clear_logs(stack);
     Ok(())

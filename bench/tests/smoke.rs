@@ -33,8 +33,8 @@ async fn the_quick_benchmark_runs_and_every_deal_makes_the_fewest_calls() {
     assert_eq!(volume.warm.sf_writes, 1);
     assert_eq!(
         volume.cold.ab,
-        volume.warm.ab + 2,
-        "a cold process reads the two components once"
+        volume.warm.ab + 4,
+        "a cold process reads the site's currencies, the product and the two components once"
     );
 
     assert_eq!(results.latency.len(), 7);

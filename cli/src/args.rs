@@ -111,6 +111,9 @@ pub struct SandboxArgs {
     /// Port of the fake Maxio Advanced Billing site.
     #[arg(long, default_value_t = 8441)]
     pub maxio_ab_port: u16,
+    /// Port of the second fake Maxio Advanced Billing site (`uk`, GBP).
+    #[arg(long, default_value_t = 8444)]
+    pub maxio_ab_uk_port: u16,
     /// Port of the fake Maxio Core tenant.
     #[arg(long, default_value_t = 8442)]
     pub maxio_core_port: u16,

@@ -108,11 +108,13 @@ async fn run(command: Command, json: bool) -> Result<Outcome, CliError> {
                 schema: a.schema,
                 data: a.data,
                 maxio_ab_port: a.maxio_ab_port,
+                maxio_ab_uk_port: a.maxio_ab_uk_port,
                 maxio_core_port: a.maxio_core_port,
                 whmcs_port: a.whmcs_port,
                 aws: a.aws,
                 dead_letter_queues: true,
                 env_file: Some(a.write_env),
+                broken_subscription: true,
             };
             sandbox::sandbox(&options, json).await
         }

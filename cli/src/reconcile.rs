@@ -148,7 +148,8 @@ pub async fn reconcile(options: ReconcileOptions) -> Result<Outcome, CliError> {
         Arc::new(SqsQueue::new(aws_sdk_sqs::Client::new(&aws), urls))
     };
     let connected = Connected::from_env().await?;
-    let clock = wiring::system_clock();
+    // The real time, never DEALBRIDGE_CLOCK: the search window is compared with LastModifiedDate.
+    let clock: Arc<dyn dealbridge::clock::Clock> = Arc::new(dealbridge::clock::SystemClock);
     let deps = Deps {
         dispatcher: Dispatcher::new(
             connected.loader(),

@@ -184,7 +184,7 @@ pub fn maxio_ab_requests(
                 spec.handle
             ))
             .body(json!({
-                "price_point": spec,
+                "price_point": spec.create_body(),
                 "uniqueness_token": uniqueness_token(&price_points_key, item.order_item_id.as_str()),
             })),
         );

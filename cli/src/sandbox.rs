@@ -10,23 +10,11 @@ use serde_json::{Map, Value, json};
 use crate::error::CliError;
 use crate::output::Outcome;
 
-/// The seeded deals an operator rehearses with (see `sandbox/data/salesforce/README.md`).
-const SEEDED_DEALS: [&str; 9] = [
-    "VolumeOpportunity",
-    "GraduatedOpportunity",
-    "FlatFeeOpportunity",
-    "NoScheduleOpportunity",
-    "NoEmailOpportunity",
-    "PendingOpportunity",
-    "UnmappedOpportunity",
-    "InternetOpportunity",
-    "InternetOrder",
-];
-
 /// The seeded deals present in the org, with their Ids (none when other data was loaded).
 fn seeded_deals(served: &ServedSandbox) -> Vec<(&'static str, String)> {
-    SEEDED_DEALS
-        .into_iter()
+    dealbridge_sandbox::serve_all::SEEDED_DEALS
+        .iter()
+        .copied()
         .filter_map(|r| served.id_of(r).map(|id| (r, id.to_string())))
         .collect()
 }
@@ -42,6 +30,7 @@ fn announce(served: &ServedSandbox, options: &SandboxOptions, as_json: bool) -> 
         let doc = json!({
             "salesforce": served.salesforce.url(),
             "maxioAb": served.maxio_ab.url(),
+            "maxioAbUk": served.maxio_ab_uk.url(),
             "maxioCore": served.maxio_core.base_url(),
             "whmcs": served.whmcs.api_url(),
             "moto": served.moto.as_ref().map(|m| m.endpoint()),
@@ -55,9 +44,10 @@ fn announce(served: &ServedSandbox, options: &SandboxOptions, as_json: bool) -> 
         return format!("{doc}\n");
     }
     let mut text = format!(
-        "Salesforce sandbox org:       {}\nMaxio Advanced Billing site:  {}\nMaxio Core tenant:            {}\nWHMCS installation:           {}\n",
+        "Salesforce sandbox org:       {}\nMaxio AB site (USD, EUR):     {}\nMaxio AB site uk (GBP):       {}\nMaxio Core tenant:            {}\nWHMCS installation:           {}\n",
         served.salesforce.url(),
         served.maxio_ab.url(),
+        served.maxio_ab_uk.url(),
         served.maxio_core.base_url(),
         served.whmcs.api_url()
     );

@@ -298,7 +298,7 @@ async fn dry_run(connected: &Connected, deal: &DealRef) -> Result<Outcome, CliEr
                     connected.secrets.clone(),
                 )
                 .map_err(CliError::config)?;
-                let today = chrono::Utc::now().date_naive();
+                let today = wiring::system_clock().now().date_naive();
                 let preview =
                     preview(&sites, &snapshot, &connected.mapping, &settings, today).await?;
                 match (preview.plan, preview.problems.is_empty()) {

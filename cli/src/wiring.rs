@@ -52,6 +52,7 @@ impl Connected {
     /// Reads the configuration (every problem named) and builds the clients. Nothing is sent yet.
     pub async fn from_env() -> Result<Connected, CliError> {
         let config = Config::from_env().map_err(|e| CliError::Config(e.problems))?;
+        rehearsal_start()?;
         let aws = aws().await;
         let secrets: Arc<dyn SecretStore> = Arc::new(CachedSecrets::new(
             Arc::new(AwsSecretsManager::new(aws_sdk_secretsmanager::Client::new(
@@ -143,5 +144,27 @@ pub fn ledger(aws: &aws_config::SdkConfig) -> Result<(Arc<dyn Ledger>, LedgerCho
 
 /// The system clock, shared.
 pub fn system_clock() -> Arc<dyn Clock> {
-    Arc::new(SystemClock)
+    static CLOCK: std::sync::OnceLock<Arc<dyn Clock>> = std::sync::OnceLock::new();
+    CLOCK
+        .get_or_init(|| match rehearsal_start() {
+            Ok(Some(start)) => Arc::new(dealbridge::clock::ShiftedClock::starting_at(start)),
+            _ => Arc::new(SystemClock),
+        })
+        .clone()
+}
+
+/// `DEALBRIDGE_CLOCK` (RFC 3339): `sync`'s clock runs from that instant instead of the system's
+/// time. The sandbox sets it to the time its deals are dated around, so that start dates are
+/// judged as they are in the local stack. Never set it against a real org.
+pub fn rehearsal_start() -> Result<Option<chrono::DateTime<chrono::Utc>>, CliError> {
+    match var("DEALBRIDGE_CLOCK") {
+        None => Ok(None),
+        Some(v) => chrono::DateTime::parse_from_rfc3339(v.trim())
+            .map(|t| Some(t.with_timezone(&chrono::Utc)))
+            .map_err(|e| {
+                CliError::config(format!(
+                    "DEALBRIDGE_CLOCK {v:?} is not an RFC 3339 instant: {e}"
+                ))
+            }),
+    }
 }

@@ -183,10 +183,21 @@ async fn a_dry_run_shows_the_plan_and_every_request_and_sends_no_write() {
         );
     }
 
+    let ab: Vec<String> = sandbox
+        .maxio_ab
+        .observer()
+        .requests()
+        .into_iter()
+        .map(|r| r.route)
+        .collect();
+    assert!(
+        !ab.is_empty() && ab.iter().all(|r| r.starts_with("GET ")),
+        "Maxio AB is read (site, product, components, what exists), never written: {ab:?}"
+    );
     assert_eq!(
-        sandbox.maxio_ab.observer().total(),
-        0,
-        "no request to Maxio AB"
+        sandbox.maxio_ab_uk.observer().total(),
+        sandbox.maxio_ab_uk.observer().count(ab_routes::SITE),
+        "the other site is only asked for its currencies"
     );
     assert_eq!(
         sandbox.maxio_core.observer().total(),
@@ -256,10 +267,18 @@ async fn a_dry_run_shows_validation_problems_with_their_codes_and_exits_1() {
         "MAXIO_NO_BILLING_EMAIL"
     );
     assert_eq!(json["maxio"]["problems"][0]["kind"], "permanent");
-    assert_eq!(sandbox.maxio_ab.observer().total(), 0);
+    assert!(
+        sandbox
+            .maxio_ab
+            .observer()
+            .requests()
+            .iter()
+            .all(|r| r.route.starts_with("GET ")),
+        "the dry run only reads AB"
+    );
 
     // The real sync fails at the same check: the step's error carries its code and kind as
-    // fields, and nothing reaches AB.
+    // fields, and nothing is written to AB.
     let real = dealbridge(&sandbox, &["--json", "sync", opportunity.as_str()])
         .await
         .expect(1)
@@ -269,7 +288,15 @@ async fn a_dry_run_shows_validation_problems_with_their_codes_and_exits_1() {
     assert_eq!(step["outcome"], "permanent", "{real}");
     assert_eq!(step["error"]["code"], "MAXIO_NO_BILLING_EMAIL", "{real}");
     assert_eq!(step["error"]["kind"], "permanent", "{real}");
-    assert_eq!(sandbox.maxio_ab.observer().total(), 0);
+    assert!(
+        sandbox
+            .maxio_ab
+            .observer()
+            .requests()
+            .iter()
+            .all(|r| r.route.starts_with("GET ")),
+        "nothing is written to AB"
+    );
 }
 
 /// Every credential the sandbox holds.
@@ -900,4 +927,100 @@ async fn the_sandbox_command_serves_the_fakes_and_writes_their_environment() {
     assert!(token.status().is_client_error(), "the fake org answers");
     child.kill().await.unwrap();
     let _ = std::fs::remove_file(&env_file);
+}
+
+/// The first code of each flow the dry run says would fail, and whether it would fail at all.
+fn dry_verdict(dry: &Value) -> (bool, Vec<String>) {
+    let mut codes = Vec::new();
+    if let Some(first) = dry["maxio"]["problems"].as_array().and_then(|p| p.first()) {
+        codes.push(first["code"].as_str().unwrap_or_default().to_string());
+    }
+    for w in dry["whmcs"].as_array().into_iter().flatten() {
+        if let Some(first) = w["problems"].as_array().and_then(|p| p.first())
+            && first["code"] != "WHMCS_ORDER_EXISTS"
+        {
+            codes.push(first["code"].as_str().unwrap_or_default().to_string());
+        }
+    }
+    (dry["wouldFail"] == true, codes)
+}
+
+/// Whether the sync failed, and the code of each step that did.
+fn sync_verdict(run: &Value) -> (bool, Vec<String>) {
+    let codes = run["steps"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|s| s["failed"] == true)
+        .filter_map(|s| s["error"]["code"].as_str().map(str::to_string))
+        .collect();
+    (run["failed"] == true, codes)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn for_every_seeded_deal_the_dry_run_fails_exactly_where_the_sync_does() {
+    let sandbox = serve_sandbox(&SandboxOptions {
+        broken_subscription: true,
+        ..SandboxOptions::ephemeral()
+    })
+    .await
+    .expect("the sandbox starts");
+    let mut verdicts = Vec::new();
+    for reference in dealbridge_sandbox::serve_all::SEEDED_DEALS {
+        let deal = id(&sandbox, reference);
+        let dry = dealbridge(&sandbox, &["--json", "sync", deal.as_str(), "--dry-run"]).await;
+        let dry_json = dry.json();
+        let writes_before: Vec<String> = [&sandbox.maxio_ab, &sandbox.maxio_ab_uk]
+            .iter()
+            .flat_map(|s| s.observer().requests())
+            .filter(|r| !r.route.starts_with("GET "))
+            .map(|r| r.route)
+            .collect();
+        let real = dealbridge(&sandbox, &["--json", "sync", deal.as_str()]).await;
+        let real_json = real.json();
+        let (would_fail, dry_codes) = dry_verdict(&dry_json);
+        let (failed, sync_codes) = sync_verdict(&real_json);
+        assert_eq!(
+            (would_fail, &dry_codes),
+            (failed, &sync_codes),
+            "{reference}: the dry run said {dry_codes:?}, the sync failed with {sync_codes:?}\ndry run:\n{dry_json:#}\nsync:\n{real_json:#}"
+        );
+        assert_eq!(
+            dry.code,
+            i32::from(would_fail),
+            "{reference}: dry-run exit code"
+        );
+        if would_fail
+            && dry_codes
+                .iter()
+                .all(|c| c.starts_with("MAXIO_") || c.starts_with("CURRENCY_"))
+        {
+            let writes_after: Vec<String> = [&sandbox.maxio_ab, &sandbox.maxio_ab_uk]
+                .iter()
+                .flat_map(|s| s.observer().requests())
+                .filter(|r| !r.route.starts_with("GET "))
+                .map(|r| r.route)
+                .collect();
+            assert_eq!(
+                writes_after, writes_before,
+                "{reference}: refused, yet written to AB"
+            );
+        }
+        verdicts.push((reference.to_string(), failed, sync_codes));
+    }
+    let failing: Vec<&str> = verdicts
+        .iter()
+        .filter(|(_, failed, _)| *failed)
+        .map(|(r, _, _)| r.as_str())
+        .collect();
+    assert_eq!(
+        failing,
+        [
+            "NoEmailOpportunity",
+            "UnmappedOpportunity",
+            "YenOpportunity",
+            "SplitPriceOpportunity"
+        ],
+        "{verdicts:?}"
+    );
 }

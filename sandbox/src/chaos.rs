@@ -33,7 +33,7 @@ const WORKED: [QueueName; 6] = [
 ];
 
 /// The won Opportunities of the seed and how each ends without chaos.
-const MAXIO_DEALS: [(&str, Expected); 7] = [
+const MAXIO_DEALS: [(&str, Expected); 14] = [
     ("VolumeOpportunity", Expected::Synced),
     ("GraduatedOpportunity", Expected::Synced),
     ("FlatFeeOpportunity", Expected::Synced),
@@ -47,6 +47,19 @@ const MAXIO_DEALS: [(&str, Expected); 7] = [
         Expected::Failed("MAXIO_UNMAPPED_PRODUCT"),
     ),
     ("PendingOpportunity", Expected::Failed("DISPATCH_NO_ORDER")),
+    ("EuroOpportunity", Expected::Synced),
+    ("SterlingOpportunity", Expected::Synced),
+    (
+        "YenOpportunity",
+        Expected::Failed("MAXIO_CURRENCY_UNSUPPORTED"),
+    ),
+    ("SeatsOpportunity", Expected::Synced),
+    (
+        "SplitPriceOpportunity",
+        Expected::Failed("MAXIO_SPLIT_PRICE"),
+    ),
+    ("FutureOpportunity", Expected::Synced),
+    ("RepairOpportunity", Expected::Synced),
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -169,12 +182,17 @@ impl ChaosRun {
     /// A fresh stack whose fakes fail a `rate` share of requests.
     pub async fn start(seed: u64, rate: f64) -> anyhow::Result<ChaosRun> {
         let stack = LocalStack::start().await?;
+        stack.seed_broken_subscription().await?;
         let plan = ChaosPlan::new(seed, rate);
         stack
             .salesforce
             .observer()
             .set_chaos(plan.clone(), salesforce_faults);
         stack.maxio_ab.observer().set_chaos(plan.clone(), ab_faults);
+        stack
+            .maxio_ab_uk
+            .observer()
+            .set_chaos(plan.clone(), ab_faults);
         stack
             .maxio_core
             .observer()
@@ -303,35 +321,50 @@ impl ChaosRun {
                 }
             }
         };
-        let ab = &self.stack.maxio_ab;
-        count_dupes(
-            "AB customers",
-            ab.customers()
-                .iter()
-                .map(|c| c["reference"].as_str().unwrap_or("?").to_string())
-                .collect(),
-        );
-        count_dupes(
-            "AB subscriptions",
-            ab.subscriptions()
-                .iter()
-                .map(|s| s["reference"].as_str().unwrap_or("?").to_string())
-                .collect(),
-        );
-        count_dupes(
-            "AB price points",
-            ab.price_points()
-                .iter()
-                .filter(|p| p["type"] != "default")
-                .map(|p| {
-                    format!(
-                        "{}/{}",
-                        p["component_id"],
-                        p["handle"].as_str().unwrap_or("?")
-                    )
-                })
-                .collect(),
-        );
+        for (site, ab) in [
+            ("default", &self.stack.maxio_ab),
+            ("uk", &self.stack.maxio_ab_uk),
+        ] {
+            count_dupes(
+                "AB customers",
+                ab.customers()
+                    .iter()
+                    .map(|c| format!("{site}/{}", c["reference"].as_str().unwrap_or("?")))
+                    .collect(),
+            );
+            let subscriptions = ab.subscriptions();
+            count_dupes(
+                "AB subscriptions",
+                subscriptions
+                    .iter()
+                    .map(|s| format!("{site}/{}", s["reference"].as_str().unwrap_or("?")))
+                    .collect(),
+            );
+            count_dupes(
+                "AB price points",
+                ab.price_points()
+                    .iter()
+                    .filter(|p| p["type"] != "default")
+                    .map(|p| {
+                        format!(
+                            "{site}/{}/{}",
+                            p["component_id"],
+                            p["handle"].as_str().unwrap_or("?")
+                        )
+                    })
+                    .collect(),
+            );
+            // A repair sets each component once: a second allocation is a double charge.
+            count_dupes(
+                "AB allocations",
+                subscriptions
+                    .iter()
+                    .filter_map(|s| s["id"].as_i64())
+                    .flat_map(|id| ab.allocations(id))
+                    .map(|a| format!("{site}/{}/{}", a["subscription_id"], a["component_id"]))
+                    .collect(),
+            );
+        }
         count_dupes(
             "WHMCS orders",
             self.stack

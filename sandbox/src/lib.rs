@@ -1,6 +1,7 @@
 //! The dealbridge sandbox: faithful local fakes of the external APIs dealbridge talks to, the
 //! seeded deals they serve, and helpers for the end-to-end tests.
 
+pub mod ab_sites;
 pub mod aws;
 pub mod chaos;
 pub mod events;

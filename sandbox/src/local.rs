@@ -26,7 +26,7 @@ use dealbridge::whmcs::provision::WhmcsDeps;
 use dealbridge::wiring::{Platform, Wiring};
 
 use crate::harness::{SALESFORCE_SECRET, credentials_secret, environment};
-use crate::maxio_ab::{AbSettings as AbSandboxSettings, MaxioAbSandbox};
+use crate::maxio_ab::MaxioAbSandbox;
 use crate::maxio_core::{CoreSettings, MaxioCoreSandbox};
 use crate::salesforce::{OrgSettings, SalesforceSandbox, seeded_org};
 use crate::whmcs::{WhmcsSandbox, WhmcsSettings};
@@ -71,7 +71,10 @@ pub struct LocalStack {
     pub intake: dealbridge_intake::Deps,
     pub platform_events: dealbridge_platform_events::Deps,
     pub delayed: Arc<DelayedDeps>,
+    /// The default AB site (USD, with EUR as a non-primary currency).
     pub maxio_ab: MaxioAbSandbox,
+    /// The `uk` AB site (GBP).
+    pub maxio_ab_uk: MaxioAbSandbox,
     pub maxio: Arc<MaxioDeps>,
     pub maxio_core: MaxioCoreSandbox,
     pub core_link: Arc<CoreLinkDeps>,
@@ -107,7 +110,8 @@ impl LocalStack {
         core: CoreStart,
     ) -> anyhow::Result<LocalStack> {
         let salesforce = SalesforceSandbox::start(OrgSettings::default(), seeded_org()?).await?;
-        let maxio_ab = MaxioAbSandbox::start(AbSandboxSettings::default()).await?;
+        let maxio_ab = MaxioAbSandbox::start(crate::ab_sites::default_site()).await?;
+        let maxio_ab_uk = MaxioAbSandbox::start(crate::ab_sites::uk_site()).await?;
         let maxio_core = MaxioCoreSandbox::start(core.settings).await?;
         if !core.empty {
             maxio_core.seed(
@@ -128,9 +132,10 @@ impl LocalStack {
             credentials_secret(&salesforce.settings()),
         );
         secrets.insert(INTAKE_SECRET, intake_secret_json());
+        secrets.insert(MAXIO_AB_SECRET, crate::ab_sites::secret_json(&maxio_ab));
         secrets.insert(
-            MAXIO_AB_SECRET,
-            serde_json::json!({"api_key": maxio_ab.settings().api_key}).to_string(),
+            crate::ab_sites::MAXIO_AB_UK_SECRET,
+            crate::ab_sites::secret_json(&maxio_ab_uk),
         );
         secrets.insert(
             MAXIO_CORE_SECRET,
@@ -160,6 +165,10 @@ impl LocalStack {
             ("WHMCS_BASE_URL", whmcs.base_url()),
             ("WHMCS_SECRET_NAME", WHMCS_SECRET.to_string()),
             ("WHMCS_TIMEOUT_SECONDS", "10".to_string()),
+            (
+                "DEALBRIDGE_MAPPING",
+                crate::ab_sites::mapping_json(maxio_ab_uk.url()),
+            ),
         ] {
             variables.push((name.to_string(), value));
         }
@@ -216,11 +225,32 @@ impl LocalStack {
             clock,
             secrets,
             maxio_ab,
+            maxio_ab_uk,
             maxio_core,
             whmcs,
             ledger,
             wiring,
         })
+    }
+
+    /// Leaves the `Repair` deal's subscription in AB as an earlier run left it wrong (see
+    /// [`crate::ab_sites::seed_broken_subscription`]), as `make sandbox` and the demo have it.
+    /// Forgets the requests it took. Returns the subscription id.
+    pub async fn seed_broken_subscription(&self) -> anyhow::Result<i64> {
+        let seeded = |r: &str| {
+            self.salesforce
+                .id_of(r)
+                .and_then(|id| SfId::parse(&id).ok())
+                .ok_or_else(|| anyhow::anyhow!("the org has no {r}"))
+        };
+        let id = crate::ab_sites::seed_broken_subscription(
+            &self.maxio_ab,
+            &seeded("RepairAccount")?,
+            &seeded("RepairOpportunity")?,
+        )
+        .await?;
+        self.maxio_ab.observer().clear_log();
+        Ok(id)
     }
 
     /// A snapshot loader on the same Salesforce client (for showing what a deal holds).

@@ -13,17 +13,39 @@ use anyhow::Context;
 use dealbridge::queue::{QueueName, QueueUrls};
 use dealbridge::salesforce::SfId;
 
+use crate::ab_sites;
 use crate::aws::{create_dead_letter_queues, create_ledger_table, create_queues, put_secret};
 use crate::harness::{SALESFORCE_SECRET, credentials_secret};
 use crate::local::{
     INTAKE_SECRET, MAX_RECEIVES, MAXIO_AB_SECRET, MAXIO_CORE_SECRET, WHMCS_SECRET,
     intake_secret_json,
 };
-use crate::maxio_ab::{AbSettings, MaxioAbSandbox};
+use crate::maxio_ab::MaxioAbSandbox;
 use crate::maxio_core::{CoreSettings, MaxioCoreSandbox, SEED_FILE as CORE_SEED_FILE};
 use crate::moto::Moto;
 use crate::salesforce::{OrgSettings, SalesforceSandbox, data_dir};
 use crate::whmcs::{WhmcsSandbox, WhmcsSettings};
+
+/// The seeded deals an operator rehearses with, by `referenceId` (see
+/// `sandbox/data/salesforce/README.md`): the Opportunities, then the Order approval triggers.
+pub const SEEDED_DEALS: &[&str] = &[
+    "VolumeOpportunity",
+    "GraduatedOpportunity",
+    "FlatFeeOpportunity",
+    "NoScheduleOpportunity",
+    "NoEmailOpportunity",
+    "PendingOpportunity",
+    "UnmappedOpportunity",
+    "InternetOpportunity",
+    "EuroOpportunity",
+    "SterlingOpportunity",
+    "YenOpportunity",
+    "SeatsOpportunity",
+    "SplitPriceOpportunity",
+    "FutureOpportunity",
+    "RepairOpportunity",
+    "InternetOrder",
+];
 
 /// The ledger table created in moto (the name `make sandbox` uses).
 pub const LEDGER_TABLE: &str = "dealbridge-ledger";
@@ -37,6 +59,8 @@ pub struct SandboxOptions {
     /// Records to load, in `sf data export tree` form; the bundled seed when empty.
     pub data: Vec<PathBuf>,
     pub maxio_ab_port: u16,
+    /// The second AB site (`uk`, GBP).
+    pub maxio_ab_uk_port: u16,
     pub maxio_core_port: u16,
     pub whmcs_port: u16,
     /// Also start moto with the queues, secrets and ledger table (needs the project venv).
@@ -46,6 +70,9 @@ pub struct SandboxOptions {
     pub dead_letter_queues: bool,
     /// Where to write the environment (`KEY=VALUE` lines); nothing is written when `None`.
     pub env_file: Option<PathBuf>,
+    /// Leave the `Repair` deal's AB subscription as an earlier run left it wrong (with the
+    /// bundled seed), so a sync shows the repair.
+    pub broken_subscription: bool,
 }
 
 impl Default for SandboxOptions {
@@ -58,22 +85,27 @@ impl Default for SandboxOptions {
             maxio_ab_port: 8441,
             maxio_core_port: 8442,
             whmcs_port: 8443,
+            maxio_ab_uk_port: 8444,
             aws: true,
             dead_letter_queues: true,
             env_file: Some(PathBuf::from("target/sandbox.env")),
+            broken_subscription: true,
         }
     }
 }
 
 impl SandboxOptions {
-    /// Every server on a free port, moto with dead-letter queues, no environment file: for tests.
+    /// Every server on a free port, moto with dead-letter queues, no environment file, AB as
+    /// dealbridge alone would leave it: for tests.
     pub fn ephemeral() -> Self {
         SandboxOptions {
             salesforce_port: 0,
             maxio_ab_port: 0,
+            maxio_ab_uk_port: 0,
             maxio_core_port: 0,
             whmcs_port: 0,
             env_file: None,
+            broken_subscription: false,
             ..SandboxOptions::default()
         }
     }
@@ -82,7 +114,10 @@ impl SandboxOptions {
 /// The running sandbox. Dropping it stops every server (and moto).
 pub struct ServedSandbox {
     pub salesforce: SalesforceSandbox,
+    /// The default AB site (USD, with EUR as a non-primary currency).
     pub maxio_ab: MaxioAbSandbox,
+    /// The `uk` AB site (GBP).
+    pub maxio_ab_uk: MaxioAbSandbox,
     pub maxio_core: MaxioCoreSandbox,
     pub whmcs: WhmcsSandbox,
     /// moto, when started.
@@ -137,9 +172,28 @@ pub async fn serve_sandbox(options: &SandboxOptions) -> anyhow::Result<ServedSan
     let salesforce = SalesforceSandbox::start_on(settings.clone(), org, addr)
         .await
         .with_context(|| format!("binding {addr} for the Salesforce org"))?;
-    let maxio_ab = MaxioAbSandbox::start_on(AbSettings::default(), loopback(options.maxio_ab_port))
-        .await
-        .context("starting the Maxio AB fake")?;
+    let maxio_ab =
+        MaxioAbSandbox::start_on(ab_sites::default_site(), loopback(options.maxio_ab_port))
+            .await
+            .context("starting the Maxio AB fake")?;
+    let maxio_ab_uk =
+        MaxioAbSandbox::start_on(ab_sites::uk_site(), loopback(options.maxio_ab_uk_port))
+            .await
+            .context("starting the second Maxio AB fake (uk)")?;
+    let repair = (
+        salesforce
+            .id_of("RepairAccount")
+            .and_then(|id| SfId::parse(&id).ok()),
+        salesforce
+            .id_of("RepairOpportunity")
+            .and_then(|id| SfId::parse(&id).ok()),
+    );
+    if let (true, Some(account), Some(opportunity)) =
+        (options.broken_subscription, repair.0, repair.1)
+    {
+        ab_sites::seed_broken_subscription(&maxio_ab, &account, &opportunity).await?;
+        maxio_ab.observer().clear_log();
+    }
     let maxio_core =
         MaxioCoreSandbox::start_on(CoreSettings::default(), loopback(options.maxio_core_port))
             .await
@@ -161,6 +215,16 @@ pub async fn serve_sandbox(options: &SandboxOptions) -> anyhow::Result<ServedSan
         ("INTAKE_SECRET_NAME".into(), INTAKE_SECRET.into()),
         ("MAXIO_AB_BASE_URL".into(), maxio_ab.url().into()),
         ("MAXIO_AB_SECRET_NAME".into(), MAXIO_AB_SECRET.into()),
+        (
+            "DEALBRIDGE_MAPPING".into(),
+            ab_sites::mapping_json(maxio_ab_uk.url()),
+        ),
+        // The sandbox's deals are dated around the sample events' time; the CLI decides start
+        // dates as of then (see cli/README.md).
+        (
+            "DEALBRIDGE_CLOCK".into(),
+            crate::local::sample_time().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        ),
         ("MAXIO_CORE_LINK_ENABLED".into(), "true".into()),
         ("MAXIO_CORE_BASE_URL".into(), maxio_core.base_url()),
         ("MAXIO_CORE_SECRET_NAME".into(), MAXIO_CORE_SECRET.into()),
@@ -194,8 +258,13 @@ pub async fn serve_sandbox(options: &SandboxOptions) -> anyhow::Result<ServedSan
         let secrets = aws_sdk_secretsmanager::Client::new(&aws);
         put_secret(&secrets, SALESFORCE_SECRET, &credentials_secret(&settings)).await?;
         put_secret(&secrets, INTAKE_SECRET, &intake_secret_json()).await?;
-        let ab_secret = serde_json::json!({"api_key": maxio_ab.settings().api_key}).to_string();
-        put_secret(&secrets, MAXIO_AB_SECRET, &ab_secret).await?;
+        put_secret(&secrets, MAXIO_AB_SECRET, &ab_sites::secret_json(&maxio_ab)).await?;
+        put_secret(
+            &secrets,
+            ab_sites::MAXIO_AB_UK_SECRET,
+            &ab_sites::secret_json(&maxio_ab_uk),
+        )
+        .await?;
         let core_secret =
             serde_json::json!({"api_token": maxio_core.settings().api_token}).to_string();
         put_secret(&secrets, MAXIO_CORE_SECRET, &core_secret).await?;
@@ -229,6 +298,7 @@ pub async fn serve_sandbox(options: &SandboxOptions) -> anyhow::Result<ServedSan
     let served = ServedSandbox {
         salesforce,
         maxio_ab,
+        maxio_ab_uk,
         maxio_core,
         whmcs,
         moto,

@@ -19,6 +19,28 @@ impl Clock for SystemClock {
     }
 }
 
+/// The system's clock moved by a fixed offset: it runs in real time from another instant (a
+/// rehearsal against the sandbox, whose deals are dated around the sample events' time).
+#[derive(Debug, Clone, Copy)]
+pub struct ShiftedClock {
+    offset: chrono::TimeDelta,
+}
+
+impl ShiftedClock {
+    /// A clock that reads `start` now.
+    pub fn starting_at(start: DateTime<Utc>) -> Self {
+        ShiftedClock {
+            offset: start - Utc::now(),
+        }
+    }
+}
+
+impl Clock for ShiftedClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now() + self.offset
+    }
+}
+
 /// A clock that moves only when told to.
 #[derive(Debug, Clone)]
 pub struct ManualClock(Arc<Mutex<DateTime<Utc>>>);

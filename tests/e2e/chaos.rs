@@ -10,8 +10,9 @@
 //!   shuffled order and standard-queue batches are shuffled;
 //! - each deal is sent twice by "Salesforce", and again after any 5xx.
 //!
-//! Then, for every seed: one AB customer per account, one subscription per deal, one price point
-//! per order product, one WHMCS order per Order, one Core contract per subscription; every deal
+//! Then, for every seed, on each AB site: one AB customer per account, one subscription per deal,
+//! one price point per component of a deal, one allocation per component a repair sets; one
+//! WHMCS order per Order, one Core contract per subscription; every deal
 //! ends as it would without faults, or is in a dead-letter queue with its error on the record;
 //! no queue holds anything.
 //!

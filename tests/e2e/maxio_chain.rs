@@ -300,9 +300,15 @@ async fn a_deal_without_any_email_creates_nothing_and_says_why_on_the_opportunit
     assert!(error.starts_with("MAXIO_NO_BILLING_EMAIL: "), "{error}");
     assert!(error.contains("Kestrel Freight"), "{error}");
     assert_eq!(
-        stack.maxio_ab.observer().total(),
+        stack
+            .maxio_ab
+            .observer()
+            .requests()
+            .iter()
+            .filter(|r| !r.route.starts_with("GET "))
+            .count(),
         0,
-        "Maxio was not even asked"
+        "nothing was written to Maxio"
     );
 }
 
@@ -353,18 +359,44 @@ async fn throttling_and_outages_are_retried_and_the_deal_completes() {
 }
 
 #[tokio::test]
-async fn a_silent_fallback_to_the_default_price_point_fails_loudly() {
+async fn a_silent_fallback_to_the_default_price_point_is_caught_and_moved_to_the_deals() {
     let stack = LocalStack::start().await.unwrap();
     stack.maxio_ab.force_default_price_point("api-calls");
     run_deal(&stack, "VolumeOpportunity").await;
     let opp = opportunity(&stack, "VolumeOpportunity");
-    assert_eq!(opp["Maxio_Sync_Status__c"], "Failed");
-    let error = opp["Maxio_Sync_Error__c"].as_str().unwrap();
-    assert!(error.starts_with("MAXIO_PRICE_POINT_MISMATCH"), "{error}");
-    assert!(error.contains("API Calls is on price point"), "{error}");
+    assert_eq!(opp["Maxio_Sync_Status__c"], "Synced");
+    let ab = stack.maxio_ab.observer();
+    assert_eq!(ab.count(ab_routes::SUBSCRIPTIONS_CREATE), 1);
+    assert_eq!(
+        ab.count(ab_routes::SUBSCRIPTION_PRICE_POINTS),
+        1,
+        "moved once"
+    );
+    let sub = &stack.maxio_ab.subscriptions()[0];
+    let api_calls = stack.maxio_ab.component_id("api-calls").unwrap();
+    let on = stack
+        .maxio_ab
+        .subscription_components(sub["id"].as_i64().unwrap())
+        .into_iter()
+        .find(|c| c["component_id"] == api_calls)
+        .unwrap();
+    let deal_point = custom_price_points(&stack)
+        .into_iter()
+        .find(|p| p["component_id"] == api_calls)
+        .unwrap();
+    assert_eq!(on["price_point_id"], deal_point["id"]);
+    let record = dealbridge::ledger::Ledger::get(
+        &stack.ledger,
+        stack.id("VolumeOpportunity").as_str(),
+        "maxio-subscription",
+    )
+    .await
+    .unwrap()
+    .unwrap();
     assert!(
-        opp["Maxio_Subscription_Id__c"].is_string(),
-        "the subscription is named for a person to fix"
+        record.targets["maxio_repaired"].starts_with("API Calls (api-calls) is on price point"),
+        "{:?}",
+        record.targets
     );
 }
 

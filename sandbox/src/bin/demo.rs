@@ -7,6 +7,7 @@
 //! Order CPQ has not created yet, with time moved forward instead of waited for.
 
 use anyhow::Context;
+use dealbridge::ledger::Ledger;
 use dealbridge::queue::QueueName;
 use dealbridge::runner::Handled;
 use dealbridge::snapshot::{DealRef, DealSnapshot, LoadOutcome};
@@ -28,6 +29,10 @@ async fn main() -> anyhow::Result<()> {
     let stack = LocalStack::start()
         .await
         .context("starting the local stack")?;
+    stack
+        .seed_broken_subscription()
+        .await
+        .context("leaving the Repair deal's subscription wrong")?;
     println!(
         "dealbridge demo: sandbox Salesforce org at {}",
         stack.salesforce.url()
@@ -48,6 +53,22 @@ async fn main() -> anyhow::Result<()> {
     opportunities.sort();
     let template = sample("intake-http-api-deal.json");
     let now = stack.clock_now();
+
+    let repair_id = stack.id("RepairOpportunity").to_string();
+    if let Some(s) = stack
+        .maxio_ab
+        .subscriptions()
+        .into_iter()
+        .find(|s| s["reference"] == repair_id.as_str())
+    {
+        println!("── Maxio AB before the run: a subscription an earlier run left wrong ──\n");
+        println!(
+            "  Calder Valley Foods: subscription {} (Opportunity Maxio sync Failed); the deal says 12 support seats and graduated storage tiers:",
+            s["id"]
+        );
+        print_components(&stack.maxio_ab, s["id"].as_i64().unwrap_or_default());
+        println!();
+    }
 
     println!("── Apex callouts: POST /v1/deals for each won deal ──\n");
     for (name, id) in &opportunities {
@@ -146,64 +167,45 @@ async fn main() -> anyhow::Result<()> {
             continue;
         }
         println!("■ {name}: Maxio sync {status}");
-        let subscription = stack
-            .maxio_ab
-            .subscriptions()
+        let found = [("default", &stack.maxio_ab), ("uk", &stack.maxio_ab_uk)]
             .into_iter()
-            .find(|s| s["reference"] == id.as_str());
-        if let Some(s) = subscription {
+            .find_map(|(site, ab)| {
+                ab.subscriptions()
+                    .into_iter()
+                    .find(|s| s["reference"] == id.as_str())
+                    .map(|s| (site, ab, s))
+            });
+        if let Some((site, ab, s)) = found {
             let customer = &s["customer"];
             println!(
-                "  AB customer {} ({}, {}) · subscription {} on {}",
+                "  AB site {site}: customer {} ({}, {}) · subscription {} on {} in {} · {}{}",
                 customer["id"],
                 customer["organization"].as_str().unwrap_or(""),
                 customer["email"].as_str().unwrap_or(""),
                 s["id"],
-                s["product"]["handle"].as_str().unwrap_or("")
+                s["product"]["handle"].as_str().unwrap_or(""),
+                s["currency"].as_str().unwrap_or(""),
+                s["state"].as_str().unwrap_or(""),
+                s["next_assessment_at"]
+                    .as_str()
+                    .filter(|_| s["state"] == "awaiting_signup")
+                    .map(|t| format!(" until {}", &t[..10.min(t.len())]))
+                    .unwrap_or_default()
             );
-            let on_subscription = stack
-                .maxio_ab
-                .subscription_components(s["id"].as_i64().unwrap_or_default())
-                .into_iter()
-                .filter(|c| !c["price_point_id"].is_null());
-            for c in on_subscription {
-                let price_point = stack
-                    .maxio_ab
-                    .price_points()
-                    .into_iter()
-                    .find(|p| p["id"] == c["price_point_id"]);
-                let detail = price_point
-                    .map(|p| {
-                        let tiers: Vec<String> = p["prices"]
-                            .as_array()
-                            .into_iter()
-                            .flatten()
-                            .map(|b| {
-                                format!(
-                                    "{}–{} @ {}",
-                                    b["starting_quantity"],
-                                    if b["ending_quantity"].is_null() {
-                                        "∞".to_string()
-                                    } else {
-                                        b["ending_quantity"].to_string()
-                                    },
-                                    b["unit_price"].as_str().unwrap_or("")
-                                )
-                            })
-                            .collect();
-                        format!(
-                            "{} {} [{}]",
-                            p["type"].as_str().unwrap_or(""),
-                            p["pricing_scheme"].as_str().unwrap_or(""),
-                            tiers.join(", ")
-                        )
-                    })
-                    .unwrap_or_default();
-                println!(
-                    "    {} → price point {} {detail}",
-                    c["component_handle"].as_str().unwrap_or(""),
-                    c["price_point_id"]
-                );
+            print_components(ab, s["id"].as_i64().unwrap_or_default());
+            let record = stack
+                .ledger
+                .get(id, "maxio-subscription")
+                .await
+                .ok()
+                .flatten();
+            if let Some(r) = record {
+                if let Some(start) = r.targets.get("maxio_start") {
+                    println!("  the subscription {start}");
+                }
+                if let Some(repaired) = r.targets.get("maxio_repaired") {
+                    println!("  repaired by this run: {repaired}");
+                }
             }
         }
         let subscription_id = opp
@@ -229,6 +231,7 @@ async fn main() -> anyhow::Result<()> {
         let written: Vec<String> = [
             "Maxio_Customer_Id__c",
             "Maxio_Subscription_Id__c",
+            "Maxio_Site__c",
             "Maxio_Sync_Status__c",
             "Maxio_Sync_Error__c",
             "Maxio_Sync_DateTime__c",
@@ -275,6 +278,80 @@ async fn main() -> anyhow::Result<()> {
         log.total() - log.count(routes::TOKEN) - log.count(routes::COMPOSITE)
     );
     Ok(())
+}
+
+/// The components on an AB subscription: quantity or on/off, and the price point's tiers (with
+/// its prices in a non-primary currency).
+fn print_components(ab: &dealbridge_sandbox::maxio_ab::MaxioAbSandbox, subscription: i64) {
+    let points = ab.price_points();
+    for c in ab
+        .subscription_components(subscription)
+        .into_iter()
+        .filter(|c| !c["price_point_id"].is_null())
+    {
+        let amount = match c["kind"].as_str() {
+            Some("quantity_based_component") => format!("quantity {}", c["allocated_quantity"]),
+            Some("on_off_component") => {
+                if c["enabled"] == true {
+                    "on".to_string()
+                } else {
+                    "off".to_string()
+                }
+            }
+            _ => "usage".to_string(),
+        };
+        let detail = points
+            .iter()
+            .find(|p| p["id"] == c["price_point_id"])
+            .map(|p| {
+                let tiers: Vec<String> = p["prices"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|b| {
+                        format!(
+                            "{}–{} @ {}",
+                            b["starting_quantity"],
+                            if b["ending_quantity"].is_null() {
+                                "∞".to_string()
+                            } else {
+                                b["ending_quantity"].to_string()
+                            },
+                            b["unit_price"].as_str().unwrap_or("")
+                        )
+                    })
+                    .collect();
+                let own: Vec<String> = p["currency_prices"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|cp| {
+                        format!(
+                            "{} {}",
+                            cp["currency"].as_str().unwrap_or(""),
+                            cp["price"].as_str().unwrap_or("")
+                        )
+                    })
+                    .collect();
+                format!(
+                    "{} {} [{}]{}",
+                    p["type"].as_str().unwrap_or(""),
+                    p["pricing_scheme"].as_str().unwrap_or(""),
+                    tiers.join(", "),
+                    if own.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" own prices: {}", own.join(", "))
+                    }
+                )
+            })
+            .unwrap_or_default();
+        println!(
+            "    {} {amount} → price point {} {detail}",
+            c["component_handle"].as_str().unwrap_or(""),
+            c["price_point_id"]
+        );
+    }
 }
 
 fn print_answer(function: &str, status: u16, body: &[u8]) {

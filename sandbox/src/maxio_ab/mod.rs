@@ -91,6 +91,9 @@ pub struct AbSettings {
     pub max_concurrent_requests: usize,
     pub components: Vec<ComponentSeed>,
     pub products: Vec<ProductSeed>,
+    /// Added to every id the site hands out, so two fake sites never share an id (AB's ids
+    /// are unique across sites).
+    pub id_base: i64,
     /// The site's primary currency (`GET /site.json` `site.currency`), e.g. `USD`.
     pub currency: String,
     /// The site's other currencies (`site.non_primary_currencies`), e.g. `["EUR"]`. Subscriptions
@@ -106,6 +109,7 @@ impl Default for AbSettings {
             max_concurrent_requests: 4,
             components: default_components(),
             products: default_products(),
+            id_base: 0,
             currency: "USD".into(),
             non_primary_currencies: Vec::new(),
         }

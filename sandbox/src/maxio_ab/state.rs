@@ -194,6 +194,8 @@ pub(super) struct Subscription {
 #[derive(Debug, Default)]
 pub(super) struct Sequences {
     next: HashMap<&'static str, i64>,
+    /// Added to every range (`AbSettings::id_base`): AB ids are unique across sites.
+    offset: i64,
 }
 
 impl Sequences {
@@ -212,7 +214,7 @@ impl Sequences {
             "currency_price" => 11_000,
             _ => 9_000,
         };
-        let n = self.next.entry(kind).or_insert(base);
+        let n = self.next.entry(kind).or_insert(base + self.offset);
         *n += 1;
         *n
     }
@@ -244,7 +246,10 @@ pub(super) struct Store {
 impl Store {
     pub fn new(settings: &AbSettings) -> Store {
         let now = Utc::now();
-        let mut ids = Sequences::default();
+        let mut ids = Sequences {
+            offset: settings.id_base,
+            ..Sequences::default()
+        };
         let family = Family {
             id: ids.next("family"),
             name: "dealbridge".into(),

@@ -92,9 +92,22 @@ pub struct PricePointSpec {
     /// instead of AB converting at the site's exchange rate. Absent: AB's default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub use_site_exchange_rate: Option<bool>,
-    /// The non-primary currency the brackets' prices are in (not part of AB's create body).
-    #[serde(default, skip_serializing)]
+    /// The non-primary currency the brackets' prices are in (carried between the steps; not
+    /// part of AB's create body, see [`PricePointSpec::create_body`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub currency: Option<String>,
+}
+
+impl PricePointSpec {
+    /// The `price_point` of AB's create request: everything but `currency`, whose prices AB
+    /// takes in a separate request.
+    pub fn create_body(&self) -> serde_json::Value {
+        let mut body = serde_json::to_value(self).unwrap_or_default();
+        if let Some(map) = body.as_object_mut() {
+            map.remove("currency");
+        }
+        body
+    }
 }
 
 /// Why a consumption schedule cannot become an AB price point. Every case is permanent: the

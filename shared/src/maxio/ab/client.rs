@@ -47,6 +47,7 @@ pub struct AbClient {
     secrets: Arc<dyn SecretStore>,
     permits: Arc<Semaphore>,
     components: Mutex<HashMap<String, Component>>,
+    products: Mutex<HashMap<String, Product>>,
 }
 
 #[derive(Deserialize)]
@@ -81,6 +82,7 @@ impl AbClient {
             secrets,
             permits,
             components: Mutex::new(HashMap::new()),
+            products: Mutex::new(HashMap::new()),
         })
     }
 
@@ -276,7 +278,9 @@ impl AbClient {
         token: &str,
     ) -> Result<PricePoint, MaxioError> {
         let path = format!("/components/{component_id}/price_points.json");
-        let w: Wrapped<PricePoint> = self.post(&path, "price_point", spec, token).await?;
+        let w: Wrapped<PricePoint> = self
+            .post(&path, "price_point", &spec.create_body(), token)
+            .await?;
         Ok(w.inner)
     }
 
@@ -338,9 +342,23 @@ impl AbClient {
             .ok_or_else(|| MaxioError::NotFound("/site.json".into()))
     }
 
+    /// The product with `handle` (`None`: there is none), cached for the life of the container
+    /// once found, like components.
     pub async fn product(&self, handle: &str) -> Result<Option<Product>, MaxioError> {
+        if let Some(p) = self
+            .products
+            .lock()
+            .ok()
+            .and_then(|m| m.get(handle).cloned())
+        {
+            return Ok(Some(p));
+        }
         let path = format!("/products/handle/{}.json", encode(handle));
-        Ok(self.get::<Wrapped<Product>>(&path).await?.map(|w| w.inner))
+        let product = self.get::<Wrapped<Product>>(&path).await?.map(|w| w.inner);
+        if let (Some(p), Ok(mut m)) = (&product, self.products.lock()) {
+            m.insert(handle.to_string(), p.clone());
+        }
+        Ok(product)
     }
 
     pub async fn price_point(
