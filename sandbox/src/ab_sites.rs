@@ -50,6 +50,15 @@ pub fn mapping_json(uk_url: &str) -> String {
     json!({ "maxio": maxio_section(uk_url) }).to_string()
 }
 
+/// As [`mapping_json`], for the sandbox the real function binaries run against (`make sandbox`,
+/// `make watch`): they run on the real clock while the seeded Orders start in November 2026, so
+/// a start before the current billing period starts on sync instead of being refused.
+pub fn served_mapping_json(uk_url: &str) -> String {
+    let mut maxio = maxio_section(uk_url);
+    maxio["past_start"] = json!("start_on_sync");
+    json!({ "maxio": maxio }).to_string()
+}
+
 /// The secret a site's client reads.
 pub fn secret_json(site: &MaxioAbSandbox) -> String {
     json!({"api_key": site.settings().api_key}).to_string()

@@ -358,11 +358,14 @@ impl DrainHooks for VirtualTime<'_> {
 
 /// An SQS record as Lambda delivers it, for a message received from the in-memory queue.
 pub fn sqs_message(received: &Received) -> SqsMessage {
-    sqs_record(
-        received.queue,
-        &received.message_id,
-        &received.body,
-        received.receive_count,
+    dealbridge::runner::in_group(
+        sqs_record(
+            received.queue,
+            &received.message_id,
+            &received.body,
+            received.receive_count,
+        ),
+        received.group_id.as_deref(),
     )
 }
 

@@ -217,7 +217,7 @@ pub async fn serve_sandbox(options: &SandboxOptions) -> anyhow::Result<ServedSan
         ("MAXIO_AB_SECRET_NAME".into(), MAXIO_AB_SECRET.into()),
         (
             "DEALBRIDGE_MAPPING".into(),
-            ab_sites::mapping_json(maxio_ab_uk.url()),
+            ab_sites::served_mapping_json(maxio_ab_uk.url()),
         ),
         // The sandbox's deals are dated around the sample events' time; the CLI decides start
         // dates as of then (see cli/README.md).

@@ -128,8 +128,8 @@ pub enum ErrorCode {
     /// A queue message dealbridge cannot read (no body, not an envelope, another version) or one on
     /// the wrong queue. Returned to its queue; ends in the dead-letter queue.
     DealbridgeBadMessage,
-    /// Not handled: an earlier message of its FIFO batch is retried, so this one returns too,
-    /// in order. Transient.
+    /// Not handled: an earlier message of its group in the FIFO batch is retried, so this one
+    /// returns too, in order. Transient.
     DealbridgeHeldBack,
     /// The ledger (DynamoDB) did not answer or refused a write. Transient.
     LedgerUnavailable,

@@ -7,7 +7,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
-use super::{Handled, RecordResult, Router, sqs_record};
+use super::{Handled, RecordResult, Router, in_group, sqs_record};
 use crate::queue::{InMemoryQueue, QueueName, Received};
 
 /// What to do with a delivery that asked to be retried.
@@ -139,7 +139,12 @@ pub async fn drain(
             hooks.batch(name, &mut batch);
             let records: Vec<_> = batch
                 .iter()
-                .map(|r| sqs_record(name, &r.message_id, &r.body, r.receive_count))
+                .map(|r| {
+                    in_group(
+                        sqs_record(name, &r.message_id, &r.body, r.receive_count),
+                        r.group_id.as_deref(),
+                    )
+                })
                 .collect();
             let run = router.run_records(name, &records, None);
             let results: Option<Vec<RecordResult>> = match hooks.interrupted() {

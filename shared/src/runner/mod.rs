@@ -5,9 +5,12 @@
 //! stack, the operator CLI, the chaos suite and the benchmark.
 //!
 //! On a FIFO queue, records of one group must be handled in order: after the first record that
-//! must be retried, it and every later record are reported as failures (they return to the queue
-//! in order), as Lambda's documentation prescribes for `ReportBatchItemFailures` on FIFO. On a
-//! standard queue each record stands alone.
+//! must be retried, it and every later record of its message group are reported as failures
+//! (they return to the queue in order), as Lambda's documentation prescribes for
+//! `ReportBatchItemFailures` on FIFO. Records of other groups are handled: FIFO orders messages
+//! only within a group, and holding them back too would spend their receives (and send them to
+//! the dead-letter queue unhandled) for another deal's trouble. A record without a
+//! `MessageGroupId` holds back every later record. On a standard queue each record stands alone.
 
 mod drain;
 
@@ -172,8 +175,13 @@ pub async fn handle_record(
     result(Some(step), deal, handled)
 }
 
-/// Handles `records` received on `queue`, in order; on a FIFO queue, stops at the first one to
-/// retry and holds back the rest.
+/// The record's `MessageGroupId` (FIFO queues).
+fn group_of(record: &SqsMessage) -> Option<&str> {
+    record.attributes.get("MessageGroupId").map(String::as_str)
+}
+
+/// Handles `records` received on `queue`, in order; on a FIFO queue, after the first one of a
+/// message group to retry, holds back the rest of that group.
 pub async fn run_records(
     queue: QueueName,
     handler: &dyn QueueHandler,
@@ -181,8 +189,11 @@ pub async fn run_records(
     deadline: Option<DateTime<Utc>>,
 ) -> Vec<RecordResult> {
     let mut results = Vec::with_capacity(records.len());
-    let mut failing = false;
+    // The groups stopped by a retry (`None`: a record without a group stops them all).
+    let mut stopped: Vec<Option<&str>> = Vec::new();
     for record in records {
+        let group = group_of(record);
+        let failing = stopped.iter().any(|g| g.is_none() || *g == group);
         if failing {
             results.push(RecordResult {
                 message_id: record.message_id.clone().unwrap_or_default(),
@@ -190,7 +201,7 @@ pub async fn run_records(
                 deal: None,
                 handled: Handled::Retry(Failure::new(
                     ErrorCode::DealbridgeHeldBack,
-                    "an earlier message of the batch is retried",
+                    "an earlier message of its group in the batch is retried",
                 )),
                 held_back: true,
             });
@@ -203,7 +214,9 @@ pub async fn run_records(
             let reason = result.handled.reason().unwrap_or_default();
             warn!(message_id = %result.message_id, %queue, %reason, "record will be retried");
             crate::metrics::count(crate::metrics::MESSAGES_RETRIED, 1);
-            failing = queue.is_fifo();
+            if queue.is_fifo() {
+                stopped.push(group);
+            }
         }
         results.push(result);
     }
@@ -318,6 +331,16 @@ pub fn sqs_record(
     m.attributes
         .insert("ApproximateReceiveCount".into(), receive_count.to_string());
     m
+}
+
+/// `record` with its FIFO `MessageGroupId`.
+pub fn in_group(mut record: SqsMessage, group: Option<&str>) -> SqsMessage {
+    if let Some(g) = group {
+        record
+            .attributes
+            .insert("MessageGroupId".into(), g.to_string());
+    }
+    record
 }
 
 #[cfg(test)]
@@ -482,6 +505,62 @@ mod tests {
             2,
             "records after the failure are not handled"
         );
+    }
+
+    #[tokio::test]
+    async fn a_retry_on_a_fifo_queue_holds_back_only_its_own_group() {
+        struct Fifo(Mutex<Vec<String>>);
+        #[async_trait]
+        impl QueueHandler for Fifo {
+            async fn handle(&self, envelope: Envelope, _d: &Delivery) -> Handled {
+                let name = envelope.correlation_id.clone();
+                self.0.lock().unwrap().push(name.clone());
+                if name == "a1" {
+                    Handled::Retry(Failure::new(ErrorCode::DispatchFailed, "x"))
+                } else {
+                    Handled::Done
+                }
+            }
+        }
+        let deal = DealRef::Opportunity(SfId::parse("006A000010khO8J").unwrap());
+        let account = SfId::parse("001A000010khO8J").unwrap();
+        let link = crate::maxio::link::CoreLinkInput {
+            opportunity_id: SfId::parse("006A000010khO8J").unwrap(),
+            customer_id: 1,
+            subscription_id: 2,
+            attempt: 1,
+            started_at: None,
+            sync_written: false,
+            site: None,
+        };
+        let recs: Vec<SqsMessage> = [("a1", "A"), ("b1", "B"), ("a2", "A"), ("b2", "B")]
+            .iter()
+            .map(|(c, g)| {
+                let e = Envelope::new(
+                    c,
+                    &deal,
+                    &account,
+                    None,
+                    Step::MaxioCoreLink { link: link.clone() },
+                );
+                in_group(
+                    sqs_record(
+                        QueueName::MaxioCoreLink,
+                        c,
+                        &serde_json::to_string(&e).unwrap(),
+                        1,
+                    ),
+                    Some(g),
+                )
+            })
+            .collect();
+        let handler = Arc::new(Fifo(Mutex::new(vec![])));
+        let router = Router::new().with(QueueName::MaxioCoreLink, handler.clone());
+        let results = router
+            .run_records(QueueName::MaxioCoreLink, &recs, None)
+            .await;
+        assert_eq!(failures(&batch_response(&results)), ["a1", "a2"]);
+        assert_eq!(*handler.0.lock().unwrap(), ["a1", "b1", "b2"]);
     }
 
     #[tokio::test]
