@@ -421,12 +421,67 @@ async fn dry_run(connected: &Connected, deal: &DealRef) -> Result<Outcome, CliEr
                         message: e.message(),
                     }]),
                 });
-                match checked {
+                // The worker's currency check, with the same reads (GetClientsDetails, and
+                // GetCurrencies when the client's details give only a currency id).
+                let order_currency =
+                    dealbridge::whmcs::currency::order_currency(&snapshot, order_id);
+                let checked = match checked {
                     Ok((order_plan, add)) => {
+                        let client = dealbridge::whmcs::WhmcsClient::new(
+                            settings.clone(),
+                            connected.secrets.clone(),
+                        )
+                        .map_err(|e| CliError::config(e.message()))?;
+                        let check = dealbridge::whmcs::currency::check_currency(
+                            &client,
+                            order_id,
+                            order_currency.as_deref(),
+                            &order_plan.client_id,
+                        )
+                        .await;
+                        match check {
+                            Ok(dealbridge::whmcs::currency::CurrencyCheck::Same(c)) => {
+                                Ok((order_plan, add, Some(c)))
+                            }
+                            Ok(dealbridge::whmcs::currency::CurrencyCheck::OrderHasNone) => {
+                                Ok((order_plan, add, None))
+                            }
+                            Ok(dealbridge::whmcs::currency::CurrencyCheck::Mismatch(problem)) => {
+                                Err(vec![problem])
+                            }
+                            Err(e) if e.is_retryable() || e.is_ambiguous() => {
+                                return Err(CliError::Failed(format!(
+                                    "reading the currency of WHMCS client {} failed, so the dry run cannot tell whether the sync would provision Order {order_id}: {e}",
+                                    order_plan.client_id
+                                )));
+                            }
+                            // The sync would stop at the same answer, for good.
+                            Err(e) => Err(vec![dealbridge::whmcs::prepare::OrderProblem {
+                                code: e.code(),
+                                message: e.message(),
+                            }]),
+                        }
+                    }
+                    Err(problems) => Err(problems),
+                };
+                match checked {
+                    Ok((order_plan, add, client_currency)) => {
                         let requests = whmcs_requests(&endpoint, &order_plan, &add);
-                        text.push_str(&format!(
-                            "\nWHMCS ({endpoint}), Order {order_id}, in order:\n"
-                        ));
+                        text.push_str(&format!("\nWHMCS ({endpoint}), Order {order_id}:\n"));
+                        text.push_str(&match (&client_currency, &order_currency) {
+                            (Some(c), Some(order)) => format!(
+                                "  Currency: the Order is in {order} and WHMCS client {} bills in {} (read now with GetClientsDetails{}; the sync reads it again before AddOrder)\n",
+                                c.client_id,
+                                c.code,
+                                if c.from_currencies {
+                                    " and GetCurrencies"
+                                } else {
+                                    ""
+                                }
+                            ),
+                            _ => "  Currency: the Order has none (no multi-currency), so the WHMCS client's currency is not checked\n".to_string(),
+                        });
+                        text.push_str("In order:\n");
                         text.push_str(&requests_text(&requests));
                         let writeback = connected.writeback(wiring::system_clock());
                         let mut records = Vec::new();
@@ -463,6 +518,7 @@ async fn dry_run(connected: &Connected, deal: &DealRef) -> Result<Outcome, CliEr
                         whmcs.push(json!({
                             "orderId": order_id,
                             "problems": [],
+                            "currency": {"order": order_currency, "client": client_currency},
                             "plan": order_plan,
                             "requests": requests,
                             "salesforceWrites": writes_json,

@@ -13,7 +13,9 @@ use crate::maxio::ab::{
 use crate::maxio::core::{CoreClient, CoreError, CoreRecord};
 use crate::maxio::pricing::PricePointSpec;
 use crate::salesforce::{RecordUpdate, SalesforceClient, SalesforceError, SaveResult};
-use crate::whmcs::model::{AddOrder, AddOrderResult, GetOrdersQuery, Order, OrdersPage};
+use crate::whmcs::model::{
+    AddOrder, AddOrderResult, ClientDetails, Currency, GetOrdersQuery, Order, OrdersPage,
+};
 use crate::whmcs::{WhmcsClient, WhmcsError};
 
 /// Maxio Advanced Billing, as the Maxio chain uses it.
@@ -220,6 +222,10 @@ pub trait Whmcs: Send + Sync {
     async fn get_orders(&self, query: &GetOrdersQuery) -> Result<OrdersPage, WhmcsError>;
     async fn order(&self, order_id: &str) -> Result<Option<Order>, WhmcsError>;
     async fn orders_for_client(&self, client_id: &str) -> Result<Vec<Order>, WhmcsError>;
+    /// GetClientsDetails; an unknown client is `WHMCS_CLIENT_NOT_FOUND`.
+    async fn client_details(&self, client_id: &str) -> Result<ClientDetails, WhmcsError>;
+    /// GetCurrencies.
+    async fn currencies(&self) -> Result<Vec<Currency>, WhmcsError>;
 }
 
 #[async_trait]
@@ -243,6 +249,12 @@ impl Whmcs for WhmcsClient {
     }
     async fn orders_for_client(&self, client_id: &str) -> Result<Vec<Order>, WhmcsError> {
         WhmcsClient::orders_for_client(self, client_id).await
+    }
+    async fn client_details(&self, client_id: &str) -> Result<ClientDetails, WhmcsError> {
+        WhmcsClient::client_details(self, client_id).await
+    }
+    async fn currencies(&self) -> Result<Vec<Currency>, WhmcsError> {
+        WhmcsClient::currencies(self).await
     }
 }
 

@@ -1,7 +1,8 @@
 //! WHMCS provisioning end to end: an approved Order (the seed-003 internet order) becomes exactly
 //! one accepted WHMCS order, and the Order, its items and its Opportunity show the outcome;
-//! duplicates and crashes never create a second order; broken rules and WHMCS's refusals end in
-//! `Failed` with a coded message and no retries.
+//! duplicates and crashes never create a second order; broken rules, a WHMCS client in another
+//! currency than the Order's and WHMCS's refusals end in `Failed` with a coded message and no
+//! retries.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -16,7 +17,8 @@ use dealbridge::runner::{Delivery, Handled, QueueHandler};
 use dealbridge::whmcs::provision::{STEP, TARGET_ACCEPTED, TARGET_ORDER, WhmcsDeps};
 use dealbridge_sandbox::events::sample;
 use dealbridge_sandbox::local::LocalStack;
-use dealbridge_sandbox::whmcs::{OrderStatus, ServiceStatus, routes as whmcs_routes};
+use dealbridge_sandbox::whmcs::catalog::USD_CURRENCY_ID;
+use dealbridge_sandbox::whmcs::{Client, OrderStatus, ServiceStatus, routes as whmcs_routes};
 use serde_json::{Map, Value, json};
 use tokio::sync::Notify;
 
@@ -80,6 +82,22 @@ fn add_orders(stack: &LocalStack) -> Vec<Vec<(String, String)>> {
         .collect()
 }
 
+/// The `action` of every request WHMCS received, in order.
+fn actions(stack: &LocalStack) -> Vec<String> {
+    stack
+        .whmcs
+        .observer()
+        .requests()
+        .iter()
+        .filter_map(|r| {
+            url::form_urlencoded::parse(r.body.as_bytes())
+                .into_owned()
+                .find(|(k, _)| k == "action")
+                .map(|(_, v)| v)
+        })
+        .collect()
+}
+
 fn text(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
@@ -121,6 +139,11 @@ async fn the_seed_003_order_is_provisioned_accepted_and_written_back() {
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect();
     assert_eq!(add_orders(&stack), [expected]);
+    assert_eq!(
+        actions(&stack),
+        ["GetClientsDetails", "GetOrders", "AddOrder", "AcceptOrder"],
+        "the client's currency (JPY, the Order's) is read first"
+    );
     assert_eq!(stack.whmcs.action_count("AcceptOrder"), 1);
     let orders = stack.whmcs.orders();
     assert_eq!(orders.len(), 1);
@@ -526,15 +549,7 @@ async fn every_broken_rule_fails_the_order_before_any_whmcs_call() {
 async fn every_documented_add_order_refusal_fails_the_order_with_its_code_and_text() {
     type Change = fn(&LocalStack);
     type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], Change);
-    let cases: [Case; 4] = [
-        ("WHMCS_CLIENT_NOT_FOUND: Client ID Not Found", &[], |s| {
-            update(
-                s,
-                "Account",
-                "InternetAccount",
-                json!({"WH_Account__c": "999"}),
-            )
-        }),
+    let cases: [Case; 3] = [
         (
             "WHMCS_CLIENT_CLOSED: Unable to add order when client status is Closed",
             &[],
@@ -581,6 +596,162 @@ async fn every_documented_add_order_refusal_fails_the_order_with_its_code_and_te
         );
         assert_eq!(stack.whmcs.order_count(), 0);
     }
+}
+
+#[tokio::test]
+async fn an_unknown_client_is_refused_by_get_clients_details_before_add_order() {
+    let stack = LocalStack::start().await.unwrap();
+    update(
+        &stack,
+        "Account",
+        "InternetAccount",
+        json!({"WH_Account__c": "999"}),
+    );
+    let error = failed_with(&stack).await;
+    assert_eq!(error, "WHMCS_CLIENT_NOT_FOUND: Client Not Found");
+    assert_eq!(
+        actions(&stack),
+        ["GetClientsDetails"],
+        "no retry, no AddOrder"
+    );
+}
+
+/// A client in US dollars, added to the fake installation; its id.
+fn usd_client(stack: &LocalStack) -> u64 {
+    stack.whmcs.add_client(Client {
+        first_name: "Emma".into(),
+        last_name: "Clark".into(),
+        email: "emma.clark@example.com".into(),
+        country_code: "US".into(),
+        currency: USD_CURRENCY_ID,
+        ..Client::default()
+    })
+}
+
+#[tokio::test]
+async fn a_client_in_another_currency_fails_the_order_and_no_add_order_is_sent() {
+    let stack = LocalStack::start().await.unwrap();
+    let client = usd_client(&stack);
+    update(
+        &stack,
+        "Account",
+        "InternetAccount",
+        json!({"WH_Account__c": client.to_string()}),
+    );
+
+    let error = failed_with(&stack).await;
+
+    let order = stack.id("InternetOrder");
+    assert_eq!(
+        error,
+        format!(
+            "WHMCS_CURRENCY_MISMATCH: Order {order} is in JPY, but WHMCS client {client} bills in USD; a WHMCS client's currency is fixed when the client is created"
+        )
+    );
+    assert_eq!(actions(&stack), ["GetClientsDetails"]);
+    assert_eq!(stack.whmcs.action_count("AddOrder"), 0);
+    assert_eq!(stack.whmcs.order_count(), 0);
+    let record = record(&stack, "InternetOrder");
+    assert!(record["WHMCS_Order_Id__c"].is_null());
+    let steps: Vec<_> = stack
+        .ledger
+        .records()
+        .into_iter()
+        .filter(|r| r.step == STEP)
+        .collect();
+    assert_eq!(steps.len(), 1);
+    assert_eq!(steps[0].status, StepStatus::Failed);
+    assert!(steps[0].targets.is_empty(), "no baseline was taken");
+}
+
+#[tokio::test]
+async fn an_order_in_another_currency_than_its_client_is_refused() {
+    let stack = LocalStack::start().await.unwrap();
+    update(
+        &stack,
+        "Order",
+        "InternetOrder",
+        json!({"CurrencyIsoCode": "USD"}),
+    );
+
+    let error = failed_with(&stack).await;
+
+    assert!(
+        error.starts_with("WHMCS_CURRENCY_MISMATCH: Order ")
+            && error.contains(" is in USD, but WHMCS client 1 bills in JPY"),
+        "{error}"
+    );
+    assert_eq!(stack.whmcs.action_count("AddOrder"), 0);
+}
+
+#[tokio::test]
+async fn an_order_without_a_currency_is_provisioned_without_reading_the_client() {
+    let stack = LocalStack::start().await.unwrap();
+    usd_client(&stack);
+    update(
+        &stack,
+        "Order",
+        "InternetOrder",
+        json!({"CurrencyIsoCode": null}),
+    );
+
+    approve(&stack).await;
+
+    assert_eq!(
+        record(&stack, "InternetOrder")["Activation_Status__c"],
+        "Provisioned"
+    );
+    assert_eq!(actions(&stack), ["GetOrders", "AddOrder", "AcceptOrder"]);
+}
+
+#[tokio::test]
+async fn a_client_answered_without_a_currency_code_is_looked_up_by_its_currency_id() {
+    // GetClientsDetails as a WHMCS that gives the client's currency id only.
+    let id_only = |client: u64, currency: u64| {
+        dealbridge_sandbox::observe::Fault::json(
+            200,
+            json!({"result": "success", "client": {"id": client, "status": "Active", "currency": currency}}),
+        )
+    };
+    let stack = LocalStack::start().await.unwrap();
+    stack.whmcs.fail_next("GetClientsDetails", id_only(1, 1));
+
+    approve(&stack).await;
+
+    assert_eq!(
+        record(&stack, "InternetOrder")["Activation_Status__c"],
+        "Provisioned",
+        "currency 1 is JPY, the Order's"
+    );
+    assert_eq!(
+        actions(&stack),
+        [
+            "GetClientsDetails",
+            "GetCurrencies",
+            "GetOrders",
+            "AddOrder",
+            "AcceptOrder"
+        ]
+    );
+
+    let stack = LocalStack::start().await.unwrap();
+    stack
+        .whmcs
+        .fail_next("GetClientsDetails", id_only(1, USD_CURRENCY_ID));
+    let error = failed_with(&stack).await;
+    assert!(error.contains("but WHMCS client 1 bills in USD"), "{error}");
+    assert_eq!(actions(&stack), ["GetClientsDetails", "GetCurrencies"]);
+
+    let stack = LocalStack::start().await.unwrap();
+    stack.whmcs.fail_next("GetClientsDetails", id_only(1, 9));
+    let error = failed_with(&stack).await;
+    assert!(
+        error.starts_with(
+            "WHMCS_UNEXPECTED_ANSWER: unexpected answer from WHMCS to GetCurrencies: client 1 has currency id 9, which is not among the currencies WHMCS lists (1 JPY, 2 USD, 3 EUR)"
+        ),
+        "{error}"
+    );
+    assert_eq!(stack.whmcs.action_count("AddOrder"), 0);
 }
 
 #[tokio::test]

@@ -1,5 +1,5 @@
-//! The lookups: GetClientsDetails (reference B4.1), GetClients (B4.2), GetClientsProducts (B4.4)
-//! and GetPaymentMethods (B4.5).
+//! The lookups: GetClientsDetails (reference B4.1), GetClients (B4.2), GetClientsProducts (B4.4),
+//! GetPaymentMethods (B4.5) and GetCurrencies (`lifecycle.md` §4); and AddClient (§4).
 //!
 //! Id and count types vary across WHMCS's calls (reference B1: "numbers are often JSON strings");
 //! the fake picks per call: GetClientsDetails gives the client's ids and counts as integers (as
@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use super::WhmcsSettings;
 use super::http::{Reply, container};
-use super::model::{Client, ServiceStatus};
+use super::model::{Client, ClientStatus, ServiceStatus};
 use super::orders::window;
 use super::params::{Params, php_int, php_truthy};
 use super::state::Store;
@@ -70,8 +70,12 @@ pub(super) fn get_clients_details(
         "countrycode": client.country_code,
         "country": client.country_code,
         "phonenumber": client.phone,
-        "currency": settings.currency.id,
-        "currency_code": settings.currency.code,
+        // The client's own currency: its id, and its code (ASSUMED: "" when the id names no
+        // currency of the installation, which only a test can set up).
+        "currency": client.currency,
+        "currency_code": settings
+            .currency_by_id(client.currency)
+            .map_or("", |c| c.code.as_str()),
         "defaultgateway": client.default_gateway,
         "groupid": 0,
         "status": client.status.as_str(),
@@ -323,4 +327,156 @@ pub(super) fn get_payment_methods(store: &Store) -> Reply {
         "totalresults": methods.len(),
         "paymentmethods": {"paymentmethod": methods},
     }))
+}
+
+/// GetCurrencies: every currency set up, by id. ASSUMED shape (the documentation shows it
+/// flattened, `currencies[currency][0][id]`): nested as the other lists,
+/// `currencies: {"currency": [...]}`, with database-row strings (`"id": "1"`, `"format": "1"`,
+/// `"rate": "1.00000"`) and `totalresults` a string, as the documentation's example has it.
+pub(super) fn get_currencies(settings: &WhmcsSettings) -> Reply {
+    let currencies: Vec<Value> = settings
+        .currencies()
+        .into_iter()
+        .map(|c| {
+            json!({
+                "id": c.id.to_string(),
+                "code": c.code,
+                "prefix": c.prefix,
+                "suffix": c.suffix,
+                "format": c.format.to_string(),
+                "rate": format!("{:.5}", c.rate.round_dp(5)),
+            })
+        })
+        .collect();
+    Reply::success(json!({
+        "totalresults": currencies.len().to_string(),
+        "currencies": {"currency": currencies},
+    }))
+}
+
+/// A scalar parameter, trimmed, when not blank.
+fn filled<'p>(params: &'p Params, name: &str) -> Option<&'p str> {
+    params.scalar(name).map(str::trim).filter(|v| !v.is_empty())
+}
+
+/// Loosely an address: something, one `@`, then a dotted domain.
+fn is_email(text: &str) -> bool {
+    match text.split_once('@') {
+        Some((local, domain)) => {
+            !local.is_empty()
+                && !domain.contains('@')
+                && domain.contains('.')
+                && !domain.starts_with('.')
+                && !domain.ends_with('.')
+                && !text.chars().any(char::is_whitespace)
+        }
+        None => false,
+    }
+}
+
+/// AddClient (`lifecycle.md` §4), checked in the order of its documented errors:
+/// 1. `owner_user_id`, when given, is an existing user (`Invalid Owner User ID`). The fake keeps
+///    no users apart from clients: ASSUMED, a user id is the id of the client it owns.
+/// 2. Unless `skipvalidation` is truthy, the required fields: `firstname`, `lastname`, `email`,
+///    `address1`, `city`, `state`, `postcode`, `phonenumber`, each with its documented message
+///    (`You did not enter your  address line 1` has its two spaces).
+/// 3. `email` is an address (`The email address you entered was not valid`; also with
+///    `skipvalidation`).
+/// 4. Unless `skipvalidation`: `country` is two letters (`Valid country required`), and
+///    `phonenumber` has digits and only `+ . - ( )` and spaces besides (`Invalid telephone
+///    phone number`; ASSUMED rule).
+/// 5. The email is not taken, in any case: `A user already exists with that email address`
+///    when a user would be created (no `owner_user_id`), else `The email address entered is not
+///    available for use.` (ASSUMED: which text applies when).
+/// 6. `currency`: absent, blank or `0` is the default currency; otherwise the id of a currency
+///    set up (ASSUMED: anything else is refused with the fake's own `Invalid Currency ID`, where
+///    WHMCS's behaviour is not documented).
+///
+/// The client is Active, created today, with no default gateway. `password2`, custom fields,
+/// groups and languages are not modelled. The answer is `{"result": "success", "clientid": "5"}`.
+pub(super) fn add_client(settings: &WhmcsSettings, store: &mut Store, params: &Params) -> Reply {
+    let owner = filled(params, "owner_user_id");
+    if let Some(owner) = owner {
+        let known = u64::try_from(php_int(owner))
+            .ok()
+            .is_some_and(|id| store.clients.contains_key(&id));
+        if !known {
+            return Reply::error("Invalid Owner User ID");
+        }
+    }
+    let email = filled(params, "email").unwrap_or_default();
+    if !params.truthy("skipvalidation") {
+        for (name, message) in [
+            ("firstname", "You did not enter your first name"),
+            ("lastname", "You did not enter your last name"),
+            ("email", "You did not enter your email address"),
+            ("address1", "You did not enter your  address line 1"),
+            ("city", "You did not enter your city"),
+            ("state", "You did not enter your state"),
+            ("postcode", "You did not enter your postcode"),
+            ("phonenumber", "You did not enter your phone number"),
+        ] {
+            if filled(params, name).is_none() {
+                return Reply::error(message);
+            }
+        }
+    }
+    if !is_email(email) {
+        return Reply::error("The email address you entered was not valid");
+    }
+    let country = filled(params, "country").unwrap_or_default();
+    let phone = filled(params, "phonenumber").unwrap_or_default();
+    if !params.truthy("skipvalidation") {
+        if !(country.len() == 2 && country.chars().all(|c| c.is_ascii_alphabetic())) {
+            return Reply::error("Valid country required");
+        }
+        let phone_ok = phone.chars().any(|c| c.is_ascii_digit())
+            && phone
+                .chars()
+                .all(|c| c.is_ascii_digit() || " +.-()".contains(c));
+        if !phone_ok {
+            return Reply::error("Invalid telephone phone number");
+        }
+    }
+    if store
+        .clients
+        .values()
+        .any(|c| c.email.eq_ignore_ascii_case(email))
+    {
+        return Reply::error(if owner.is_some() {
+            "The email address entered is not available for use."
+        } else {
+            "A user already exists with that email address"
+        });
+    }
+    let currency = match filled(params, "currency") {
+        None | Some("0") => settings.currency.id,
+        Some(id) => match id
+            .parse::<u64>()
+            .ok()
+            .and_then(|id| settings.currency_by_id(id))
+        {
+            Some(currency) => currency.id,
+            None => return Reply::error("Invalid Currency ID"),
+        },
+    };
+    let text = |name: &str| filled(params, name).unwrap_or_default().to_string();
+    let id = store.add_client(Client {
+        id: 0,
+        first_name: text("firstname"),
+        last_name: text("lastname"),
+        company_name: text("companyname"),
+        email: email.to_string(),
+        status: ClientStatus::Active,
+        address1: text("address1"),
+        city: text("city"),
+        state: text("state"),
+        postcode: text("postcode"),
+        country_code: country.to_ascii_uppercase(),
+        phone: phone.to_string(),
+        created: String::new(),
+        default_gateway: String::new(),
+        currency,
+    });
+    Reply::success(json!({ "clientid": id.to_string() }))
 }

@@ -1,7 +1,8 @@
 //! What a fresh installation holds: the WHMCS products the seeded Salesforce catalog maps to
 //! (`Product2.WHMCS_Product_Id__c`; names and cycles from `sandbox/data/salesforce/seed.json`), the
 //! client the seeded internet Order belongs to (`Account.WH_Account__c = 1`), a Closed and an
-//! Inactive client, and the payment gateways.
+//! Inactive client, the payment gateways, and the currencies: yen (the default, every seeded
+//! client's), US dollars and euros.
 //!
 //! Prices are in yen. Those of 185, 242 and 246 are the seeded Order's unit prices; the others
 //! are the fake's own.
@@ -66,6 +67,7 @@ pub fn default_clients() -> Vec<Client> {
             phone: "+81.355550134".into(),
             created: "2025-06-02".into(),
             default_gateway: "mailin".into(),
+            currency: JPY_CURRENCY_ID,
             ..Client::default()
         },
         Client {
@@ -79,6 +81,7 @@ pub fn default_clients() -> Vec<Client> {
             postcode: "150-0002".into(),
             country_code: "JP".into(),
             created: "2023-03-14".into(),
+            currency: JPY_CURRENCY_ID,
             ..Client::default()
         },
         Client {
@@ -93,6 +96,7 @@ pub fn default_clients() -> Vec<Client> {
             postcode: "530-0001".into(),
             country_code: "JP".into(),
             created: "2024-11-20".into(),
+            currency: JPY_CURRENCY_ID,
             ..Client::default()
         },
     ]
@@ -107,12 +111,44 @@ pub fn default_payment_methods() -> Vec<PaymentMethod> {
     ]
 }
 
-/// Japanese yen, formatted `¥5300.00 JPY`.
+/// The id of the default currency, Japanese yen: the seeded clients' currency.
+pub const JPY_CURRENCY_ID: u64 = 1;
+/// The id of US dollars, a second currency of the installation.
+pub const USD_CURRENCY_ID: u64 = 2;
+/// The id of euros, a third currency of the installation.
+pub const EUR_CURRENCY_ID: u64 = 3;
+
+/// Japanese yen, the installation's default, formatted `¥5300.00 JPY`.
 pub fn default_currency() -> Currency {
     Currency {
-        id: 1,
+        id: JPY_CURRENCY_ID,
         code: "JPY".into(),
         prefix: "¥".into(),
         suffix: " JPY".into(),
+        format: 1,
+        rate: Decimal::ONE,
     }
+}
+
+/// The installation's other currencies: US dollars (`$5300.00 USD`) and euros (`€5300.00 EUR`),
+/// at made-up rates. No client of the catalog uses them; tests add clients in them.
+pub fn other_currencies() -> Vec<Currency> {
+    vec![
+        Currency {
+            id: USD_CURRENCY_ID,
+            code: "USD".into(),
+            prefix: "$".into(),
+            suffix: " USD".into(),
+            format: 2,
+            rate: Decimal::new(67, 4),
+        },
+        Currency {
+            id: EUR_CURRENCY_ID,
+            code: "EUR".into(),
+            prefix: "€".into(),
+            suffix: " EUR".into(),
+            format: 3,
+            rate: Decimal::new(62, 4),
+        },
+    ]
 }

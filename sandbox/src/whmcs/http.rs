@@ -241,10 +241,12 @@ pub(super) async fn api(
             "cancelorder" => orders::cancel_order(&mut store, &params),
             "getorders" => orders::get_orders(settings, &store, &params),
             "getorderstatuses" => orders::get_order_statuses(&store),
+            "addclient" => accounts::add_client(settings, &mut store, &params),
             "getclientsdetails" => accounts::get_clients_details(settings, &store, &params),
             "getclients" => accounts::get_clients(settings, &store, &params),
             "getclientsproducts" => accounts::get_clients_products(settings, &store, &params),
             "getpaymentmethods" => accounts::get_payment_methods(&store),
+            "getcurrencies" => accounts::get_currencies(settings),
             _ => Reply::error("Command Not Found"),
         }
     };

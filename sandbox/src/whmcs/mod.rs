@@ -14,9 +14,14 @@
 //! - Business and validation errors are HTTP 200 with `result: error`; an empty `action` is HTTP
 //!   400 `Empty action request` (after authentication); an unknown one HTTP 200 `Command Not
 //!   Found` (UNCONFIRMED text).
-//! - Commands: AddOrder, AcceptOrder, CancelOrder, GetOrders, GetOrderStatuses,
-//!   GetClientsDetails, GetClients, GetClientsProducts, GetPaymentMethods. Their rules are in
-//!   `orders.rs` and `accounts.rs`.
+//! - Commands: AddOrder, AcceptOrder, CancelOrder, GetOrders, GetOrderStatuses, AddClient,
+//!   GetClientsDetails, GetClients, GetClientsProducts, GetPaymentMethods, GetCurrencies. Their
+//!   rules are in `orders.rs` and `accounts.rs`.
+//! - Currencies: the installation has a default currency ([`WhmcsSettings::currency`]) and others
+//!   ([`WhmcsSettings::other_currencies`]); each client has one, fixed when it is created
+//!   (AddClient's `currency` id, else the default), which GetClientsDetails reports as `currency`
+//!   (the id) and `currency_code` and GetOrders formats its amounts in. ASSUMED: products cost the
+//!   same numbers in every currency (WHMCS keeps a price per currency; the fake does not).
 //!
 //! Every request goes through the [`Observer`] (one route per HTTP method, since every command
 //! shares the path); [`WhmcsSandbox::fail_next`] injects a fault for one command.
@@ -106,7 +111,11 @@ pub struct WhmcsSettings {
     pub secret: String,
     /// `Some(key)`: the caller is outside the API IP allow-list and must send `accesskey=key`.
     pub access_key: Option<String>,
+    /// The default currency: clients created without one get it.
     pub currency: Currency,
+    /// The other currencies set up, listed by GetCurrencies after the default (by id).
+    pub other_currencies: Vec<Currency>,
+    /// The clients at start; one in another currency is a [`Client`] with that `currency` id.
     pub clients: Vec<Client>,
     pub products: Vec<Product>,
     /// The active gateways, in display order.
@@ -128,6 +137,7 @@ impl Default for WhmcsSettings {
             secret: "sandbox-whmcs-secret".into(),
             access_key: None,
             currency: catalog::default_currency(),
+            other_currencies: catalog::other_currencies(),
             clients: catalog::default_clients(),
             products: catalog::default_products(),
             payment_methods: catalog::default_payment_methods(),
@@ -138,6 +148,30 @@ impl Default for WhmcsSettings {
             first_service_id: 101,
             first_invoice_id: 5001,
         }
+    }
+}
+
+impl WhmcsSettings {
+    /// Every currency, by id (the default's first when ids tie).
+    pub fn currencies(&self) -> Vec<&Currency> {
+        let mut all: Vec<&Currency> = std::iter::once(&self.currency)
+            .chain(self.other_currencies.iter())
+            .collect();
+        all.sort_by_key(|c| c.id);
+        all.dedup_by_key(|c| c.id);
+        all
+    }
+
+    /// The currency with this id, if it is set up.
+    pub fn currency_by_id(&self, id: u64) -> Option<&Currency> {
+        self.currencies().into_iter().find(|c| c.id == id)
+    }
+
+    /// The currency a client's amounts are shown in: its own, or the default when its id names
+    /// none (a client a test created so).
+    pub fn currency_of(&self, client: &Client) -> &Currency {
+        self.currency_by_id(client.currency)
+            .unwrap_or(&self.currency)
     }
 }
 
@@ -298,9 +332,21 @@ impl WhmcsSandbox {
     }
 
     /// Adds (or replaces, same id) a client and returns its id; an id of 0 takes the next free
-    /// one. An empty `created` is today.
+    /// one. An empty `created` is today; a `currency` of 0 is the default currency. A currency id
+    /// that is not set up is kept as given (AddClient refuses it), for testing what a client
+    /// does with a currency GetCurrencies does not list.
     pub fn add_client(&self, client: Client) -> u64 {
         self.store().add_client(client)
+    }
+
+    /// The currencies set up, by id.
+    pub fn currencies(&self) -> Vec<Currency> {
+        self.app
+            .settings
+            .currencies()
+            .into_iter()
+            .cloned()
+            .collect()
     }
 
     /// Sets a client's status (e.g. Closed). False when there is no such client.

@@ -182,7 +182,7 @@ impl ClientStatus {
 }
 
 /// A client (WHMCS `tblclients`). An `id` of 0 asks [`super::WhmcsSandbox::add_client`] for the
-/// next free one.
+/// next free one; a `currency` of 0 gives the installation's default currency.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Client {
     pub id: u64,
@@ -202,6 +202,9 @@ pub struct Client {
     pub created: String,
     /// The client's default gateway module, or empty.
     pub default_gateway: String,
+    /// The id of the client's currency (a [`Currency::id`]), fixed when the client is created
+    /// (AddClient's `currency`); 0 when created: the installation's default currency.
+    pub currency: u64,
 }
 
 /// An active payment gateway: `module` is what AddOrder's `paymentmethod` takes.
@@ -220,13 +223,20 @@ impl PaymentMethod {
     }
 }
 
-/// The installation's one currency, as amounts are formatted (`{prefix}5300.00{suffix}`).
+/// A currency set up in the installation (WHMCS `tblcurrencies`), as GetCurrencies lists it and
+/// as a client's amounts are formatted (`{prefix}5300.00{suffix}`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Currency {
     pub id: u64,
+    /// The ISO code (`JPY`).
     pub code: String,
     pub prefix: String,
     pub suffix: String,
+    /// WHMCS's format number: 1 `1234.56`, 2 `1,234.56`, 3 `1.234,56`, 4 `1,234`. Only listed:
+    /// the fake formats every amount as `1234.56`.
+    pub format: u8,
+    /// The exchange rate to the default currency (1 for the default).
+    pub rate: Decimal,
 }
 
 /// An order's status (GetOrderStatuses' four).

@@ -323,7 +323,8 @@ pub(super) fn window(params: &Params) -> (usize, usize, Value) {
 /// Shapes follow WHMCS 8's `getorders.php`: record values are strings (database rows),
 /// `totalresults` is a string, `numreturned` an integer, `startnumber` as [`window`] echoes it;
 /// `lineitems` is `{"lineitem": [...]}`, or `[]` for an order without lines; an empty result
-/// has no `orders` key unless [`WhmcsSettings::empty_lists`] says otherwise.
+/// has no `orders` key unless [`WhmcsSettings::empty_lists`] says otherwise. Amounts are shown in
+/// the client's currency (`currencyprefix`, `currencysuffix`, the line items' `amount`).
 pub(super) fn get_orders(settings: &WhmcsSettings, store: &Store, params: &Params) -> Reply {
     let id = params.int("id");
     let user_id = params.int("userid");
@@ -345,6 +346,7 @@ pub(super) fn get_orders(settings: &WhmcsSettings, store: &Store, params: &Param
         .take(limit)
         .map(|order| {
             let client = store.clients.get(&order.client_id);
+            let currency = client.map_or(&settings.currency, |c| settings.currency_of(c));
             let invoice = order.invoice_id.and_then(|i| store.invoices.get(&i));
             let gateway = store
                 .payment_methods
@@ -370,9 +372,9 @@ pub(super) fn get_orders(settings: &WhmcsSettings, store: &Store, params: &Param
                         "billingcycle": line.billing_cycle.label(),
                         "amount": format!(
                             "{}{}{}",
-                            settings.currency.prefix,
+                            currency.prefix,
                             money(amount),
-                            settings.currency.suffix
+                            currency.suffix
                         ),
                         "status": line.service_status.as_str(),
                     })
@@ -412,8 +414,8 @@ pub(super) fn get_orders(settings: &WhmcsSettings, store: &Store, params: &Param
                 "name": client.map_or_else(String::new, |c| {
                     format!("{} {}", c.first_name, c.last_name)
                 }),
-                "currencyprefix": settings.currency.prefix,
-                "currencysuffix": settings.currency.suffix,
+                "currencyprefix": currency.prefix,
+                "currencysuffix": currency.suffix,
                 "frauddata": "",
                 "validationdata": "",
                 "lineitems": lineitems,

@@ -62,6 +62,8 @@ pub(super) struct Store {
     next_order_id: u64,
     next_service_id: u64,
     next_invoice_id: u64,
+    /// What a client created with currency 0 gets.
+    default_currency: u64,
 }
 
 fn today() -> String {
@@ -86,6 +88,7 @@ impl Store {
             next_order_id: settings.first_order_id.max(1),
             next_service_id: settings.first_service_id.max(1),
             next_invoice_id: settings.first_invoice_id.max(1),
+            default_currency: settings.currency.id,
         };
         for client in &settings.clients {
             store.add_client(client.clone());
@@ -103,6 +106,9 @@ impl Store {
         }
         if client.created.is_empty() {
             client.created = today();
+        }
+        if client.currency == 0 {
+            client.currency = self.default_currency;
         }
         let id = client.id;
         self.clients.insert(id, client);

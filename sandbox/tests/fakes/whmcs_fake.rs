@@ -1,12 +1,14 @@
 //! The fake WHMCS installation, driven over HTTP as a WHMCS client would: credentials and their
 //! 403, JSON and XML answers, AddOrder with the seeded internet order (pid 185, 242, 246) and
 //! every documented error, PHP bracket arrays and base64-serialized config options, AcceptOrder
-//! and CancelOrder, and the lookups' shapes and filters.
+//! and CancelOrder, the lookups' shapes and filters, and currencies: GetCurrencies, each client's
+//! own currency in GetClientsDetails and GetOrders, and AddClient's `currency`.
 
 use dealbridge_sandbox::observe::Fault;
+use dealbridge_sandbox::whmcs::catalog::{EUR_CURRENCY_ID, JPY_CURRENCY_ID, USD_CURRENCY_ID};
 use dealbridge_sandbox::whmcs::php::encode_field;
 use dealbridge_sandbox::whmcs::{
-    BillingCycle, Client, ClientStatus, CyclePolicy, EmptyLists, INVALID_CYCLE_MESSAGE,
+    BillingCycle, Client, ClientStatus, Currency, CyclePolicy, EmptyLists, INVALID_CYCLE_MESSAGE,
     InvoiceStatus, NoInvoiceId, OrderStatus, PhpArray, PhpValue, Product, ServiceStatus,
     WhmcsSandbox, WhmcsSettings, routes,
 };
@@ -663,6 +665,11 @@ async fn get_clients_details_finds_by_id_or_email_and_reports_what_is_missing() 
     assert_eq!(body["client"]["email"], "haruka.sato@example.com");
     assert_eq!(body["client"]["status"], "Active");
     assert_eq!(body["client"]["currency_code"], "JPY");
+    assert_eq!(body["client"]["currency"], 1);
+    assert_eq!(
+        body["currency_code"], "JPY",
+        "the deprecated top-level copy"
+    );
     assert_eq!(body["email"], "haruka.sato@example.com");
     let body = whmcs
         .ok("GetClientsDetails", &[("email", "Haruka.Sato@example.com")])
@@ -1068,4 +1075,269 @@ async fn other_paths_are_a_404_page() {
         .await
         .expect("request");
     assert_eq!(response.status().as_u16(), 404);
+}
+
+/// A client in `currency`, Active, with the next free id.
+fn client_in(currency: u64, email: &str) -> Client {
+    Client {
+        first_name: "Emma".into(),
+        last_name: "Clark".into(),
+        email: email.into(),
+        country_code: "US".into(),
+        currency,
+        ..Client::default()
+    }
+}
+
+/// The AddClient parameters every documented check passes, with `extra` after them.
+fn new_client<'a>(extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+    let mut pairs = vec![
+        ("firstname", "Emma"),
+        ("lastname", "Clark"),
+        ("email", "emma.clark@example.com"),
+        ("address1", "1 Market St"),
+        ("city", "San Francisco"),
+        ("state", "CA"),
+        ("postcode", "94105"),
+        ("country", "US"),
+        ("phonenumber", "+1.4155550100"),
+    ];
+    pairs.extend_from_slice(extra);
+    pairs
+}
+
+#[tokio::test]
+async fn get_currencies_lists_the_default_and_the_other_currencies_by_id() {
+    let whmcs = Whmcs::start().await;
+    let body = whmcs.ok("GetCurrencies", &[]).await;
+    assert_eq!(
+        body,
+        json!({
+            "result": "success",
+            "totalresults": "3",
+            "currencies": {"currency": [
+                {"id": "1", "code": "JPY", "prefix": "¥", "suffix": " JPY", "format": "1", "rate": "1.00000"},
+                {"id": "2", "code": "USD", "prefix": "$", "suffix": " USD", "format": "2", "rate": "0.00670"},
+                {"id": "3", "code": "EUR", "prefix": "€", "suffix": " EUR", "format": "3", "rate": "0.00620"},
+            ]},
+        })
+    );
+    let ids: Vec<u64> = whmcs.fake.currencies().iter().map(|c| c.id).collect();
+    assert_eq!(ids, [JPY_CURRENCY_ID, USD_CURRENCY_ID, EUR_CURRENCY_ID]);
+
+    let only_default = Whmcs::start_with(WhmcsSettings {
+        other_currencies: vec![],
+        ..WhmcsSettings::default()
+    })
+    .await;
+    let body = only_default.ok("GetCurrencies", &[]).await;
+    assert_eq!(body["totalresults"], "1");
+    assert_eq!(body["currencies"]["currency"][0]["code"], "JPY");
+}
+
+#[tokio::test]
+async fn a_client_in_another_currency_shows_it_in_its_details_and_orders() {
+    let whmcs = Whmcs::start().await;
+    let id = whmcs
+        .fake
+        .add_client(client_in(USD_CURRENCY_ID, "emma@example.com"));
+    let id_text = id.to_string();
+    let body = whmcs
+        .ok("GetClientsDetails", &[("clientid", &id_text)])
+        .await;
+    assert_eq!(body["client"]["currency"], 2);
+    assert_eq!(body["client"]["currency_code"], "USD");
+    assert_eq!(body["currency"], 2);
+
+    whmcs
+        .ok(
+            "AddOrder",
+            &[
+                ("clientid", &id_text),
+                ("paymentmethod", "mailin"),
+                ("pid[0]", "185"),
+                ("billingcycle[0]", "monthly"),
+            ],
+        )
+        .await;
+    whmcs.seed_order().await;
+    let orders = whmcs.ok("GetOrders", &[]).await;
+    let usd = &orders["orders"]["order"][1];
+    assert_eq!(usd["userid"], id_text.as_str());
+    assert_eq!(usd["currencyprefix"], "$");
+    assert_eq!(usd["currencysuffix"], " USD");
+    assert_eq!(
+        usd["lineitems"]["lineitem"][0]["amount"], "$5300.00 USD",
+        "the same number as in yen (prices per currency are not modelled)"
+    );
+    let jpy = &orders["orders"]["order"][0];
+    assert_eq!(jpy["currencyprefix"], "¥");
+    assert_eq!(jpy["lineitems"]["lineitem"][0]["amount"], "¥5300.00 JPY");
+
+    // A client added with currency 0 gets the default.
+    let default = whmcs.fake.add_client(client_in(0, "plain@example.com"));
+    let client = whmcs
+        .fake
+        .clients()
+        .into_iter()
+        .find(|c| c.id == default)
+        .expect("client");
+    assert_eq!(client.currency, JPY_CURRENCY_ID);
+}
+
+#[tokio::test]
+async fn seeded_clients_can_start_in_other_currencies_and_currencies_can_be_set_up() {
+    let mut settings = WhmcsSettings::default();
+    settings.other_currencies.push(Currency {
+        id: 7,
+        code: "GBP".into(),
+        prefix: "£".into(),
+        suffix: " GBP".into(),
+        format: 2,
+        rate: Decimal::new(53, 4),
+    });
+    let mut london = client_in(7, "oliver@example.co.uk");
+    london.id = 10;
+    settings.clients.push(london);
+    let whmcs = Whmcs::start_with(settings).await;
+    let body = whmcs.ok("GetClientsDetails", &[("clientid", "10")]).await;
+    assert_eq!(body["client"]["currency"], 7);
+    assert_eq!(body["client"]["currency_code"], "GBP");
+    let currencies = whmcs.ok("GetCurrencies", &[]).await;
+    assert_eq!(currencies["currencies"]["currency"][3]["id"], "7");
+}
+
+#[tokio::test]
+async fn a_currency_id_that_is_not_set_up_has_no_code_in_the_details() {
+    let whmcs = Whmcs::start().await;
+    let id = whmcs.fake.add_client(client_in(9, "odd@example.com"));
+    let body = whmcs
+        .ok("GetClientsDetails", &[("clientid", &id.to_string())])
+        .await;
+    assert_eq!(body["client"]["currency"], 9);
+    assert_eq!(body["client"]["currency_code"], "");
+}
+
+#[tokio::test]
+async fn add_client_takes_a_currency_id_and_defaults_to_the_installations() {
+    let whmcs = Whmcs::start().await;
+    let body = whmcs
+        .ok("AddClient", &new_client(&[("currency", "2")]))
+        .await;
+    assert_eq!(body, json!({"result": "success", "clientid": "4"}));
+    let details = whmcs.ok("GetClientsDetails", &[("clientid", "4")]).await;
+    assert_eq!(details["client"]["currency"], 2);
+    assert_eq!(details["client"]["currency_code"], "USD");
+    assert_eq!(details["client"]["status"], "Active");
+    assert_eq!(details["client"]["countrycode"], "US");
+
+    for (currency, email) in [(None, "a@example.com"), (Some("0"), "b@example.com")] {
+        let mut pairs = new_client(&[]);
+        pairs.retain(|(k, _)| *k != "email");
+        pairs.push(("email", email));
+        if let Some(currency) = currency {
+            pairs.push(("currency", currency));
+        }
+        let body = whmcs.ok("AddClient", &pairs).await;
+        let id = body["clientid"].as_str().expect("clientid").to_string();
+        let details = whmcs.ok("GetClientsDetails", &[("clientid", &id)]).await;
+        assert_eq!(details["client"]["currency_code"], "JPY", "{currency:?}");
+    }
+    for currency in ["9", "USD", "-1"] {
+        let mut pairs = new_client(&[("currency", currency)]);
+        pairs.retain(|(k, _)| *k != "email");
+        pairs.push(("email", "c@example.com"));
+        assert_eq!(
+            whmcs.error("AddClient", &pairs).await,
+            "Invalid Currency ID",
+            "{currency}"
+        );
+    }
+    assert_eq!(whmcs.fake.clients().len(), 6, "3 seeded and 3 added");
+}
+
+#[tokio::test]
+async fn add_client_refuses_with_its_documented_messages() {
+    let whmcs = Whmcs::start().await;
+    let without = |name: &'static str| {
+        let mut pairs = new_client(&[]);
+        pairs.retain(|(k, _)| *k != name);
+        pairs
+    };
+    for (name, message) in [
+        ("firstname", "You did not enter your first name"),
+        ("lastname", "You did not enter your last name"),
+        ("email", "You did not enter your email address"),
+        ("address1", "You did not enter your  address line 1"),
+        ("city", "You did not enter your city"),
+        ("state", "You did not enter your state"),
+        ("postcode", "You did not enter your postcode"),
+        ("phonenumber", "You did not enter your phone number"),
+        ("country", "Valid country required"),
+    ] {
+        assert_eq!(whmcs.error("AddClient", &without(name)).await, message);
+    }
+    let with = |name: &'static str, value: &'static str| {
+        let mut pairs = without(name);
+        pairs.push((name, value));
+        pairs
+    };
+    assert_eq!(
+        whmcs
+            .error("AddClient", &with("email", "not-an-address"))
+            .await,
+        "The email address you entered was not valid"
+    );
+    assert_eq!(
+        whmcs.error("AddClient", &with("country", "USA")).await,
+        "Valid country required"
+    );
+    assert_eq!(
+        whmcs
+            .error("AddClient", &with("phonenumber", "call me"))
+            .await,
+        "Invalid telephone phone number"
+    );
+    assert_eq!(
+        whmcs
+            .error("AddClient", &with("email", "Haruka.Sato@example.com"))
+            .await,
+        "A user already exists with that email address"
+    );
+    assert_eq!(
+        whmcs
+            .error(
+                "AddClient",
+                &new_client(&[("owner_user_id", "1"), ("email", "haruka.sato@example.com")])
+            )
+            .await,
+        "The email address entered is not available for use."
+    );
+    assert_eq!(
+        whmcs
+            .error("AddClient", &new_client(&[("owner_user_id", "99")]))
+            .await,
+        "Invalid Owner User ID"
+    );
+    assert_eq!(whmcs.fake.clients().len(), 3, "nothing was created");
+    let skipped = whmcs
+        .ok(
+            "AddClient",
+            &[
+                ("email", "minimal@example.com"),
+                ("skipvalidation", "true"),
+                ("currency", "3"),
+            ],
+        )
+        .await;
+    assert_eq!(skipped["clientid"], "4");
+    let details = whmcs.ok("GetClientsDetails", &[("clientid", "4")]).await;
+    assert_eq!(details["client"]["currency_code"], "EUR");
+    assert_eq!(
+        whmcs
+            .error("AddClient", &[("skipvalidation", "1"), ("email", "nope")])
+            .await,
+        "The email address you entered was not valid",
+        "skipvalidation does not skip the email"
+    );
 }

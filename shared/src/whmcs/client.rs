@@ -14,8 +14,9 @@ use url::Url;
 
 use super::error::WhmcsError;
 use super::model::{
-    AcceptOrder, AddOrder, AddOrderResult, ClientDetails, GetClientsDetails, GetOrdersQuery,
-    GetPaymentMethods, Order, OrdersPage, PaymentMethod, WhmcsRequest, payment_methods_from,
+    AcceptOrder, AddOrder, AddOrderResult, ClientDetails, Currency, GetClientsDetails,
+    GetCurrencies, GetOrdersQuery, GetPaymentMethods, Order, OrdersPage, PaymentMethod,
+    WhmcsRequest, currencies_from, payment_methods_from,
 };
 use crate::http::{self, NoAnswer};
 use crate::retry::RetryPolicy;
@@ -224,6 +225,12 @@ impl WhmcsClient {
             client_id: client_id.to_string(),
         };
         self.call(&request, Repeat::Safe, ClientDetails::try_from)
+            .await
+    }
+
+    /// The currencies set up in WHMCS (GetCurrencies), for a client's `currency` id.
+    pub async fn currencies(&self) -> Result<Vec<Currency>, WhmcsError> {
+        self.call(&GetCurrencies, Repeat::Safe, |m| currencies_from(&m))
             .await
     }
 

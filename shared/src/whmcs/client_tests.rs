@@ -492,3 +492,43 @@ async fn client_details_and_order_lookups_are_read() {
     );
     assert_eq!(client.order("99").await.unwrap(), None);
 }
+
+#[tokio::test]
+async fn get_currencies_is_sent_bare_and_read_with_the_clients_currency_id() {
+    let server = MockServer::start().await;
+    api()
+        .and(body_string_contains("action=GetClientsDetails&clientid=4"))
+        .respond_with(answer(json!({
+            "result": "success",
+            "client": {"id": 4, "status": "Active", "currency": 2},
+        })))
+        .mount(&server)
+        .await;
+    api()
+        .and(body_string_contains("action=GetCurrencies"))
+        .respond_with(answer(json!({
+            "result": "success", "totalresults": "2",
+            "currencies": {"currency": [
+                {"id": "1", "code": "JPY", "prefix": "¥", "suffix": " JPY", "format": "1", "rate": "1.00000"},
+                {"id": "2", "code": "USD", "prefix": "$", "suffix": " USD", "format": "2", "rate": "0.00670"}
+            ]}
+        })))
+        .mount(&server)
+        .await;
+    let client = client(&server);
+    let details = client.client_details("4").await.unwrap();
+    assert_eq!(details.currency_id.as_deref(), Some("2"));
+    assert_eq!(details.currency_code, None);
+    let currencies = client.currencies().await.unwrap();
+    let codes: Vec<(&str, &str)> = currencies
+        .iter()
+        .map(|c| (c.id.as_str(), c.code.as_str()))
+        .collect();
+    assert_eq!(codes, [("1", "JPY"), ("2", "USD")]);
+    let sent = bodies(&server).await;
+    assert!(
+        sent[1].ends_with("responsetype=json&action=GetCurrencies"),
+        "{}",
+        sent[1]
+    );
+}

@@ -3,11 +3,14 @@
 //! - `php`: PHP `serialize()` and base64, for `configoptions[]`/`customfields[]`.
 //! - `form`: form bodies with PHP bracket arrays.
 //! - `model`: the requests (AddOrder, AcceptOrder, GetOrders, GetClientsDetails,
-//!   GetPaymentMethods) and their answers.
+//!   GetPaymentMethods, GetCurrencies) and their answers.
+//! - `currency`: the check that the WHMCS client bills in the Order's currency, shared by the
+//!   provisioning step and the dry run.
 //! - `error`: [`WhmcsError`], its stable codes, and the ambiguous AddOrder.
 //! - `client`: [`WhmcsClient`].
 
 pub mod client;
+pub mod currency;
 mod de;
 pub mod error;
 pub mod form;
@@ -19,13 +22,16 @@ mod settings;
 
 #[cfg(test)]
 mod client_tests;
+#[cfg(test)]
+mod provision_tests;
 
 pub use client::{MAX_ORDER_PAGES, ORDERS_PAGE_SIZE, WhmcsClient, WhmcsClientSettings};
 pub use error::{ApiErrorKind, WhmcsError, is_authentication_message};
 pub use form::Form;
 pub use model::{
-    AcceptOrder, AddOrder, AddOrderResult, BILLING_CYCLES, ClientDetails, GetClientsDetails,
-    GetOrdersQuery, GetPaymentMethods, Order, OrderLine, OrderLineItem, OrdersPage, PaymentMethod,
-    WhmcsRequest, billing_cycle_from_label, parse_option_map,
+    AcceptOrder, AddOrder, AddOrderResult, BILLING_CYCLES, ClientDetails, Currency,
+    GetClientsDetails, GetCurrencies, GetOrdersQuery, GetPaymentMethods, Order, OrderLine,
+    OrderLineItem, OrdersPage, PaymentMethod, WhmcsRequest, billing_cycle_from_label,
+    currencies_from, parse_option_map,
 };
 pub use php::{PhpKey, PhpValue};

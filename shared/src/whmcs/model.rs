@@ -1,6 +1,6 @@
 //! WHMCS requests and answers as dealbridge sends and reads them: `AddOrder` (one line per cart
 //! item, index-aligned arrays), `AcceptOrder`, `GetOrders`, `GetClientsDetails`,
-//! `GetPaymentMethods`. Answers are read leniently: ids come as strings or numbers, id lists as
+//! `GetPaymentMethods`, `GetCurrencies`. Answers are read leniently: ids come as strings or numbers, id lists as
 //! comma-separated strings or arrays, and empty lists in any of WHMCS's shapes.
 
 use rust_decimal::Decimal;
@@ -287,6 +287,18 @@ impl WhmcsRequest for GetClientsDetails {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct GetPaymentMethods;
 
+/// `GetCurrencies`: the currencies set up in WHMCS (no parameters).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GetCurrencies;
+
+impl WhmcsRequest for GetCurrencies {
+    const ACTION: &'static str = "GetCurrencies";
+
+    fn params(&self) -> Form {
+        Form::new()
+    }
+}
+
 impl WhmcsRequest for GetPaymentMethods {
     const ACTION: &'static str = "GetPaymentMethods";
 
@@ -442,6 +454,9 @@ pub struct ClientDetails {
     pub email: Option<String>,
     /// Active, Inactive, Closed.
     pub status: String,
+    /// The id of the client's currency (`currency`; fixed when the client is created).
+    pub currency_id: Option<String>,
+    /// The ISO code of the client's currency (`currency_code`), when WHMCS gives it.
     pub currency_code: Option<String>,
     /// The client's default gateway module, if set.
     pub default_gateway: Option<String>,
@@ -475,7 +490,8 @@ impl TryFrom<Map<String, Value>> for ClientDetails {
             companyname: text("companyname"),
             email: text("email"),
             status: text("status").unwrap_or_default(),
-            currency_code: text("currency_code"),
+            currency_id: c.get("currency").and_then(de::nonzero_id),
+            currency_code: text("currency_code").map(|code| code.trim().to_string()),
             default_gateway: text("defaultgateway"),
         })
     }
@@ -490,6 +506,31 @@ pub struct PaymentMethod {
     pub module: String,
     #[serde(rename = "displayname", deserialize_with = "de::de_text")]
     pub display_name: String,
+}
+
+/// A currency from GetCurrencies.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(default)]
+pub struct Currency {
+    #[serde(deserialize_with = "de::de_id")]
+    pub id: String,
+    /// The ISO code (`JPY`, `USD`).
+    #[serde(deserialize_with = "de::de_text")]
+    pub code: String,
+    #[serde(deserialize_with = "de::de_opt_text")]
+    pub prefix: Option<String>,
+    #[serde(deserialize_with = "de::de_opt_text")]
+    pub suffix: Option<String>,
+    /// The exchange rate to the default currency.
+    #[serde(deserialize_with = "de::de_decimal")]
+    pub rate: Option<Decimal>,
+}
+
+/// The currencies in a GetCurrencies answer: `currencies: {"currency": [...]}` as the other lists
+/// nest, or a bare list (the documentation shows the nesting only flattened, so it is not
+/// confirmed).
+pub fn currencies_from(m: &Map<String, Value>) -> Result<Vec<Currency>, String> {
+    de::nested_list(m.get("currencies"), "currency").map_err(|e| format!("currencies: {e}"))
 }
 
 /// The gateways in a GetPaymentMethods answer.
@@ -776,12 +817,57 @@ mod tests {
         assert_eq!(nested.id, "1");
         assert_eq!(nested.email.as_deref(), Some("ada@example.com"));
         assert_eq!(nested.default_gateway, None);
+        assert_eq!(nested.currency_code.as_deref(), Some("JPY"));
+        assert_eq!(nested.currency_id, None);
         assert!(!nested.is_closed());
         let flat: ClientDetails =
             serde_json::from_value(json!({"userid": "7", "status": "Closed"})).unwrap();
         assert_eq!(flat.id, "7");
         assert!(flat.is_closed());
+        assert_eq!((flat.currency_id, flat.currency_code), (None, None));
         assert!(serde_json::from_value::<ClientDetails>(json!({"client": {}})).is_err());
+    }
+
+    #[test]
+    fn the_client_currency_is_read_as_an_id_and_a_code() {
+        let details = |client: Value| -> ClientDetails {
+            serde_json::from_value(json!({"result": "success", "client": client})).unwrap()
+        };
+        let both = details(json!({"id": 4, "currency": 2, "currency_code": " USD "}));
+        assert_eq!(both.currency_id.as_deref(), Some("2"));
+        assert_eq!(both.currency_code.as_deref(), Some("USD"));
+        let id_only = details(json!({"id": 4, "currency": "3", "currency_code": ""}));
+        assert_eq!(id_only.currency_id.as_deref(), Some("3"));
+        assert_eq!(id_only.currency_code, None);
+        let none = details(json!({"id": 4, "currency": 0, "currency_code": null}));
+        assert_eq!((none.currency_id, none.currency_code), (None, None));
+    }
+
+    #[test]
+    fn currencies_are_read_nested_or_as_a_bare_list() {
+        let read = |m: Value| {
+            let Value::Object(m) = m else { unreachable!() };
+            currencies_from(&m).unwrap()
+        };
+        let nested = read(
+            json!({"result": "success", "totalresults": "2", "currencies": {"currency": [
+                {"id": "1", "code": "JPY", "prefix": "¥", "suffix": " JPY", "format": "1", "rate": "1.00000"},
+                {"id": 2, "code": "USD", "prefix": "$", "suffix": " USD", "format": 2, "rate": 0.0067}
+            ]}}),
+        );
+        assert_eq!(nested.len(), 2);
+        assert_eq!(
+            (nested[0].id.as_str(), nested[0].code.as_str()),
+            ("1", "JPY")
+        );
+        assert_eq!(nested[0].rate, Some(Decimal::ONE));
+        assert_eq!(nested[1].id, "2");
+        assert_eq!(nested[1].prefix.as_deref(), Some("$"));
+        let one = read(json!({"currencies": {"currency": {"id": "1", "code": "JPY"}}}));
+        assert_eq!(one[0].code, "JPY");
+        let bare = read(json!({"currencies": [{"id": "1", "code": "EUR"}]}));
+        assert_eq!(bare[0].code, "EUR");
+        assert!(read(json!({"totalresults": 0, "currencies": ""})).is_empty());
     }
 
     #[test]

@@ -300,7 +300,7 @@ fn label(order: &Order) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::snapshot::{Account, Address, DealRef, OrderItem, Product};
     use crate::whmcs::WhmcsRequest;
@@ -333,7 +333,7 @@ mod tests {
     }
 
     /// Seed 003's "Complete Order Example".
-    fn seed_003() -> DealSnapshot {
+    pub(crate) fn seed_003() -> DealSnapshot {
         let order_id = id("801A000010khO8J");
         DealSnapshot {
             requested: DealRef::Order(order_id.clone()),
@@ -385,7 +385,7 @@ mod tests {
         }
     }
 
-    fn order_id() -> SfId {
+    pub(crate) fn order_id() -> SfId {
         id("801A000010khO8J")
     }
 

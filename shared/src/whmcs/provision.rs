@@ -7,15 +7,19 @@
 //!    and nothing is sent to WHMCS;
 //! 2. [`Ledger::begin`] takes the step's lease (an attempt holding a live lease elsewhere means
 //!    "try later"; a completed step means "done");
-//! 3. before the first AddOrder, the client's newest WHMCS order id is saved as a baseline; an
+//! 3. unless the ledger already holds the WHMCS order id, the client's currency is read and
+//!    compared with the Order's ([`super::currency`]), before `Activating` is written: another
+//!    currency is written as `Failed` (`WHMCS_CURRENCY_MISMATCH`) and no AddOrder is sent; an
+//!    Order without a currency is not checked;
+//! 4. before the first AddOrder, the client's newest WHMCS order id is saved as a baseline; an
 //!    attempt that finds a baseline but no order id (a previous attempt died or lost AddOrder's
 //!    answer) reconciles: the client's orders newer than the baseline with as many products are
 //!    looked up, one is adopted, none means AddOrder was never processed, several is a conflict
 //!    for a person to settle (written to the Order, and the message ends in the dead-letter
 //!    queue);
-//! 4. the order id and service ids are saved the moment AddOrder answers, then AcceptOrder (a "not
+//! 5. the order id and service ids are saved the moment AddOrder answers, then AcceptOrder (a "not
 //!    Pending" answer for our own order is success once GetOrders shows it Active);
-//! 5. the outcome is written to Salesforce in one call and the step completed.
+//! 6. the outcome is written to Salesforce in one call and the step completed.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -24,6 +28,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use tracing::{info, warn};
 
+use super::currency::{CurrencyCheck, check_currency, order_currency};
 use super::error::WhmcsError;
 use super::model::{AddOrder, GetOrdersQuery, Order};
 use super::prepare::{WhmcsOrderPlan, failure as prepare_failure, prepare};
@@ -245,7 +250,14 @@ impl WhmcsDeps {
     ) -> Result<BTreeMap<String, String>, StepFailure> {
         let deal = order_id.to_string();
         let mut targets = record.targets.clone();
-        if plan.needs_activating && record.attempts <= 1 {
+        let placed = targets.contains_key(TARGET_ORDER);
+        if !placed {
+            self.check_currency(order_id, snapshot, plan).await?;
+        }
+        // Written once, before the first AddOrder: also on a later attempt when the first one
+        // stopped before the baseline (at the currency check, say).
+        let before_add_order = !placed && !targets.contains_key(TARGET_BASELINE);
+        if plan.needs_activating && (record.attempts <= 1 || before_add_order) {
             self.writeback
                 .whmcs(order_id, &WhmcsOutcome::Activating)
                 .await
@@ -287,6 +299,37 @@ impl WhmcsDeps {
             .map_err(|e| salesforce_failure(&e))?;
         info!(order = %order_id, whmcs_order, "Order provisioned in WHMCS and written back");
         Ok(targets)
+    }
+
+    /// The client must bill in the Order's currency (read from WHMCS each attempt until the order
+    /// is placed: a client changed on the Account after a failure is checked again).
+    async fn check_currency(
+        &self,
+        order_id: &SfId,
+        snapshot: &DealSnapshot,
+        plan: &WhmcsOrderPlan,
+    ) -> Result<(), StepFailure> {
+        let currency = order_currency(snapshot, order_id);
+        let check = check_currency(&*self.whmcs, order_id, currency.as_deref(), &plan.client_id)
+            .await
+            .map_err(|e| whmcs_failure(&e))?;
+        match check {
+            CurrencyCheck::Same(client) => {
+                info!(order = %order_id, client = client.client_id, currency = client.code, "the WHMCS client bills in the Order's currency");
+                Ok(())
+            }
+            CurrencyCheck::OrderHasNone => {
+                info!(order = %order_id, client = plan.client_id, "the Order has no currency (no multi-currency in the org); the WHMCS client's currency is not checked");
+                Ok(())
+            }
+            CurrencyCheck::Mismatch(problem) => {
+                warn!(order = %order_id, client = plan.client_id, %problem, "the WHMCS client bills in another currency; no AddOrder is sent");
+                Err(StepFailure::Permanent(Failure::new(
+                    problem.code,
+                    problem.message,
+                )))
+            }
+        }
     }
 
     /// AddOrder, exactly once: reconciles a previous attempt first.
