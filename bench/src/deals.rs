@@ -160,10 +160,10 @@ pub fn seeded() -> Vec<DealKind> {
             minimum: Minimum {
                 sf_reads: 1,
                 sf_writes: 1,
-                whmcs: 3,
+                whmcs: 4,
                 ..Minimum::default()
             },
-            why: "WHMCS: GetOrders (the ledger guard's baseline, so a lost AddOrder answer can be reconciled) + AddOrder + AcceptOrder",
+            why: "WHMCS: GetClientsDetails (the client's currency must be the Order's) + GetOrders (the ledger guard's baseline, so a lost AddOrder answer can be reconciled) + AddOrder + AcceptOrder",
             timed: true,
         },
         DealKind {

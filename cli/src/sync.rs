@@ -552,7 +552,7 @@ async fn dry_run(connected: &Connected, deal: &DealRef) -> Result<Outcome, CliEr
             }
         }
     }
-    text.push_str("\nNothing was sent to Maxio, Maxio Core, WHMCS or the queues, and nothing was written to Salesforce (dry run).\n");
+    text.push_str("\nNothing was written to Maxio AB, Maxio Core or WHMCS (they were only read), nothing was sent to the queues, and nothing was written to Salesforce (dry run).\n");
     if would_fail {
         text.push_str("The sync would fail: see the problems above.\n");
     }

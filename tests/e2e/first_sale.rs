@@ -213,8 +213,7 @@ async fn forty_seat_lines_at_one_price_bill_forty_seats_on_one_component() {
         .observer()
         .requests()
         .into_iter()
-        .filter(|r| r.route == ab_routes::SUBSCRIPTIONS_CREATE)
-        .last()
+        .rfind(|r| r.route == ab_routes::SUBSCRIPTIONS_CREATE)
         .expect("the create");
     let body: Value = serde_json::from_str(&created.body).unwrap();
     assert_eq!(
