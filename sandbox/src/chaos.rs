@@ -391,11 +391,17 @@ impl ChaosRun {
                 problems.push(format!("{depth} message(s) left on {queue}: lost work"));
             }
         }
-        let maxio_dead = self.dead(QueueName::MaxioCustomer)
-            + self.dead(QueueName::MaxioPricePoints)
-            + self.dead(QueueName::MaxioSubscription)
-            + self.dead(QueueName::Delayed);
-        let core_dead = self.dead(QueueName::MaxioCoreLink);
+        // Whether one of the deal's messages is in a dead-letter queue (the DLQ alarm fires).
+        let dead_for = |deal: &str| {
+            let id = self.stack.id(deal).to_string();
+            WORKED.iter().any(|q| {
+                self.stack
+                    .queue
+                    .dead_letters(*q)
+                    .iter()
+                    .any(|body| body.contains(id.as_str()))
+            })
+        };
         for (deal, expected) in MAXIO_DEALS {
             let opp = self.record(deal);
             let status = opp["Maxio_Sync_Status__c"].as_str().unwrap_or("");
@@ -410,9 +416,7 @@ impl ChaosRun {
                         .contracts()
                         .iter()
                         .any(|c| c["text_field2"] == subscription);
-                    let visible_failure = link != "Linked"
-                        && core_dead > 0
-                        && opp["Maxio_Core_Link_Error__c"].is_string();
+                    let visible_failure = link != "Linked" && dead_for(deal);
                     let done = link == "Linked" && linked;
                     if !done && !visible_failure {
                         problems.push(format!(
@@ -421,8 +425,10 @@ impl ChaosRun {
                     }
                 }
                 Expected::Failed(code) if status == "Failed" && error.starts_with(code) => {}
-                // Chaos may defeat a deal: then it must be dead-lettered and say so.
-                _ if status == "Failed" && !error.is_empty() && maxio_dead > 0 => {}
+                // Chaos may defeat a deal: then one of its messages is in a dead-letter queue,
+                // whose alarm makes it visible. Its error is on the record too, unless
+                // Salesforce refused that last write as well (at a 0.6 fault rate it does).
+                _ if dead_for(deal) => {}
                 _ => problems.push(format!(
                     "{deal}: expected {expected:?}, Salesforce shows {status:?} {error:?}"
                 )),

@@ -13,8 +13,9 @@
 //! Then, for every seed, on each AB site: one AB customer per account, one subscription per deal,
 //! one price point per component of a deal, one allocation per component a repair sets; one
 //! WHMCS order per Order, one Core contract per subscription; every deal
-//! ends as it would without faults, or is in a dead-letter queue with its error on the record;
-//! no queue holds anything.
+//! ends as it would without faults, or has a message in a dead-letter queue (with its error on
+//! the record, unless Salesforce refused that last write too, as it does at the heavy rate); no
+//! queue holds anything.
 //!
 //! The suite can fail: `a_forgetful_ledger_is_caught_billing_twice` replaces the WHMCS idempotency
 //! ledger by one that forgets (as a random key would) and the same checks then find the duplicate
