@@ -112,6 +112,9 @@ impl LocalStack {
         let salesforce = SalesforceSandbox::start(OrgSettings::default(), seeded_org()?).await?;
         let maxio_ab = MaxioAbSandbox::start(crate::ab_sites::default_site()).await?;
         let maxio_ab_uk = MaxioAbSandbox::start(crate::ab_sites::uk_site()).await?;
+        // The sites judge dates on the stack's clock, as the workers do.
+        maxio_ab.set_clock(sample_time());
+        maxio_ab_uk.set_clock(sample_time());
         let maxio_core = MaxioCoreSandbox::start(core.settings).await?;
         if !core.empty {
             maxio_core.seed(

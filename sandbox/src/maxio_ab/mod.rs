@@ -277,6 +277,12 @@ impl MaxioAbSandbox {
         self.store().component_by_handle(handle).map(|c| c.id)
     }
 
+    /// Sets the site's clock to `at`, from which it runs on (the local stack's virtual time), so
+    /// dates it is sent (a future `initial_billing_at`) are judged as the workers judge them.
+    pub fn set_clock(&self, at: chrono::DateTime<chrono::Utc>) {
+        self.store().clock_offset = at - chrono::Utc::now();
+    }
+
     /// Moves the site's clock forward (timestamps and the `uniqueness_token` window).
     pub fn advance_clock(&self, by: std::time::Duration) {
         let by = chrono::Duration::from_std(by).unwrap_or(chrono::Duration::MAX);
