@@ -1031,7 +1031,9 @@ async fn for_every_seeded_deal_the_dry_run_fails_exactly_where_the_sync_does() {
             "NoEmailOpportunity",
             "UnmappedOpportunity",
             "YenOpportunity",
-            "SplitPriceOpportunity"
+            "SplitPriceOpportunity",
+            "AmendmentOpportunity",
+            "RenewalOpportunity"
         ],
         "{verdicts:?}"
     );

@@ -33,7 +33,7 @@ const WORKED: [QueueName; 6] = [
 ];
 
 /// The won Opportunities of the seed and how each ends without chaos.
-const MAXIO_DEALS: [(&str, Expected); 14] = [
+const MAXIO_DEALS: [(&str, Expected); 16] = [
     ("VolumeOpportunity", Expected::Synced),
     ("GraduatedOpportunity", Expected::Synced),
     ("FlatFeeOpportunity", Expected::Synced),
@@ -60,6 +60,14 @@ const MAXIO_DEALS: [(&str, Expected); 14] = [
     ),
     ("FutureOpportunity", Expected::Synced),
     ("RepairOpportunity", Expected::Synced),
+    (
+        "AmendmentOpportunity",
+        Expected::Failed("AMENDMENT_NOT_SUPPORTED"),
+    ),
+    (
+        "RenewalOpportunity",
+        Expected::Failed("RENEWAL_NOT_SUPPORTED"),
+    ),
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -44,6 +44,8 @@ pub const SEEDED_DEALS: &[&str] = &[
     "SplitPriceOpportunity",
     "FutureOpportunity",
     "RepairOpportunity",
+    "AmendmentOpportunity",
+    "RenewalOpportunity",
     "InternetOrder",
 ];
 

@@ -196,6 +196,12 @@ pub enum ErrorCode {
     WhmcsOrderExists,
     /// The WHMCS client's currency is not the Order's. Permanent.
     WhmcsCurrencyMismatch,
+
+    // Contract changes (shared/src/contract_change.rs).
+    /// The Opportunity is a CPQ amendment of a contract; not billed as a first sale. Permanent.
+    AmendmentNotSupported,
+    /// The Opportunity is a CPQ renewal of a contract; nothing is created for it. Permanent.
+    RenewalNotSupported,
     /// The Account's WHMCS client id (`WH_Account__c`) is empty. Permanent.
     WhmcsClientMissing,
     /// The Account's WHMCS client id is not a positive whole number. Permanent.
@@ -356,6 +362,8 @@ impl ErrorCode {
         ErrorCode::WhmcsOrderNotApproved,
         ErrorCode::WhmcsOrderExists,
         ErrorCode::WhmcsCurrencyMismatch,
+        ErrorCode::AmendmentNotSupported,
+        ErrorCode::RenewalNotSupported,
         ErrorCode::WhmcsClientMissing,
         ErrorCode::WhmcsClientInvalid,
         ErrorCode::WhmcsProductUnmapped,
@@ -463,6 +471,8 @@ impl ErrorCode {
             ErrorCode::WhmcsOrderNotApproved => "WHMCS_ORDER_NOT_APPROVED",
             ErrorCode::WhmcsOrderExists => "WHMCS_ORDER_EXISTS",
             ErrorCode::WhmcsCurrencyMismatch => "WHMCS_CURRENCY_MISMATCH",
+            ErrorCode::AmendmentNotSupported => "AMENDMENT_NOT_SUPPORTED",
+            ErrorCode::RenewalNotSupported => "RENEWAL_NOT_SUPPORTED",
             ErrorCode::WhmcsClientMissing => "WHMCS_CLIENT_MISSING",
             ErrorCode::WhmcsClientInvalid => "WHMCS_CLIENT_INVALID",
             ErrorCode::WhmcsProductUnmapped => "WHMCS_PRODUCT_UNMAPPED",

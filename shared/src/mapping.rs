@@ -190,6 +190,10 @@ pub struct OpportunityFields {
     pub maxio_core_link_error: Option<String>,
     /// The AB site the deal is billed on (written with the outcome).
     pub maxio_site: Option<String>,
+    /// Lookup to the Contract a CPQ amendment amends (`SBQQ__AmendedContract__c`).
+    pub amended_contract: Option<String>,
+    /// Lookup to the Contract a CPQ renewal renews (`SBQQ__RenewedContract__c`).
+    pub renewed_contract: Option<String>,
     /// The deal's currency (multi-currency orgs: `CurrencyIsoCode`); must agree with the Order's.
     /// Null in an org without multi-currency (then `maxio.org_currency` is the currency).
     pub currency: Option<String>,
@@ -307,6 +311,8 @@ impl Default for OpportunityFields {
             maxio_core_link_status: some("Maxio_Core_Link_Status__c"),
             maxio_core_link_error: some("Maxio_Core_Link_Error__c"),
             maxio_site: some("Maxio_Site__c"),
+            amended_contract: some("SBQQ__AmendedContract__c"),
+            renewed_contract: some("SBQQ__RenewedContract__c"),
             currency: some("CurrencyIsoCode"),
             contact_roles: true,
         }
@@ -487,6 +493,14 @@ impl Mapping {
             ("order.currency", &self.order.currency),
             ("opportunity.currency", &self.opportunity.currency),
             ("opportunity.maxio_site", &self.opportunity.maxio_site),
+            (
+                "opportunity.amended_contract",
+                &self.opportunity.amended_contract,
+            ),
+            (
+                "opportunity.renewed_contract",
+                &self.opportunity.renewed_contract,
+            ),
             (
                 "order_item.whmcs_service_id",
                 &self.order_item.whmcs_service_id,

@@ -236,6 +236,8 @@ mod tests {
                 whmcs_service_id: None,
                 maxio_sync_status: None,
                 maxio_site: None,
+                amended_contract: None,
+                renewed_contract: None,
                 currency: None,
                 contact_roles: vec![],
             }),

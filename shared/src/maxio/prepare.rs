@@ -378,6 +378,10 @@ pub fn prepare(
         )]);
     };
 
+    if let Some((code, message)) = crate::contract_change::refused(snapshot) {
+        return Err(vec![DealProblem::new(code, message)]);
+    }
+
     let person = billing_person(snapshot);
     if person.is_none() {
         problems.push(DealProblem::new(
@@ -867,6 +871,8 @@ mod tests {
                 whmcs_service_id: None,
                 maxio_sync_status: None,
                 maxio_site: None,
+                amended_contract: None,
+                renewed_contract: None,
                 currency: Some("USD".into()),
                 contact_roles: roles
                     .into_iter()

@@ -130,6 +130,13 @@ fn opt_text(r: &Value, name: &Option<String>) -> Result<Option<String>, FieldErr
     }
 }
 
+fn opt_id(r: &Value, name: &Option<String>) -> Result<Option<SfId>, FieldError> {
+    match name {
+        Some(n) => fields::id(r, n),
+        None => Ok(None),
+    }
+}
+
 fn opportunity(r: &Value, mapping: &Mapping) -> Result<Opportunity, SnapshotError> {
     let o = &mapping.opportunity;
     let build = || -> Result<Opportunity, FieldError> {
@@ -161,6 +168,8 @@ fn opportunity(r: &Value, mapping: &Mapping) -> Result<Opportunity, SnapshotErro
             maxio_sync_status: opt_text(r, &o.maxio_sync_status)?,
             maxio_site: opt_text(r, &o.maxio_site)?,
             currency: opt_text(r, &o.currency)?,
+            amended_contract: opt_id(r, &o.amended_contract)?,
+            renewed_contract: opt_id(r, &o.renewed_contract)?,
             contact_roles,
         })
     };

@@ -163,6 +163,12 @@ pub struct Opportunity {
     /// `CurrencyIsoCode` (multi-currency orgs).
     #[serde(default)]
     pub currency: Option<String>,
+    /// The Contract this Opportunity amends (CPQ `SBQQ__AmendedContract__c`).
+    #[serde(default)]
+    pub amended_contract: Option<SfId>,
+    /// The Contract this Opportunity renews (CPQ `SBQQ__RenewedContract__c`).
+    #[serde(default)]
+    pub renewed_contract: Option<SfId>,
     /// Contact roles, the primary one first.
     pub contact_roles: Vec<ContactRole>,
 }

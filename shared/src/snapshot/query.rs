@@ -110,6 +110,8 @@ pub fn opportunity_query(mapping: &Mapping, condition: &str) -> String {
     push_opt(&mut fields, "", &o.maxio_sync_status);
     push_opt(&mut fields, "", &o.maxio_site);
     push_opt(&mut fields, "", &o.currency);
+    push_opt(&mut fields, "", &o.amended_contract);
+    push_opt(&mut fields, "", &o.renewed_contract);
     if let Some(quote) = o.primary_quote.as_deref().and_then(relationship_name) {
         let q = &mapping.quote;
         let prefix = format!("{quote}.");

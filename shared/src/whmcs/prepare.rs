@@ -104,6 +104,9 @@ pub fn prepare(
             message: format!("Order {order_id} is not part of the deal that was loaded"),
         }]);
     };
+    if let Some((code, message)) = crate::contract_change::refused(snapshot) {
+        return Err(vec![OrderProblem { code, message }]);
+    }
     let options = &mapping.whmcs;
     let approved = options.approved_order_statuses.contains(&order.status)
         || order
