@@ -142,6 +142,23 @@ pub async fn preview(
                 plan.subscription_reference,
                 s.state.as_deref().unwrap_or("state unknown")
             ));
+            // As the subscription step: one with the deal's reference but another customer is
+            // not the deal's (a customer not made yet cannot own it either).
+            if let Some(owner) = s.customer.as_ref().map(|c| c.id)
+                && customer.as_ref().map(|c| c.id) != Some(owner)
+            {
+                problems.push(DealProblem {
+                    code: dealbridge::codes::ErrorCode::MaxioSubscriptionConflict,
+                    message: format!(
+                        "Maxio subscription {} with reference {} belongs to customer {owner}, not {}",
+                        s.id,
+                        plan.subscription_reference,
+                        customer
+                            .as_ref()
+                            .map_or_else(|| "the deal's customer".to_string(), |c| c.id.to_string())
+                    ),
+                });
+            }
             if let (Some(want), Some(got)) = (&plan.currency, &s.currency)
                 && want != got
             {

@@ -4,39 +4,11 @@
 //! new sales. Against the seeded deals 9–17 of `sandbox/data/salesforce/README.md`.
 
 use dealbridge::ledger::Ledger;
-use dealbridge_sandbox::events::{http_request, sample, with_signed_body};
 use dealbridge_sandbox::local::LocalStack;
 use dealbridge_sandbox::maxio_ab::{MaxioAbSandbox, routes as ab_routes};
 use serde_json::{Map, Value, json};
 
-async fn dispatch(stack: &LocalStack, opportunity: &str) {
-    let id = stack.id(opportunity).to_string();
-    let body = json!({"opportunityId": id}).to_string();
-    let event = with_signed_body(
-        &sample("intake-http-api-deal.json"),
-        &body,
-        stack.clock_now(),
-    );
-    let response = dealbridge_intake::handle(http_request(&event), &stack.intake).await;
-    assert_eq!(
-        response.status(),
-        202,
-        "{}",
-        String::from_utf8_lossy(response.body().as_ref())
-    );
-}
-
-async fn run_deal(stack: &LocalStack, opportunity: &str) {
-    dispatch(stack, opportunity).await;
-    stack.drain(500).await;
-}
-
-fn record(stack: &LocalStack, reference: &str) -> Map<String, Value> {
-    stack
-        .salesforce
-        .record(stack.id(reference).as_str())
-        .expect("record")
-}
+use crate::support::{record, run_deal};
 
 /// The deal's subscription on `site`, found by its reference (the Opportunity Id).
 fn subscription(stack: &LocalStack, site: &MaxioAbSandbox, opportunity: &str) -> Option<Value> {

@@ -10,4 +10,5 @@ mod maxio_core_link;
 mod platform_events_and_delayed;
 mod reconciler;
 mod sample_events;
+mod support;
 mod whmcs_provisioning;

@@ -3,39 +3,13 @@
 
 use std::time::Duration;
 
+use crate::support::{record as opportunity, run_deal};
 use dealbridge::queue::{Queue, QueueName};
-use dealbridge_sandbox::events::{http_request, sample, with_signed_body};
 use dealbridge_sandbox::local::LocalStack;
 use dealbridge_sandbox::maxio_ab::routes as ab_routes;
 use dealbridge_sandbox::observe::Fault;
 use dealbridge_sandbox::salesforce::routes as sf_routes;
 use serde_json::{Value, json};
-
-/// Sends the deal to the intake as Salesforce would, then runs the workers until the queues drain.
-async fn run_deal(stack: &LocalStack, opportunity: &str) {
-    let id = stack.id(opportunity).to_string();
-    let body = json!({"opportunityId": id}).to_string();
-    let event = with_signed_body(
-        &sample("intake-http-api-deal.json"),
-        &body,
-        stack.clock_now(),
-    );
-    let response = dealbridge_intake::handle(http_request(&event), &stack.intake).await;
-    assert_eq!(
-        response.status(),
-        202,
-        "{}",
-        String::from_utf8_lossy(response.body().as_ref())
-    );
-    stack.drain(500).await;
-}
-
-fn opportunity(stack: &LocalStack, reference: &str) -> serde_json::Map<String, Value> {
-    stack
-        .salesforce
-        .record(stack.id(reference).as_str())
-        .expect("opportunity")
-}
 
 fn custom_price_points(stack: &LocalStack) -> Vec<Value> {
     stack

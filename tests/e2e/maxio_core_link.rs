@@ -4,37 +4,13 @@
 
 use std::time::Duration;
 
+use crate::support::{record as opportunity, run_deal, send_deal};
 use dealbridge::envelope::{Envelope, Step};
 use dealbridge::queue::QueueName;
-use dealbridge_sandbox::events::{http_request, sample, with_signed_body};
 use dealbridge_sandbox::local::{CoreStart, LocalStack};
 use dealbridge_sandbox::maxio_core::{CoreSettings, routes as core_routes, throttled};
 use dealbridge_sandbox::salesforce::routes as sf_routes;
 use serde_json::{Value, json};
-
-async fn send_deal(stack: &LocalStack, opportunity: &str) {
-    let id = stack.id(opportunity).to_string();
-    let body = json!({"opportunityId": id}).to_string();
-    let event = with_signed_body(
-        &sample("intake-http-api-deal.json"),
-        &body,
-        stack.clock_now(),
-    );
-    let response = dealbridge_intake::handle(http_request(&event), &stack.intake).await;
-    assert_eq!(response.status(), 202);
-}
-
-async fn run_deal(stack: &LocalStack, opportunity: &str) {
-    send_deal(stack, opportunity).await;
-    stack.drain(2000).await;
-}
-
-fn opportunity(stack: &LocalStack, reference: &str) -> serde_json::Map<String, Value> {
-    stack
-        .salesforce
-        .record(stack.id(reference).as_str())
-        .expect("opportunity")
-}
 
 fn subscription_id(stack: &LocalStack, reference: &str) -> String {
     opportunity(stack, reference)["Maxio_Subscription_Id__c"]

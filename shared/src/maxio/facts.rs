@@ -83,9 +83,10 @@ impl SiteFacts {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProductFacts {
     pub handle: String,
-    pub interval: i64,
+    /// The billing period, as AB reports it (`None`: not said; a past start is then refused).
+    pub interval: Option<i64>,
     /// `month` or `day`.
-    pub interval_unit: String,
+    pub interval_unit: Option<String>,
 }
 
 /// A component's default price point, read when a deal in a non-primary currency bills on it.

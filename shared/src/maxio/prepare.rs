@@ -329,22 +329,26 @@ pub fn subscription_start(
         billing_starts: today,
         mode: StartMode::Now,
     };
+    if order_start == today {
+        return Ok(Some(now));
+    }
     let Some(product) = product else {
         // A past start cannot be judged without the product's period; its absence is reported.
-        return Ok((order_start == today).then_some(now));
+        return Ok(None);
     };
     let period_start = period_start(today, product);
     if period_start.is_some_and(|p| order_start >= p) || past_start == PastStart::StartOnSync {
         return Ok(Some(now));
     }
+    let period = match (product.interval, product.interval_unit.as_deref()) {
+        (Some(n), Some(unit)) => format!("{n} {unit}{}", if n == 1 { "" } else { "s" }),
+        _ => "a period AB did not report".to_string(),
+    };
     Err(DealProblem::new(
         ErrorCode::MaxioBackdatedStart,
         format!(
-            "the Order starts {order_start}, before the current billing period of {} ({} {}{}, from {}); AB cannot bill a past period exactly. Move the Order's start, or set maxio.past_start to start_on_sync",
+            "the Order starts {order_start}, before the current billing period of {} ({period}, from {}); AB cannot bill a past period exactly. Move the Order's start, or set maxio.past_start to start_on_sync",
             product.handle,
-            product.interval,
-            product.interval_unit,
-            if product.interval == 1 { "" } else { "s" },
             period_start.map_or_else(|| "unknown".to_string(), |d| d.to_string())
         ),
     ))
@@ -352,8 +356,8 @@ pub fn subscription_start(
 
 /// The first day of a billing period that ends today.
 fn period_start(today: NaiveDate, product: &ProductFacts) -> Option<NaiveDate> {
-    let n = u32::try_from(product.interval.max(0)).ok()?;
-    match product.interval_unit.as_str() {
+    let n = u32::try_from(product.interval?.max(0)).ok()?;
+    match product.interval_unit.as_deref()? {
         "day" => today.checked_sub_signed(TimeDelta::days(i64::from(n))),
         "month" => today.checked_sub_months(Months::new(n)),
         _ => None,
@@ -759,8 +763,8 @@ mod tests {
                 site: site_name.into(),
                 product: Some(ProductFacts {
                     handle: "monthly-usage".into(),
-                    interval: 1,
-                    interval_unit: "month".into(),
+                    interval: Some(1),
+                    interval_unit: Some("month".into()),
                 }),
                 components: components
                     .iter()
@@ -1291,5 +1295,29 @@ mod tests {
             });
         }
         assert!(prepare(&s, &Mapping::default(), &AbSettings::default(), &f, today()).is_ok());
+    }
+
+    #[test]
+    fn a_past_start_is_refused_when_ab_does_not_say_the_billing_period() {
+        let product = ProductFacts {
+            handle: "monthly-usage".into(),
+            interval: None,
+            interval_unit: None,
+        };
+        let yesterday = today().pred_opt().unwrap();
+        let problem =
+            subscription_start(yesterday, today(), Some(&product), PastStart::Refuse).unwrap_err();
+        assert_eq!(problem.code, ErrorCode::MaxioBackdatedStart);
+        assert!(
+            problem.message.contains("a period AB did not report"),
+            "{}",
+            problem.message
+        );
+        assert_eq!(
+            subscription_start(today(), today(), Some(&product), PastStart::Refuse)
+                .unwrap()
+                .map(|s| s.mode),
+            Some(StartMode::Now)
+        );
     }
 }

@@ -150,8 +150,8 @@ pub async fn gather(
         .await?
         .map(|p| ProductFacts {
             handle: p.handle.unwrap_or(product_handle.clone()),
-            interval: p.interval.unwrap_or(1),
-            interval_unit: p.interval_unit.unwrap_or_else(|| "month".into()),
+            interval: p.interval,
+            interval_unit: p.interval_unit,
         });
     let mut components = BTreeMap::new();
     for (handle, on_default) in handles {
