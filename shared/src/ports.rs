@@ -6,9 +6,9 @@
 use async_trait::async_trait;
 
 use crate::maxio::ab::{
-    AbClient, Allocation, Component, CurrencyPrice, Customer, MaxioError, NewAllocation,
-    NewCurrencyPrice, NewCustomer, NewSubscription, PricePoint, Product, Site, Subscription,
-    SubscriptionComponent,
+    AbClient, AbMessage, Allocation, Cancellation, Component, CurrencyPrice, Customer, MaxioError,
+    NewAllocation, NewCurrencyPrice, NewCustomer, NewSubscription, PricePoint, Product, Site,
+    Subscription, SubscriptionComponent, SubscriptionLifecycle,
 };
 use crate::maxio::core::{CoreClient, CoreError, CoreRecord};
 use crate::maxio::pricing::PricePointSpec;
@@ -16,7 +16,29 @@ use crate::salesforce::{RecordUpdate, SalesforceClient, SalesforceError, SaveRes
 use crate::whmcs::model::{
     AddOrder, AddOrderResult, ClientDetails, Currency, GetOrdersQuery, Order, OrdersPage,
 };
+use crate::whmcs::services::{
+    CancelRequestResult, CancelType, CancelledPackage, ClientProduct, UpdateClientProduct,
+};
 use crate::whmcs::{WhmcsClient, WhmcsError};
+
+/// What a port's stand-in answers for a call it does not implement: a permanent refusal
+/// (501, not retried).
+fn ab_unsupported(call: &str) -> MaxioError {
+    MaxioError::Rejected {
+        status: 501,
+        messages: vec![AbMessage {
+            field: None,
+            message: format!("{call} is not supported by this Maxio AB implementation"),
+        }],
+    }
+}
+
+/// What a port's stand-in answers for a WHMCS call it does not implement (permanent).
+fn whmcs_unsupported(action: &str) -> WhmcsError {
+    WhmcsError::Configuration(format!(
+        "{action} is not supported by this WHMCS implementation"
+    ))
+}
 
 /// Maxio Advanced Billing, as the Maxio chain uses it.
 #[async_trait]
@@ -81,6 +103,42 @@ pub trait MaxioAb: Send + Sync {
         component_id: i64,
         allocation: &NewAllocation,
     ) -> Result<Allocation, MaxioError>;
+    /// `GET /subscriptions/{id}.json`; `None`: no such subscription.
+    async fn read_subscription(
+        &self,
+        _subscription_id: i64,
+    ) -> Result<Option<SubscriptionLifecycle>, MaxioError> {
+        Err(ab_unsupported("read_subscription"))
+    }
+    /// Cancels now, or schedules the cancellation (`cancel_at_end_of_period`,
+    /// `scheduled_cancellation_at`: site feature needed). A second cancel is a 422
+    /// (`maxio::ab::is_already_canceled`).
+    async fn cancel_subscription(
+        &self,
+        _subscription_id: i64,
+        _cancellation: &Cancellation,
+    ) -> Result<SubscriptionLifecycle, MaxioError> {
+        Err(ab_unsupported("cancel_subscription"))
+    }
+    /// Cancels at the end of the current period; AB's message (text undocumented).
+    async fn delayed_cancel(
+        &self,
+        _subscription_id: i64,
+        _cancellation: &Cancellation,
+    ) -> Result<Option<String>, MaxioError> {
+        Err(ab_unsupported("delayed_cancel"))
+    }
+    /// Withdraws a delayed cancel (idempotent); AB's message.
+    async fn withdraw_delayed_cancel(
+        &self,
+        _subscription_id: i64,
+    ) -> Result<Option<String>, MaxioError> {
+        Err(ab_unsupported("withdraw_delayed_cancel"))
+    }
+    /// Reactivates a `canceled`, `trial_ended` or `unpaid` subscription.
+    async fn reactivate(&self, _subscription_id: i64) -> Result<SubscriptionLifecycle, MaxioError> {
+        Err(ab_unsupported("reactivate"))
+    }
 }
 
 #[async_trait]
@@ -170,6 +228,35 @@ impl MaxioAb for AbClient {
     ) -> Result<Allocation, MaxioError> {
         AbClient::allocate(self, subscription_id, component_id, allocation).await
     }
+    async fn read_subscription(
+        &self,
+        subscription_id: i64,
+    ) -> Result<Option<SubscriptionLifecycle>, MaxioError> {
+        AbClient::read_subscription(self, subscription_id).await
+    }
+    async fn cancel_subscription(
+        &self,
+        subscription_id: i64,
+        cancellation: &Cancellation,
+    ) -> Result<SubscriptionLifecycle, MaxioError> {
+        AbClient::cancel_subscription(self, subscription_id, cancellation).await
+    }
+    async fn delayed_cancel(
+        &self,
+        subscription_id: i64,
+        cancellation: &Cancellation,
+    ) -> Result<Option<String>, MaxioError> {
+        AbClient::delayed_cancel(self, subscription_id, cancellation).await
+    }
+    async fn withdraw_delayed_cancel(
+        &self,
+        subscription_id: i64,
+    ) -> Result<Option<String>, MaxioError> {
+        AbClient::withdraw_delayed_cancel(self, subscription_id).await
+    }
+    async fn reactivate(&self, subscription_id: i64) -> Result<SubscriptionLifecycle, MaxioError> {
+        AbClient::reactivate(self, subscription_id).await
+    }
 }
 
 /// Maxio Core, as the link uses it.
@@ -226,6 +313,31 @@ pub trait Whmcs: Send + Sync {
     async fn client_details(&self, client_id: &str) -> Result<ClientDetails, WhmcsError>;
     /// GetCurrencies.
     async fn currencies(&self) -> Result<Vec<Currency>, WhmcsError>;
+    /// AddCancelRequest; a repeat is `Existing Cancellation Request Exists`
+    /// (`whmcs::is_existing_cancel_request`).
+    async fn add_cancel_request(
+        &self,
+        _service_id: &str,
+        _kind: CancelType,
+        _reason: &str,
+    ) -> Result<CancelRequestResult, WhmcsError> {
+        Err(whmcs_unsupported("AddCancelRequest"))
+    }
+    /// Every cancellation request (GetCancelledPackages, all pages).
+    async fn cancelled_packages(&self) -> Result<Vec<CancelledPackage>, WhmcsError> {
+        Err(whmcs_unsupported("GetCancelledPackages"))
+    }
+    /// UpdateClientProduct; the service id.
+    async fn update_client_product(
+        &self,
+        _update: &UpdateClientProduct,
+    ) -> Result<String, WhmcsError> {
+        Err(whmcs_unsupported("UpdateClientProduct"))
+    }
+    /// A service with its status (GetClientsProducts); `None`: no such service.
+    async fn client_product(&self, _service_id: &str) -> Result<Option<ClientProduct>, WhmcsError> {
+        Err(whmcs_unsupported("GetClientsProducts"))
+    }
 }
 
 #[async_trait]
@@ -255,6 +367,26 @@ impl Whmcs for WhmcsClient {
     }
     async fn currencies(&self) -> Result<Vec<Currency>, WhmcsError> {
         WhmcsClient::currencies(self).await
+    }
+    async fn add_cancel_request(
+        &self,
+        service_id: &str,
+        kind: CancelType,
+        reason: &str,
+    ) -> Result<CancelRequestResult, WhmcsError> {
+        WhmcsClient::add_cancel_request(self, service_id, kind, reason).await
+    }
+    async fn cancelled_packages(&self) -> Result<Vec<CancelledPackage>, WhmcsError> {
+        WhmcsClient::cancelled_packages(self).await
+    }
+    async fn update_client_product(
+        &self,
+        update: &UpdateClientProduct,
+    ) -> Result<String, WhmcsError> {
+        WhmcsClient::update_client_product(self, update).await
+    }
+    async fn client_product(&self, service_id: &str) -> Result<Option<ClientProduct>, WhmcsError> {
+        WhmcsClient::client_product(self, service_id).await
     }
 }
 

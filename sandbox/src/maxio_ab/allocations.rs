@@ -10,11 +10,11 @@ use axum::response::{IntoResponse, Response};
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
 
+use super::App;
 use super::http::{Reply, query_pairs, query_value, write};
 use super::state::{Allocation, Store};
-use super::subscriptions::{price_point_of, unpriced_in_currency};
+use super::subscriptions::{is_negative, price_point_of, unpriced_in_currency};
 use super::validate::{decimal, text};
-use super::{App, lock};
 
 /// The site's allocation settings (`GET /site.json` `site.allocation_settings`), which apply
 /// when neither the allocation nor the component says otherwise (DOC resolution order:
@@ -76,6 +76,15 @@ fn flag(v: Option<&Value>) -> Result<Option<bool>, ()> {
 /// - Allocations are not idempotent: every accepted call is recorded. 404 for an unknown
 ///   subscription or component.
 fn create_in(store: &mut Store, subscription: &str, component: &str, body: &Value) -> Reply {
+    if let Some(v) = body
+        .get("allocation")
+        .and_then(|a| a.get("quantity"))
+        .filter(|v| is_negative(v))
+    {
+        store.negative_quantities.push(format!(
+            "POST /subscriptions/{subscription}/components/{component}/allocations.json: quantity {v}"
+        ));
+    }
     let Some(s) = subscription
         .parse::<i64>()
         .ok()
@@ -240,7 +249,7 @@ pub(super) async fn list(
     RawQuery(query): RawQuery,
 ) -> Response {
     let pairs = query_pairs(query.as_deref());
-    let store = lock(&app.store);
+    let store = app.store();
     let Some(subscription_id) = subscription
         .parse::<i64>()
         .ok()

@@ -8,10 +8,10 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
+use super::App;
 use super::http::{Reply, numeric_segment, paginate, query_pairs, query_value, write};
 use super::state::{Store, ts};
 use super::validate::{CUSTOMER_TEXT_FIELDS, country_name, is_blank, state_name, text};
-use super::{App, lock};
 
 /// Checks a `customer` object and builds the stored (rendered) customer, without saving it.
 ///
@@ -202,7 +202,7 @@ pub(super) async fn create(
 
 pub(super) async fn lookup(AxState(app): AxState<Arc<App>>, RawQuery(query): RawQuery) -> Response {
     let pairs = query_pairs(query.as_deref());
-    let store = lock(&app.store);
+    let store = app.store();
     query_value(&pairs, "reference")
         .and_then(|r| store.customer_by_reference(&r).cloned())
         .map(|c| Reply::ok(json!({ "customer": c })))
@@ -211,7 +211,7 @@ pub(super) async fn lookup(AxState(app): AxState<Arc<App>>, RawQuery(query): Raw
 }
 
 pub(super) async fn read(AxState(app): AxState<Arc<App>>, Path(file): Path<String>) -> Response {
-    let store = lock(&app.store);
+    let store = app.store();
     numeric_segment(&file)
         .and_then(|id| store.customer(id).cloned())
         .map(|c| Reply::ok(json!({ "customer": c })))
@@ -224,7 +224,7 @@ pub(super) async fn read(AxState(app): AxState<Arc<App>>, Path(file): Path<Strin
 /// to 50.
 pub(super) async fn list(AxState(app): AxState<Arc<App>>, RawQuery(query): RawQuery) -> Response {
     let pairs = query_pairs(query.as_deref());
-    let store = lock(&app.store);
+    let store = app.store();
     let q = query_value(&pairs, "q")
         .map(|q| q.trim().to_lowercase())
         .filter(|q| !q.is_empty());
@@ -260,7 +260,7 @@ pub(super) async fn subscriptions(
     AxState(app): AxState<Arc<App>>,
     Path(customer_id): Path<String>,
 ) -> Response {
-    let store = lock(&app.store);
+    let store = app.store();
     let Some(id) = customer_id
         .parse::<i64>()
         .ok()

@@ -12,8 +12,8 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use serde_json::{Value, json};
 
+use super::App;
 use super::state::Store;
-use super::{App, lock};
 
 /// An answer before it becomes HTTP.
 #[derive(Debug, Clone)]
@@ -296,7 +296,7 @@ pub(super) fn write(
         Some(Value::Number(n)) => Some(n.to_string()),
         _ => None,
     };
-    let mut store = lock(&app.store);
+    let mut store = app.store();
     if let Some(token) = &token
         && store.token_is_fresh(token)
     {
@@ -312,6 +312,22 @@ pub(super) fn write(
         store.tokens.insert(token, now);
     }
     reply.into_response()
+}
+
+/// [`write`] for the endpoints whose body is optional (a DELETE, the lifecycle POSTs and PUTs):
+/// an empty body needs no `Content-Type` and reads as `{}`; any other body is checked as
+/// [`write`] checks it.
+pub(super) fn write_optional(
+    app: &App,
+    headers: &HeaderMap,
+    body: &Bytes,
+    handle: impl FnOnce(&mut Store, &Value) -> Reply,
+) -> Response {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        let mut store = app.store();
+        return handle(&mut store, &Value::Object(Default::default())).into_response();
+    }
+    write(app, headers, body, handle)
 }
 
 /// The query string as pairs.

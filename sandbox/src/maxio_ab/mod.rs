@@ -10,6 +10,7 @@
 //! `/customers/123.json`) and parsed; route names follow the registered patterns.
 
 mod allocations;
+mod cancellations;
 mod catalog;
 mod countries;
 mod customers;
@@ -26,7 +27,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use axum::Router;
 use axum::extract::{Request, State as AxState};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
 use serde_json::Value;
@@ -70,6 +71,12 @@ pub mod routes {
     pub const SUBSCRIPTION_LOOKUP: &str = "GET /subscriptions/lookup.json";
     /// `/subscriptions/{id}.json`
     pub const SUBSCRIPTION_READ: &str = "GET /subscriptions/{file}";
+    /// `DELETE /subscriptions/{id}.json`: cancel (now, or at a scheduled time).
+    pub const SUBSCRIPTION_CANCEL: &str = "DELETE /subscriptions/{file}";
+    pub const DELAYED_CANCEL: &str = "POST /subscriptions/{subscription_id}/delayed_cancel.json";
+    pub const DELAYED_CANCEL_REMOVE: &str =
+        "DELETE /subscriptions/{subscription_id}/delayed_cancel.json";
+    pub const REACTIVATE: &str = "PUT /subscriptions/{subscription_id}/reactivate.json";
     pub const SUBSCRIPTION_COMPONENTS: &str =
         "GET /subscriptions/{subscription_id}/components.json";
     pub const SUBSCRIPTION_PRICE_POINTS: &str =
@@ -99,6 +106,10 @@ pub struct AbSettings {
     /// The site's other currencies (`site.non_primary_currencies`), e.g. `["EUR"]`. Subscriptions
     /// may be created in these, and component price points may have prices in them.
     pub non_primary_currencies: Vec<String>,
+    /// Whether the site has the feature "Schedule Subscription Cancellation", which a cancel with
+    /// `cancel_at_end_of_period` or `scheduled_cancellation_at` needs (DOC). Off by default, as on
+    /// a site that never turned it on; see also [`MaxioAbSandbox::set_schedule_cancellation`].
+    pub schedule_cancellation: bool,
 }
 
 impl Default for AbSettings {
@@ -112,6 +123,7 @@ impl Default for AbSettings {
             id_base: 0,
             currency: "USD".into(),
             non_primary_currencies: Vec::new(),
+            schedule_cancellation: false,
         }
     }
 }
@@ -120,6 +132,15 @@ pub(crate) struct App {
     settings: AbSettings,
     store: Mutex<Store>,
     limiter: Limiter,
+}
+
+impl App {
+    /// The store, with every cancellation whose time has come applied (`Store::settle`).
+    fn store(&self) -> MutexGuard<'_, Store> {
+        let mut store = lock(&self.store);
+        store.settle();
+        store
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -177,7 +198,7 @@ impl MaxioAbSandbox {
     }
 
     fn store(&self) -> MutexGuard<'_, Store> {
-        lock(&self.app.store)
+        self.app.store()
     }
 
     /// Every customer, unwrapped, as `GET /customers/{id}.json` returns it.
@@ -198,6 +219,12 @@ impl MaxioAbSandbox {
             .iter()
             .map(|p| store.render_price_point(p, true))
             .collect()
+    }
+
+    /// A subscription, unwrapped, as `GET /subscriptions/{id}.json` returns it now.
+    pub fn subscription(&self, id: i64) -> Option<Value> {
+        let store = self.store();
+        store.subscription(id).map(|s| store.render_subscription(s))
     }
 
     /// Every subscription, unwrapped.
@@ -273,6 +300,41 @@ impl MaxioAbSandbox {
         Ok(())
     }
 
+    /// Puts a subscription in `state` (one of AB's documented states, e.g. `past_due`, `unpaid`,
+    /// `trial_ended`) without an API call, to build a state the fake does not reach by itself
+    /// (no payments, no dunning); `previous_state` becomes the state it had. Errors when the
+    /// subscription does not exist or the state is not one of AB's.
+    pub fn set_state(&self, subscription_id: i64, state: &str) -> Result<(), String> {
+        let Some(state) = state::STATES.iter().copied().find(|s| *s == state) else {
+            return Err(format!("{state} is not a subscription state"));
+        };
+        let mut store = self.store();
+        let now = store.now();
+        let Some(s) = store.subscription_mut(subscription_id) else {
+            return Err(format!("no subscription {subscription_id}"));
+        };
+        s.previous_state = s.state;
+        s.state = state;
+        s.updated_at = now;
+        Ok(())
+    }
+
+    /// Turns the site feature "Schedule Subscription Cancellation" on or off (see
+    /// [`AbSettings::schedule_cancellation`]).
+    pub fn set_schedule_cancellation(&self, on: bool) {
+        self.store().schedule_cancellation = on;
+    }
+
+    /// Every negative component quantity the site was sent, oldest first, each described with
+    /// the request it came in: a subscription create's `components[].allocated_quantity` or
+    /// `components[].quantity`, an allocation's `quantity`. Recorded whatever became of the
+    /// request (the site still refuses negative quantities); [`Self::set_component`] is not an
+    /// API call and records nothing. A harness asserts this is empty: dealbridge never sends a
+    /// negative quantity.
+    pub fn negative_quantities(&self) -> Vec<String> {
+        self.store().negative_quantities.clone()
+    }
+
     pub fn component_id(&self, handle: &str) -> Option<i64> {
         self.store().component_by_handle(handle).map(|c| c.id)
     }
@@ -283,7 +345,8 @@ impl MaxioAbSandbox {
         self.store().clock_offset = at - chrono::Utc::now();
     }
 
-    /// Moves the site's clock forward (timestamps and the `uniqueness_token` window).
+    /// Moves the site's clock forward (timestamps, the `uniqueness_token` window, and the delayed
+    /// and scheduled cancellations that come due, see `Store::settle`).
     pub fn advance_clock(&self, by: std::time::Duration) {
         let by = chrono::Duration::from_std(by).unwrap_or(chrono::Duration::MAX);
         let mut store = self.store();
@@ -345,7 +408,18 @@ fn router(app: Arc<App>, observer: Observer) -> Router {
             get(subscriptions::list).post(subscriptions::create),
         )
         .route("/subscriptions/lookup.json", get(subscriptions::lookup))
-        .route("/subscriptions/{file}", get(subscriptions::read))
+        .route(
+            "/subscriptions/{file}",
+            get(subscriptions::read).delete(cancellations::cancel),
+        )
+        .route(
+            "/subscriptions/{subscription_id}/delayed_cancel.json",
+            post(cancellations::delayed_cancel).delete(cancellations::remove_delayed_cancel),
+        )
+        .route(
+            "/subscriptions/{subscription_id}/reactivate.json",
+            put(cancellations::reactivate),
+        )
         .route(
             "/subscriptions/{subscription_id}/components.json",
             get(subscriptions::components),

@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
 
+use super::App;
 use super::allocations::{SITE_ACCRUE_CHARGE, SITE_DOWNGRADE_CREDIT, SITE_UPGRADE_CHARGE};
 use super::http::{Reply, json_segment, paginate, query_pairs, query_value, write};
 use super::state::{
@@ -19,10 +20,9 @@ use super::validate::{
     BracketIn, ErrorMap, HANDLE_TAKEN, MAX_PRICE_DECIMALS, add, decimal, error_map_json,
     handle_from_name, integer, pricing, text, valid_handle,
 };
-use super::{App, lock};
 
 pub(super) async fn site(AxState(app): AxState<Arc<App>>) -> Response {
-    let store = lock(&app.store);
+    let store = app.store();
     let s = &app.settings;
     Reply::ok(json!({"site": {
         "id": 1,
@@ -69,7 +69,7 @@ pub(super) async fn component_lookup(
     RawQuery(query): RawQuery,
 ) -> Response {
     let pairs = query_pairs(query.as_deref());
-    let store = lock(&app.store);
+    let store = app.store();
     query_value(&pairs, "handle")
         .and_then(|h| {
             store
@@ -86,7 +86,7 @@ pub(super) async fn component_read(
     AxState(app): AxState<Arc<App>>,
     Path(file): Path<String>,
 ) -> Response {
-    let store = lock(&app.store);
+    let store = app.store();
     json_segment(&file)
         .and_then(|r| store.component_by_ref(r).map(|c| store.render_component(c)))
         .map(|c| Reply::ok(json!({ "component": c })))
@@ -238,7 +238,7 @@ pub(super) async fn list(
     RawQuery(query): RawQuery,
 ) -> Response {
     let pairs = query_pairs(query.as_deref());
-    let store = lock(&app.store);
+    let store = app.store();
     let Some(component_id) = store.component_by_ref(&component).map(|c| c.id) else {
         return Reply::not_found().into_response();
     };
@@ -271,7 +271,7 @@ pub(super) async fn read(
 ) -> Response {
     let pairs = query_pairs(query.as_deref());
     let currency_prices = query_value(&pairs, "currency_prices").as_deref() == Some("true");
-    let store = lock(&app.store);
+    let store = app.store();
     store
         .component_by_ref(&component)
         .map(|c| c.id)

@@ -10,12 +10,12 @@ use axum::extract::{Path, State as AxState};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+use super::App;
 use super::http::{Reply, json_segment, numeric_segment};
-use super::{App, lock};
 
 /// `GET /products/{id}.json`.
 pub(super) async fn read(AxState(app): AxState<Arc<App>>, Path(file): Path<String>) -> Response {
-    let store = lock(&app.store);
+    let store = app.store();
     numeric_segment(&file)
         .and_then(|id| store.product(id))
         .map(|p| Reply::ok(json!({ "product": store.render_product(p) })))
@@ -28,7 +28,7 @@ pub(super) async fn by_handle(
     AxState(app): AxState<Arc<App>>,
     Path(file): Path<String>,
 ) -> Response {
-    let store = lock(&app.store);
+    let store = app.store();
     json_segment(&file)
         .and_then(|handle| store.product_by_handle(handle))
         .map(|p| Reply::ok(json!({ "product": store.render_product(p) })))

@@ -180,6 +180,8 @@ pub(super) struct Subscription {
     pub product_id: i64,
     pub reference: Option<String>,
     pub state: &'static str,
+    /// The state before the last change (at creation: the state itself, as AB renders it).
+    pub previous_state: &'static str,
     pub payment_collection_method: String,
     /// `None` until the subscription is active (e.g. while `awaiting_signup`).
     pub activated_at: Option<DateTime<Utc>>,
@@ -189,7 +191,47 @@ pub(super) struct Subscription {
     pub net_terms: Value,
     pub currency: String,
     pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub cancellation: CancelFields,
 }
+
+/// What a subscription records about its cancellation (see `cancellations.rs`): all unset until
+/// a cancel, a delayed cancel or a scheduled cancel; cleared by reactivation.
+#[derive(Debug, Clone, Default)]
+pub(super) struct CancelFields {
+    pub canceled_at: Option<DateTime<Utc>>,
+    pub cancellation_message: Option<String>,
+    /// ASSUMED values: `merchant_api` for every cancellation the API asked for (now, at the end
+    /// of the period, or at a scheduled time); AB also knows e.g. `merchant_ui` and `dunning`,
+    /// which nothing in the fake produces.
+    pub cancellation_method: Option<&'static str>,
+    pub reason_code: Option<String>,
+    pub cancel_at_end_of_period: bool,
+    pub delayed_cancel_at: Option<DateTime<Utc>>,
+    pub scheduled_cancellation_at: Option<DateTime<Utc>>,
+}
+
+/// The subscription states AB documents (`maxio.md` §4), for the states tests may set.
+pub(super) const STATES: [&str; 15] = [
+    "pending",
+    "failed_to_create",
+    "trialing",
+    "assessing",
+    "active",
+    "soft_failure",
+    "past_due",
+    "suspended",
+    "canceled",
+    "expired",
+    "paused",
+    "unpaid",
+    "trial_ended",
+    "on_hold",
+    "awaiting_signup",
+];
+
+/// The `cancellation_method` of cancellations the API asked for (ASSUMED value).
+pub(super) const MERCHANT_API: &str = "merchant_api";
 
 #[derive(Debug, Default)]
 pub(super) struct Sequences {
@@ -241,6 +283,12 @@ pub(super) struct Store {
     pub tokens: HashMap<String, DateTime<Utc>>,
     /// Component handles whose requested price point the next subscription create ignores.
     pub forced_default: HashSet<String>,
+    /// Whether the site has the "Schedule Subscription Cancellation" feature
+    /// (`AbSettings::schedule_cancellation`).
+    pub schedule_cancellation: bool,
+    /// Every negative component quantity the site was sent, described (see
+    /// `MaxioAbSandbox::negative_quantities`).
+    pub negative_quantities: Vec<String>,
 }
 
 impl Store {
@@ -275,6 +323,8 @@ impl Store {
                 .collect(),
             tokens: HashMap::new(),
             forced_default: HashSet::new(),
+            schedule_cancellation: settings.schedule_cancellation,
+            negative_quantities: Vec::new(),
         };
         catalog::seed(&mut store, settings, now);
         store
@@ -283,6 +333,44 @@ impl Store {
     /// The virtual clock: real time plus whatever the tests advanced it by.
     pub fn now(&self) -> DateTime<Utc> {
         Utc::now() + self.clock_offset
+    }
+
+    /// Applies every cancellation whose time has come on the virtual clock: a subscription with
+    /// a delayed cancel (`cancel_at_end_of_period` and `delayed_cancel_at`) or a
+    /// `scheduled_cancellation_at` at or before now becomes `canceled`, `canceled_at` the time it
+    /// was due (the earlier of the two), `previous_state` the state it had. The fake's clock does
+    /// not tick on its own: this runs whenever the store is used (every request, every read of
+    /// the sandbox handle), so the transition is seen as soon as anything looks, and
+    /// deterministically.
+    ///
+    /// ASSUMED: the pending-cancellation fields (`cancel_at_end_of_period`, `delayed_cancel_at`,
+    /// `scheduled_cancellation_at`) keep their values after the cancellation, and
+    /// `cancellation_method` is `merchant_api`. Subscriptions do not renew in the fake: the
+    /// period shown stays the one the subscription started with.
+    pub fn settle(&mut self) {
+        let now = self.now();
+        for s in &mut self.subscriptions {
+            if s.state == "canceled" {
+                continue;
+            }
+            let c = &mut s.cancellation;
+            let delayed = c.delayed_cancel_at.filter(|_| c.cancel_at_end_of_period);
+            let due = match (delayed, c.scheduled_cancellation_at) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            if let Some(due) = due.filter(|due| *due <= now) {
+                s.previous_state = s.state;
+                s.state = "canceled";
+                c.canceled_at = Some(due);
+                c.cancellation_method = Some(MERCHANT_API);
+                s.updated_at = due;
+            }
+        }
+    }
+
+    pub fn subscription_mut(&mut self, id: i64) -> Option<&mut Subscription> {
+        self.subscriptions.iter_mut().find(|s| s.id == id)
     }
 
     pub fn component(&self, id: i64) -> Option<&Component> {
@@ -603,10 +691,11 @@ impl Store {
             .map(|p| self.render_product(p))
             .unwrap_or(Value::Null);
         let created = ts(s.created_at);
+        let c = &s.cancellation;
         let mut head = json!({
             "id": s.id,
             "state": s.state,
-            "previous_state": s.state,
+            "previous_state": s.previous_state,
             "balance_in_cents": 0,
             "total_revenue_in_cents": 0,
             "product_price_in_cents": price_in_cents,
@@ -618,15 +707,15 @@ impl Store {
             "activated_at": s.activated_at.map(ts),
             "expires_at": null,
             "created_at": created,
-            "updated_at": created,
-            "cancellation_message": null,
-            "cancellation_method": null,
-            "cancel_at_end_of_period": false,
-            "canceled_at": null,
+            "updated_at": ts(s.updated_at),
+            "cancellation_message": c.cancellation_message,
+            "cancellation_method": c.cancellation_method,
+            "cancel_at_end_of_period": c.cancel_at_end_of_period,
+            "canceled_at": c.canceled_at.map(ts),
             "current_period_started_at": ts(s.current_period_started_at),
             "signup_payment_id": null,
             "signup_revenue": "0.00",
-            "delayed_cancel_at": null,
+            "delayed_cancel_at": c.delayed_cancel_at.map(ts),
             "coupon_code": null,
             "snap_day": null,
             "payment_collection_method": s.payment_collection_method,
@@ -641,7 +730,7 @@ impl Store {
             "next_product_handle": null,
             "coupon_use_count": null,
             "coupon_uses_allowed": null,
-            "reason_code": null,
+            "reason_code": c.reason_code,
             "automatically_resume_at": null,
             "coupon_codes": [],
             "offer_id": null,
@@ -660,7 +749,7 @@ impl Store {
             "receives_invoice_emails": null,
             "locale": null,
             "currency": s.currency,
-            "scheduled_cancellation_at": null,
+            "scheduled_cancellation_at": c.scheduled_cancellation_at.map(ts),
             "credit_balance_in_cents": 0,
             "prepayment_balance_in_cents": 0,
         });

@@ -12,14 +12,15 @@ use chrono::{DateTime, Months, NaiveDate, NaiveDateTime, TimeZone, Utc};
 use rust_decimal::Decimal;
 use serde_json::{Map, Value, json};
 
+use super::App;
 use super::customers;
 use super::http::{Reply, numeric_segment, paginate, query_pairs, query_value, write};
 use super::price_points::brackets;
 use super::state::{
-    PricePoint, PricePointType, Product, Store, Subscription, SubscriptionComponent, site_offset,
+    CancelFields, PricePoint, PricePointType, Product, Store, Subscription, SubscriptionComponent,
+    site_offset,
 };
 use super::validate::{BracketIn, ErrorMap, decimal, integer, pricing, text};
-use super::{App, lock};
 
 const NO_CUSTOMER: &str = "A Customer must be specified for the subscription to be valid.";
 const REFERENCE_TAKEN: &str = "Reference: must be unique - that value has been taken.";
@@ -53,7 +54,7 @@ pub(super) fn reference(v: &Value) -> Option<String> {
 ///
 /// ASSUMED: a time without an offset is in the site's time zone (the zone the API renders its
 /// timestamps in), so `2027-01-15` reads back as `2027-01-15T00:00:00-05:00`.
-fn timestamp(v: &Value) -> Option<DateTime<Utc>> {
+pub(super) fn timestamp(v: &Value) -> Option<DateTime<Utc>> {
     let s = v.as_str()?.trim();
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
         return Some(t.with_timezone(&Utc));
@@ -73,7 +74,7 @@ fn timestamp(v: &Value) -> Option<DateTime<Utc>> {
 
 /// The end of the billing period of `product` that starts at `start`: `interval` months or days
 /// later.
-fn period_end(product: &Product, start: DateTime<Utc>) -> DateTime<Utc> {
+pub(super) fn period_end(product: &Product, start: DateTime<Utc>) -> DateTime<Utc> {
     let end = if product.interval_unit == "day" {
         start.checked_add_signed(chrono::Duration::days(i64::from(product.interval)))
     } else {
@@ -205,6 +206,34 @@ fn plan_component(
     })
 }
 
+/// True for a quantity as sent (a number or a numeric string) below zero.
+pub(super) fn is_negative(v: &Value) -> bool {
+    decimal(v).is_some_and(|q| q < Decimal::ZERO)
+}
+
+/// Remembers every negative `components[].allocated_quantity` / `components[].quantity` of a
+/// subscription create, whatever becomes of the request (see
+/// `MaxioAbSandbox::negative_quantities`).
+fn audit_negative_quantities(store: &mut Store, body: &Value) {
+    let Some(items) = body
+        .get("subscription")
+        .and_then(|s| s.get("components"))
+        .and_then(Value::as_array)
+    else {
+        return;
+    };
+    for (i, item) in items.iter().enumerate() {
+        let component = item.get("component_id").cloned().unwrap_or(Value::Null);
+        for key in ["allocated_quantity", "quantity"] {
+            if let Some(v) = item.get(key).filter(|v| is_negative(v)) {
+                store.negative_quantities.push(format!(
+                    "POST /subscriptions.json components[{i}] (component_id {component}): {key} {v}"
+                ));
+            }
+        }
+    }
+}
+
 /// Checks everything before changing anything, so a 422 leaves no trace.
 ///
 /// Own wording (no documented text): a missing root key answers
@@ -221,6 +250,7 @@ fn plan_component(
 /// date that does not parse `Initial billing at: must be a valid date/time` (also `Next billing
 /// at`).
 fn create_in(store: &mut Store, body: &Value) -> Reply {
+    audit_negative_quantities(store, body);
     let Some(input) = body.get("subscription").and_then(Value::as_object) else {
         return Reply::unprocessable(json!({"errors": {"subscription": "can't be blank"}}));
     };
@@ -416,6 +446,7 @@ fn create_in(store: &mut Store, body: &Value) -> Reply {
         product_id: product.id,
         reference,
         state,
+        previous_state: state,
         payment_collection_method: method,
         activated_at,
         current_period_started_at: started,
@@ -424,6 +455,8 @@ fn create_in(store: &mut Store, body: &Value) -> Reply {
         net_terms: input.get("net_terms").cloned().unwrap_or(Value::Null),
         currency,
         created_at: now,
+        updated_at: now,
+        cancellation: CancelFields::default(),
     };
     for p in planned {
         let price_point_id = match p.price {
@@ -479,7 +512,7 @@ pub(super) async fn create(
 
 pub(super) async fn lookup(AxState(app): AxState<Arc<App>>, RawQuery(query): RawQuery) -> Response {
     let pairs = query_pairs(query.as_deref());
-    let store = lock(&app.store);
+    let store = app.store();
     query_value(&pairs, "reference")
         .and_then(|r| {
             store
@@ -493,7 +526,7 @@ pub(super) async fn lookup(AxState(app): AxState<Arc<App>>, RawQuery(query): Raw
 }
 
 pub(super) async fn read(AxState(app): AxState<Arc<App>>, Path(file): Path<String>) -> Response {
-    let store = lock(&app.store);
+    let store = app.store();
     numeric_segment(&file)
         .and_then(|id| store.subscription(id))
         .map(|s| Reply::ok(json!({ "subscription": store.render_subscription(s) })))
@@ -504,7 +537,7 @@ pub(super) async fn read(AxState(app): AxState<Arc<App>>, Path(file): Path<Strin
 /// Bare array of wrapped subscriptions, oldest first, `per_page` default 20.
 pub(super) async fn list(AxState(app): AxState<Arc<App>>, RawQuery(query): RawQuery) -> Response {
     let pairs = query_pairs(query.as_deref());
-    let store = lock(&app.store);
+    let store = app.store();
     let state = query_value(&pairs, "state");
     let mut items: Vec<Value> = store
         .subscriptions
@@ -527,7 +560,7 @@ pub(super) async fn components(
 ) -> Response {
     let pairs = query_pairs(query.as_deref());
     let only_priced = query_value(&pairs, "price_point_ids").as_deref() == Some("not_null");
-    let store = lock(&app.store);
+    let store = app.store();
     let Some(s) = subscription_id
         .parse::<i64>()
         .ok()

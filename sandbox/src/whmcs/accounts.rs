@@ -14,6 +14,7 @@ use super::http::{Reply, container};
 use super::model::{Client, ClientStatus, ServiceStatus};
 use super::orders::window;
 use super::params::{Params, php_int, php_truthy};
+use super::php::PhpValue;
 use super::state::Store;
 
 fn full_name(client: &Client) -> String {
@@ -192,7 +193,10 @@ pub(super) fn get_clients(settings: &WhmcsSettings, store: &Store, params: &Para
 }
 
 /// GetClientsProducts: the services, filtered by `clientid`, `serviceid`, `pid`, `domain`,
-/// oldest first, `limitstart` / `limitnum`; the filters are echoed (null when not given).
+/// oldest first, `limitstart` / `limitnum`; the filters are echoed (null when not given). Each
+/// shows its current `status` (Pending, Active, Suspended, Terminated, Cancelled, Fraud,
+/// Completed, as orders, the cron and UpdateClientProduct move it), `regdate`, `nextduedate`
+/// and `terminationdate`.
 pub(super) fn get_clients_products(
     settings: &WhmcsSettings,
     store: &Store,
@@ -228,11 +232,20 @@ pub(super) fn get_clients_products(
                 .config_options
                 .iter()
                 .map(|(key, value)| {
+                    // `{"optionid": y, "qty": z}` (UpdateClientProduct's quantity form) shows
+                    // its quantity, or else its option.
+                    let shown = match value {
+                        PhpValue::Array(a) => a
+                            .get("qty")
+                            .or_else(|| a.get("optionid"))
+                            .map_or_else(String::new, PhpValue::to_php_string),
+                        other => other.to_php_string(),
+                    };
                     json!({
                         "id": key.to_string(),
                         "option": key.to_string(),
                         "type": "dropdown",
-                        "value": value.to_php_string(),
+                        "value": shown,
                     })
                 })
                 .collect();
@@ -275,6 +288,9 @@ pub(super) fn get_clients_products(
             });
             let rest = json!({
                 "nextduedate": s.next_due,
+                // The reference's field list has no `terminationdate`; the fake shows it
+                // (WHMCS's empty date until one is set) so the end of a service can be read.
+                "terminationdate": s.termination_date.as_deref().unwrap_or("0000-00-00"),
                 "status": s.status.as_str(),
                 "username": "",
                 "password": "",
@@ -285,7 +301,7 @@ pub(super) fn get_clients_products(
                 "ns1": "",
                 "ns2": "",
                 "assignedips": "",
-                "notes": "",
+                "notes": s.notes,
                 "diskusage": "0",
                 "disklimit": "0",
                 "bwusage": "0",

@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
 use super::params::Params;
-use super::{App, EmptyLists, accounts, lock, orders};
+use super::{App, EmptyLists, accounts, lock, orders, services};
 use crate::observe::Fault;
 
 /// The version the XML root element reports.
@@ -235,6 +235,8 @@ pub(super) async fn api(
     let settings = &app.settings;
     let reply = {
         let mut store = lock(&app.store);
+        // The daily cron, if the clock crossed midnight since it last ran.
+        store.tick();
         match action.to_ascii_lowercase().as_str() {
             "addorder" => orders::add_order(settings, &mut store, &params),
             "acceptorder" => orders::accept_order(&mut store, &params),
@@ -247,6 +249,9 @@ pub(super) async fn api(
             "getclientsproducts" => accounts::get_clients_products(settings, &store, &params),
             "getpaymentmethods" => accounts::get_payment_methods(&store),
             "getcurrencies" => accounts::get_currencies(settings),
+            "addcancelrequest" => services::add_cancel_request(&mut store, &params),
+            "getcancelledpackages" => services::get_cancelled_packages(settings, &store, &params),
+            "updateclientproduct" => services::update_client_product(&mut store, &params),
             _ => Reply::error("Command Not Found"),
         }
     };

@@ -15,8 +15,16 @@
 //!   400 `Empty action request` (after authentication); an unknown one HTTP 200 `Command Not
 //!   Found` (UNCONFIRMED text).
 //! - Commands: AddOrder, AcceptOrder, CancelOrder, GetOrders, GetOrderStatuses, AddClient,
-//!   GetClientsDetails, GetClients, GetClientsProducts, GetPaymentMethods, GetCurrencies. Their
-//!   rules are in `orders.rs` and `accounts.rs`.
+//!   GetClientsDetails, GetClients, GetClientsProducts, GetPaymentMethods, GetCurrencies,
+//!   AddCancelRequest, GetCancelledPackages, UpdateClientProduct. Their rules are in
+//!   `orders.rs`, `accounts.rs` and `services.rs`.
+//! - Time: the installation has a virtual clock ([`WhmcsSandbox::set_clock`],
+//!   [`WhmcsSandbox::advance_clock`]; real time until set) for its dates, and a daily cron that
+//!   carries out due cancellation requests when "Cancellation Requests" automation is on
+//!   ([`WhmcsSettings::cancellation_automation`]). The cron runs at 00:00 (UTC) of the virtual
+//!   clock: whenever the clock has crossed midnight since the last run, it runs once before the
+//!   next API request is answered and right after a clock change; [`WhmcsSandbox::run_cron`]
+//!   runs it on demand. Nothing ticks by itself, so tests need no sleeps.
 //! - Currencies: the installation has a default currency ([`WhmcsSettings::currency`]) and others
 //!   ([`WhmcsSettings::other_currencies`]); each client has one, fixed when it is created
 //!   (AddClient's `currency` id, else the default), which GetClientsDetails reports as `currency`
@@ -33,6 +41,7 @@ pub mod model;
 mod orders;
 mod params;
 pub mod php;
+mod services;
 mod state;
 
 use std::collections::{HashMap, VecDeque};
@@ -45,8 +54,9 @@ use axum::routing::post;
 use crate::observe::{Fault, Observer, observe};
 
 pub use model::{
-    BillingCycle, Client, ClientStatus, Currency, Invoice, InvoiceStatus, Order, OrderLine,
-    OrderStatus, PaymentMethod, Pricing, Product, Service, ServiceStatus,
+    BillingCycle, CancelRequest, CancelType, Client, ClientStatus, Currency, Invoice,
+    InvoiceStatus, Order, OrderLine, OrderStatus, PaymentMethod, Pricing, Product, Service,
+    ServiceStatus,
 };
 pub use orders::INVALID_CYCLE_MESSAGE;
 pub use php::{PhpArray, PhpError, PhpKey, PhpValue};
@@ -128,6 +138,10 @@ pub struct WhmcsSettings {
     pub first_order_id: u64,
     pub first_service_id: u64,
     pub first_invoice_id: u64,
+    /// Automation Settings → Cancellation Requests: whether the daily cron carries out due
+    /// cancellation requests (on by default). Off, requests wait (for a manual Terminate, which
+    /// the fake does not offer: [`WhmcsSandbox::set_service_status`] stands in for it).
+    pub cancellation_automation: bool,
 }
 
 impl Default for WhmcsSettings {
@@ -147,6 +161,7 @@ impl Default for WhmcsSettings {
             first_order_id: 1,
             first_service_id: 101,
             first_invoice_id: 5001,
+            cancellation_automation: true,
         }
     }
 }
@@ -376,6 +391,58 @@ impl WhmcsSandbox {
             Some(existing) => *existing = method,
             None => store.payment_methods.push(method),
         }
+    }
+
+    /// The service with this id.
+    pub fn service(&self, id: u64) -> Option<Service> {
+        self.store().services.get(&id).cloned()
+    }
+
+    /// Every cancellation request, by id.
+    pub fn cancel_requests(&self) -> Vec<CancelRequest> {
+        self.store().cancel_requests.values().cloned().collect()
+    }
+
+    /// Sets a service's status as an admin would (no module command), e.g. Suspended or
+    /// Terminated; its order line shows it too. False when there is no such service.
+    pub fn set_service_status(&self, id: u64, status: ServiceStatus) -> bool {
+        self.store().set_status_of_service(id, status)
+    }
+
+    /// The installation's virtual clock.
+    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.store().now()
+    }
+
+    /// Sets the installation's clock to `at`, from which it runs on. Dates it writes (orders,
+    /// services, clients, cancellation requests) follow it; crossing midnight runs the cron.
+    pub fn set_clock(&self, at: chrono::DateTime<chrono::Utc>) {
+        let mut store = self.store();
+        store.clock_offset = at - chrono::Utc::now();
+        store.tick();
+    }
+
+    /// Moves the installation's clock forward; crossing midnight runs the cron (once).
+    pub fn advance_clock(&self, by: std::time::Duration) {
+        let by = chrono::Duration::from_std(by).unwrap_or(chrono::Duration::MAX);
+        let mut store = self.store();
+        store.clock_offset = store
+            .clock_offset
+            .checked_add(&by)
+            .unwrap_or(chrono::Duration::MAX);
+        store.tick();
+    }
+
+    /// Runs the daily cron's cancellation step now, whatever the time (see the module
+    /// documentation); returns the services it cancelled. With the automation off it does
+    /// nothing.
+    pub fn run_cron(&self) -> Vec<u64> {
+        self.store().run_cron()
+    }
+
+    /// Turns Automation Settings → Cancellation Requests on or off.
+    pub fn set_cancellation_automation(&self, on: bool) {
+        self.store().cancellation_automation = on;
     }
 
     /// Sets an order's status as an admin would in WHMCS (services follow; the invoice is

@@ -1,6 +1,6 @@
 //! What the installation holds, as tests set it up and inspect it: clients, products and their
-//! pricing, payment gateways, and the orders, services (WHMCS's `tblhosting`) and invoices that
-//! `AddOrder` creates.
+//! pricing, payment gateways, the orders, services (WHMCS's `tblhosting`) and invoices that
+//! `AddOrder` creates, and the cancellation requests of services.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -380,8 +380,60 @@ pub struct Service {
     pub registered: String,
     /// `YYYY-MM-DD`.
     pub next_due: String,
+    /// `YYYY-MM-DD` once set (UpdateClientProduct, or the cron cancelling the service); `None`
+    /// shows as WHMCS's empty date `0000-00-00`.
+    pub termination_date: Option<String>,
+    /// The admin notes (UpdateClientProduct `notes`).
+    pub notes: String,
     pub config_options: PhpArray,
+    /// Why the last UpdateClientProduct `configoptions` was ignored (WHMCS ignores a value it
+    /// cannot decode without an error, as AddOrder does).
+    pub config_options_error: Option<String>,
     pub custom_fields: PhpArray,
+}
+
+/// The `type` of a cancellation request (AddCancelRequest).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CancelType {
+    /// Cancelled by the next cron run.
+    Immediate,
+    /// Cancelled by the cron run on the service's next due date.
+    EndOfBillingPeriod,
+}
+
+impl CancelType {
+    /// The value AddCancelRequest takes and GetCancelledPackages shows.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CancelType::Immediate => "Immediate",
+            CancelType::EndOfBillingPeriod => "End of Billing Period",
+        }
+    }
+
+    /// A request value. ASSUMED lenient: any case, surrounding spaces ignored.
+    pub fn from_param(text: &str) -> Option<CancelType> {
+        let text = text.trim();
+        [CancelType::Immediate, CancelType::EndOfBillingPeriod]
+            .into_iter()
+            .find(|t| t.as_str().eq_ignore_ascii_case(text))
+    }
+}
+
+/// A cancellation request (WHMCS `tblcancelrequests`), as AddCancelRequest made it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CancelRequest {
+    pub id: u64,
+    /// The service (`relid`).
+    pub service_id: u64,
+    pub reason: String,
+    pub kind: CancelType,
+    /// `YYYY-MM-DD HH:MM:SS` (the fake's clock, UTC): `date`, `created_at` and `updated_at`.
+    pub date: String,
+    pub created_at: String,
+    pub updated_at: String,
+    /// When a cron run cancelled the service (or found it already ended), `YYYY-MM-DD HH:MM:SS`;
+    /// `None` while the request waits.
+    pub processed_at: Option<String>,
 }
 
 /// An invoice made for an order.

@@ -1,15 +1,16 @@
 //! The installation's records and the changes the API makes to them: placing an order (order,
-//! services, invoice), accepting it, cancelling it.
+//! services, invoice), accepting it, cancelling it; cancellation requests and the daily cron
+//! that carries them out; and the installation's virtual clock.
 
 use std::collections::BTreeMap;
 
-use chrono::Utc;
+use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
 
 use super::WhmcsSettings;
 use super::model::{
-    BillingCycle, Client, Invoice, InvoiceStatus, Order, OrderLine, OrderStatus, PaymentMethod,
-    Product, Service, ServiceStatus,
+    BillingCycle, CancelRequest, CancelType, Client, Invoice, InvoiceStatus, Order, OrderLine,
+    OrderStatus, PaymentMethod, Product, Service, ServiceStatus,
 };
 use super::php::PhpArray;
 
@@ -59,16 +60,26 @@ pub(super) struct Store {
     pub orders: BTreeMap<u64, Order>,
     pub services: BTreeMap<u64, Service>,
     pub invoices: BTreeMap<u64, Invoice>,
+    /// Cancellation requests, by id.
+    pub cancel_requests: BTreeMap<u64, CancelRequest>,
+    /// Automation Settings → Cancellation Requests ([`WhmcsSettings::cancellation_automation`]).
+    pub cancellation_automation: bool,
+    /// The virtual clock: real time plus this.
+    pub clock_offset: chrono::Duration,
+    /// The day (virtual clock) the daily cron last ran, or the installation started.
+    last_cron: NaiveDate,
     next_order_id: u64,
     next_service_id: u64,
     next_invoice_id: u64,
+    next_cancel_request_id: u64,
     /// What a client created with currency 0 gets.
     default_currency: u64,
 }
 
-fn today() -> String {
-    Utc::now().format("%Y-%m-%d").to_string()
-}
+/// A date as WHMCS stores it.
+const DATE: &str = "%Y-%m-%d";
+/// A date and time as WHMCS stores it.
+const DATE_TIME: &str = "%Y-%m-%d %H:%M:%S";
 
 /// A 10-digit order number that looks random but follows from the id.
 fn order_number(id: u64) -> String {
@@ -85,9 +96,14 @@ impl Store {
             orders: BTreeMap::new(),
             services: BTreeMap::new(),
             invoices: BTreeMap::new(),
+            cancel_requests: BTreeMap::new(),
+            cancellation_automation: settings.cancellation_automation,
+            clock_offset: chrono::Duration::zero(),
+            last_cron: Utc::now().date_naive(),
             next_order_id: settings.first_order_id.max(1),
             next_service_id: settings.first_service_id.max(1),
             next_invoice_id: settings.first_invoice_id.max(1),
+            next_cancel_request_id: 1,
             default_currency: settings.currency.id,
         };
         for client in &settings.clients {
@@ -99,13 +115,137 @@ impl Store {
         store
     }
 
+    /// The virtual clock: real time plus whatever tests set or advanced it by.
+    pub fn now(&self) -> DateTime<Utc> {
+        Utc::now() + self.clock_offset
+    }
+
+    /// Today on the virtual clock, `YYYY-MM-DD` (UTC).
+    pub fn today(&self) -> String {
+        self.now().format(DATE).to_string()
+    }
+
+    /// Now on the virtual clock, `YYYY-MM-DD HH:MM:SS` (UTC).
+    pub fn timestamp(&self) -> String {
+        self.now().format(DATE_TIME).to_string()
+    }
+
+    /// The daily cron, run as the clock crosses midnight: when the virtual day is later than the
+    /// day of the last run, the cron runs once (for however many midnights were crossed: what
+    /// the runs in between would have done, one run at the new time does). Called before every
+    /// API request and after every clock change, so the fake needs no ticking. A clock set back
+    /// makes the new day the last run's.
+    pub fn tick(&mut self) {
+        let today = self.now().date_naive();
+        if today > self.last_cron {
+            self.run_cron();
+        } else if today < self.last_cron {
+            self.last_cron = today;
+        }
+    }
+
+    /// The cron's cancellation step, now (DOC: Automation Settings → Cancellation Requests): with
+    /// the automation on, every waiting request that is due is carried out: `Immediate` ones at
+    /// the first run after the request, `End of Billing Period` ones at the first run on or after
+    /// the service's `nextduedate`. The service becomes `Cancelled` (DOC: the cron runs the
+    /// module's Terminate and sets the status Cancelled; the fake's products have no module, so
+    /// no service ends as `Terminated`: ASSUMED that a module's Terminate would not change
+    /// that) and gets today as its termination date (ASSUMED). A service already `Cancelled` or
+    /// `Terminated` is left as it is. The request is kept (GetCancelledPackages still lists it)
+    /// and marked processed. With the automation off nothing happens: requests wait.
+    ///
+    /// ASSUMED: a `nextduedate` that is not a date (`0000-00-00`) counts as due; the unpaid
+    /// invoices the request would cancel are not modelled. Returns the services cancelled.
+    pub fn run_cron(&mut self) -> Vec<u64> {
+        let today = self.now().date_naive();
+        self.last_cron = self.last_cron.max(today);
+        if !self.cancellation_automation {
+            return Vec::new();
+        }
+        let (date, stamp) = (self.today(), self.timestamp());
+        let due: Vec<(u64, u64)> = self
+            .cancel_requests
+            .values()
+            .filter(|r| r.processed_at.is_none())
+            .filter(|r| match r.kind {
+                CancelType::Immediate => true,
+                CancelType::EndOfBillingPeriod => {
+                    self.services.get(&r.service_id).is_none_or(|s| {
+                        NaiveDate::parse_from_str(&s.next_due, DATE)
+                            .ok()
+                            .is_none_or(|d| d <= today)
+                    })
+                }
+            })
+            .map(|r| (r.id, r.service_id))
+            .collect();
+        let mut cancelled = Vec::new();
+        for (request_id, service_id) in due {
+            let ended = self.services.get(&service_id).is_none_or(|s| {
+                matches!(
+                    s.status,
+                    ServiceStatus::Cancelled | ServiceStatus::Terminated
+                )
+            });
+            if !ended {
+                self.set_status_of_service(service_id, ServiceStatus::Cancelled);
+                if let Some(service) = self.services.get_mut(&service_id) {
+                    service.termination_date = Some(date.clone());
+                }
+                cancelled.push(service_id);
+            }
+            if let Some(request) = self.cancel_requests.get_mut(&request_id) {
+                request.processed_at = Some(stamp.clone());
+                request.updated_at = stamp.clone();
+            }
+        }
+        cancelled
+    }
+
+    /// AddCancelRequest's record: the next id, stamped now.
+    pub fn add_cancel_request(&mut self, service_id: u64, kind: CancelType, reason: &str) -> u64 {
+        let id = self.next_cancel_request_id;
+        self.next_cancel_request_id += 1;
+        let stamp = self.timestamp();
+        self.cancel_requests.insert(
+            id,
+            CancelRequest {
+                id,
+                service_id,
+                reason: reason.to_string(),
+                kind,
+                date: stamp.clone(),
+                created_at: stamp.clone(),
+                updated_at: stamp,
+                processed_at: None,
+            },
+        );
+        id
+    }
+
+    /// Sets one service's status, and the status its order line shows. False when there is no
+    /// such service.
+    pub fn set_status_of_service(&mut self, id: u64, status: ServiceStatus) -> bool {
+        let Some(service) = self.services.get_mut(&id) else {
+            return false;
+        };
+        service.status = status;
+        let order_id = service.order_id;
+        if let Some(order) = self.orders.get_mut(&order_id) {
+            for line in order.lines.iter_mut().filter(|l| l.service_id == id) {
+                line.service_status = status;
+            }
+        }
+        true
+    }
+
     /// Adds (or replaces, same id) a client; id 0 takes the next free id.
     pub fn add_client(&mut self, mut client: Client) -> u64 {
         if client.id == 0 {
             client.id = self.clients.keys().next_back().map_or(1, |id| id + 1);
         }
         if client.created.is_empty() {
-            client.created = today();
+            client.created = self.today();
         }
         if client.currency == 0 {
             client.currency = self.default_currency;
@@ -118,8 +258,8 @@ impl Store {
     pub fn place_order(&mut self, draft: OrderDraft) -> Placed {
         let order_id = self.next_order_id;
         self.next_order_id += 1;
-        let now = Utc::now();
-        let date = now.format("%Y-%m-%d").to_string();
+        let now = self.now();
+        let date = now.format(DATE).to_string();
         let mut lines = Vec::new();
         let mut amount = Decimal::ZERO;
         for line in draft.lines {
@@ -147,8 +287,13 @@ impl Store {
                     domain: line.domain.clone(),
                     payment_method: draft.payment_method.clone(),
                     registered: date.clone(),
+                    // As WHMCS: a new service is first due on the day it is ordered; the fake
+                    // takes no payments, so it stays so until UpdateClientProduct moves it.
                     next_due: date.clone(),
+                    termination_date: None,
+                    notes: String::new(),
                     config_options: line.config_options.clone(),
+                    config_options_error: None,
                     custom_fields: line.custom_fields.clone(),
                 },
             );
@@ -198,7 +343,7 @@ impl Store {
                 id: order_id,
                 order_number: order_number(order_id),
                 client_id: draft.client_id,
-                date: now.format("%Y-%m-%d %H:%M:%S").to_string(),
+                date: now.format(DATE_TIME).to_string(),
                 status: OrderStatus::Pending,
                 payment_method: draft.payment_method,
                 invoice_id,

@@ -18,6 +18,11 @@ use super::model::{
     GetCurrencies, GetOrdersQuery, GetPaymentMethods, Order, OrdersPage, PaymentMethod,
     WhmcsRequest, currencies_from, payment_methods_from,
 };
+use super::services::{
+    AddCancelRequest, CancelRequestResult, CancelType, CancelledPackage, CancelledPackagesPage,
+    ClientProduct, GetCancelledPackages, GetClientsProducts, UpdateClientProduct, check_service_id,
+    client_products_from,
+};
 use crate::http::{self, NoAnswer};
 use crate::retry::RetryPolicy;
 use crate::retry::{Again, run_with_retries};
@@ -28,6 +33,10 @@ pub const ORDERS_PAGE_SIZE: u64 = 100;
 /// Pages read at most when listing a client's orders; a list that does not end by then is treated
 /// as a broken answer.
 pub const MAX_ORDER_PAGES: usize = 100;
+/// Cancellation requests asked for per GetCancelledPackages page.
+pub const CANCELLED_PACKAGES_PAGE_SIZE: u64 = 100;
+/// Pages of GetCancelledPackages read at most (as [`MAX_ORDER_PAGES`]).
+pub const MAX_CANCELLED_PACKAGES_PAGES: usize = 100;
 
 #[derive(Debug, Clone)]
 pub struct WhmcsClientSettings {
@@ -73,7 +82,9 @@ struct Credentials {
 /// Whether a request may be sent again after a failure that left its fate unknown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Repeat {
-    /// Reads, and AcceptOrder (a repeat is refused as "not Pending", which the caller checks).
+    /// Reads, AcceptOrder (a repeat is refused as "not Pending", which the caller checks),
+    /// AddCancelRequest (a repeat is refused as "Existing Cancellation Request Exists") and
+    /// UpdateClientProduct (setting the same values again changes nothing).
     Safe,
     /// AddOrder: only when it certainly was not processed.
     OnlyIfNotProcessed,
@@ -240,6 +251,117 @@ impl WhmcsClient {
             payment_methods_from(&m)
         })
         .await
+    }
+
+    /// Asks WHMCS's cron to cancel a service (`AddCancelRequest`): `Immediate` at its next run,
+    /// `End of Billing Period` at the service's next due date. Safe to repeat: a repeat is
+    /// refused as `Existing Cancellation Request Exists` ([`super::is_existing_cancel_request`]),
+    /// which means the request is there (see [`Self::cancelled_packages`]); an unknown service
+    /// is `Service ID Not Found` ([`super::is_service_not_found`]).
+    pub async fn add_cancel_request(
+        &self,
+        service_id: &str,
+        kind: CancelType,
+        reason: &str,
+    ) -> Result<CancelRequestResult, WhmcsError> {
+        check_service_id(service_id)?;
+        let request = AddCancelRequest {
+            service_id: service_id.to_string(),
+            kind,
+            reason: reason.to_string(),
+        };
+        let result = self
+            .call(&request, Repeat::Safe, CancelRequestResult::try_from)
+            .await?;
+        info!(
+            service_id,
+            kind = kind.as_str(),
+            "WHMCS cancellation requested"
+        );
+        Ok(result)
+    }
+
+    /// One page of GetCancelledPackages.
+    pub async fn get_cancelled_packages(
+        &self,
+        query: &GetCancelledPackages,
+    ) -> Result<CancelledPackagesPage, WhmcsError> {
+        self.call(query, Repeat::Safe, CancelledPackagesPage::try_from)
+            .await
+    }
+
+    /// Every cancellation request (GetCancelledPackages, following `limitstart` to the end).
+    pub async fn cancelled_packages(&self) -> Result<Vec<CancelledPackage>, WhmcsError> {
+        let mut all: Vec<CancelledPackage> = Vec::new();
+        let mut start: u64 = 0;
+        for _ in 0..MAX_CANCELLED_PACKAGES_PAGES {
+            let query = GetCancelledPackages {
+                limitstart: Some(start),
+                limitnum: Some(CANCELLED_PACKAGES_PAGE_SIZE),
+            };
+            let page = self.get_cancelled_packages(&query).await?;
+            let returned = page.packages.len() as u64;
+            let before = all.len();
+            for package in page.packages {
+                if !all.iter().any(|p| p.id == package.id) {
+                    all.push(package);
+                }
+            }
+            // A page that adds nothing (empty, or a server ignoring limitstart) ends the list.
+            if all.len() == before {
+                return Ok(all);
+            }
+            start += returned;
+            let done = if page.total_results > 0 {
+                start >= page.total_results
+            } else {
+                returned < CANCELLED_PACKAGES_PAGE_SIZE
+            };
+            if done {
+                return Ok(all);
+            }
+        }
+        Err(WhmcsError::Malformed {
+            action: GetCancelledPackages::ACTION.to_string(),
+            detail: format!(
+                "the cancellation requests did not end after {MAX_CANCELLED_PACKAGES_PAGES} pages"
+            ),
+        })
+    }
+
+    /// Changes a service's fields (`UpdateClientProduct`; no module command, no invoice). The
+    /// service id WHMCS answered.
+    pub async fn update_client_product(
+        &self,
+        update: &UpdateClientProduct,
+    ) -> Result<String, WhmcsError> {
+        update.validate()?;
+        let service_id = self
+            .call(update, Repeat::Safe, |m| {
+                Ok(m.get("serviceid")
+                    .and_then(super::de::nonzero_id)
+                    .unwrap_or_else(|| update.service_id.clone()))
+            })
+            .await?;
+        info!(service_id = %service_id, "WHMCS service updated");
+        Ok(service_id)
+    }
+
+    /// The service with this id (`GetClientsProducts serviceid=`): its status, dates and
+    /// amounts; `None` when WHMCS has no such service.
+    pub async fn client_product(
+        &self,
+        service_id: &str,
+    ) -> Result<Option<ClientProduct>, WhmcsError> {
+        check_service_id(service_id)?;
+        let query = GetClientsProducts {
+            service_id: Some(service_id.to_string()),
+            ..GetClientsProducts::default()
+        };
+        let products = self
+            .call(&query, Repeat::Safe, |m| client_products_from(&m))
+            .await?;
+        Ok(products.into_iter().find(|p| p.id == service_id))
     }
 
     /// Sends `request` (with retries as `repeat` allows) and reads its answer with `read`.

@@ -12,6 +12,10 @@ use wiremock::{Mock, MockBuilder, MockServer, ResponseTemplate};
 use super::client::{WhmcsClient, WhmcsClientSettings};
 use super::error::{ApiErrorKind, WhmcsError};
 use super::model::{AddOrder, GetOrdersQuery, OrderLine};
+use super::services::{
+    CancelType, ServiceStatus, UpdateClientProduct, is_existing_cancel_request,
+    is_service_not_found,
+};
 use crate::retry::RetryPolicy;
 use crate::secrets::InMemorySecrets;
 
@@ -531,4 +535,161 @@ async fn get_currencies_is_sent_bare_and_read_with_the_clients_currency_id() {
         "{}",
         sent[1]
     );
+}
+
+#[tokio::test]
+async fn add_cancel_request_sends_its_type_and_reason_and_reads_the_refusals() {
+    let server = MockServer::start().await;
+    api()
+        .and(body_string_contains(
+            "action=AddCancelRequest&serviceid=101&",
+        ))
+        .respond_with(answer(
+            json!({"result": "success", "serviceid": "101", "userid": "1"}),
+        ))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    api()
+        .and(body_string_contains(
+            "action=AddCancelRequest&serviceid=101&",
+        ))
+        .respond_with(answer(json!({
+            "result": "error", "message": "Existing Cancellation Request Exists"
+        })))
+        .mount(&server)
+        .await;
+    api()
+        .and(body_string_contains(
+            "action=AddCancelRequest&serviceid=999&",
+        ))
+        .respond_with(answer(
+            json!({"result": "error", "message": "Service ID Not Found"}),
+        ))
+        .mount(&server)
+        .await;
+    let client = client(&server);
+    let done = client
+        .add_cancel_request("101", CancelType::EndOfBillingPeriod, "Case 500")
+        .await
+        .unwrap();
+    assert_eq!(
+        (done.service_id.as_str(), done.user_id.as_deref()),
+        ("101", Some("1"))
+    );
+    let again = client
+        .add_cancel_request("101", CancelType::Immediate, "")
+        .await
+        .unwrap_err();
+    assert!(is_existing_cancel_request(&again), "{again}");
+    assert!(!again.is_retryable());
+    let missing = client
+        .add_cancel_request("999", CancelType::Immediate, "x")
+        .await
+        .unwrap_err();
+    assert!(is_service_not_found(&missing), "{missing}");
+    assert!(!missing.is_retryable());
+    let invalid = client
+        .add_cancel_request("abc", CancelType::Immediate, "x")
+        .await
+        .unwrap_err();
+    assert_eq!(invalid.code(), "WHMCS_INVALID_REQUEST");
+    let sent = bodies(&server).await;
+    assert_eq!(sent.len(), 3, "the invalid id is not sent");
+    assert!(sent[0].ends_with(
+        "action=AddCancelRequest&serviceid=101&type=End+of+Billing+Period&reason=Case+500"
+    ));
+    assert!(sent[1].ends_with("action=AddCancelRequest&serviceid=101&type=Immediate"));
+}
+
+#[tokio::test]
+async fn cancelled_packages_follow_limitstart_and_accept_the_flattened_shape() {
+    let server = MockServer::start().await;
+    let package = |id: u64| json!({"id": id.to_string(), "relid": (100 + id).to_string(), "type": "Immediate"});
+    let first: Vec<Value> = (1..=100).map(package).collect();
+    api()
+        .and(body_string_contains(
+            "action=GetCancelledPackages&limitstart=0&limitnum=100",
+        ))
+        .respond_with(answer(json!({
+            "result": "success", "totalresults": 101, "startnumber": 0, "numreturned": 100,
+            "packages": {"package": first}
+        })))
+        .mount(&server)
+        .await;
+    api()
+        .and(body_string_contains(
+            "action=GetCancelledPackages&limitstart=100&limitnum=100",
+        ))
+        .respond_with(answer(json!({
+            "result": "success", "totalresults": 101, "startnumber": 100, "numreturned": 1,
+            "packages[package][0][id]": "101", "packages[package][0][relid]": "201",
+            "packages[package][0][type]": "End of Billing Period"
+        })))
+        .mount(&server)
+        .await;
+    let all = client(&server).cancelled_packages().await.unwrap();
+    assert_eq!(all.len(), 101);
+    assert_eq!(all[100].relid, "201");
+    assert_eq!(all[100].cancel_type(), Some(CancelType::EndOfBillingPeriod));
+    assert_eq!(bodies(&server).await.len(), 2);
+}
+
+#[tokio::test]
+async fn update_client_product_sends_only_what_changes_and_client_product_reads_the_status() {
+    let server = MockServer::start().await;
+    api()
+        .and(body_string_contains("action=UpdateClientProduct"))
+        .respond_with(answer(json!({"result": "success", "serviceid": 101})))
+        .mount(&server)
+        .await;
+    api()
+        .and(body_string_contains(
+            "action=GetClientsProducts&serviceid=101",
+        ))
+        .respond_with(answer(json!({
+            "result": "success", "serviceid": "101", "totalresults": 1,
+            "products": {"product": [{"id": "101", "clientid": "1", "pid": "185",
+                "regdate": "2026-03-10", "nextduedate": "2026-04-10",
+                "terminationdate": "2026-04-10", "status": "Cancelled"}]}
+        })))
+        .mount(&server)
+        .await;
+    api()
+        .and(body_string_contains(
+            "action=GetClientsProducts&serviceid=999",
+        ))
+        .respond_with(answer(json!({
+            "result": "success", "serviceid": "999", "totalresults": 0
+        })))
+        .mount(&server)
+        .await;
+    let client = client(&server);
+    let mut update = UpdateClientProduct::new("101");
+    update.status = Some(ServiceStatus::Cancelled);
+    update.termination_date = chrono::NaiveDate::from_ymd_opt(2026, 4, 10);
+    update.notes = Some("Case 500".into());
+    assert_eq!(client.update_client_product(&update).await.unwrap(), "101");
+    let service = client.client_product("101").await.unwrap().unwrap();
+    assert_eq!(service.service_status(), Some(ServiceStatus::Cancelled));
+    assert_eq!(
+        service.termination_date,
+        chrono::NaiveDate::from_ymd_opt(2026, 4, 10)
+    );
+    assert_eq!(client.client_product("999").await.unwrap(), None);
+    let sent = bodies(&server).await;
+    assert!(
+        sent[0].ends_with(
+            "action=UpdateClientProduct&serviceid=101&status=Cancelled&terminationdate=2026-04-10&notes=Case+500"
+        ),
+        "{}",
+        sent[0]
+    );
+    let nothing = client
+        .update_client_product(&UpdateClientProduct::new("101"))
+        .await
+        .unwrap_err();
+    assert_eq!(nothing.code(), "WHMCS_INVALID_REQUEST");
+    assert_eq!(bodies(&server).await.len(), 3);
 }

@@ -4,6 +4,8 @@
 //! - `form`: form bodies with PHP bracket arrays.
 //! - `model`: the requests (AddOrder, AcceptOrder, GetOrders, GetClientsDetails,
 //!   GetPaymentMethods, GetCurrencies) and their answers.
+//! - `services`: a service after its order: AddCancelRequest, GetCancelledPackages,
+//!   UpdateClientProduct, GetClientsProducts.
 //! - `currency`: the check that the WHMCS client bills in the Order's currency, shared by the
 //!   provisioning step and the dry run.
 //! - `error`: [`WhmcsError`], its stable codes, and the ambiguous AddOrder.
@@ -18,6 +20,7 @@ pub mod model;
 pub mod php;
 pub mod prepare;
 pub mod provision;
+pub mod services;
 mod settings;
 
 #[cfg(test)]
@@ -35,3 +38,8 @@ pub use model::{
     currencies_from, parse_option_map,
 };
 pub use php::{PhpKey, PhpValue};
+pub use services::{
+    AddCancelRequest, CancelRequestResult, CancelType, CancelledPackage, CancelledPackagesPage,
+    ClientProduct, GetCancelledPackages, GetClientsProducts, ServiceStatus, UpdateClientProduct,
+    is_existing_cancel_request, is_service_not_found,
+};

@@ -51,7 +51,7 @@ pub struct AbClient {
 }
 
 #[derive(Deserialize)]
-struct Wrapped<T> {
+pub(super) struct Wrapped<T> {
     #[serde(
         alias = "customer",
         alias = "subscription",
@@ -61,7 +61,7 @@ struct Wrapped<T> {
         alias = "product",
         alias = "allocation"
     )]
-    inner: T,
+    pub(super) inner: T,
 }
 
 impl AbClient {
@@ -99,19 +99,34 @@ impl AbClient {
     }
 
     /// One request with retries. `Ok(None)` is a 404.
-    async fn call<T: DeserializeOwned>(
+    pub(super) async fn call<T: DeserializeOwned>(
         &self,
         method: Method,
         path: &str,
         body: Option<&Value>,
     ) -> Result<Option<T>, MaxioError> {
+        match self.call_text(method, path, body).await? {
+            None => Ok(None),
+            Some(text) => serde_json::from_str(&text)
+                .map(Some)
+                .map_err(|e| MaxioError::Decode(format!("{path}: {e}"))),
+        }
+    }
+
+    /// One request with retries, answering the body's text. `Ok(None)` is a 404.
+    pub(super) async fn call_text(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Option<String>, MaxioError> {
         let url = self
             .settings
             .base_url
             .join(path)
             .map_err(|e| MaxioError::Decode(format!("{path}: {e}")))?;
         let key = self.api_key().await?;
-        let text = run_with_retries(
+        run_with_retries(
             &self.settings.retry,
             "Maxio AB",
             |_| self.once(&method, &url, &key, body),
@@ -123,13 +138,7 @@ impl AbClient {
                 }
             },
         )
-        .await?;
-        match text {
-            None => Ok(None),
-            Some(text) => serde_json::from_str(&text)
-                .map(Some)
-                .map_err(|e| MaxioError::Decode(format!("{path}: {e}"))),
-        }
+        .await
     }
 
     async fn once(

@@ -237,3 +237,123 @@ impl SubscriptionComponent {
         }
     }
 }
+
+/// The optional body of a cancel (`DELETE /subscriptions/{id}.json`) or a delayed cancel
+/// (`POST /subscriptions/{id}/delayed_cancel.json`), inside `{"subscription": ...}`. Nothing set:
+/// no body is sent.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Cancellation {
+    /// Free text kept on the subscription (at most 65535 characters), e.g. the Case and reason.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cancellation_message: Option<String>,
+    /// The site's reason code (any text is accepted; at most 255 characters).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason_code: Option<String>,
+    /// Cancel at the end of the current period instead of now. On a cancel it needs the site
+    /// feature "Schedule Subscription Cancellation" (a 422 without it); the delayed cancel
+    /// endpoint does the same without the feature.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cancel_at_end_of_period: Option<bool>,
+    /// Cancel at this time (not for prepaid subscriptions); needs the site feature "Schedule
+    /// Subscription Cancellation" (a 422 without it). Sent as RFC 3339 in UTC.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scheduled_cancellation_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+impl Cancellation {
+    /// A cancellation with a message only.
+    pub fn with_message(message: impl Into<String>) -> Cancellation {
+        Cancellation {
+            cancellation_message: Some(message.into()),
+            ..Cancellation::default()
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self == &Cancellation::default()
+    }
+}
+
+/// A subscription as the lifecycle endpoints (read, cancel, reactivate) answer it: its state and
+/// what it records about a cancellation. Timestamps are AB's text (site time zone offset); read
+/// them with [`ab_time`].
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct SubscriptionLifecycle {
+    pub id: i64,
+    #[serde(default)]
+    pub state: Option<String>,
+    #[serde(default)]
+    pub previous_state: Option<String>,
+    #[serde(default)]
+    pub reference: Option<String>,
+    #[serde(default)]
+    pub currency: Option<String>,
+    #[serde(default)]
+    pub canceled_at: Option<String>,
+    #[serde(default, deserialize_with = "opt_text")]
+    pub cancellation_message: Option<String>,
+    #[serde(default, deserialize_with = "opt_text")]
+    pub cancellation_method: Option<String>,
+    #[serde(default, deserialize_with = "opt_text")]
+    pub reason_code: Option<String>,
+    /// `null` reads as false.
+    #[serde(default, deserialize_with = "null_as_false")]
+    pub cancel_at_end_of_period: bool,
+    #[serde(default)]
+    pub delayed_cancel_at: Option<String>,
+    #[serde(default)]
+    pub scheduled_cancellation_at: Option<String>,
+    #[serde(default)]
+    pub current_period_ends_at: Option<String>,
+    #[serde(default)]
+    pub next_assessment_at: Option<String>,
+}
+
+impl SubscriptionLifecycle {
+    pub fn is_canceled(&self) -> bool {
+        self.state.as_deref() == Some("canceled")
+    }
+
+    /// When a pending cancellation takes effect: the earlier of a delayed cancel
+    /// (`cancel_at_end_of_period` with `delayed_cancel_at`, else `current_period_ends_at`) and a
+    /// `scheduled_cancellation_at`. `None` when none is pending (or the subscription is canceled).
+    pub fn pending_cancellation_at(&self) -> Option<chrono::DateTime<chrono::Utc>> {
+        if self.is_canceled() {
+            return None;
+        }
+        let delayed = self
+            .cancel_at_end_of_period
+            .then(|| {
+                self.delayed_cancel_at
+                    .as_deref()
+                    .or(self.current_period_ends_at.as_deref())
+                    .and_then(ab_time)
+            })
+            .flatten();
+        let scheduled = self.scheduled_cancellation_at.as_deref().and_then(ab_time);
+        match (delayed, scheduled) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+}
+
+/// An AB timestamp (`2026-03-31T00:00:00-05:00`, RFC 3339), in UTC.
+pub fn ab_time(text: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    chrono::DateTime::parse_from_rfc3339(text.trim())
+        .ok()
+        .map(|t| t.with_timezone(&chrono::Utc))
+}
+
+fn null_as_false<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    Ok(Option::<bool>::deserialize(d)?.unwrap_or(false))
+}
+
+/// Text from a string or a number (a numeric `reason_code`); `None` for null or blank.
+fn opt_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Ok(match serde_json::Value::deserialize(d)? {
+        serde_json::Value::String(s) if !s.trim().is_empty() => Some(s),
+        serde_json::Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    })
+}

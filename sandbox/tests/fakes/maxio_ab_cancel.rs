@@ -1,0 +1,585 @@
+//! The fake AB site's end of a subscription's life, through dealbridge's AB client where it can
+//! be: read by id, cancel now (and the second cancel), size limits, scheduled cancellation and
+//! its site feature, delayed cancel and its withdrawal, reactivation, the clock-driven
+//! transitions, and the audit of negative quantities.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, TimeZone, Utc};
+use dealbridge::maxio::ab::{
+    AbClient, AbClientSettings, Cancellation, MaxioError, SubscriptionLifecycle, ab_time,
+    is_already_canceled, needs_scheduled_cancellation_feature,
+};
+use dealbridge::retry::RetryPolicy;
+use dealbridge::secrets::InMemorySecrets;
+use dealbridge_sandbox::maxio_ab::{AbSettings, MaxioAbSandbox, routes};
+use serde_json::{Value, json};
+
+const DAY: Duration = Duration::from_secs(24 * 3600);
+
+struct Site {
+    ab: MaxioAbSandbox,
+    client: AbClient,
+    http: reqwest::Client,
+    key: String,
+}
+
+impl Site {
+    /// A site whose clock reads 2026-03-10 12:00 UTC.
+    async fn start(settings: AbSettings) -> Site {
+        let ab = MaxioAbSandbox::start(settings)
+            .await
+            .expect("sandbox starts");
+        ab.set_clock(start_time());
+        let key = ab.settings().api_key;
+        let secrets = InMemorySecrets::new();
+        secrets.insert("ab", json!({ "api_key": key }).to_string());
+        let client = AbClient::new(
+            AbClientSettings {
+                base_url: url::Url::parse(ab.url()).expect("url"),
+                secret_name: "ab".into(),
+                timeout: Duration::from_secs(5),
+                retry: RetryPolicy::immediate(1),
+                max_concurrent_requests: 4,
+            },
+            Arc::new(secrets),
+        )
+        .expect("client");
+        Site {
+            ab,
+            client,
+            http: reqwest::Client::new(),
+            key,
+        }
+    }
+
+    async fn send(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.ab.url()))
+            .basic_auth(&self.key, Some("x"));
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("request");
+        let status = response.status().as_u16();
+        let text = response.text().await.expect("body");
+        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        (status, body)
+    }
+
+    /// A monthly subscription (with a customer of its own) and its id.
+    async fn subscription(&self, reference: &str, extra: Value) -> i64 {
+        let mut body = json!({
+            "product_handle": "monthly-usage",
+            "reference": reference,
+            "customer_attributes": {
+                "first_name": "Ada", "last_name": "Lovelace",
+                "email": "ada@example.com", "reference": format!("acct-{reference}"),
+            },
+        });
+        if let (Some(body), Value::Object(extra)) = (body.as_object_mut(), extra) {
+            body.extend(extra);
+        }
+        let (status, created) = self
+            .send(
+                reqwest::Method::POST,
+                "/subscriptions.json",
+                Some(json!({ "subscription": body })),
+            )
+            .await;
+        assert_eq!(status, 201, "{created}");
+        created["subscription"]["id"].as_i64().expect("id")
+    }
+
+    async fn read(&self, id: i64) -> SubscriptionLifecycle {
+        self.client
+            .read_subscription(id)
+            .await
+            .expect("read")
+            .expect("the subscription exists")
+    }
+}
+
+fn start_time() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 3, 10, 12, 0, 0).unwrap()
+}
+
+fn at(text: &Option<String>) -> DateTime<Utc> {
+    text.as_deref().and_then(ab_time).expect("a timestamp")
+}
+
+#[tokio::test]
+async fn a_subscription_is_read_by_id_with_every_cancellation_field_unset() {
+    let site = Site::start(AbSettings::default()).await;
+    let id = site.subscription("006-read", json!({})).await;
+    let (status, body) = site
+        .send(
+            reqwest::Method::GET,
+            &format!("/subscriptions/{id}.json"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let s = &body["subscription"];
+    assert_eq!(
+        (s["state"].clone(), s["previous_state"].clone()),
+        (json!("active"), json!("active"))
+    );
+    for field in [
+        "canceled_at",
+        "cancellation_message",
+        "cancellation_method",
+        "reason_code",
+        "delayed_cancel_at",
+        "scheduled_cancellation_at",
+    ] {
+        assert!(s[field].is_null(), "{field}: {}", s[field]);
+    }
+    assert_eq!(s["cancel_at_end_of_period"], false);
+    for field in ["current_period_ends_at", "next_assessment_at"] {
+        assert!(s[field].is_string(), "{field}");
+    }
+    let read = site.read(id).await;
+    assert_eq!(read.reference.as_deref(), Some("006-read"));
+    assert_eq!(read.pending_cancellation_at(), None);
+    assert_eq!(
+        site.client.read_subscription(id + 1000).await.unwrap(),
+        None
+    );
+    assert_eq!(site.ab.observer().count(routes::SUBSCRIPTION_READ), 3);
+}
+
+#[tokio::test]
+async fn a_cancel_now_echoes_its_message_and_a_second_cancel_is_the_live_422() {
+    let site = Site::start(AbSettings::default()).await;
+    let id = site.subscription("006-now", json!({})).await;
+    let cancellation = Cancellation {
+        cancellation_message: Some("Case 00001026: customer moved".into()),
+        reason_code: Some("any code at all".into()),
+        ..Cancellation::default()
+    };
+    let canceled = site
+        .client
+        .cancel_subscription(id, &cancellation)
+        .await
+        .expect("canceled");
+    assert!(canceled.is_canceled());
+    assert_eq!(canceled.previous_state.as_deref(), Some("active"));
+    assert_eq!(
+        canceled.cancellation_message.as_deref(),
+        Some("Case 00001026: customer moved")
+    );
+    assert_eq!(canceled.reason_code.as_deref(), Some("any code at all"));
+    assert_eq!(
+        canceled.cancellation_method.as_deref(),
+        Some("merchant_api")
+    );
+    let when = at(&canceled.canceled_at);
+    assert!((when - start_time()).num_seconds().abs() < 60, "{when}");
+    assert_eq!(site.read(id).await, canceled);
+
+    let twice = site
+        .client
+        .cancel_subscription(id, &Cancellation::default())
+        .await
+        .unwrap_err();
+    assert!(is_already_canceled(&twice), "{twice}");
+    assert!(!twice.is_retryable());
+    let (status, body) = site
+        .send(
+            reqwest::Method::DELETE,
+            &format!("/subscriptions/{id}.json"),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, body),
+        (
+            422,
+            json!({"error": "The subscription is already canceled"})
+        )
+    );
+    let missing = site
+        .client
+        .cancel_subscription(id + 1000, &Cancellation::default())
+        .await
+        .unwrap_err();
+    assert!(matches!(missing, MaxioError::NotFound(_)), "{missing}");
+    assert_eq!(site.ab.observer().count(routes::SUBSCRIPTION_CANCEL), 4);
+    let (_, listed) = site
+        .send(
+            reqwest::Method::GET,
+            "/subscriptions.json?state=canceled",
+            None,
+        )
+        .await;
+    assert_eq!(listed.as_array().map(Vec::len), Some(1));
+}
+
+#[tokio::test]
+async fn over_long_reasons_and_a_body_that_is_not_an_object_are_422s_that_change_nothing() {
+    let site = Site::start(AbSettings::default()).await;
+    let id = site.subscription("006-limits", json!({})).await;
+    let path = format!("/subscriptions/{id}.json");
+    let cases = [
+        (
+            json!({"subscription": {"reason_code": "r".repeat(256)}}),
+            json!({"errors": ["reason_code size cannot be greater than 255"]}),
+        ),
+        (
+            json!({"subscription": {"cancellation_message": "m".repeat(65_536)}}),
+            json!({"errors": ["cancellation_message size cannot be greater than 65535"]}),
+        ),
+        (
+            json!({"subscription": "now please"}),
+            json!({"errors": ["subscription must be an Object"]}),
+        ),
+    ];
+    for (body, expected) in cases {
+        let (status, answer) = site.send(reqwest::Method::DELETE, &path, Some(body)).await;
+        assert_eq!((status, answer), (422, expected));
+    }
+    assert_eq!(site.read(id).await.state.as_deref(), Some("active"));
+    // At the limits exactly, the cancel goes through.
+    let canceled = site
+        .client
+        .cancel_subscription(
+            id,
+            &Cancellation {
+                reason_code: Some("é".repeat(255)),
+                cancellation_message: Some("m".repeat(65_535)),
+                ..Cancellation::default()
+            },
+        )
+        .await
+        .expect("canceled");
+    assert!(canceled.is_canceled());
+}
+
+#[tokio::test]
+async fn a_scheduled_cancel_needs_the_site_feature_and_takes_effect_when_the_clock_passes_it() {
+    let site = Site::start(AbSettings::default()).await;
+    let id = site.subscription("006-scheduled", json!({})).await;
+    let when = Utc.with_ymd_and_hms(2026, 3, 20, 15, 0, 0).unwrap();
+    let scheduled = Cancellation {
+        cancellation_message: Some("Case 1: scheduled".into()),
+        scheduled_cancellation_at: Some(when),
+        ..Cancellation::default()
+    };
+    // The feature is off by default: refused, and nothing happens.
+    for cancellation in [
+        scheduled.clone(),
+        Cancellation {
+            cancel_at_end_of_period: Some(true),
+            ..Cancellation::default()
+        },
+    ] {
+        let e = site
+            .client
+            .cancel_subscription(id, &cancellation)
+            .await
+            .unwrap_err();
+        assert!(needs_scheduled_cancellation_feature(&e), "{e}");
+        assert!(
+            e.to_string().contains("Schedule Subscription Cancellation"),
+            "{e}"
+        );
+        assert!(!e.is_retryable());
+    }
+    let read = site.read(id).await;
+    assert_eq!(read.state.as_deref(), Some("active"));
+    assert_eq!(read.scheduled_cancellation_at, None);
+
+    site.ab.set_schedule_cancellation(true);
+    let pending = site
+        .client
+        .cancel_subscription(id, &scheduled)
+        .await
+        .expect("scheduled");
+    assert_eq!(pending.state.as_deref(), Some("active"));
+    assert_eq!(at(&pending.scheduled_cancellation_at), when);
+    assert_eq!(pending.pending_cancellation_at(), Some(when));
+    assert_eq!(
+        pending.cancellation_message.as_deref(),
+        Some("Case 1: scheduled")
+    );
+
+    // Ten days on, a few hours short of the time: still active.
+    site.ab.advance_clock(10 * DAY);
+    assert_eq!(site.read(id).await.state.as_deref(), Some("active"));
+    site.ab.advance_clock(Duration::from_secs(4 * 3600));
+    let done = site.read(id).await;
+    assert!(done.is_canceled());
+    assert_eq!(done.previous_state.as_deref(), Some("active"));
+    assert_eq!(at(&done.canceled_at), when);
+    assert_eq!(done.cancellation_method.as_deref(), Some("merchant_api"));
+    // The handle's view settles too.
+    assert_eq!(
+        site.ab.subscription(id).expect("exists")["state"],
+        "canceled"
+    );
+
+    // A time already passed cancels now; a prepaid subscription cannot be scheduled.
+    let past = site.subscription("006-past", json!({})).await;
+    let now = site
+        .client
+        .cancel_subscription(
+            past,
+            &Cancellation {
+                scheduled_cancellation_at: Some(start_time()),
+                ..Cancellation::default()
+            },
+        )
+        .await
+        .expect("canceled");
+    assert!(now.is_canceled());
+    let prepaid = site
+        .subscription(
+            "006-prepaid",
+            json!({"payment_collection_method": "prepaid"}),
+        )
+        .await;
+    let e = site
+        .client
+        .cancel_subscription(prepaid, &scheduled)
+        .await
+        .unwrap_err();
+    assert!(e.mentions("prepaid"), "{e}");
+}
+
+#[tokio::test]
+async fn cancel_at_end_of_period_on_a_cancel_waits_for_the_period_end() {
+    let site = Site::start(AbSettings {
+        schedule_cancellation: true,
+        ..AbSettings::default()
+    })
+    .await;
+    let id = site.subscription("006-eop", json!({})).await;
+    let pending = site
+        .client
+        .cancel_subscription(
+            id,
+            &Cancellation {
+                cancel_at_end_of_period: Some(true),
+                ..Cancellation::default()
+            },
+        )
+        .await
+        .expect("pending");
+    assert_eq!(pending.state.as_deref(), Some("active"));
+    assert!(pending.cancel_at_end_of_period);
+    assert_eq!(pending.delayed_cancel_at, pending.current_period_ends_at);
+    site.ab.advance_clock(32 * DAY);
+    let done = site.read(id).await;
+    assert!(done.is_canceled());
+    assert_eq!(at(&done.canceled_at), at(&pending.current_period_ends_at));
+}
+
+#[tokio::test]
+async fn a_delayed_cancel_cancels_when_the_clock_passes_the_end_of_the_period() {
+    let site = Site::start(AbSettings::default()).await;
+    let id = site.subscription("006-delayed", json!({})).await;
+    let message = site
+        .client
+        .delayed_cancel(
+            id,
+            &Cancellation::with_message("Case 2: at the end of the period"),
+        )
+        .await
+        .expect("delayed");
+    assert!(message.is_some_and(|m| !m.is_empty()));
+    let pending = site.read(id).await;
+    assert_eq!(pending.state.as_deref(), Some("active"));
+    assert!(pending.cancel_at_end_of_period);
+    assert_eq!(pending.delayed_cancel_at, pending.current_period_ends_at);
+    let ends = at(&pending.current_period_ends_at);
+    assert_eq!(pending.pending_cancellation_at(), Some(ends));
+    assert_eq!(
+        pending.cancellation_message.as_deref(),
+        Some("Case 2: at the end of the period")
+    );
+
+    // The end of the period is a month on: a day short of it, still active.
+    site.ab.set_clock(ends - chrono::Duration::days(1));
+    assert_eq!(site.read(id).await.state.as_deref(), Some("active"));
+    site.ab.set_clock(ends + chrono::Duration::minutes(1));
+    let done = site.read(id).await;
+    assert!(done.is_canceled());
+    assert_eq!(at(&done.canceled_at), ends);
+    assert_eq!(done.previous_state.as_deref(), Some("active"));
+    assert_eq!(site.ab.observer().count(routes::DELAYED_CANCEL), 1);
+
+    // Refused once canceled, and while past due; 404 for an unknown subscription.
+    let e = site
+        .client
+        .delayed_cancel(id, &Cancellation::default())
+        .await
+        .unwrap_err();
+    assert!(is_already_canceled(&e), "{e}");
+    let late = site.subscription("006-past-due", json!({})).await;
+    site.ab.set_state(late, "past_due").expect("state set");
+    let e = site
+        .client
+        .delayed_cancel(late, &Cancellation::default())
+        .await
+        .unwrap_err();
+    assert!(matches!(e, MaxioError::Rejected { status: 422, .. }), "{e}");
+    assert!(e.mentions("past due"), "{e}");
+    assert!(!site.read(late).await.cancel_at_end_of_period);
+    let e = site
+        .client
+        .delayed_cancel(late + 1000, &Cancellation::default())
+        .await
+        .unwrap_err();
+    assert!(matches!(e, MaxioError::NotFound(_)), "{e}");
+}
+
+#[tokio::test]
+async fn a_withdrawn_delayed_cancel_is_idempotent_and_the_subscription_stays_active() {
+    let site = Site::start(AbSettings {
+        schedule_cancellation: true,
+        ..AbSettings::default()
+    })
+    .await;
+    let id = site.subscription("006-withdraw", json!({})).await;
+    site.client
+        .delayed_cancel(id, &Cancellation::default())
+        .await
+        .expect("delayed");
+    for _ in 0..2 {
+        let message = site
+            .client
+            .withdraw_delayed_cancel(id)
+            .await
+            .expect("withdrawn");
+        assert_eq!(
+            message.as_deref(),
+            Some("This subscription will no longer be canceled")
+        );
+    }
+    let read = site.read(id).await;
+    assert!(!read.cancel_at_end_of_period);
+    assert_eq!(read.delayed_cancel_at, None);
+    assert_eq!(read.pending_cancellation_at(), None);
+    // A scheduled cancellation is withdrawn the same way (ASSUMED by the fake).
+    site.client
+        .cancel_subscription(
+            id,
+            &Cancellation {
+                scheduled_cancellation_at: Some(start_time() + chrono::Duration::days(3)),
+                ..Cancellation::default()
+            },
+        )
+        .await
+        .expect("scheduled");
+    site.client
+        .withdraw_delayed_cancel(id)
+        .await
+        .expect("withdrawn");
+    site.ab.advance_clock(40 * DAY);
+    let read = site.read(id).await;
+    assert_eq!(read.state.as_deref(), Some("active"));
+    assert_eq!(read.scheduled_cancellation_at, None);
+    assert_eq!(site.ab.observer().count(routes::DELAYED_CANCEL_REMOVE), 3);
+    let e = site
+        .client
+        .withdraw_delayed_cancel(id + 1000)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, MaxioError::NotFound(_)), "{e}");
+}
+
+#[tokio::test]
+async fn reactivation_is_only_from_canceled_unpaid_or_trial_ended_and_clears_the_cancellation() {
+    let site = Site::start(AbSettings::default()).await;
+    let id = site.subscription("006-reactivate", json!({})).await;
+    let e = site.client.reactivate(id).await.unwrap_err();
+    let refusal = "Cannot reactivate a subscription that is not marked \"Canceled\", \"Unpaid\", or \"Trial Ended\".";
+    assert!(e.mentions(refusal), "{e}");
+    assert!(!e.is_retryable());
+    let (status, body) = site
+        .send(
+            reqwest::Method::PUT,
+            &format!("/subscriptions/{id}/reactivate.json"),
+            None,
+        )
+        .await;
+    assert_eq!((status, body), (422, json!({"errors": [refusal]})));
+
+    site.client
+        .cancel_subscription(id, &Cancellation::with_message("Case 3"))
+        .await
+        .expect("canceled");
+    site.ab.advance_clock(2 * DAY);
+    let back = site.client.reactivate(id).await.expect("reactivated");
+    assert_eq!(back.state.as_deref(), Some("active"));
+    assert_eq!(back.previous_state.as_deref(), Some("canceled"));
+    assert_eq!(back.canceled_at, None);
+    assert_eq!(back.cancellation_message, None);
+    assert_eq!(back.cancellation_method, None);
+    assert!(!back.cancel_at_end_of_period);
+    // A new period starts now (the fake's rule without `resume`).
+    let ends = at(&back.current_period_ends_at);
+    assert!(ends > start_time() + chrono::Duration::days(31), "{ends}");
+
+    for state in ["unpaid", "trial_ended"] {
+        site.ab.set_state(id, state).expect("state set");
+        let back = site.client.reactivate(id).await.expect("reactivated");
+        assert_eq!(
+            (back.state.as_deref(), back.previous_state.as_deref()),
+            (Some("active"), Some(state))
+        );
+    }
+    assert!(site.ab.set_state(id, "dormant").is_err());
+    assert_eq!(site.ab.observer().count(routes::REACTIVATE), 5);
+}
+
+#[tokio::test]
+async fn every_negative_quantity_sent_is_remembered_and_still_refused() {
+    let site = Site::start(AbSettings::default()).await;
+    assert!(site.ab.negative_quantities().is_empty());
+    let id = site
+        .subscription(
+            "006-quantities",
+            json!({"components": [{"component_id": "handle:support-seats", "allocated_quantity": 3}]}),
+        )
+        .await;
+    let (status, _) = site
+        .send(
+            reqwest::Method::POST,
+            "/subscriptions.json",
+            Some(json!({"subscription": {
+                "product_handle": "monthly-usage", "reference": "006-negative",
+                "customer_reference": "acct-006-quantities",
+                "components": [
+                    {"component_id": "handle:support-seats", "allocated_quantity": "-2"},
+                    {"component_id": "handle:api-calls", "quantity": 5},
+                ],
+            }})),
+        )
+        .await;
+    assert_eq!(status, 422);
+    let path = format!("/subscriptions/{id}/components/handle:support-seats/allocations.json");
+    let allocate = |quantity: Value| {
+        site.send(
+            reqwest::Method::POST,
+            &path,
+            Some(json!({"allocation": {"quantity": quantity}})),
+        )
+    };
+    assert_eq!(allocate(json!(-1)).await.0, 422);
+    assert_eq!(allocate(json!(4)).await.0, 200);
+    assert_eq!(allocate(json!(0)).await.0, 200);
+    let seen = site.ab.negative_quantities();
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    assert!(
+        seen[0].contains("POST /subscriptions.json") && seen[0].contains("-2"),
+        "{seen:?}"
+    );
+    assert!(
+        seen[1].contains("allocations.json") && seen[1].contains("-1"),
+        "{seen:?}"
+    );
+}
