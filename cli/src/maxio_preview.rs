@@ -131,6 +131,10 @@ pub async fn preview(
         .map_err(|e| read_failed("the subscription", e))?;
     let mut changes = Vec::new();
     match &subscription {
+        None if plan.amends() => existing.push(format!(
+            "no AB subscription has reference {} (the amended Contract's first sale) yet: the amendment would wait for it (AMENDMENT_ORIGINAL_NOT_BILLED) and create nothing",
+            plan.subscription_reference
+        )),
         None => existing.push(format!(
             "no AB subscription has reference {} yet: it would be created",
             plan.subscription_reference

@@ -148,14 +148,16 @@ pub fn maxio_ab_requests(
             encode(reference)
         ),
     ));
-    out.push(
-        PlannedRequest::write(AB, "POST", format!("{site}/customers.json"))
-            .when(format!("no AB customer has reference {reference}"))
-            .body(json!({
-                "customer": plan.customer,
-                "uniqueness_token": uniqueness_token(&customer_key, "customer"),
-            })),
-    );
+    if !plan.amends() {
+        out.push(
+            PlannedRequest::write(AB, "POST", format!("{site}/customers.json"))
+                .when(format!("no AB customer has reference {reference}"))
+                .body(json!({
+                    "customer": plan.customer,
+                    "uniqueness_token": uniqueness_token(&customer_key, "customer"),
+                })),
+        );
+    }
     for item in &plan.items {
         let handle = item.component_handle.as_str();
         let component = item.component_id.map_or_else(
@@ -281,6 +283,22 @@ pub fn maxio_ab_requests(
     if let Some(start) = &plan.start {
         subscription = subscription.note(format!("the subscription {}", start.describe()));
     }
+    if let Some(change) = plan.contract.as_ref().filter(|c| c.amends) {
+        out.push(
+            PlannedRequest::read(
+                AB,
+                "GET",
+                format!("{site}/subscriptions/<id of the AB subscription>/components.json"),
+            )
+            .note(format!(
+                "amends Contract {} of the first sale {}: never creates a customer or a subscription (without them it waits: AMENDMENT_ORIGINAL_NOT_BILLED); the Contract netted: {}",
+                change.contract,
+                change.original,
+                change.summary.join(", ")
+            )),
+        );
+        return out;
+    }
     for item in plan.items.iter().filter(|i| i.lines.len() > 1) {
         subscription = subscription.note(format!(
             "{} ({}): {} order lines netted into one component of quantity {}",
@@ -299,6 +317,77 @@ pub fn maxio_ab_requests(
         )
         .note("checks every component's price point and quantity; one that differs is moved (POST …/price_points.json) or allocated (POST …/components/<id>/allocations.json)"),
     );
+    out
+}
+
+/// The requests that bring an existing subscription to the deal: each price point move and each
+/// allocation (the new total, with the mapping's proration settings), as the sync sends them.
+pub fn change_requests(
+    base: &url::Url,
+    plan: &AbDealPlan,
+    subscription: Option<i64>,
+    changes: &[dealbridge::maxio::converge::Difference],
+    charges: &dealbridge::maxio::options::AllocationCharges,
+) -> Vec<PlannedRequest> {
+    use dealbridge::maxio::converge::Change;
+    const AB: &str = "maxio-ab";
+    let site = root(base);
+    let sub = subscription.map_or_else(
+        || "<id of the AB subscription>".to_string(),
+        |s| s.to_string(),
+    );
+    let mut out = Vec::new();
+    let moves: Vec<Value> = changes
+        .iter()
+        .filter_map(|d| match d.change {
+            Some(Change::PricePoint { component_id, to }) => {
+                Some(json!({"component_id": component_id, "price_point": to}))
+            }
+            _ => None,
+        })
+        .collect();
+    if !moves.is_empty() {
+        out.push(
+            PlannedRequest::write(
+                AB,
+                "POST",
+                format!("{site}/subscriptions/{sub}/price_points.json"),
+            )
+            .body(json!({ "components": moves })),
+        );
+    }
+    for d in changes {
+        if let Some(Change::Allocate {
+            component_id,
+            quantity,
+            price_point_id,
+        }) = d.change
+        {
+            out.push(
+                PlannedRequest::write(
+                    AB,
+                    "POST",
+                    format!(
+                        "{site}/subscriptions/{sub}/components/{component_id}/allocations.json"
+                    ),
+                )
+                .body(json!({"allocation": {
+                    "quantity": quantity.normalize().to_string(),
+                    "price_point_id": price_point_id,
+                    "memo": format!("dealbridge: Opportunity {} — {}", plan.opportunity_id, d.what),
+                    "upgrade_charge": charges.upgrade_charge,
+                    "downgrade_credit": charges.downgrade_credit,
+                    "accrue_charge": charges.accrue_charge,
+                }}))
+                .note(format!(
+                    "{}; once per target (ledger step maxio-allocation {sub}/{component_id}={}@{})",
+                    d.what,
+                    quantity.normalize(),
+                    price_point_id.map_or_else(|| "default".to_string(), |p| p.to_string())
+                )),
+            );
+        }
+    }
     out
 }
 

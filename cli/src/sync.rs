@@ -272,7 +272,24 @@ async fn dry_run(connected: &Connected, deal: &DealRef) -> Result<Outcome, CliEr
             return Ok(Outcome::new(json, text, false));
         }
     };
-    let work = plan(&snapshot, &connected.mapping);
+    let mut work = plan(&snapshot, &connected.mapping);
+    // As dispatch: a future-dated amendment waits for its day.
+    let today = wiring::system_clock().now().date_naive();
+    let scheduled = dealbridge::contract::net::waits_until(&snapshot, today).filter(|_| {
+        work.steps
+            .iter()
+            .any(|s| matches!(s, PlannedStep::MaxioCustomer { .. }))
+    });
+    if let Some(day) = scheduled {
+        work.steps
+            .retain(|s| !matches!(s, PlannedStep::MaxioCustomer { .. }));
+        work.skipped.push(dealbridge::plan::Skipped {
+            flow: dealbridge::plan::Flow::MaxioBilling,
+            reason: format!(
+                "the amendment takes effect {day}; a sync dispatches it again that day (00:00 UTC) and applies it then. To see what it would do then: DEALBRIDGE_CLOCK={day}T00:00:00Z dealbridge sync <id> --dry-run"
+            ),
+        });
+    }
     let mut text = header(&snapshot);
     text.push_str(&plan_text(&work));
     let mut would_fail = false;
@@ -304,7 +321,28 @@ async fn dry_run(connected: &Connected, deal: &DealRef) -> Result<Outcome, CliEr
                 match (preview.plan, preview.problems.is_empty()) {
                     (Some(ab_plan), true) => {
                         let base = site_url(&client, &connected.mapping, &ab_plan.site)?;
-                        let ab = maxio_ab_requests(&base, &snapshot, &ab_plan);
+                        let mut ab = maxio_ab_requests(&base, &snapshot, &ab_plan);
+                        ab.extend(crate::rehearse::change_requests(
+                            &base,
+                            &ab_plan,
+                            preview.existing_json["subscriptionId"].as_i64(),
+                            &preview.changes,
+                            &connected.mapping.maxio.allocation,
+                        ));
+                        if let Some(change) = &ab_plan.contract {
+                            text.push_str(&format!(
+                                "\n{} Contract {} (first sale {}), effective {}: {}\n",
+                                if change.amends {
+                                    "Amends"
+                                } else {
+                                    "Bills the amended"
+                                },
+                                change.contract,
+                                change.original,
+                                change.effective,
+                                change.summary.join(", ")
+                            ));
+                        }
                         text.push_str(&format!(
                             "\nMaxio Advanced Billing, site {} ({base}), in {}{}; the subscription {}\n",
                             ab_plan.site,

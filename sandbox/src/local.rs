@@ -349,6 +349,23 @@ impl LocalStack {
     }
 }
 
+/// No AB request of any test on the local stack may carry a negative quantity: AB's spec sets
+/// no minimum, so a negative allocation or starting quantity could bill a credit nobody agreed.
+impl Drop for LocalStack {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            return;
+        }
+        for (site, fake) in [("default", &self.maxio_ab), ("uk", &self.maxio_ab_uk)] {
+            let negative = fake.negative_quantities();
+            assert!(
+                negative.is_empty(),
+                "AB site {site} received negative quantities: {negative:?}"
+            );
+        }
+    }
+}
+
 /// Moves the local stack's queue and clock together.
 pub struct VirtualTime<'a>(pub &'a LocalStack);
 

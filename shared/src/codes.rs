@@ -197,11 +197,31 @@ pub enum ErrorCode {
     /// The WHMCS client's currency is not the Order's. Permanent.
     WhmcsCurrencyMismatch,
 
-    // Contract changes (shared/src/contract_change.rs).
+    // Contract changes (shared/src/contract/).
     /// The Opportunity is a CPQ amendment of a contract; not billed as a first sale. Permanent.
     AmendmentNotSupported,
     /// The Opportunity is a CPQ renewal of a contract; nothing is created for it. Permanent.
     RenewalNotSupported,
+    /// The Contract's first sale has no AB subscription (or customer) yet: the amendment waits for it. Retryable; written when it never appears.
+    AmendmentOriginalNotBilled,
+    /// The amended Contract cannot be traced to its first sale (no quote, or the quote's Opportunity is not visible). Permanent.
+    AmendmentOriginalNotFound,
+    /// The amendment takes effect before today; AB applies changes now. Permanent.
+    AmendmentBackdated,
+    /// After the amendment, one component bills at two prices on the Contract. Permanent.
+    AmendmentSplitPrice,
+    /// The amendment changes the price of a product without a consumption schedule, which bills at AB's catalog price. Permanent.
+    AmendmentPriceNotScheduled,
+    /// The amendment's lines end on another day than the Contract, or the Contract disables co-termination. Permanent.
+    AmendmentNotCoterminous,
+    /// The amendment adds or changes a metered component, which AB cannot allocate. Permanent.
+    AmendmentMeteredChange,
+    /// The amendment removes more than the Contract has (or revises a line not on it). Permanent.
+    AmendmentNegativeQuantity,
+    /// A line of the Contract is an MDQ segment. Permanent.
+    AmendmentSegmented,
+    /// The amendment nets every line of the Contract to zero (a CPQ cancellation); not applied automatically. Permanent.
+    ContractCancellationNotSupported,
     /// The Account's WHMCS client id (`WH_Account__c`) is empty. Permanent.
     WhmcsClientMissing,
     /// The Account's WHMCS client id is not a positive whole number. Permanent.
@@ -364,6 +384,16 @@ impl ErrorCode {
         ErrorCode::WhmcsCurrencyMismatch,
         ErrorCode::AmendmentNotSupported,
         ErrorCode::RenewalNotSupported,
+        ErrorCode::AmendmentOriginalNotBilled,
+        ErrorCode::AmendmentOriginalNotFound,
+        ErrorCode::AmendmentBackdated,
+        ErrorCode::AmendmentSplitPrice,
+        ErrorCode::AmendmentPriceNotScheduled,
+        ErrorCode::AmendmentNotCoterminous,
+        ErrorCode::AmendmentMeteredChange,
+        ErrorCode::AmendmentNegativeQuantity,
+        ErrorCode::AmendmentSegmented,
+        ErrorCode::ContractCancellationNotSupported,
         ErrorCode::WhmcsClientMissing,
         ErrorCode::WhmcsClientInvalid,
         ErrorCode::WhmcsProductUnmapped,
@@ -473,6 +503,16 @@ impl ErrorCode {
             ErrorCode::WhmcsCurrencyMismatch => "WHMCS_CURRENCY_MISMATCH",
             ErrorCode::AmendmentNotSupported => "AMENDMENT_NOT_SUPPORTED",
             ErrorCode::RenewalNotSupported => "RENEWAL_NOT_SUPPORTED",
+            ErrorCode::AmendmentOriginalNotBilled => "AMENDMENT_ORIGINAL_NOT_BILLED",
+            ErrorCode::AmendmentOriginalNotFound => "AMENDMENT_ORIGINAL_NOT_FOUND",
+            ErrorCode::AmendmentBackdated => "AMENDMENT_BACKDATED",
+            ErrorCode::AmendmentSplitPrice => "AMENDMENT_SPLIT_PRICE",
+            ErrorCode::AmendmentPriceNotScheduled => "AMENDMENT_PRICE_NOT_SCHEDULED",
+            ErrorCode::AmendmentNotCoterminous => "AMENDMENT_NOT_COTERMINOUS",
+            ErrorCode::AmendmentMeteredChange => "AMENDMENT_METERED_CHANGE",
+            ErrorCode::AmendmentNegativeQuantity => "AMENDMENT_NEGATIVE_QUANTITY",
+            ErrorCode::AmendmentSegmented => "AMENDMENT_SEGMENTED",
+            ErrorCode::ContractCancellationNotSupported => "CONTRACT_CANCELLATION_NOT_SUPPORTED",
             ErrorCode::WhmcsClientMissing => "WHMCS_CLIENT_MISSING",
             ErrorCode::WhmcsClientInvalid => "WHMCS_CLIENT_INVALID",
             ErrorCode::WhmcsProductUnmapped => "WHMCS_PRODUCT_UNMAPPED",

@@ -180,10 +180,63 @@ impl Dispatcher {
         request: &DispatchRequest,
         snapshot: DealSnapshot,
     ) -> Result<DispatchOutcome, DispatchError> {
-        let work = plan(&snapshot, &self.mapping);
+        let mut snapshot = snapshot;
+        let mut work = plan(&snapshot, &self.mapping);
         let account_id = snapshot.account.id.clone();
+        let now = self.clock.now();
+        snapshot.dispatched_on = Some(now.date_naive());
+        // A future-dated amendment waits on the delayed queue until its day, then is dispatched
+        // again (from what Salesforce says then).
+        let scheduled =
+            crate::contract::net::waits_until(&snapshot, now.date_naive()).filter(|_| {
+                work.steps
+                    .iter()
+                    .any(|s| matches!(s, PlannedStep::MaxioCustomer { .. }))
+            });
+        if let Some(day) = scheduled {
+            work.steps
+                .retain(|s| !matches!(s, PlannedStep::MaxioCustomer { .. }));
+            work.skipped.push(crate::plan::Skipped {
+                flow: crate::plan::Flow::MaxioBilling,
+                reason: format!(
+                    "the amendment takes effect {day}; it is dispatched again that day (00:00 UTC) and applied to the Contract's subscription then"
+                ),
+            });
+        }
         let snapshot = Box::new(snapshot);
-        let mut messages = Vec::with_capacity(work.steps.len());
+        let mut messages = Vec::with_capacity(work.steps.len() + 1);
+        if let Some(day) = scheduled {
+            let not_before = day
+                .and_hms_opt(0, 0, 0)
+                .map_or(now.timestamp(), |t| t.and_utc().timestamp());
+            let wait =
+                Duration::from_secs(u64::try_from(not_before - now.timestamp()).unwrap_or(0))
+                    .min(crate::queue::MAX_DELAY);
+            let envelope = Envelope::new(
+                &request.correlation_id,
+                &request.deal,
+                &account_id,
+                request.idempotency_key.as_deref(),
+                Step::Dispatch {
+                    attempt: 0,
+                    not_before,
+                },
+            );
+            let message = envelope.to_message(wait)?;
+            let message_id = if request.dry_run {
+                None
+            } else {
+                Some(self.queue.send(&message).await?)
+            };
+            info!(deal = %request.deal.id(), %day, "amendment scheduled for its day");
+            messages.push(DispatchedStep {
+                step: envelope.step.name(),
+                queue: message.queue,
+                step_key: envelope.step_key.clone(),
+                deduplication_id: message.dedup_id.clone(),
+                message_id,
+            });
+        }
         for planned in &work.steps {
             let step = match planned {
                 PlannedStep::MaxioCustomer { .. } => Step::MaxioCustomer {

@@ -7,7 +7,7 @@
 pub mod clock;
 pub mod codes;
 pub mod config;
-pub mod contract_change;
+pub mod contract;
 pub mod delayed;
 pub mod dispatch;
 pub mod envelope;

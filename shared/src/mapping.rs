@@ -33,6 +33,8 @@ pub struct Mapping {
     pub order: OrderFields,
     pub order_item: OrderItemFields,
     pub product: ProductFields,
+    /// The CPQ Contract an amendment or renewal changes.
+    pub contract: ContractFields,
     /// Maxio AB component handles for products whose Product2 record does not name one.
     pub maxio_components: ComponentMap,
     /// Picklist values dealbridge writes.
@@ -210,6 +212,9 @@ pub struct QuoteFields {
     pub start_date: Option<String>,
     pub subscription_term: Option<String>,
     pub billing_frequency: Option<String>,
+    /// Lookup from the quote to its Opportunity (CPQ `SBQQ__Opportunity2__c`): how a Contract's
+    /// quote names the contract's original deal.
+    pub opportunity: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -226,12 +231,32 @@ pub struct OrderFields {
     pub currency: Option<String>,
     /// The date the subscription starts (standard `EffectiveDate`).
     pub start_date: String,
+    /// Lookup to the quote the Order was made from (CPQ `SBQQ__Quote__c`): a Contract's first
+    /// Order is the one made from the Contract's quote.
+    pub quote: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct OrderItemFields {
     pub whmcs_service_id: Option<String>,
+    /// On an amendment's line, the original order product it changes (CPQ
+    /// `SBQQ__RevisedOrderProduct__c`); empty on a new product's line.
+    pub revised_item: Option<String>,
+    /// The segment of a multi-dimensional (MDQ) line (CPQ `SBQQ__SegmentIndex__c`).
+    pub segment_index: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ContractFields {
+    /// Lookup to the quote the Contract was made from (CPQ `SBQQ__Quote__c`; stable, while
+    /// `SBQQ__Order__c` is overwritten by every amendment).
+    pub quote: Option<String>,
+    /// CPQ `SBQQ__DisableAmendmentCoTerm__c`: amendments of this Contract do not co-terminate.
+    pub coterm_disabled: Option<String>,
+    /// `CurrencyIsoCode` (multi-currency orgs).
+    pub currency: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -264,6 +289,7 @@ impl Default for Mapping {
             order: OrderFields::default(),
             order_item: OrderItemFields::default(),
             product: ProductFields::default(),
+            contract: ContractFields::default(),
             maxio_components: ComponentMap::default(),
             values: StatusValues::default(),
             whmcs: WhmcsOptions::default(),
@@ -326,6 +352,7 @@ impl Default for QuoteFields {
             start_date: some("SBQQ__StartDate__c"),
             subscription_term: some("SBQQ__SubscriptionTerm__c"),
             billing_frequency: some("SBQQ__BillingFrequency__c"),
+            opportunity: some("SBQQ__Opportunity2__c"),
         }
     }
 }
@@ -340,6 +367,7 @@ impl Default for OrderFields {
             whmcs_order_id: some("WHMCS_Order_Id__c"),
             currency: some("CurrencyIsoCode"),
             start_date: "EffectiveDate".into(),
+            quote: some("SBQQ__Quote__c"),
         }
     }
 }
@@ -348,6 +376,18 @@ impl Default for OrderItemFields {
     fn default() -> Self {
         OrderItemFields {
             whmcs_service_id: some("WHMCS_Service_ID__c"),
+            revised_item: some("SBQQ__RevisedOrderProduct__c"),
+            segment_index: some("SBQQ__SegmentIndex__c"),
+        }
+    }
+}
+
+impl Default for ContractFields {
+    fn default() -> Self {
+        ContractFields {
+            quote: some("SBQQ__Quote__c"),
+            coterm_disabled: some("SBQQ__DisableAmendmentCoTerm__c"),
+            currency: some("CurrencyIsoCode"),
         }
     }
 }
@@ -399,6 +439,11 @@ impl Mapping {
         for (key, value) in [
             ("opportunity.primary_quote", &self.opportunity.primary_quote),
             ("quote.primary_contact", &self.quote.primary_contact),
+            (
+                "opportunity.amended_contract",
+                &self.opportunity.amended_contract,
+            ),
+            ("contract.quote", &self.contract.quote),
         ] {
             if let Some(v) = value
                 && relationship_name(v).is_none()
@@ -478,6 +523,13 @@ impl Mapping {
                 &self.opportunity.maxio_core_link_error,
             ),
             ("quote.primary_contact", &self.quote.primary_contact),
+            ("quote.opportunity", &self.quote.opportunity),
+            ("order.quote", &self.order.quote),
+            ("order_item.revised_item", &self.order_item.revised_item),
+            ("order_item.segment_index", &self.order_item.segment_index),
+            ("contract.quote", &self.contract.quote),
+            ("contract.coterm_disabled", &self.contract.coterm_disabled),
+            ("contract.currency", &self.contract.currency),
             ("quote.start_date", &self.quote.start_date),
             ("quote.subscription_term", &self.quote.subscription_term),
             ("quote.billing_frequency", &self.quote.billing_frequency),

@@ -195,6 +195,8 @@ mod tests {
 
     fn item(p: Product) -> OrderItem {
         OrderItem {
+            revised_item: None,
+            segment_index: None,
             id: id("802A000010khO8J"),
             quantity: Decimal::ONE,
             unit_price: None,
@@ -208,6 +210,8 @@ mod tests {
 
     fn snapshot(requested: DealRef, won: bool, items: Vec<OrderItem>) -> DealSnapshot {
         DealSnapshot {
+            dispatched_on: None,
+            contract: None,
             requested,
             account: Account {
                 id: id("001A000010khO8J"),
@@ -243,6 +247,7 @@ mod tests {
             }),
             quote: None,
             orders: vec![Order {
+                end_date: None,
                 id: id("801A000010khO8J"),
                 number: None,
                 status: "Activated".into(),

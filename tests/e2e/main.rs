@@ -1,6 +1,7 @@
 //! The end-to-end suites: the real handlers, wired as deployed, against the sandbox fakes on
 //! virtual time (one test binary, so CI links once).
 
+mod amendments;
 mod chaos;
 mod first_sale;
 mod hostile_input;

@@ -54,6 +54,32 @@ pub fn differences(
     let mut out = Vec::new();
     for w in wanted {
         let got = actual.iter().find(|c| c.component_id == w.component_id);
+        if w.quantity.is_zero() {
+            // Removed from the Contract: off, at quantity 0, on whatever price point it has.
+            let on = got.is_some_and(|c| {
+                c.enabled == Some(true) || c.quantity().is_some_and(|q| !q.is_zero())
+            });
+            if let (true, Some(c)) = (on, got) {
+                out.push(Difference {
+                    component_id: w.component_id,
+                    what: format!(
+                        "{} ({}) has quantity {} instead of 0",
+                        w.product_name,
+                        w.component_handle,
+                        shown(
+                            c.quantity()
+                                .or(c.enabled.map(|e| Decimal::from(u8::from(e))))
+                        )
+                    ),
+                    change: Some(Change::Allocate {
+                        component_id: w.component_id,
+                        quantity: Decimal::ZERO,
+                        price_point_id: None,
+                    }),
+                });
+            }
+            continue;
+        }
         let expected = w.price_point_id.or(w.default_price_point_id);
         let got_pp = got.and_then(|c| c.price_point_id);
         let wrong_pp = expected.is_some_and(|e| got_pp != Some(e));

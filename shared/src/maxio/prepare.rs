@@ -137,6 +137,18 @@ pub struct AbDealPlan {
     pub non_primary_currency: bool,
     #[serde(default)]
     pub start: Option<SubscriptionStart>,
+    /// For a deal on an amended CPQ Contract: the Contract, its first sale (whose Opportunity Id
+    /// is the subscription's reference) and what the deal changes. An amendment never creates a
+    /// customer or a subscription.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contract: Option<crate::contract::net::ContractChange>,
+}
+
+impl AbDealPlan {
+    /// Whether the plan changes an existing subscription only (a CPQ amendment).
+    pub fn amends(&self) -> bool {
+        self.contract.as_ref().is_some_and(|c| c.amends)
+    }
 }
 
 /// A component of the subscription-to-be, resolved in AB.
@@ -162,7 +174,7 @@ pub struct DealProblem {
 }
 
 impl DealProblem {
-    fn new(code: ErrorCode, message: String) -> Self {
+    pub fn new(code: ErrorCode, message: String) -> Self {
         DealProblem { code, message }
     }
 }
@@ -382,9 +394,22 @@ pub fn prepare(
         )]);
     };
 
-    if let Some((code, message)) = crate::contract_change::refused(snapshot) {
+    if let Some((code, message)) = crate::contract::change::refused_for_maxio(snapshot) {
         return Err(vec![DealProblem::new(code, message)]);
     }
+    // A deal on an amended Contract bills the Contract as netted, on its one subscription.
+    let refuse_backdated = mapping.maxio.past_start == PastStart::Refuse;
+    let view = match crate::contract::net::view(snapshot, mapping, today, refuse_backdated) {
+        Some(Ok(view)) => Some(view),
+        Some(Err(problems)) => return Err(problems),
+        None => None,
+    };
+    let deal = snapshot;
+    let (snapshot, change) = match &view {
+        Some(v) => (&v.snapshot, Some(&v.change)),
+        None => (snapshot, None),
+    };
+    let amends = change.is_some_and(|c| c.amends);
 
     let person = billing_person(snapshot);
     if person.is_none() {
@@ -531,6 +556,10 @@ pub fn prepare(
                 mapping.order.start_date
             ),
         ));
+    } else if change.is_some() {
+        // On an amended Contract the subscription exists (the Contract's history is read for a
+        // first sale only once it has a subscription): the amendment's own day was checked when
+        // netting, and the first sale's start is history.
     } else if let Some(order_start) = starts.iter().filter_map(|(_, d)| *d).min() {
         match subscription_start(order_start, today, product, mapping.maxio.past_start) {
             Ok(s) => start = s,
@@ -540,26 +569,45 @@ pub fn prepare(
 
     // Net each component's lines into one.
     let mut items = Vec::new();
-    for (handle, lines) in &groups {
+    for (handle, all_lines) in &groups {
+        // On a Contract, a line netted to zero bills nothing: its price does not count, and a
+        // component whose every line is at zero goes to quantity 0.
+        let live: Vec<&Line<'_>> = all_lines
+            .iter()
+            .filter(|l| change.is_none() || !l.item.quantity.is_zero())
+            .collect();
+        let lines: Vec<&Line<'_>> = if live.is_empty() {
+            all_lines.iter().take(1).collect()
+        } else {
+            live
+        };
         let Some(first) = lines.first() else { continue };
         let pricing = first.pricing();
         if lines.iter().any(|l| l.pricing() != pricing) {
-            problems.push(DealProblem::new(
-                ErrorCode::MaxioSplitPrice,
-                format!(
-                    "the lines of component {handle} bill at different prices ({}); AB keeps one price point per component on a subscription, so give them one price or map them to different components",
-                    lines
-                        .iter()
-                        .map(|l| format!("{} {}: {}", l.item.product.name, l.item.id, l.pricing()))
-                        .collect::<Vec<_>>()
-                        .join("; ")
+            let described = lines
+                .iter()
+                .map(|l| format!("{} {}: {}", l.item.product.name, l.item.id, l.pricing()))
+                .collect::<Vec<_>>()
+                .join("; ");
+            problems.push(match change {
+                Some(_) => DealProblem::new(
+                    ErrorCode::AmendmentSplitPrice,
+                    format!(
+                        "after the amendment, component {handle} bills at different prices on the Contract ({described}); AB keeps one price point per component on a subscription. Re-price every unit in the amendment (debook and rebook the whole line), or keep the price"
+                    ),
                 ),
-            ));
+                None => DealProblem::new(
+                    ErrorCode::MaxioSplitPrice,
+                    format!(
+                        "the lines of component {handle} bill at different prices ({described}); AB keeps one price point per component on a subscription, so give them one price or map them to different components"
+                    ),
+                ),
+            });
             continue;
         }
-        let quantity: Decimal = lines.iter().map(|l| l.item.quantity).sum();
+        let quantity: Decimal = all_lines.iter().map(|l| l.item.quantity).sum();
         let mut names: Vec<&str> = Vec::new();
-        for l in lines {
+        for l in &lines {
             if !names.contains(&l.item.product.name.as_str()) {
                 names.push(l.item.product.name.as_str());
             }
@@ -582,7 +630,22 @@ pub fn prepare(
             None => None,
         };
         if let Some(c) = found {
-            problems.extend(quantity_problem(c, handle, &product_name, lines, quantity));
+            let touched = deal
+                .order_items()
+                .any(|(_, i)| mapping.component_handle(&i.product) == Some(handle.as_str()));
+            if amends && touched && !c.component.is_quantity_based() && !c.component.is_on_off() {
+                problems.push(DealProblem::new(
+                    ErrorCode::AmendmentMeteredChange,
+                    format!(
+                        "the amendment changes {product_name} ({handle}), a {} component; AB allocates only quantity and on/off components, and dealbridge does not change a metered component's tiers on a live subscription. Change its price point in AB by hand, or leave metered lines out of the amendment",
+                        c.component.kind.as_deref().unwrap_or("metered")
+                    ),
+                ));
+            }
+            let removed = change.is_some() && quantity.is_zero();
+            if !removed {
+                problems.extend(quantity_problem(c, handle, &product_name, &lines, quantity));
+            }
             if let (Some(route), None) = (routed.as_ref().filter(|r| r.non_primary), &first.spec) {
                 let priced = c
                     .default_prices
@@ -667,11 +730,13 @@ pub fn prepare(
         items,
         product_handle,
         payment_collection_method: settings.payment_collection_method.clone(),
-        subscription_reference: opportunity.id.to_string(),
+        subscription_reference: change
+            .map_or_else(|| opportunity.id.to_string(), |c| c.original.to_string()),
         site: routed.site,
         currency: Some(routed.currency),
         non_primary_currency: routed.non_primary,
         start,
+        contract: change.cloned(),
     })
 }
 
@@ -679,7 +744,7 @@ fn quantity_problem(
     c: &ComponentFacts,
     handle: &str,
     product_name: &str,
-    lines: &[Line<'_>],
+    lines: &[&Line<'_>],
     quantity: Decimal,
 ) -> Option<DealProblem> {
     let of_lines = if lines.len() > 1 {
@@ -816,6 +881,8 @@ mod tests {
 
     fn item(name: &str, handle: Option<&str>, product_handle: Option<&str>) -> OrderItem {
         OrderItem {
+            revised_item: None,
+            segment_index: None,
             id: id("802A000010khO8J"),
             quantity: Decimal::from(3),
             unit_price: None,
@@ -843,6 +910,8 @@ mod tests {
         items: Vec<OrderItem>,
     ) -> DealSnapshot {
         DealSnapshot {
+            dispatched_on: None,
+            contract: None,
             requested: DealRef::Opportunity(id("006A000010khO8J")),
             account: Account {
                 id: id("001A000010khO8J"),
@@ -896,6 +965,7 @@ mod tests {
                 billing_frequency: None,
             }),
             orders: vec![Order {
+                end_date: None,
                 id: id("801A000010khO8J"),
                 number: None,
                 status: "Activated".into(),

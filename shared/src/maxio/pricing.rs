@@ -652,6 +652,8 @@ mod tests {
 
     fn item(product_name: &str) -> OrderItem {
         OrderItem {
+            revised_item: None,
+            segment_index: None,
             id: SfId::parse("802A000000AbCdE").unwrap(),
             quantity: Decimal::ONE,
             unit_price: None,

@@ -198,7 +198,9 @@ pub async fn gather(
 }
 
 /// The one check of a deal before any AB write: [`gather`] then [`prepare`]. `Err` is a failed
-/// read (usually passing); `Ok(Err(problems))` is a deal that cannot be billed.
+/// read (usually passing); `Ok(Err(problems))` is a deal that cannot be billed. A deal on an
+/// amended Contract is read for the Contract as netted (its currency, its first sale's site,
+/// every component on it).
 pub async fn check_deal(
     sites: &Sites,
     snapshot: &DealSnapshot,
@@ -206,7 +208,11 @@ pub async fn check_deal(
     settings: &AbSettings,
     today: NaiveDate,
 ) -> Result<Result<AbDealPlan, Vec<DealProblem>>, MaxioError> {
-    let facts = gather(sites, snapshot, mapping, settings).await?;
+    let refuse_backdated = mapping.maxio.past_start == super::options::PastStart::Refuse;
+    let view =
+        crate::contract::net::view(snapshot, mapping, today, refuse_backdated).and_then(Result::ok);
+    let read_for = view.as_ref().map_or(snapshot, |v| &v.snapshot);
+    let facts = gather(sites, read_for, mapping, settings).await?;
     Ok(prepare(snapshot, mapping, settings, &facts, today))
 }
 

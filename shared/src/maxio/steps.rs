@@ -112,6 +112,22 @@ impl Known {
     }
 }
 
+/// An amendment whose Contract's first sale has no AB `what` yet: it waits (retried), and is
+/// reported if it never appears.
+fn not_billed_yet(plan: &AbDealPlan, what: &str, reference: &str) -> StepFailure {
+    let original = plan
+        .contract
+        .as_ref()
+        .map_or_else(|| reference.to_string(), |c| c.original.to_string());
+    StepFailure::NotYet(Failure::new(
+        ErrorCode::AmendmentOriginalNotBilled,
+        format!(
+            "the amended Contract's first sale (Opportunity {original}) has no Maxio {what} with reference {reference} on site {} yet; the amendment is applied once the first sale is billed (dispatch it if it never was)",
+            plan.site
+        ),
+    ))
+}
+
 fn permanent(code: ErrorCode, message: impl std::fmt::Display) -> StepFailure {
     StepFailure::permanent(code, message)
 }
@@ -335,6 +351,7 @@ impl MaxioDeps {
         let reference = plan.customer.reference.clone();
         let customer = match ab.lookup_customer(&reference).await? {
             Some(c) => c,
+            None if plan.amends() => return Err(not_billed_yet(&plan, "customer", &reference)),
             None => match ab
                 .create_customer(&plan.customer, &token(&envelope.step_key, "customer"))
                 .await
@@ -577,6 +594,7 @@ impl MaxioDeps {
         };
         let (subscription, existed) = match ab.lookup_subscription(reference).await? {
             Some(s) => (s, true),
+            None if plan.amends() => return Err(not_billed_yet(plan, "subscription", reference)),
             None => match ab
                 .create_subscription(&request, &token(&envelope.step_key, "subscription"))
                 .await
@@ -640,7 +658,11 @@ impl MaxioDeps {
             }
             known.repaired = found.iter().map(|d| d.what.clone()).collect();
         }
-        if self.core_link {
+        if let Some(change) = &plan.contract {
+            info!(deal = %envelope.deal.id(), subscription_id = subscription.id, contract = %change.contract, changed = %change.summary.join("; "), "Maxio subscription brought to the Contract");
+        }
+        // An amendment's subscription was linked in Maxio Core with the first sale.
+        if self.core_link && !plan.amends() {
             info!(deal = %envelope.deal.id(), subscription_id = subscription.id, "Maxio subscription ready; linking it in Maxio Core");
             return self
                 .send(

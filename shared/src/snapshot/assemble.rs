@@ -19,6 +19,15 @@ pub struct QueryResults {
     pub rates: Result<Vec<Value>, SalesforceError>,
 }
 
+/// The records of the contract request ([`super::query::contract_request`]).
+pub struct ContractResults {
+    pub contract: Result<Vec<Value>, SalesforceError>,
+    pub original: Result<Vec<Value>, SalesforceError>,
+    pub orders: Result<Vec<Value>, SalesforceError>,
+    pub schedules: Result<Vec<Value>, SalesforceError>,
+    pub rates: Result<Vec<Value>, SalesforceError>,
+}
+
 fn invalid(what: &str, e: FieldError) -> SnapshotError {
     SnapshotError::Invalid {
         what: what.to_string(),
@@ -98,12 +107,62 @@ pub fn assemble(
         orders.push(order(row, mapping, &schedules)?);
     }
     Ok(LoadOutcome::Loaded(Box::new(DealSnapshot {
+        dispatched_on: None,
         requested: deal.clone(),
         account,
         opportunity,
         quote,
         orders,
+        contract: None,
     })))
+}
+
+/// The Contract `id`, its original deal and every Order on it.
+pub fn assemble_contract(
+    id: &SfId,
+    mapping: &Mapping,
+    results: ContractResults,
+) -> Result<ContractHistory, SnapshotError> {
+    let rows = results.contract?;
+    let Some(row) = rows.first() else {
+        return Err(SnapshotError::NotFound {
+            sobject: "Contract",
+            id: id.clone(),
+        });
+    };
+    let c = &mapping.contract;
+    let build = || -> Result<Contract, FieldError> {
+        Ok(Contract {
+            id: fields::required_id(row, "Id")?,
+            number: fields::text(row, "ContractNumber")?,
+            account_id: fields::id(row, "AccountId")?,
+            start_date: fields::date(row, "StartDate")?,
+            end_date: fields::date(row, "EndDate")?,
+            term: fields::decimal(row, "ContractTerm")?,
+            currency: opt_text(row, &c.currency)?,
+            quote_id: opt_id(row, &c.quote)?,
+            coterm_disabled: match &c.coterm_disabled {
+                Some(n) => fields::boolean(row, n)?,
+                None => false,
+            },
+        })
+    };
+    let contract = build().map_err(|e| invalid("Contract", e))?;
+    let original = results
+        .original?
+        .first()
+        .map(|r| opportunity(r, mapping))
+        .transpose()?;
+    let schedules = schedules_by_item(mapping, results.schedules?, results.rates?)?;
+    let mut orders = Vec::new();
+    for row in &results.orders? {
+        orders.push(order(row, mapping, &schedules)?);
+    }
+    Ok(ContractHistory {
+        contract,
+        original,
+        orders,
+    })
 }
 
 fn person(r: &Value, prefix: &str, mapping: &Mapping) -> Result<Option<Person>, FieldError> {
@@ -395,6 +454,11 @@ fn order(r: &Value, mapping: &Mapping, schedules: &Schedules) -> Result<Order, S
                 service_date: fields::date(&row, "ServiceDate")?,
                 end_date: fields::date(&row, "EndDate")?,
                 whmcs_service_id: opt_text(&row, &mapping.order_item.whmcs_service_id)?,
+                revised_item: opt_id(&row, &mapping.order_item.revised_item)?,
+                segment_index: match &mapping.order_item.segment_index {
+                    Some(n) => fields::decimal(&row, n)?,
+                    None => None,
+                },
                 schedules: schedules.for_item(&item_id, &product_id),
                 product,
                 id: item_id,
@@ -406,6 +470,7 @@ fn order(r: &Value, mapping: &Mapping, schedules: &Schedules) -> Result<Order, S
             status: fields::text(r, "Status")?.unwrap_or_default(),
             effective_date: fields::date(r, &o.start_date)?,
             currency: opt_text(r, &o.currency)?,
+            end_date: fields::date(r, "EndDate")?,
             account_id: fields::id(r, "AccountId")?,
             opportunity_id: fields::id(r, "OpportunityId")?,
             activation_status: opt_text(r, &o.activation_status)?,

@@ -1,14 +1,19 @@
 //! Loads a deal snapshot: one Composite call (plus the token call when cold), and queryMore calls
-//! only for results too large for one page.
+//! only for results too large for one page. A deal on an amended CPQ Contract (an amendment, or a
+//! first sale whose Contract was amended since) takes a second Composite call for the Contract's
+//! history; every other deal stays at one.
 
 use std::sync::Arc;
 
 use serde_json::Value;
 use tracing::info;
 
-use super::assemble::{QueryResults, assemble};
-use super::model::DealRef;
-use super::query::{ACCOUNT, OPPORTUNITY, ORDERS, RATES, SCHEDULES, snapshot_request};
+use super::assemble::{ContractResults, QueryResults, assemble, assemble_contract};
+use super::model::{ContractHistory, DealRef};
+use super::query::{
+    ACCOUNT, CONTRACT, ContractTarget, OPPORTUNITY, ORDERS, ORIGINAL, RATES, SCHEDULES,
+    contract_request, snapshot_request,
+};
 use super::{LoadOutcome, SnapshotError};
 use crate::mapping::Mapping;
 use crate::salesforce::{QueryResult, SalesforceClient, SalesforceError};
@@ -33,7 +38,23 @@ impl SnapshotLoader {
             schedules: self.all_pages(response.take(SCHEDULES)).await,
             rates: self.all_pages(response.take(RATES)).await,
         };
-        let outcome = assemble(deal, &self.mapping, results)?;
+        let mut outcome = assemble(deal, &self.mapping, results)?;
+        if let LoadOutcome::Loaded(snapshot) = &mut outcome
+            && let Some(opportunity) = &snapshot.opportunity
+        {
+            let target = match (
+                &opportunity.amended_contract,
+                &opportunity.maxio_subscription_id,
+            ) {
+                (Some(contract), _) => Some(ContractTarget::Contract(contract.clone())),
+                (None, Some(_)) => Some(ContractTarget::AmendedFrom(opportunity.id.clone())),
+                // A first sale not billed yet: no amendment can have been applied to it.
+                (None, None) => None,
+            };
+            if let Some(target) = target {
+                snapshot.contract = self.contract(&target).await?;
+            }
+        }
         match &outcome {
             LoadOutcome::Loaded(s) => info!(
                 deal = %deal.id(),
@@ -46,6 +67,49 @@ impl SnapshotLoader {
             }
         }
         Ok(outcome)
+    }
+
+    /// The Contract's history: the second Composite call.
+    async fn contract(
+        &self,
+        target: &ContractTarget,
+    ) -> Result<Option<ContractHistory>, SnapshotError> {
+        let Some(request) = contract_request(target, &self.mapping, &self.client.data_path())
+        else {
+            return Ok(None);
+        };
+        let mut response = self.client.composite(&request).await?;
+        let contract = match (target, self.all_pages(response.take(CONTRACT)).await) {
+            (ContractTarget::AmendedFrom(_), Err(e)) => return Err(e.into()),
+            (_, rows) => rows,
+        };
+        let id = match (target, &contract) {
+            (ContractTarget::Contract(id), _) => id.clone(),
+            (ContractTarget::AmendedFrom(_), Ok(rows)) => {
+                match rows.first().map(|r| super::fields::required_id(r, "Id")) {
+                    Some(Ok(id)) => id,
+                    Some(Err(e)) => {
+                        return Err(SnapshotError::Invalid {
+                            what: "Contract".into(),
+                            reason: e.to_string(),
+                        });
+                    }
+                    // Not amended: the queries that refer to the Contract did not run.
+                    None => return Ok(None),
+                }
+            }
+            (ContractTarget::AmendedFrom(_), Err(_)) => return Ok(None),
+        };
+        let results = ContractResults {
+            contract,
+            original: self.all_pages(response.take(ORIGINAL)).await,
+            orders: self.all_pages(response.take(ORDERS)).await,
+            schedules: self.all_pages(response.take(SCHEDULES)).await,
+            rates: self.all_pages(response.take(RATES)).await,
+        };
+        let history = assemble_contract(&id, &self.mapping, results)?;
+        info!(contract = %id, orders = history.orders.len(), "contract history loaded");
+        Ok(Some(history))
     }
 
     /// The records of a query subresponse, following `nextRecordsUrl` at the top level and inside

@@ -94,6 +94,43 @@ pub struct DealSnapshot {
     pub quote: Option<Quote>,
     /// The Opportunity's Orders (or the one requested Order), oldest first.
     pub orders: Vec<Order>,
+    /// For a deal that changes a CPQ Contract (an amendment), or a first sale whose Contract
+    /// has been amended since: the Contract, its original deal and every Order on it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contract: Option<ContractHistory>,
+    /// The day dispatch received the deal (UTC): an amendment is judged backdated against it, so
+    /// retries that run past midnight do not turn a same-day amendment into a backdated one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dispatched_on: Option<chrono::NaiveDate>,
+}
+
+/// A CPQ Contract and everything billed on it: the first sale's Orders and every amendment's,
+/// oldest first. Loaded by a second Composite call, only for deals that need it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContractHistory {
+    pub contract: Contract,
+    /// The Contract's original deal: the Opportunity of the quote the Contract was made from.
+    pub original: Option<Opportunity>,
+    /// The original deal's Orders and every amendment's, oldest first.
+    pub orders: Vec<Order>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Contract {
+    pub id: SfId,
+    pub number: Option<String>,
+    pub account_id: Option<SfId>,
+    pub start_date: Option<NaiveDate>,
+    pub end_date: Option<NaiveDate>,
+    /// Months.
+    pub term: Option<Decimal>,
+    pub currency: Option<String>,
+    /// The quote the Contract was made from (`SBQQ__Quote__c`).
+    pub quote_id: Option<SfId>,
+    /// `SBQQ__DisableAmendmentCoTerm__c`.
+    pub coterm_disabled: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -195,6 +232,8 @@ pub struct Order {
     /// `CurrencyIsoCode` (multi-currency orgs): the currency the deal bills in.
     #[serde(default)]
     pub currency: Option<String>,
+    #[serde(default)]
+    pub end_date: Option<NaiveDate>,
     pub account_id: Option<SfId>,
     pub opportunity_id: Option<SfId>,
     pub activation_status: Option<String>,
@@ -214,6 +253,12 @@ pub struct OrderItem {
     pub product: Product,
     /// The consumption schedules priced on this item (normally none or one).
     pub schedules: Vec<ConsumptionSchedule>,
+    /// On an amendment's line: the original order product it changes (a delta against it).
+    #[serde(default)]
+    pub revised_item: Option<SfId>,
+    /// The segment of a multi-dimensional (MDQ) line.
+    #[serde(default)]
+    pub segment_index: Option<Decimal>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

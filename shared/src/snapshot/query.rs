@@ -12,6 +12,8 @@ pub const ACCOUNT: &str = "account";
 pub const ORDERS: &str = "orders";
 pub const SCHEDULES: &str = "schedules";
 pub const RATES: &str = "rates";
+pub const CONTRACT: &str = "contract";
+pub const ORIGINAL: &str = "original";
 
 /// Builds the snapshot request for `deal`. Subrequests run in order; the account query refers to
 /// the record that names it (`@{opportunity...}` or `@{orders...}`).
@@ -42,7 +44,7 @@ pub fn snapshot_request(deal: &DealRef, mapping: &Mapping, data_path: &str) -> C
                 &mut req,
                 mapping,
                 data_path,
-                &format!("Order.OpportunityId = {lit}"),
+                &format!("{{item}}Order.OpportunityId = {lit}"),
             );
         }
         DealRef::Order(id) => {
@@ -65,10 +67,101 @@ pub fn snapshot_request(deal: &DealRef, mapping: &Mapping, data_path: &str) -> C
                 ACCOUNT,
                 &account_query(mapping, &format!("@{{{ORDERS}.records[0].AccountId}}")),
             );
-            add_schedule_queries(&mut req, mapping, data_path, &format!("OrderId = {lit}"));
+            add_schedule_queries(
+                &mut req,
+                mapping,
+                data_path,
+                &format!("{{item}}OrderId = {lit}"),
+            );
         }
     }
     req
+}
+
+/// Which Contract the second Composite request loads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ContractTarget {
+    /// The Contract an amendment amends.
+    Contract(crate::salesforce::SfId),
+    /// The Contract made from this first sale, if an amendment has amended it since: a re-run of
+    /// a billed first sale must bill the amended Contract, never revert it to the first sale.
+    AmendedFrom(crate::salesforce::SfId),
+}
+
+/// The second Composite request, for a deal on a CPQ Contract: the Contract, its original deal
+/// (the Opportunity of the Contract's quote) and every Order on it (the first sale's, made from
+/// the Contract's quote, and every amendment's), with their schedules; five queries, the most a
+/// Composite request may hold. `None` when the mapping cannot trace a Contract to its first sale.
+pub fn contract_request(
+    target: &ContractTarget,
+    mapping: &Mapping,
+    data_path: &str,
+) -> Option<CompositeRequest> {
+    let quote_field = mapping.contract.quote.as_deref()?;
+    let order_quote = mapping.order.quote.as_deref()?;
+    let quote_opportunity = mapping.quote.opportunity.as_deref()?;
+    let amended = mapping.opportunity.amended_contract.as_deref()?;
+    let which = match target {
+        ContractTarget::Contract(id) => format!("Id = {}", id_literal(id)),
+        ContractTarget::AmendedFrom(opportunity) => {
+            let contract = relationship_name(amended)?;
+            let quote = relationship_name(quote_field)?;
+            format!(
+                "Id IN (SELECT {amended} FROM Opportunity WHERE {contract}.{quote}.{quote_opportunity} = {})",
+                id_literal(opportunity)
+            )
+        }
+    };
+    let lit = format!("'@{{{CONTRACT}.records[0].Id}}'");
+    let quote_ref = format!("'@{{{CONTRACT}.records[0].{quote_field}}}'");
+    let mut fields = vec![
+        "Id".to_string(),
+        "ContractNumber".into(),
+        "AccountId".into(),
+        "StartDate".into(),
+        "EndDate".into(),
+        "ContractTerm".into(),
+        quote_field.to_string(),
+    ];
+    push_opt(&mut fields, "", &mapping.contract.currency);
+    push_opt(&mut fields, "", &mapping.contract.coterm_disabled);
+    let on_contract = format!("({order_quote} = {quote_ref} OR Opportunity.{amended} = {lit})");
+    let mut req = CompositeRequest::new(false);
+    req.query(
+        data_path,
+        CONTRACT,
+        &format!(
+            "SELECT {} FROM Contract WHERE {which} ORDER BY StartDate ASC LIMIT 1",
+            fields.join(", ")
+        ),
+    )
+    .query(
+        data_path,
+        ORIGINAL,
+        &opportunity_query(
+            mapping,
+            &format!(
+                "Id IN (SELECT {quote_opportunity} FROM SBQQ__Quote__c WHERE Id = {quote_ref})"
+            ),
+        ),
+    )
+    .query(
+        data_path,
+        ORDERS,
+        &orders_query(
+            mapping,
+            &format!("{on_contract} ORDER BY EffectiveDate ASC NULLS LAST, OrderNumber ASC"),
+        ),
+    );
+    add_schedule_queries(
+        &mut req,
+        mapping,
+        data_path,
+        &format!(
+            "({{item}}Order.{order_quote} = {quote_ref} OR {{item}}Order.Opportunity.{amended} = {lit})"
+        ),
+    );
+    Some(req)
 }
 
 fn push_opt(fields: &mut Vec<String>, prefix: &str, name: &Option<String>) {
@@ -171,6 +264,7 @@ pub fn orders_query(mapping: &Mapping, condition: &str) -> String {
         "OrderNumber",
         "Status",
         "EffectiveDate",
+        "EndDate",
         "AccountId",
         "OpportunityId",
     ]
@@ -199,6 +293,8 @@ pub fn orders_query(mapping: &Mapping, condition: &str) -> String {
     .map(|s| s.to_string())
     .collect();
     push_opt(&mut item_fields, "", &mapping.order_item.whmcs_service_id);
+    push_opt(&mut item_fields, "", &mapping.order_item.revised_item);
+    push_opt(&mut item_fields, "", &mapping.order_item.segment_index);
     for name in [
         &p.maxio_component_handle,
         &p.maxio_product_handle,
@@ -216,13 +312,16 @@ pub fn orders_query(mapping: &Mapping, condition: &str) -> String {
     format!("SELECT {} FROM Order WHERE {condition}", fields.join(", "))
 }
 
-/// `item_condition` filters OrderItem rows (e.g. `Order.OpportunityId = '006...'`).
+/// `item_condition` filters OrderItem rows, each field path starting with `{item}` (e.g.
+/// `{item}Order.OpportunityId = '006...'`), which becomes the path from the queried object to the
+/// order product.
 fn add_schedule_queries(
     req: &mut CompositeRequest,
     mapping: &Mapping,
     data_path: &str,
     item_condition: &str,
 ) {
+    let on_item = |path: &str| item_condition.replace("{item}", path);
     match mapping.schedules {
         ScheduleSource::Cpq => {
             req.query(
@@ -232,7 +331,8 @@ fn add_schedule_queries(
                     "SELECT Id, SBQQ__OrderItem__c, SBQQ__Type__c, SBQQ__RatingMethod__c, \
                      SBQQ__BillingTerm__c, SBQQ__BillingTermUnit__c, SBQQ__UnitOfMeasure__c \
                      FROM SBQQ__OrderItemConsumptionSchedule__c \
-                     WHERE SBQQ__OrderItem__r.{item_condition} ORDER BY Id ASC"
+                     WHERE {} ORDER BY Id ASC",
+                    on_item("SBQQ__OrderItem__r.")
                 ),
             )
             .query(
@@ -242,9 +342,10 @@ fn add_schedule_queries(
                     "SELECT Id, SBQQ__OrderItemConsumptionSchedule__c, SBQQ__ProcessingOrder__c, \
                      SBQQ__LowerBound__c, SBQQ__UpperBound__c, SBQQ__Price__c, SBQQ__PricingMethod__c \
                      FROM SBQQ__OrderItemConsumptionRate__c \
-                     WHERE SBQQ__OrderItemConsumptionSchedule__r.SBQQ__OrderItem__r.{item_condition} \
+                     WHERE {} \
                      ORDER BY SBQQ__OrderItemConsumptionSchedule__c ASC, SBQQ__ProcessingOrder__c ASC, \
-                     SBQQ__LowerBound__c ASC"
+                     SBQQ__LowerBound__c ASC",
+                    on_item("SBQQ__OrderItemConsumptionSchedule__r.SBQQ__OrderItem__r.")
                 ),
             );
         }
@@ -261,8 +362,9 @@ fn add_schedule_queries(
                      ConsumptionSchedule.BillingTermUnit, ConsumptionSchedule.UnitOfMeasure \
                      FROM ProductConsumptionSchedule \
                      WHERE ConsumptionSchedule.IsActive = true \
-                     AND ProductId IN (SELECT Product2Id FROM OrderItem WHERE {item_condition}) \
-                     ORDER BY Id ASC"
+                     AND ProductId IN (SELECT Product2Id FROM OrderItem WHERE {}) \
+                     ORDER BY Id ASC",
+                    on_item("")
                 ),
             )
             .query(

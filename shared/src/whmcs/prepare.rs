@@ -104,7 +104,7 @@ pub fn prepare(
             message: format!("Order {order_id} is not part of the deal that was loaded"),
         }]);
     };
-    if let Some((code, message)) = crate::contract_change::refused(snapshot) {
+    if let Some((code, message)) = crate::contract::change::refused_for_whmcs(snapshot) {
         return Err(vec![OrderProblem { code, message }]);
     }
     let options = &mapping.whmcs;
@@ -314,6 +314,8 @@ pub(crate) mod tests {
 
     fn item(n: u8, name: &str, pid: Option<&str>, cycle: Option<&str>, class: &str) -> OrderItem {
         OrderItem {
+            revised_item: None,
+            segment_index: None,
             id: id(&format!("802A0000{n:02}khO8J")),
             quantity: Decimal::ONE,
             unit_price: None,
@@ -339,6 +341,8 @@ pub(crate) mod tests {
     pub(crate) fn seed_003() -> DealSnapshot {
         let order_id = id("801A000010khO8J");
         DealSnapshot {
+            dispatched_on: None,
+            contract: None,
             requested: DealRef::Order(order_id.clone()),
             account: Account {
                 id: id("001A000010khO8J"),
@@ -352,6 +356,7 @@ pub(crate) mod tests {
             opportunity: None,
             quote: None,
             orders: vec![Order {
+                end_date: None,
                 id: order_id,
                 number: Some("00000106".into()),
                 status: "Pending Review".into(),

@@ -1,0 +1,153 @@
+//! What a deal is to its CPQ Contract: the first sale, an amendment (the Opportunity's
+//! `SBQQ__AmendedContract__c`) or a renewal (`SBQQ__RenewedContract__c`). Amendment Orders hold
+//! delta lines (+5 seats, −3 for a removal) against the Contract's one AB subscription; billed as a
+//! first sale they would make a second subscription and bill the customer twice. The AB chain
+//! applies amendments to the Contract's subscription ([`super::net`]); what no chain applies yet is
+//! refused before any write, with a stable code on the record, and a person applies the change.
+//! Pure.
+
+use crate::codes::ErrorCode;
+use crate::snapshot::DealSnapshot;
+
+/// Why the AB chain does not bill the deal: a renewal (not applied yet), or an amendment whose
+/// Contract could not be loaded (a mapping without the CPQ Contract fields).
+pub fn refused_for_maxio(snapshot: &DealSnapshot) -> Option<(ErrorCode, String)> {
+    let opportunity = snapshot.opportunity.as_ref()?;
+    if let Some(contract) = &opportunity.amended_contract
+        && snapshot.contract.is_none()
+    {
+        return Some((
+            ErrorCode::AmendmentNotSupported,
+            format!(
+                "Opportunity {} amends Contract {contract}, but the Contract's first sale cannot be read (the mapping's contract.quote, order.quote or quote.opportunity is empty), so dealbridge cannot apply the amendment to the Contract's subscription and will not bill its lines as a new sale. Apply the change in Maxio AB by hand",
+                opportunity.id
+            ),
+        ));
+    }
+    renewal(snapshot)
+}
+
+/// Why the WHMCS chain does not provision the deal's Order: amendments and renewals change
+/// services that exist, which dealbridge does not do in WHMCS yet.
+pub fn refused_for_whmcs(snapshot: &DealSnapshot) -> Option<(ErrorCode, String)> {
+    let opportunity = snapshot.opportunity.as_ref()?;
+    if let Some(contract) = &opportunity.amended_contract {
+        return Some((
+            ErrorCode::AmendmentNotSupported,
+            format!(
+                "Opportunity {} amends Contract {contract}; dealbridge does not change existing WHMCS services for amendments yet and will not order its lines as new services. Apply the change in WHMCS by hand",
+                opportunity.id
+            ),
+        ));
+    }
+    renewal(snapshot)
+}
+
+fn renewal(snapshot: &DealSnapshot) -> Option<(ErrorCode, String)> {
+    let opportunity = snapshot.opportunity.as_ref()?;
+    let contract = opportunity.renewed_contract.as_ref()?;
+    Some((
+        ErrorCode::RenewalNotSupported,
+        format!(
+            "Opportunity {} renews Contract {contract}; the contract's AB subscription keeps billing, and dealbridge does not apply renewal changes yet, so it creates nothing for the renewal. Apply any change in Maxio AB and WHMCS by hand",
+            opportunity.id
+        ),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::salesforce::SfId;
+    use crate::snapshot::{Account, Address, Contract, ContractHistory, DealRef, Opportunity};
+
+    fn id(s: &str) -> SfId {
+        SfId::parse(s).unwrap()
+    }
+
+    fn snapshot(amends: Option<&str>, renews: Option<&str>, history: bool) -> DealSnapshot {
+        DealSnapshot {
+            dispatched_on: None,
+            requested: DealRef::Opportunity(id("006A000010khO8J")),
+            account: Account {
+                id: id("001A000010khO8J"),
+                name: "Acme".into(),
+                phone: None,
+                billing_address: Address::default(),
+                customer_number: None,
+                whmcs_client_id: None,
+                maxio_customer_id: None,
+            },
+            opportunity: Some(Opportunity {
+                id: id("006A000010khO8J"),
+                name: "O".into(),
+                stage: "Closed Won".into(),
+                close_date: None,
+                is_won: true,
+                is_closed: true,
+                amount: None,
+                account_id: None,
+                maxio_subscription_id: None,
+                maxio_product_handle: None,
+                whmcs_service_id: None,
+                maxio_sync_status: None,
+                maxio_site: None,
+                currency: None,
+                amended_contract: amends.map(id),
+                renewed_contract: renews.map(id),
+                contact_roles: vec![],
+            }),
+            quote: None,
+            orders: vec![],
+            contract: history.then(|| ContractHistory {
+                contract: Contract {
+                    id: id("800A000010khO8J"),
+                    number: None,
+                    account_id: None,
+                    start_date: None,
+                    end_date: None,
+                    term: None,
+                    currency: None,
+                    quote_id: None,
+                    coterm_disabled: false,
+                },
+                original: None,
+                orders: vec![],
+            }),
+        }
+    }
+
+    #[test]
+    fn amendments_go_to_ab_with_their_contract_and_never_to_whmcs() {
+        let first_sale = snapshot(None, None, false);
+        assert_eq!(refused_for_maxio(&first_sale), None);
+        assert_eq!(refused_for_whmcs(&first_sale), None);
+
+        let amendment = snapshot(Some("800A000010khO8J"), None, true);
+        assert_eq!(refused_for_maxio(&amendment), None);
+        let (code, message) = refused_for_whmcs(&amendment).unwrap();
+        assert_eq!(code, ErrorCode::AmendmentNotSupported);
+        assert!(
+            message.contains("amends Contract 800A000010khO8JIAU"),
+            "{message}"
+        );
+
+        let unreadable = snapshot(Some("800A000010khO8J"), None, false);
+        let (code, message) = refused_for_maxio(&unreadable).unwrap();
+        assert_eq!(code, ErrorCode::AmendmentNotSupported);
+        assert!(message.contains("first sale cannot be read"), "{message}");
+    }
+
+    #[test]
+    fn renewals_are_refused_by_both_chains() {
+        let renewal = snapshot(None, Some("800A000010khO8J"), false);
+        for refused in [refused_for_maxio(&renewal), refused_for_whmcs(&renewal)] {
+            let (code, message) = refused.unwrap();
+            assert_eq!(code, ErrorCode::RenewalNotSupported);
+            assert!(
+                message.contains("renews Contract 800A000010khO8JIAU"),
+                "{message}"
+            );
+        }
+    }
+}
