@@ -56,6 +56,7 @@ pub fn percentile(samples: &[Duration], p: f64) -> Duration {
 /// ended as expected.
 async fn run_deal(stack: &LocalStack, kind: &DealKind) -> anyhow::Result<()> {
     let template = sample_event("intake-http-api-deal.json")?;
+
     let id = stack
         .salesforce
         .id_of(kind.record)
@@ -73,10 +74,35 @@ async fn run_deal(stack: &LocalStack, kind: &DealKind) -> anyhow::Result<()> {
     check_outcome(stack, kind, &id).map_err(anyhow::Error::msg)
 }
 
+/// Bills the deal `kind` comes after (an amendment's first sale), then forgets its calls.
+async fn first_sale(stack: &LocalStack, kind: &DealKind) -> anyhow::Result<()> {
+    let Some(first) = kind.after else {
+        return Ok(());
+    };
+    let template = sample_event("intake-http-api-deal.json")?;
+    let id = stack
+        .salesforce
+        .id_of(first)
+        .and_then(|id| id.parse().ok())
+        .with_context(|| format!("no seeded record {first}"))?;
+    send(
+        stack,
+        &template,
+        kind.trigger,
+        &id,
+        &format!("bench-{first}"),
+    )
+    .await?;
+    stack.drain(DRAIN_ROUNDS).await;
+    clear_logs(stack);
+    Ok(())
+}
+
 /// The calls of `kind` in a cold and in a warm process (no injected latency: counts do not
 /// depend on it).
 pub async fn measure_calls(kind: &DealKind) -> anyhow::Result<DealCalls> {
     let cold_stack = LocalStack::start().await?;
+    first_sale(&cold_stack, kind).await?;
     clear_logs(&cold_stack);
     run_deal(&cold_stack, kind).await?;
     let cold = count(&cold_stack);
@@ -84,6 +110,7 @@ pub async fn measure_calls(kind: &DealKind) -> anyhow::Result<DealCalls> {
 
     let warm_stack = LocalStack::start().await?;
     warm_up(&warm_stack).await?;
+    first_sale(&warm_stack, kind).await?;
     run_deal(&warm_stack, kind).await?;
     let warm = count(&warm_stack);
     Ok(DealCalls {
@@ -105,6 +132,7 @@ pub async fn measure_latency(
     for _ in 0..runs {
         let stack = LocalStack::start().await?;
         warm_up(&stack).await?;
+        first_sale(&stack, kind).await?;
         set_latency(&stack, latency);
         let started = Instant::now();
         run_deal(&stack, kind).await?;

@@ -1050,3 +1050,77 @@ async fn for_every_seeded_deal_the_dry_run_fails_exactly_where_the_sync_does() {
         "{verdicts:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dry_run_of_an_amendment_shows_the_allocation_with_its_proration_and_creates_nothing() {
+    let sandbox = sandbox().await;
+    let first = id(&sandbox, "AddSeatsOpportunity");
+    dealbridge(&sandbox, &["sync", first.as_str()])
+        .await
+        .expect(0);
+    let amendment = id(&sandbox, "AddSeatsAmendOpportunity");
+    let writes_before = sandbox
+        .maxio_ab
+        .observer()
+        .requests()
+        .into_iter()
+        .filter(|r| !r.route.starts_with("GET "))
+        .count();
+    let run = dealbridge(
+        &sandbox,
+        &["--json", "sync", amendment.as_str(), "--dry-run"],
+    )
+    .await;
+    let json = run.json();
+    assert_eq!(json["wouldFail"], false, "{json:#}");
+    let requests = json["maxio"]["requests"].as_array().expect("requests");
+    let posts: Vec<&str> = requests
+        .iter()
+        .filter(|r| r["method"] == "POST")
+        .filter_map(|r| r["url"].as_str())
+        .collect();
+    assert!(
+        !posts
+            .iter()
+            .any(|u| u.ends_with("/customers.json") || u.ends_with("/subscriptions.json")),
+        "an amendment creates no customer and no subscription: {posts:?}"
+    );
+    let allocation = requests
+        .iter()
+        .find(|r| {
+            r["url"]
+                .as_str()
+                .is_some_and(|u| u.ends_with("/allocations.json"))
+        })
+        .unwrap_or_else(|| panic!("no allocation in {requests:#?}"));
+    let body = &allocation["body"]["allocation"];
+    assert_eq!(body["quantity"], "15");
+    assert_eq!(body["upgrade_charge"], "prorated");
+    assert_eq!(body["downgrade_credit"], "prorated");
+    assert_eq!(body["accrue_charge"], true);
+    assert_eq!(
+        json["maxio"]["plan"]["contract"]["original"],
+        first.as_str()
+    );
+    let after = sandbox
+        .maxio_ab
+        .observer()
+        .requests()
+        .into_iter()
+        .filter(|r| !r.route.starts_with("GET "))
+        .count();
+    assert_eq!(after, writes_before, "the dry run writes nothing to AB");
+
+    // The sync makes the allocation, and `status` shows it from the ledger.
+    dealbridge(&sandbox, &["sync", amendment.as_str()])
+        .await
+        .expect(0);
+    let status = dealbridge(&sandbox, &["status", amendment.as_str()])
+        .await
+        .expect(0);
+    assert!(
+        status.stdout.contains("maxio-allocation") && status.stdout.contains("=15@"),
+        "{}",
+        status.stdout
+    );
+}

@@ -51,6 +51,18 @@ async fn main() -> anyhow::Result<()> {
             .collect()
     });
     opportunities.sort();
+    // Amendments are walked through after their first sales are billed (see below).
+    let amendments: Vec<String> = stack.salesforce.with_org(|org| {
+        org.records("Opportunity")
+            .iter()
+            .filter(|r| {
+                r.get("SBQQ__AmendedContract__c")
+                    .is_some_and(|c| !c.is_null())
+            })
+            .filter_map(|r| Some(r.get("Id")?.as_str()?.to_string()))
+            .collect()
+    });
+    opportunities.retain(|(_, id)| !amendments.contains(id));
     let template = sample("intake-http-api-deal.json");
     let now = stack.clock_now();
 
@@ -258,6 +270,8 @@ async fn main() -> anyhow::Result<()> {
     }
     println!();
 
+    amendments_walk(&stack).await?;
+
     println!("── WHMCS: the approved internet Order (seed 003) ──");
     print_whmcs(&stack);
     println!();
@@ -276,6 +290,150 @@ async fn main() -> anyhow::Result<()> {
         log.count(routes::TOKEN),
         log.count(routes::COMPOSITE),
         log.total() - log.count(routes::TOKEN) - log.count(routes::COMPOSITE)
+    );
+    Ok(())
+}
+
+/// Sends a seeded Opportunity as an Apex callout and runs the workers until the queues drain.
+async fn run_deal(stack: &LocalStack, reference: &str) -> anyhow::Result<u16> {
+    let body = serde_json::json!({"opportunityId": stack.id(reference).to_string()}).to_string();
+    let response = dealbridge_intake::handle(
+        http_request(&with_signed_body(
+            &sample("intake-http-api-deal.json"),
+            &body,
+            stack.clock_now(),
+        )),
+        &stack.intake,
+    )
+    .await;
+    stack.drain(20_000).await;
+    Ok(response.status().as_u16())
+}
+
+fn field(stack: &LocalStack, reference: &str, name: &str) -> String {
+    stack
+        .salesforce
+        .record(stack.id(reference).as_str())
+        .and_then(|r| r.get(name).and_then(|v| v.as_str().map(str::to_string)))
+        .unwrap_or_else(|| "-".to_string())
+}
+
+/// A Contract's later life: CPQ amendments applied to the first sale's subscription, a
+/// future-dated one waiting for its day, and the ones AB cannot bill exactly refused.
+async fn amendments_walk(stack: &LocalStack) -> anyhow::Result<()> {
+    println!("── A Contract's later life: CPQ amendments on Oakmont Software's contracts ──\n");
+    for (first, amendment, what) in [
+        (
+            "AddSeatsOpportunity",
+            "AddSeatsAmendOpportunity",
+            "+5 support seats on 10",
+        ),
+        (
+            "RemoveProductOpportunity",
+            "RemoveProductAmendOpportunity",
+            "Premium Support removed",
+        ),
+        (
+            "RepriceOpportunity",
+            "RepriceAmendOpportunity",
+            "seats debooked at the old tiers and rebooked at new ones",
+        ),
+    ] {
+        walk_one(stack, first, amendment, what).await?;
+    }
+    println!("■ Amendments AB cannot bill exactly, refused before any AB write:");
+    for scenario in [
+        "Backdated",
+        "MixedPrice",
+        "NotCoterm",
+        "Metered",
+        "CurrencyChange",
+        "OverRemoved",
+        "Fractional",
+        "Segmented",
+        "PriceUnscheduled",
+        "CancelAll",
+    ] {
+        let amendment = format!("{scenario}AmendOpportunity");
+        run_deal(stack, &amendment).await?;
+        let error = field(stack, &amendment, "Maxio_Sync_Error__c");
+        println!(
+            "  {amendment}: {} {}",
+            field(stack, &amendment, "Maxio_Sync_Status__c"),
+            error.chars().take(160).collect::<String>()
+        );
+    }
+    println!();
+    // Last: virtual time runs to its day.
+    walk_one(
+        stack,
+        "FutureSeatsOpportunity",
+        "FutureSeatsAmendOpportunity",
+        "+5 seats from 2027-01-01",
+    )
+    .await
+}
+
+/// One amendment: the subscription before and after, the allocations made, what was written,
+/// and a second send that changes nothing.
+async fn walk_one(
+    stack: &LocalStack,
+    first: &str,
+    amendment: &str,
+    what: &str,
+) -> anyhow::Result<()> {
+    let reference = stack.id(first).to_string();
+    let Some(sub) = stack
+        .maxio_ab
+        .subscriptions()
+        .into_iter()
+        .find(|s| s["reference"] == reference.as_str())
+        .and_then(|s| s["id"].as_i64())
+    else {
+        println!("■ {first}: no subscription (the first sale was not billed)");
+        return Ok(());
+    };
+    println!("■ {amendment}: {what}; Contract's subscription {sub} before:");
+    print_components(&stack.maxio_ab, sub);
+    let allocations_before = stack.maxio_ab.allocations(sub).len();
+    let day_before = stack.clock_now() / 86_400;
+    let status = run_deal(stack, amendment).await?;
+    let waited = stack.clock_now() / 86_400 - day_before;
+    if waited > 1 {
+        println!(
+            "  intake answered {status}; the amendment waited {waited} days on the delayed queue (simulated), then:"
+        );
+    } else {
+        println!("  intake answered {status}; after the workers:");
+    }
+    print_components(&stack.maxio_ab, sub);
+    for a in stack
+        .maxio_ab
+        .allocations(sub)
+        .iter()
+        .skip(allocations_before)
+    {
+        println!(
+            "  allocation {}: {} {} → {} (upgrade_charge {}, downgrade_credit {}, accrue_charge {})",
+            a["allocation_id"],
+            a["component_handle"].as_str().unwrap_or(""),
+            a["previous_quantity"],
+            a["quantity"],
+            a["upgrade_charge"].as_str().unwrap_or(""),
+            a["downgrade_credit"].as_str().unwrap_or(""),
+            a["accrue_charge"]
+        );
+    }
+    println!(
+        "  written back: Maxio_Sync_Status__c = {}, Maxio_Subscription_Id__c = {}",
+        field(stack, amendment, "Maxio_Sync_Status__c"),
+        field(stack, amendment, "Maxio_Subscription_Id__c")
+    );
+    let before = stack.maxio_ab.allocations(sub).len();
+    run_deal(stack, amendment).await?;
+    println!(
+        "  sent again: {} new allocation(s) (net, then set: the totals are already there)\n",
+        stack.maxio_ab.allocations(sub).len() - before
     );
     Ok(())
 }

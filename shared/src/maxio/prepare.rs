@@ -637,7 +637,7 @@ pub fn prepare(
                 problems.push(DealProblem::new(
                     ErrorCode::AmendmentMeteredChange,
                     format!(
-                        "the amendment changes {product_name} ({handle}), a {} component; AB allocates only quantity and on/off components, and dealbridge does not change a metered component's tiers on a live subscription. Change its price point in AB by hand, or leave metered lines out of the amendment",
+                        "the amendment changes {product_name} ({handle}), a metered component (AB kind {}); AB allocates only quantity and on/off components, and dealbridge does not change a metered component's tiers on a live subscription. Change its price point in AB by hand, or leave metered lines out of the amendment",
                         c.component.kind.as_deref().unwrap_or("metered")
                     ),
                 ));

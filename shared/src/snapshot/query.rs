@@ -471,4 +471,87 @@ mod tests {
         assert!(q[3].1.contains("FROM ProductConsumptionSchedule"));
         assert!(q[4].1.contains("FROM ConsumptionRate"));
     }
+
+    #[test]
+    fn a_contract_loads_in_five_queries_from_its_quote_and_a_first_sale_finds_its_amended_contract()
+    {
+        let contract = SfId::parse("800A000010khO8J").unwrap();
+        let req = contract_request(
+            &ContractTarget::Contract(contract),
+            &Mapping::default(),
+            "/services/data/v62.0",
+        )
+        .unwrap();
+        req.validate().unwrap();
+        let q = decoded_queries(&req);
+        let refs: Vec<&str> = q.iter().map(|(r, _)| r.as_str()).collect();
+        assert_eq!(refs, [CONTRACT, ORIGINAL, ORDERS, SCHEDULES, RATES]);
+        assert!(
+            q[0].1
+                .contains("FROM Contract WHERE Id = '800A000010khO8JIAU'"),
+            "{}",
+            q[0].1
+        );
+        assert!(q[0].1.contains("SBQQ__DisableAmendmentCoTerm__c"));
+        assert!(
+            q[1].1.ends_with(
+                "WHERE Id IN (SELECT SBQQ__Opportunity2__c FROM SBQQ__Quote__c WHERE Id = '@{contract.records[0].SBQQ__Quote__c}')"
+            ),
+            "{}",
+            q[1].1
+        );
+        assert!(
+            q[2].1.contains(
+                "WHERE (SBQQ__Quote__c = '@{contract.records[0].SBQQ__Quote__c}' OR Opportunity.SBQQ__AmendedContract__c = '@{contract.records[0].Id}') ORDER BY EffectiveDate"
+            ),
+            "{}",
+            q[2].1
+        );
+        assert!(q[2].1.contains("SBQQ__RevisedOrderProduct__c"));
+        assert!(
+            q[3].1
+                .contains("(SBQQ__OrderItem__r.Order.SBQQ__Quote__c = "),
+            "{}",
+            q[3].1
+        );
+        assert!(
+            q[4].1.contains(
+                "SBQQ__OrderItemConsumptionSchedule__r.SBQQ__OrderItem__r.Order.Opportunity.SBQQ__AmendedContract__c"
+            ),
+            "{}",
+            q[4].1
+        );
+
+        let first_sale = SfId::parse("006A000010khO8J").unwrap();
+        let q = decoded_queries(
+            &contract_request(
+                &ContractTarget::AmendedFrom(first_sale),
+                &Mapping::default(),
+                "/d",
+            )
+            .unwrap(),
+        );
+        assert!(
+            q[0].1.contains(
+                "WHERE Id IN (SELECT SBQQ__AmendedContract__c FROM Opportunity WHERE SBQQ__AmendedContract__r.SBQQ__Quote__r.SBQQ__Opportunity2__c = '006A000010khO8JIAU')"
+            ),
+            "{}",
+            q[0].1
+        );
+
+        // An org without CPQ contracts reads no history.
+        let mapping = Mapping::from_json(r#"{"contract":{"quote":null}}"#).unwrap();
+        assert!(
+            contract_request(
+                &ContractTarget::AmendedFrom(first_sale_id()),
+                &mapping,
+                "/d"
+            )
+            .is_none()
+        );
+    }
+
+    fn first_sale_id() -> SfId {
+        SfId::parse("006A000010khO8J").unwrap()
+    }
 }
