@@ -69,7 +69,7 @@ const MAXIO_DEALS: [(&str, Expected); 30] = [
     ),
     (
         "RenewalOpportunity",
-        Expected::Failed("RENEWAL_NOT_SUPPORTED"),
+        Expected::Failed("RENEWAL_NOT_CONTIGUOUS"),
     ),
     ("AddSeatsOpportunity", Expected::Synced),
     (

@@ -78,6 +78,12 @@ pub const SEEDED_DEALS: &[&str] = &[
     "PriceUnscheduledAmendOpportunity",
     "CancelAllOpportunity",
     "CancelAllAmendOpportunity",
+    "RenewSameOpportunity",
+    "RenewSameRenewOpportunity",
+    "RenewSeatsOpportunity",
+    "RenewSeatsRenewOpportunity",
+    "RenewUpliftOpportunity",
+    "RenewUpliftRenewOpportunity",
     "InternetOrder",
 ];
 

@@ -220,6 +220,11 @@ pub enum ErrorCode {
     AmendmentNegativeQuantity,
     /// A line of the Contract is an MDQ segment. Permanent.
     AmendmentSegmented,
+    /// The renewal does not start the day after the renewed Contract ends. Permanent.
+    RenewalNotContiguous,
+    /// The Contract was renewed: its first sale or an amendment of it is not applied over the
+    /// renewal. Permanent.
+    ContractRenewed,
     /// The amendment nets every line of the Contract to zero (a CPQ cancellation); not applied automatically. Permanent.
     ContractCancellationNotSupported,
     /// The Account's WHMCS client id (`WH_Account__c`) is empty. Permanent.
@@ -393,6 +398,8 @@ impl ErrorCode {
         ErrorCode::AmendmentMeteredChange,
         ErrorCode::AmendmentNegativeQuantity,
         ErrorCode::AmendmentSegmented,
+        ErrorCode::RenewalNotContiguous,
+        ErrorCode::ContractRenewed,
         ErrorCode::ContractCancellationNotSupported,
         ErrorCode::WhmcsClientMissing,
         ErrorCode::WhmcsClientInvalid,
@@ -512,6 +519,8 @@ impl ErrorCode {
             ErrorCode::AmendmentMeteredChange => "AMENDMENT_METERED_CHANGE",
             ErrorCode::AmendmentNegativeQuantity => "AMENDMENT_NEGATIVE_QUANTITY",
             ErrorCode::AmendmentSegmented => "AMENDMENT_SEGMENTED",
+            ErrorCode::RenewalNotContiguous => "RENEWAL_NOT_CONTIGUOUS",
+            ErrorCode::ContractRenewed => "CONTRACT_RENEWED",
             ErrorCode::ContractCancellationNotSupported => "CONTRACT_CANCELLATION_NOT_SUPPORTED",
             ErrorCode::WhmcsClientMissing => "WHMCS_CLIENT_MISSING",
             ErrorCode::WhmcsClientInvalid => "WHMCS_CLIENT_INVALID",

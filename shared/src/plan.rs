@@ -247,6 +247,7 @@ mod tests {
             }),
             quote: None,
             orders: vec![Order {
+                renews: None,
                 end_date: None,
                 id: id("801A000010khO8J"),
                 number: None,

@@ -1,8 +1,8 @@
-//! CPQ amendments applied to the Contract's one AB subscription: every Order on the Contract
-//! netted, then set (allocations take the new totals, with the mapping's proration settings), so a
-//! replay, or a re-run of the first sale, changes nothing; what AB cannot bill exactly is refused
-//! on the amendment's Opportunity before any AB write. Against the seeded deals 16 and 18–33 of
-//! `sandbox/data/salesforce/README.md`.
+//! CPQ amendments and renewals applied to the Contract's one AB subscription: every Order on the
+//! Contract netted (a renewal: its Order's lines), then set (allocations take the new totals, with
+//! the mapping's proration settings), so a replay, or a re-run of the first sale, changes nothing;
+//! what AB cannot bill exactly is refused on the deal's Opportunity before any AB write. Against
+//! the seeded deals 16–36 of `sandbox/data/salesforce/README.md`.
 
 use dealbridge::queue::QueueName;
 use dealbridge_sandbox::local::LocalStack;
@@ -130,6 +130,32 @@ async fn applied_and_stable(stack: &LocalStack, first: &str, amendment: &str, su
         "re-running {amendment} and its first sale {first} writes nothing: the subscription already bills the netted Contract"
     );
     assert_eq!(stack.maxio_ab.subscriptions().len(), subscriptions);
+}
+
+/// The renewal is synced to the first sale's subscription; a re-run of the renewal writes nothing,
+/// and a re-run of the first sale is refused (it would undo the renewal), writing nothing either.
+async fn renewal_stable(stack: &LocalStack, first: &str, renewal: &str, subscription: i64) {
+    let opp = record(stack, renewal);
+    assert_eq!(opp["Maxio_Sync_Status__c"], "Synced", "{renewal}: {opp:?}");
+    assert_eq!(opp["Maxio_Subscription_Id__c"], subscription.to_string());
+    let before = writes(stack);
+    stack.advance(std::time::Duration::from_secs(600));
+    set_status(stack, renewal, "Failed");
+    run_deal(stack, renewal).await;
+    assert_eq!(record(stack, renewal)["Maxio_Sync_Status__c"], "Synced");
+    stack.advance(std::time::Duration::from_secs(600));
+    set_status(stack, first, "Failed");
+    run_deal(stack, first).await;
+    let first_sale = record(stack, first);
+    let error = first_sale["Maxio_Sync_Error__c"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(error.starts_with("CONTRACT_RENEWED: "), "{first}: {error}");
+    assert_eq!(
+        writes(stack),
+        before,
+        "re-running {renewal} and {first} writes nothing to AB"
+    );
 }
 
 #[tokio::test]
@@ -361,4 +387,100 @@ async fn an_amendment_of_a_first_sale_never_billed_waits_and_then_says_so_creati
     let sub = first_sale(&stack, "AddSeatsOpportunity").await;
     run_deal(&stack, "AddSeatsAmendOpportunity").await;
     assert_eq!(quantity(&stack, sub, "support-seats"), 15);
+}
+
+#[tokio::test]
+async fn a_renewal_continues_the_subscription_from_its_day_changing_only_what_changed() {
+    // Unchanged lines: nothing is written to AB; the renewal is linked to the subscription.
+    let stack = LocalStack::start().await.unwrap();
+    let sub = first_sale(&stack, "RenewSameOpportunity").await;
+    let subscriptions = stack.maxio_ab.subscriptions().len();
+    let before = writes(&stack);
+    send_deal(&stack, "RenewSameRenewOpportunity").await;
+    stack.drain(20_000).await;
+    assert!(
+        stack.clock_now() >= 1_796_083_200,
+        "the clock reached 2026-12-01"
+    );
+    assert_eq!(
+        writes(&stack),
+        before,
+        "an unchanged renewal changes nothing in AB"
+    );
+    assert_eq!(
+        stack.maxio_ab.subscriptions().len(),
+        subscriptions,
+        "no second subscription"
+    );
+    renewal_stable(
+        &stack,
+        "RenewSameOpportunity",
+        "RenewSameRenewOpportunity",
+        sub,
+    )
+    .await;
+
+    // More seats and Premium Support dropped at the renewal.
+    let stack = LocalStack::start().await.unwrap();
+    let sub = first_sale(&stack, "RenewSeatsOpportunity").await;
+    send_deal(&stack, "RenewSeatsRenewOpportunity").await;
+    stack.drain(20_000).await;
+    assert_eq!(quantity(&stack, sub, "support-seats"), 12);
+    assert_ne!(component(&stack, sub, "premium-support").1, true);
+    let prorated = |q: i64| (q, "prorated".to_string(), "prorated".to_string(), true);
+    assert_eq!(allocations(&stack, sub, "support-seats"), [prorated(12)]);
+    assert_eq!(allocations(&stack, sub, "premium-support"), [prorated(0)]);
+    renewal_stable(
+        &stack,
+        "RenewSeatsOpportunity",
+        "RenewSeatsRenewOpportunity",
+        sub,
+    )
+    .await;
+
+    // An uplift on tiered seats: a price point at the new tiers from the renewal's day.
+    let stack = LocalStack::start().await.unwrap();
+    let sub = first_sale(&stack, "RenewUpliftOpportunity").await;
+    let (_, _, old) = component(&stack, sub, "support-seats");
+    send_deal(&stack, "RenewUpliftRenewOpportunity").await;
+    stack.drain(20_000).await;
+    let (q, _, new) = component(&stack, sub, "support-seats");
+    assert_eq!(q, 25);
+    assert_ne!(new, old);
+    let point = stack
+        .maxio_ab
+        .price_points()
+        .into_iter()
+        .find(|p| p["id"] == new)
+        .expect("the uplift's price point");
+    assert_eq!(
+        point["prices"][0]["unit_price"]
+            .to_string()
+            .trim_matches('"')
+            .trim_end_matches(".0"),
+        "550"
+    );
+    renewal_stable(
+        &stack,
+        "RenewUpliftOpportunity",
+        "RenewUpliftRenewOpportunity",
+        sub,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_renewal_that_does_not_follow_its_contract_is_refused_before_any_ab_write() {
+    let stack = LocalStack::start().await.unwrap();
+    first_sale(&stack, "FlatFeeOpportunity").await;
+    let subscriptions = stack.maxio_ab.subscriptions().len();
+    let before = writes(&stack);
+    run_deal(&stack, "RenewalOpportunity").await;
+    let opp = record(&stack, "RenewalOpportunity");
+    assert_eq!(opp["Maxio_Sync_Status__c"], "Failed");
+    let error = opp["Maxio_Sync_Error__c"].as_str().unwrap_or_default();
+    assert!(error.starts_with("RENEWAL_NOT_CONTIGUOUS: "), "{error}");
+    assert!(error.contains("should start 2028-11-01"), "{error}");
+    assert_eq!(writes(&stack), before);
+    assert_eq!(stack.maxio_ab.subscriptions().len(), subscriptions);
 }

@@ -919,8 +919,22 @@ fn quotes_and_orders_carry_their_cpq_types_and_contracting_leaves_contract_id_em
         &org,
         "SELECT Id, SBQQ__MasterContract__c FROM SBQQ__Quote__c WHERE SBQQ__Type__c = 'Renewal'",
     );
-    assert_eq!(column(&rows, "Id"), ids(&org, &["RenewalQuote"]));
-    assert_eq!(rows[0]["SBQQ__MasterContract__c"], Value::Null);
+    assert_eq!(
+        column(&rows, "Id"),
+        ids(
+            &org,
+            &[
+                "RenewalQuote",
+                "RenewSameRenewQuote",
+                "RenewSeatsRenewQuote",
+                "RenewUpliftRenewQuote"
+            ]
+        )
+    );
+    assert!(
+        rows.iter()
+            .all(|r| r["SBQQ__MasterContract__c"] == Value::Null)
+    );
 
     // Every amendment quote co-terminates with its master contract, the one on its Opportunity.
     let rows = query(
@@ -952,6 +966,8 @@ fn quotes_and_orders_carry_their_cpq_types_and_contracting_leaves_contract_id_em
     );
     let mut expected = vec!["FlatFeeOrder".to_string()];
     expected.extend(scenarios().iter().map(|s| s.r("Order")));
+    // The renewal deals' one-month first sales.
+    expected.extend(["RenewSameOrder", "RenewSeatsOrder", "RenewUpliftOrder"].map(String::from));
     let expected: Vec<&str> = expected.iter().map(String::as_str).collect();
     assert_eq!(column(&rows, "Id"), ids(&org, &expected));
 }

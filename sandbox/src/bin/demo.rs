@@ -51,13 +51,14 @@ async fn main() -> anyhow::Result<()> {
             .collect()
     });
     opportunities.sort();
-    // Amendments are walked through after their first sales are billed (see below).
+    // Amendments and renewals are walked through after their first sales are billed (below).
     let amendments: Vec<String> = stack.salesforce.with_org(|org| {
         org.records("Opportunity")
             .iter()
             .filter(|r| {
-                r.get("SBQQ__AmendedContract__c")
-                    .is_some_and(|c| !c.is_null())
+                ["SBQQ__AmendedContract__c", "SBQQ__RenewedContract__c"]
+                    .iter()
+                    .any(|f| r.get(*f).is_some_and(|c| !c.is_null()))
             })
             .filter_map(|r| Some(r.get("Id")?.as_str()?.to_string()))
             .collect()
@@ -321,7 +322,9 @@ fn field(stack: &LocalStack, reference: &str, name: &str) -> String {
 /// A Contract's later life: CPQ amendments applied to the first sale's subscription, a
 /// future-dated one waiting for its day, and the ones AB cannot bill exactly refused.
 async fn amendments_walk(stack: &LocalStack) -> anyhow::Result<()> {
-    println!("── A Contract's later life: CPQ amendments on Oakmont Software's contracts ──\n");
+    println!(
+        "── A Contract's later life: CPQ amendments and renewals on Oakmont Software's contracts ──\n"
+    );
     for (first, amendment, what) in [
         (
             "AddSeatsOpportunity",
@@ -363,7 +366,31 @@ async fn amendments_walk(stack: &LocalStack) -> anyhow::Result<()> {
             error.chars().take(160).collect::<String>()
         );
     }
+    run_deal(stack, "RenewalOpportunity").await?;
+    println!(
+        "  RenewalOpportunity (deal 17, a renewal of deal 3's Contract): {} {}",
+        field(stack, "RenewalOpportunity", "Maxio_Sync_Status__c"),
+        field(stack, "RenewalOpportunity", "Maxio_Sync_Error__c")
+            .chars()
+            .take(160)
+            .collect::<String>()
+    );
     println!();
+    // Renewals continue the subscription on the day after the Contract ends (2026-12-01).
+    walk_one(
+        stack,
+        "RenewSameOpportunity",
+        "RenewSameRenewOpportunity",
+        "a renewal with unchanged lines, from 2026-12-01",
+    )
+    .await?;
+    walk_one(
+        stack,
+        "RenewSeatsOpportunity",
+        "RenewSeatsRenewOpportunity",
+        "a renewal with 12 seats instead of 10 and without Premium Support, from 2026-12-01",
+    )
+    .await?;
     // Last: virtual time runs to its day.
     walk_one(
         stack,

@@ -9,8 +9,8 @@
 use crate::codes::ErrorCode;
 use crate::snapshot::DealSnapshot;
 
-/// Why the AB chain does not bill the deal: a renewal (not applied yet), or an amendment whose
-/// Contract could not be loaded (a mapping without the CPQ Contract fields).
+/// Why the AB chain does not bill the deal: an amendment or renewal whose Contract could not be
+/// loaded (a mapping without the CPQ Contract fields).
 pub fn refused_for_maxio(snapshot: &DealSnapshot) -> Option<(ErrorCode, String)> {
     let opportunity = snapshot.opportunity.as_ref()?;
     if let Some(contract) = &opportunity.amended_contract
@@ -24,7 +24,16 @@ pub fn refused_for_maxio(snapshot: &DealSnapshot) -> Option<(ErrorCode, String)>
             ),
         ));
     }
-    renewal(snapshot)
+    match (&opportunity.renewed_contract, &snapshot.contract) {
+        (Some(contract), None) => Some((
+            ErrorCode::RenewalNotSupported,
+            format!(
+                "Opportunity {} renews Contract {contract}, but the Contract's first sale cannot be read (the mapping's contract.quote, order.quote or quote.opportunity is empty), so dealbridge cannot continue the Contract's subscription and will not bill the renewal as a new sale. Apply any change in Maxio AB by hand",
+                opportunity.id
+            ),
+        )),
+        _ => None,
+    }
 }
 
 /// Why the WHMCS chain does not provision the deal's Order: amendments and renewals change
@@ -49,7 +58,7 @@ fn renewal(snapshot: &DealSnapshot) -> Option<(ErrorCode, String)> {
     Some((
         ErrorCode::RenewalNotSupported,
         format!(
-            "Opportunity {} renews Contract {contract}; the contract's AB subscription keeps billing, and dealbridge does not apply renewal changes yet, so it creates nothing for the renewal. Apply any change in Maxio AB and WHMCS by hand",
+            "Opportunity {} renews Contract {contract}; dealbridge does not change existing WHMCS services for renewals yet and will not order its lines as new services. Apply any change in WHMCS by hand",
             opportunity.id
         ),
     ))

@@ -33,9 +33,14 @@ pub struct ContractChange {
     pub contract: SfId,
     /// The Contract's first sale: its Opportunity Id is the AB subscription's `reference`.
     pub original: SfId,
-    /// Whether the deal is an amendment (else the first sale itself, re-run after the Contract was
-    /// amended): an amendment never creates a customer or a subscription.
+    /// Whether the deal changes the Contract's existing subscription (an amendment or a renewal;
+    /// else the first sale itself, re-run after the Contract was amended): such a deal never
+    /// creates a customer or a subscription.
     pub amends: bool,
+    /// Whether the deal renews the Contract (CPQ `SBQQ__RenewedContract__c`): its Order lists the
+    /// new term's lines in full, not deltas.
+    #[serde(default)]
+    pub renews: bool,
     /// The day the change takes effect: the amendment Order's start (the first sale: the day of
     /// the check).
     pub effective: NaiveDate,
@@ -164,6 +169,73 @@ fn lots<'a>(orders: &[&'a Order], mapping: &Mapping) -> (Vec<Lot<'a>>, Vec<DealP
     (lots, problems)
 }
 
+/// A renewal's lots: its Order lists the new term in full, so the Contract's state is its lines
+/// (not the earlier Orders' netted with them). A line billed exactly as a line the Contract has
+/// now continues that line (same price point: an unchanged renewal changes nothing in AB); a
+/// component the renewal leaves out goes to 0.
+fn renewed<'a>(
+    dated: &[&'a Order],
+    before: &[Lot<'a>],
+    own: &dyn Fn(&Order) -> bool,
+    mapping: &Mapping,
+) -> (Vec<Lot<'a>>, Vec<DealProblem>) {
+    let mut problems = Vec::new();
+    let mut lots: Vec<Lot<'a>> = Vec::new();
+    for (index, order) in dated.iter().enumerate().filter(|(_, o)| own(o)) {
+        for item in order
+            .items
+            .iter()
+            .filter(|i| mapping.component_handle(&i.product).is_some())
+        {
+            if item.quantity < Decimal::ZERO {
+                problems.push(DealProblem::new(
+                    ErrorCode::AmendmentNegativeQuantity,
+                    format!(
+                        "line {} of the renewal Order {} has quantity {} for {}; a renewal lists the new term's quantities, and AB cannot bill a negative one",
+                        item.id,
+                        order.number.as_deref().unwrap_or(order.id.as_str()),
+                        item.quantity.normalize(),
+                        label(item, mapping)
+                    ),
+                ));
+                continue;
+            }
+            if item.quantity.is_zero() {
+                continue;
+            }
+            let handle = mapping.component_handle(&item.product);
+            let key = pricing(item);
+            let continued = before.iter().find(|l| {
+                l.remaining > Decimal::ZERO
+                    && mapping.component_handle(&l.item.product) == handle
+                    && pricing(l.item) == key
+            });
+            lots.push(Lot {
+                origin: item.id.clone(),
+                item: continued.map_or(item, |l| l.item),
+                order: index,
+                remaining: item.quantity,
+            });
+        }
+    }
+    let last = dated.iter().rposition(|o| own(o)).unwrap_or(0);
+    for lot in before {
+        let handle = mapping.component_handle(&lot.item.product);
+        if !lots
+            .iter()
+            .any(|l| mapping.component_handle(&l.item.product) == handle)
+        {
+            lots.push(Lot {
+                origin: lot.origin.clone(),
+                item: lot.item,
+                order: last,
+                remaining: Decimal::ZERO,
+            });
+        }
+    }
+    (lots, problems)
+}
+
 /// One component of the Contract in a netted state.
 struct ComponentState<'a> {
     handle: String,
@@ -248,6 +320,8 @@ fn netted(
         )]);
     };
     let amends = opportunity.id != original.id;
+    let renews = opportunity.renewed_contract.as_ref() == Some(&contract.id);
+    let what = if renews { "renewal" } else { "amendment" };
     let mut problems = Vec::new();
 
     // Every Order on the Contract, the deal's own included, oldest first.
@@ -288,21 +362,39 @@ fn netted(
         today
     };
     let as_of = effective.max(today);
+    // A renewal Order belongs to the next term: only the renewal itself bills it.
+    let renewal_of = |o: &Order| o.renews.as_ref() == Some(&contract.id);
+    // A renewal in force: it starts after the Contract's end, by today.
+    let in_force = |o: &Order| {
+        renewal_of(o)
+            && o.effective_date
+                .is_some_and(|d| d <= as_of && contract.end_date.is_none_or(|end| d > end))
+    };
+    if !renews && let Some(renewal) = all.iter().find(|o| in_force(o)) {
+        return Err(vec![DealProblem::new(
+            ErrorCode::ContractRenewed,
+            format!(
+                "Contract {} was renewed from {} (Order {} of Opportunity {}); its AB subscription bills the renewal's terms now, so the {} is not applied to it (it would undo the renewal). Amend the renewal's Contract instead",
+                contract.number.as_deref().unwrap_or(contract.id.as_str()),
+                renewal
+                    .effective_date
+                    .map(|d| d.to_string())
+                    .unwrap_or_default(),
+                renewal.number.as_deref().unwrap_or(renewal.id.as_str()),
+                renewal
+                    .opportunity_id
+                    .as_ref()
+                    .map(|o| o.to_string())
+                    .unwrap_or_default(),
+                if amends { "amendment" } else { "first sale" }
+            ),
+        )]);
+    }
     let dated: Vec<&Order> = all
         .into_iter()
         .filter(|o| o.effective_date.is_some_and(|d| d <= as_of))
+        .filter(|o| !renewal_of(o) || (renews && own(o)))
         .collect();
-
-    // Judged on the day dealbridge received the deal: retries past midnight do not backdate it.
-    let received = snapshot.dispatched_on.unwrap_or(today).min(today);
-    if amends && effective < received && refuse_backdated {
-        problems.push(DealProblem::new(
-            ErrorCode::AmendmentBackdated,
-            format!(
-                "the amendment takes effect {effective}, before it reached dealbridge ({received}); AB applies a change on the day it is made, so it cannot bill the days since exactly. Move the amendment's start to today or later, or set maxio.past_start to start_on_sync to apply it from today"
-            ),
-        ));
-    }
 
     let amendment_orders = || {
         dated
@@ -324,7 +416,21 @@ fn netted(
             ),
         ));
     }
-    if contract.coterm_disabled && amendment_orders().next().is_some() {
+    if renews {
+        // A renewal starts the day after the Contract ends: no gap, no overlap.
+        let follows = contract.end_date.and_then(|e| e.succ_opt());
+        if follows.is_some_and(|day| day != effective) {
+            problems.push(DealProblem::new(
+                ErrorCode::RenewalNotContiguous,
+                format!(
+                    "the renewal starts {effective}, but Contract {} ends {}, so the renewal should start {}; AB continues the same subscription, which cannot have a gap or bill a period twice",
+                    contract.number.as_deref().unwrap_or(contract.id.as_str()),
+                    contract.end_date.map(|d| d.to_string()).unwrap_or_default(),
+                    follows.map(|d| d.to_string()).unwrap_or_default()
+                ),
+            ));
+        }
+    } else if contract.coterm_disabled && amendment_orders().next().is_some() {
         problems.push(DealProblem::new(
             ErrorCode::AmendmentNotCoterminous,
             format!(
@@ -357,9 +463,16 @@ fn netted(
         }
     }
 
-    let (after, removed_too_much) = lots(&dated, mapping);
-    let over_removed = !removed_too_much.is_empty();
-    problems.extend(removed_too_much);
+    // Judged on the day dealbridge received the deal: retries past midnight do not backdate it.
+    let received = snapshot.dispatched_on.unwrap_or(today).min(today);
+    if amends && effective < received && refuse_backdated {
+        problems.push(DealProblem::new(
+            ErrorCode::AmendmentBackdated,
+            format!(
+                "the {what} takes effect {effective}, before it reached dealbridge ({received}); AB applies a change on the day it is made, so it cannot bill the days since exactly. Move its start to today or later, or set maxio.past_start to start_on_sync to apply it from today"
+            ),
+        ));
+    }
 
     // What the deal changes: the Contract before its own Orders and after.
     let before_orders: Vec<&Order> = dated
@@ -368,6 +481,13 @@ fn netted(
         .filter(|o| !amends || !own(o))
         .collect();
     let (before, _) = lots(&before_orders, mapping);
+    let (after, removed_too_much) = if renews {
+        renewed(&dated, &before, &own, mapping)
+    } else {
+        lots(&dated, mapping)
+    };
+    let over_removed = !removed_too_much.is_empty();
+    problems.extend(removed_too_much);
     let before_state = by_component(&before, mapping);
     let after_state = by_component(&after, mapping);
     let mut summary = Vec::new();
@@ -404,7 +524,7 @@ fn netted(
         problems.push(DealProblem::new(
             ErrorCode::ContractCancellationNotSupported,
             format!(
-                "the amendment takes every line of Contract {} to zero from {effective}: a CPQ cancellation. dealbridge does not cancel AB subscriptions yet, and will not leave the subscription billing its base product with no components; cancel the subscription in Maxio AB by hand",
+                "the {what} takes every line of Contract {} to zero from {effective}: a CPQ cancellation. dealbridge does not cancel AB subscriptions yet, and will not leave the subscription billing its base product with no components; cancel the subscription in Maxio AB by hand",
                 contract.number.as_deref().unwrap_or(contract.id.as_str())
             ),
         ));
@@ -460,15 +580,20 @@ fn netted(
             contract: contract.id.clone(),
             original: original.id.clone(),
             amends,
+            renews,
             effective,
             summary,
         },
     })
 }
 
-/// The day an amendment takes effect, when it is later than `today`: the deal waits for it.
+/// The day an amendment or renewal takes effect, when it is later than `today`: the deal waits
+/// for it.
 pub fn waits_until(snapshot: &DealSnapshot, today: NaiveDate) -> Option<NaiveDate> {
-    snapshot.opportunity.as_ref()?.amended_contract.as_ref()?;
+    let opportunity = snapshot.opportunity.as_ref()?;
+    if opportunity.amended_contract.is_none() && opportunity.renewed_contract.is_none() {
+        return None;
+    }
     snapshot.contract.as_ref()?;
     snapshot
         .orders
@@ -534,6 +659,7 @@ mod tests {
 
     fn order(n: u8, opportunity: &str, start: &str, items: Vec<OrderItem>) -> Order {
         Order {
+            renews: None,
             id: id(&format!("801A0000{n:07}")),
             number: Some(format!("0000{n}")),
             status: "Activated".into(),
@@ -794,5 +920,83 @@ mod tests {
             codes(&netted(&s).unwrap_err()),
             [ErrorCode::AmendmentOriginalNotFound]
         );
+    }
+
+    /// A renewal deal: the first sale's Order 1 on a Contract ending 2026-11-30, the renewal's
+    /// Order 2 with the next term's lines.
+    fn renewal(first: Vec<OrderItem>, next: Vec<OrderItem>, start: &str) -> DealSnapshot {
+        let mut s = amendment(first, next, start);
+        if let Some(o) = s.opportunity.as_mut() {
+            o.renewed_contract = o.amended_contract.take();
+        }
+        if let Some(h) = s.contract.as_mut() {
+            h.contract.end_date = Some(day("2026-11-30"));
+            h.orders.pop();
+        }
+        for o in &mut s.orders {
+            o.renews = Some(id("800A000010khO8J"));
+        }
+        s
+    }
+
+    #[test]
+    fn a_renewal_bills_its_lines_keeping_an_unchanged_lines_price_point_and_dropping_the_rest() {
+        let s = renewal(
+            vec![
+                line(1, "seats", "10", "150", None),
+                line(2, "premium", "1", "750", None),
+            ],
+            vec![line(3, "seats", "12", "150", None)],
+            "2026-12-01",
+        );
+        let v = view(&s, &Mapping::default(), day("2026-12-01"), true)
+            .unwrap()
+            .unwrap();
+        assert!(v.change.renews && v.change.amends);
+        // The seats continue line 1 (its price point) at 12; Premium Support goes to 0.
+        assert_eq!(quantities(&v), [(1, "12".to_string()), (2, "0".into())]);
+        assert_eq!(v.change.summary, ["seats 10 → 12", "premium 1 → 0"]);
+        assert_eq!(waits_until(&s, day(TODAY)), Some(day("2026-12-01")));
+    }
+
+    #[test]
+    fn a_renewal_must_follow_its_contract_and_then_supersedes_it() {
+        let s = renewal(
+            vec![line(1, "seats", "10", "150", None)],
+            vec![line(3, "seats", "10", "150", None)],
+            "2026-12-05",
+        );
+        let problems = view(&s, &Mapping::default(), day("2026-12-05"), true)
+            .unwrap()
+            .unwrap_err();
+        assert_eq!(codes(&problems), [ErrorCode::RenewalNotContiguous]);
+        assert!(
+            problems[0].message.contains("should start 2026-12-01"),
+            "{}",
+            problems[0].message
+        );
+
+        // Once the renewal is in force, the first sale is not billed over it.
+        let mut s = renewal(
+            vec![line(1, "seats", "10", "150", None)],
+            vec![line(3, "seats", "12", "150", None)],
+            "2026-12-01",
+        );
+        let renewal_order = s.orders[0].clone();
+        let first_order = s.contract.as_ref().unwrap().orders[0].clone();
+        if let Some(h) = s.contract.as_mut() {
+            h.orders.push(renewal_order);
+        }
+        s.opportunity = Some(opportunity(OPP, false));
+        s.orders = vec![first_order];
+        let problems = view(&s, &Mapping::default(), day("2026-12-02"), true)
+            .unwrap()
+            .unwrap_err();
+        assert_eq!(codes(&problems), [ErrorCode::ContractRenewed]);
+        // Before the renewal's day the first sale still bills its own lines.
+        let v = view(&s, &Mapping::default(), day("2026-11-25"), true)
+            .unwrap()
+            .unwrap();
+        assert_eq!(quantities(&v), [(1, "10".to_string())]);
     }
 }

@@ -965,6 +965,7 @@ mod tests {
                 billing_frequency: None,
             }),
             orders: vec![Order {
+                renews: None,
                 end_date: None,
                 id: id("801A000010khO8J"),
                 number: None,

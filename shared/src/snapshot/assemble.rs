@@ -465,6 +465,10 @@ fn order(r: &Value, mapping: &Mapping, schedules: &Schedules) -> Result<Order, S
             });
         }
         Ok(Order {
+            renews: match &mapping.opportunity.renewed_contract {
+                Some(n) => fields::id(r, &format!("Opportunity.{n}"))?,
+                None => None,
+            },
             id: fields::required_id(r, "Id")?,
             number: fields::text(r, "OrderNumber")?,
             status: fields::text(r, "Status")?.unwrap_or_default(),

@@ -42,10 +42,12 @@ impl SnapshotLoader {
         if let LoadOutcome::Loaded(snapshot) = &mut outcome
             && let Some(opportunity) = &snapshot.opportunity
         {
-            let target = match (
-                &opportunity.amended_contract,
-                &opportunity.maxio_subscription_id,
-            ) {
+            // An amendment's or a renewal's Contract.
+            let changed = opportunity
+                .amended_contract
+                .as_ref()
+                .or(opportunity.renewed_contract.as_ref());
+            let target = match (changed, &opportunity.maxio_subscription_id) {
                 (Some(contract), _) => Some(ContractTarget::Contract(contract.clone())),
                 (None, Some(_)) => Some(ContractTarget::AmendedFrom(opportunity.id.clone())),
                 // A first sale not billed yet: no amendment can have been applied to it.

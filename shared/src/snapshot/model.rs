@@ -234,6 +234,9 @@ pub struct Order {
     pub currency: Option<String>,
     #[serde(default)]
     pub end_date: Option<NaiveDate>,
+    /// The Contract the Order's Opportunity renews (a CPQ renewal Order).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub renews: Option<SfId>,
     pub account_id: Option<SfId>,
     pub opportunity_id: Option<SfId>,
     pub activation_status: Option<String>,

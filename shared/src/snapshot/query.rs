@@ -83,8 +83,9 @@ pub fn snapshot_request(deal: &DealRef, mapping: &Mapping, data_path: &str) -> C
 pub enum ContractTarget {
     /// The Contract an amendment amends.
     Contract(crate::salesforce::SfId),
-    /// The Contract made from this first sale, if an amendment has amended it since: a re-run of
-    /// a billed first sale must bill the amended Contract, never revert it to the first sale.
+    /// The Contract made from this first sale (the one whose quote is the first sale's): a re-run
+    /// of a billed first sale must bill the Contract as amended since, never revert it, and must
+    /// not bill at all once the Contract was renewed.
     AmendedFrom(crate::salesforce::SfId),
 }
 
@@ -104,14 +105,11 @@ pub fn contract_request(
     let which = match target {
         ContractTarget::Contract(id) => format!("Id = {}", id_literal(id)),
         ContractTarget::AmendedFrom(opportunity) => {
-            let contract = relationship_name(amended)?;
             let quote = relationship_name(quote_field)?;
-            format!(
-                "Id IN (SELECT {amended} FROM Opportunity WHERE {contract}.{quote}.{quote_opportunity} = {})",
-                id_literal(opportunity)
-            )
+            format!("{quote}.{quote_opportunity} = {}", id_literal(opportunity))
         }
     };
+    let renewed = mapping.opportunity.renewed_contract.as_deref();
     let lit = format!("'@{{{CONTRACT}.records[0].Id}}'");
     let quote_ref = format!("'@{{{CONTRACT}.records[0].{quote_field}}}'");
     let mut fields = vec![
@@ -125,7 +123,15 @@ pub fn contract_request(
     ];
     push_opt(&mut fields, "", &mapping.contract.currency);
     push_opt(&mut fields, "", &mapping.contract.coterm_disabled);
-    let on_contract = format!("({order_quote} = {quote_ref} OR Opportunity.{amended} = {lit})");
+    let renewals = |prefix: &str| {
+        renewed.map_or_else(String::new, |r| {
+            format!(" OR {prefix}Opportunity.{r} = {lit}")
+        })
+    };
+    let on_contract = format!(
+        "({order_quote} = {quote_ref} OR Opportunity.{amended} = {lit}{})",
+        renewals("")
+    );
     let mut req = CompositeRequest::new(false);
     req.query(
         data_path,
@@ -158,7 +164,8 @@ pub fn contract_request(
         mapping,
         data_path,
         &format!(
-            "({{item}}Order.{order_quote} = {quote_ref} OR {{item}}Order.Opportunity.{amended} = {lit})"
+            "({{item}}Order.{order_quote} = {quote_ref} OR {{item}}Order.Opportunity.{amended} = {lit}{})",
+            renewals("{item}Order.")
         ),
     );
     Some(req)
@@ -277,6 +284,11 @@ pub fn orders_query(mapping: &Mapping, condition: &str) -> String {
     push_opt(&mut fields, "", &o.activation_status);
     push_opt(&mut fields, "", &o.whmcs_order_id);
     push_opt(&mut fields, "", &o.currency);
+    push_opt(
+        &mut fields,
+        "Opportunity.",
+        &mapping.opportunity.renewed_contract,
+    );
     let p = &mapping.product;
     let mut item_fields: Vec<String> = [
         "Id",
@@ -502,7 +514,7 @@ mod tests {
         );
         assert!(
             q[2].1.contains(
-                "WHERE (SBQQ__Quote__c = '@{contract.records[0].SBQQ__Quote__c}' OR Opportunity.SBQQ__AmendedContract__c = '@{contract.records[0].Id}') ORDER BY EffectiveDate"
+                "WHERE (SBQQ__Quote__c = '@{contract.records[0].SBQQ__Quote__c}' OR Opportunity.SBQQ__AmendedContract__c = '@{contract.records[0].Id}' OR Opportunity.SBQQ__RenewedContract__c = '@{contract.records[0].Id}') ORDER BY EffectiveDate"
             ),
             "{}",
             q[2].1
@@ -533,7 +545,7 @@ mod tests {
         );
         assert!(
             q[0].1.contains(
-                "WHERE Id IN (SELECT SBQQ__AmendedContract__c FROM Opportunity WHERE SBQQ__AmendedContract__r.SBQQ__Quote__r.SBQQ__Opportunity2__c = '006A000010khO8JIAU')"
+                "FROM Contract WHERE SBQQ__Quote__r.SBQQ__Opportunity2__c = '006A000010khO8JIAU'"
             ),
             "{}",
             q[0].1

@@ -356,6 +356,7 @@ pub(crate) mod tests {
             opportunity: None,
             quote: None,
             orders: vec![Order {
+                renews: None,
                 end_date: None,
                 id: order_id,
                 number: Some("00000106".into()),
