@@ -82,6 +82,7 @@ pub const SEEDED_DEALS: &[&str] = &[
     "RenewSameRenewOpportunity",
     "RenewSeatsOpportunity",
     "RenewSeatsRenewOpportunity",
+    "RenewSeatsNextAmendOpportunity",
     "RenewUpliftOpportunity",
     "RenewUpliftRenewOpportunity",
     "InternetOrder",

@@ -484,3 +484,36 @@ async fn a_renewal_that_does_not_follow_its_contract_is_refused_before_any_ab_wr
     assert_eq!(writes(&stack), before);
     assert_eq!(stack.maxio_ab.subscriptions().len(), subscriptions);
 }
+
+#[tokio::test]
+async fn an_amendment_of_the_renewals_contract_changes_the_same_subscription() {
+    let stack = LocalStack::start().await.unwrap();
+    let sub = first_sale(&stack, "RenewSeatsOpportunity").await;
+    send_deal(&stack, "RenewSeatsRenewOpportunity").await;
+    stack.drain(20_000).await;
+    assert_eq!(quantity(&stack, sub, "support-seats"), 12);
+
+    // The renewal's Contract names the renewal as its first sale; the subscription is still the
+    // one the first Contract began (found through the renewal's Maxio_Subscription_Id__c).
+    send_deal(&stack, "RenewSeatsNextAmendOpportunity").await;
+    stack.drain(20_000).await;
+    let opp = record(&stack, "RenewSeatsNextAmendOpportunity");
+    assert_eq!(opp["Maxio_Sync_Status__c"], "Synced", "{opp:?}");
+    assert_eq!(opp["Maxio_Subscription_Id__c"], sub.to_string());
+    assert_eq!(quantity(&stack, sub, "support-seats"), 15);
+    assert_eq!(
+        stack.maxio_ab.subscriptions().len(),
+        1,
+        "still one subscription"
+    );
+
+    // Re-running the renewal now bills its own Contract as amended, so it keeps the 15 seats.
+    let before = writes(&stack);
+    stack.advance(std::time::Duration::from_secs(600));
+    set_status(&stack, "RenewSeatsRenewOpportunity", "Failed");
+    run_deal(&stack, "RenewSeatsRenewOpportunity").await;
+    let renewal = record(&stack, "RenewSeatsRenewOpportunity");
+    assert_eq!(renewal["Maxio_Sync_Status__c"], "Synced", "{renewal:?}");
+    assert_eq!(writes(&stack), before, "nothing undone");
+    assert_eq!(quantity(&stack, sub, "support-seats"), 15);
+}

@@ -44,6 +44,14 @@ pub struct ContractChange {
     /// The day the change takes effect: the amendment Order's start (the first sale: the day of
     /// the check).
     pub effective: NaiveDate,
+    /// The first sale's AB subscription as it recorded it (`Maxio_Subscription_Id__c`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subscription_id: Option<i64>,
+    /// Whether the first sale is itself a renewal: its Id is then not the subscription's
+    /// `reference` (the Contract it renewed began the subscription), which is read from AB by
+    /// [`ContractChange::subscription_id`].
+    #[serde(default)]
+    pub original_renews: bool,
     /// The Contract's lines as netted, said for people: `Support Seats (support-seats) 25 → 20`.
     #[serde(default)]
     pub summary: Vec<String>,
@@ -581,6 +589,11 @@ fn netted(
             original: original.id.clone(),
             amends,
             renews,
+            subscription_id: original
+                .maxio_subscription_id
+                .as_deref()
+                .and_then(|s| s.trim().parse().ok()),
+            original_renews: original.renewed_contract.is_some(),
             effective,
             summary,
         },

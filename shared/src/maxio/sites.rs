@@ -213,7 +213,23 @@ pub async fn check_deal(
         crate::contract::net::view(snapshot, mapping, today, refuse_backdated).and_then(Result::ok);
     let read_for = view.as_ref().map_or(snapshot, |v| &v.snapshot);
     let facts = gather(sites, read_for, mapping, settings).await?;
-    Ok(prepare(snapshot, mapping, settings, &facts, today))
+    let mut plan = match prepare(snapshot, mapping, settings, &facts, today) {
+        Ok(plan) => plan,
+        Err(problems) => return Ok(Err(problems)),
+    };
+    // A Contract made by a renewal: its first sale (the renewal) continues the subscription the
+    // renewed Contract's first sale began, whose reference is that one's.
+    if let Some(change) = plan.contract.as_ref().filter(|c| c.original_renews)
+        && let (Some(id), Some(site)) = (change.subscription_id, sites.get(&plan.site))
+        && let Some(reference) = site
+            .ab
+            .read_subscription(id)
+            .await?
+            .and_then(|s| s.reference)
+    {
+        plan.subscription_reference = reference;
+    }
+    Ok(Ok(plan))
 }
 
 /// The sites of a deployment: the default one from `MAXIO_AB_*` (`default`), then every site the

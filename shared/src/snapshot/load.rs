@@ -48,6 +48,13 @@ impl SnapshotLoader {
                 .as_ref()
                 .or(opportunity.renewed_contract.as_ref());
             let target = match (changed, &opportunity.maxio_subscription_id) {
+                // A renewal already applied is also its own Contract's first sale.
+                (Some(renewed), Some(_)) if opportunity.amended_contract.is_none() => {
+                    Some(ContractTarget::RenewedOrNext {
+                        renews: renewed.clone(),
+                        opportunity: opportunity.id.clone(),
+                    })
+                }
                 (Some(contract), _) => Some(ContractTarget::Contract(contract.clone())),
                 (None, Some(_)) => Some(ContractTarget::AmendedFrom(opportunity.id.clone())),
                 // A first sale not billed yet: no amendment can have been applied to it.
@@ -82,12 +89,14 @@ impl SnapshotLoader {
         };
         let mut response = self.client.composite(&request).await?;
         let contract = match (target, self.all_pages(response.take(CONTRACT)).await) {
-            (ContractTarget::AmendedFrom(_), Err(e)) => return Err(e.into()),
+            (ContractTarget::AmendedFrom(_) | ContractTarget::RenewedOrNext { .. }, Err(e)) => {
+                return Err(e.into());
+            }
             (_, rows) => rows,
         };
         let id = match (target, &contract) {
             (ContractTarget::Contract(id), _) => id.clone(),
-            (ContractTarget::AmendedFrom(_), Ok(rows)) => {
+            (ContractTarget::AmendedFrom(_) | ContractTarget::RenewedOrNext { .. }, Ok(rows)) => {
                 match rows.first().map(|r| super::fields::required_id(r, "Id")) {
                     Some(Ok(id)) => id,
                     Some(Err(e)) => {
@@ -100,7 +109,7 @@ impl SnapshotLoader {
                     None => return Ok(None),
                 }
             }
-            (ContractTarget::AmendedFrom(_), Err(_)) => return Ok(None),
+            (_, Err(_)) => return Ok(None),
         };
         let results = ContractResults {
             contract,

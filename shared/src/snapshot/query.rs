@@ -83,6 +83,13 @@ pub fn snapshot_request(deal: &DealRef, mapping: &Mapping, data_path: &str) -> C
 pub enum ContractTarget {
     /// The Contract an amendment amends.
     Contract(crate::salesforce::SfId),
+    /// An applied renewal (`renews`) re-run: the renewal's own Contract once CPQ has made it
+    /// (its quote's Opportunity is this one: amendments may have changed it since), else the
+    /// renewed Contract. The later-starting of the two.
+    RenewedOrNext {
+        renews: crate::salesforce::SfId,
+        opportunity: crate::salesforce::SfId,
+    },
     /// The Contract made from this first sale (the one whose quote is the first sale's): a re-run
     /// of a billed first sale must bill the Contract as amended since, never revert it, and must
     /// not bill at all once the Contract was renewed.
@@ -108,6 +115,21 @@ pub fn contract_request(
             let quote = relationship_name(quote_field)?;
             format!("{quote}.{quote_opportunity} = {}", id_literal(opportunity))
         }
+        ContractTarget::RenewedOrNext {
+            renews,
+            opportunity,
+        } => {
+            let quote = relationship_name(quote_field)?;
+            format!(
+                "(Id = {} OR {quote}.{quote_opportunity} = {})",
+                id_literal(renews),
+                id_literal(opportunity)
+            )
+        }
+    };
+    let order = match target {
+        ContractTarget::RenewedOrNext { .. } => "DESC",
+        _ => "ASC",
     };
     let renewed = mapping.opportunity.renewed_contract.as_deref();
     let lit = format!("'@{{{CONTRACT}.records[0].Id}}'");
@@ -137,7 +159,7 @@ pub fn contract_request(
         data_path,
         CONTRACT,
         &format!(
-            "SELECT {} FROM Contract WHERE {which} ORDER BY StartDate ASC LIMIT 1",
+            "SELECT {} FROM Contract WHERE {which} ORDER BY StartDate {order} LIMIT 1",
             fields.join(", ")
         ),
     )
