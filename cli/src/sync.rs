@@ -273,25 +273,16 @@ async fn dry_run(connected: &Connected, deal: &DealRef) -> Result<Outcome, CliEr
         }
     };
     let mut work = plan(&snapshot, &connected.mapping);
-    // As dispatch: a future-dated amendment waits for its day.
+    // As dispatch: a future-dated amendment or renewal waits for its day.
     let today = wiring::system_clock().now().date_naive();
-    let scheduled = dealbridge::contract::net::waits_until(&snapshot, today).filter(|_| {
-        work.steps
-            .iter()
-            .any(|s| matches!(s, PlannedStep::MaxioCustomer { .. }))
-    });
-    if let Some(day) = scheduled {
-        work.steps
-            .retain(|s| !matches!(s, PlannedStep::MaxioCustomer { .. }));
-        work.skipped.push(dealbridge::plan::Skipped {
-            flow: dealbridge::plan::Flow::MaxioBilling,
-            reason: format!(
-                "the amendment takes effect {day}; a sync dispatches it again that day (00:00 UTC) and applies it then. To see what it would do then: DEALBRIDGE_CLOCK={day}T00:00:00Z dealbridge sync <id> --dry-run"
-            ),
-        });
-    }
+    let scheduled = dealbridge::plan::hold_until_effective(&mut work, &snapshot, today);
     let mut text = header(&snapshot);
     text.push_str(&plan_text(&work));
+    if let Some(day) = scheduled {
+        text.push_str(&format!(
+            "To see what it would do then: DEALBRIDGE_CLOCK={day}T00:00:00Z dealbridge sync <id> --dry-run\n"
+        ));
+    }
     let mut would_fail = false;
     let mut maxio = Value::Null;
     let mut whmcs = Vec::new();

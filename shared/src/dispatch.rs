@@ -185,24 +185,9 @@ impl Dispatcher {
         let account_id = snapshot.account.id.clone();
         let now = self.clock.now();
         snapshot.dispatched_on = Some(now.date_naive());
-        // A future-dated amendment waits on the delayed queue until its day, then is dispatched
-        // again (from what Salesforce says then).
-        let scheduled =
-            crate::contract::net::waits_until(&snapshot, now.date_naive()).filter(|_| {
-                work.steps
-                    .iter()
-                    .any(|s| matches!(s, PlannedStep::MaxioCustomer { .. }))
-            });
-        if let Some(day) = scheduled {
-            work.steps
-                .retain(|s| !matches!(s, PlannedStep::MaxioCustomer { .. }));
-            work.skipped.push(crate::plan::Skipped {
-                flow: crate::plan::Flow::MaxioBilling,
-                reason: format!(
-                    "the amendment takes effect {day}; it is dispatched again that day (00:00 UTC) and applied to the Contract's subscription then"
-                ),
-            });
-        }
+        // A future-dated amendment or renewal waits on the delayed queue until its day, then is
+        // dispatched again (from what Salesforce says then).
+        let scheduled = crate::plan::hold_until_effective(&mut work, &snapshot, now.date_naive());
         let snapshot = Box::new(snapshot);
         let mut messages = Vec::with_capacity(work.steps.len() + 1);
         if let Some(day) = scheduled {
@@ -228,7 +213,7 @@ impl Dispatcher {
             } else {
                 Some(self.queue.send(&message).await?)
             };
-            info!(deal = %request.deal.id(), %day, "amendment scheduled for its day");
+            info!(deal = %request.deal.id(), %day, "contract change scheduled for its day");
             messages.push(DispatchedStep {
                 step: envelope.step.name(),
                 queue: message.queue,

@@ -169,6 +169,27 @@ pub fn plan(snapshot: &DealSnapshot, mapping: &Mapping) -> WorkPlan {
     }
 }
 
+/// Holds back the Maxio billing of an amendment or renewal that takes effect after `today`: the
+/// step leaves the plan, the reason is said, and the day is returned (dispatch then re-dispatches
+/// the deal that day; the dry run says so). Pure.
+pub fn hold_until_effective(
+    work: &mut WorkPlan,
+    snapshot: &DealSnapshot,
+    today: chrono::NaiveDate,
+) -> Option<chrono::NaiveDate> {
+    let planned = |s: &PlannedStep| matches!(s, PlannedStep::MaxioCustomer { .. });
+    let day = crate::contract::net::waits_until(snapshot, today)
+        .filter(|_| work.steps.iter().any(planned))?;
+    work.steps.retain(|s| !planned(s));
+    work.skipped.push(Skipped {
+        flow: Flow::MaxioBilling,
+        reason: format!(
+            "the change takes effect {day}; the deal is dispatched again that day (00:00 UTC) and applied to the Contract's subscription then"
+        ),
+    });
+    Some(day)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
