@@ -546,3 +546,60 @@ async fn a_search_on_a_field_the_org_lacks_fails_the_invocation_after_the_other_
         ids(&stack, &["VolumeOpportunity"])
     );
 }
+
+#[tokio::test]
+async fn an_amendment_whose_trigger_was_lost_is_applied_to_the_contracts_subscription() {
+    let stack = stack().await;
+    let deps = deps(&stack, ReconcileSettings::default());
+    // The first sale was billed; the amendment's callout never arrived.
+    change_at(&stack, &["AddSeatsOpportunity"], json!({}), now(&stack));
+    stack.advance(31 * MINUTE);
+    reconcile(&stack, &deps).await;
+    stack.drain(2000).await;
+    let first = record(&stack, "AddSeatsOpportunity");
+    assert_eq!(first["Maxio_Sync_Status__c"], "Synced");
+
+    change_at(
+        &stack,
+        &["AddSeatsAmendOpportunity"],
+        json!({}),
+        now(&stack),
+    );
+    stack.advance(31 * MINUTE);
+    let report = reconcile(&stack, &deps).await;
+    assert_eq!(
+        report.opportunities.ids,
+        ids(&stack, &["AddSeatsAmendOpportunity"])
+    );
+    assert_eq!(
+        salesforce_calls(&stack),
+        [sf_routes::COMPOSITE; 3],
+        "one search, then the amendment and its Contract: two Composite calls"
+    );
+    stack.drain(2000).await;
+
+    let amendment = record(&stack, "AddSeatsAmendOpportunity");
+    assert_eq!(amendment["Maxio_Sync_Status__c"], "Synced");
+    assert_eq!(
+        amendment["Maxio_Subscription_Id__c"],
+        first["Maxio_Subscription_Id__c"]
+    );
+    assert_eq!(
+        stack.maxio_ab.subscriptions().len(),
+        1,
+        "no second subscription"
+    );
+    let sub: i64 = first["Maxio_Subscription_Id__c"]
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .unwrap();
+    let seats = stack.maxio_ab.component_id("support-seats").unwrap();
+    let allocated: Vec<Value> = stack
+        .maxio_ab
+        .allocations(sub)
+        .into_iter()
+        .filter(|a| a["component_id"] == seats)
+        .map(|a| a["quantity"].clone())
+        .collect();
+    assert_eq!(allocated, [json!(15)]);
+}
