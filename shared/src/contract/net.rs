@@ -283,8 +283,9 @@ fn by_component<'a>(lots: &[Lot<'a>], mapping: &Mapping) -> Vec<ComponentState<'
 }
 
 /// The Contract netted for `snapshot`'s deal, as of the later of `today` and the deal's own
-/// start; `None` for a deal not on an amended Contract. `refuse_backdated`: an amendment
-/// effective before today is refused (`maxio.past_start` `refuse`), else applied today.
+/// start; `None` for a deal whose snapshot has no Contract history (a first sale not billed
+/// yet). `refuse_backdated`: an amendment or renewal effective before the day it reached
+/// dealbridge is refused (`maxio.past_start` `refuse`), else applied from today.
 pub fn view(
     snapshot: &DealSnapshot,
     mapping: &Mapping,
