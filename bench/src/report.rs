@@ -16,6 +16,17 @@ use crate::per_deal::percentile;
 
 /// Targets.
 pub const SF_READS_PER_DEAL: usize = 1;
+/// A deal on a CPQ Contract (an amendment or renewal) also reads the Contract's history.
+pub const SF_READS_PER_CONTRACT_DEAL: usize = 2;
+
+/// The Salesforce reads a deal of `kind` may make.
+fn reads_allowed(kind: &DealKind) -> usize {
+    if kind.after.is_some() {
+        SF_READS_PER_CONTRACT_DEAL
+    } else {
+        SF_READS_PER_DEAL
+    }
+}
 pub const SF_WRITES_PER_DEAL: usize = 1;
 pub const LATENCY_RATIO: f64 = 1.3;
 pub const BURST_RATIO: f64 = 1.2;
@@ -123,7 +134,9 @@ fn salesforce_excess(results: &Results) -> Vec<(String, String)> {
     results
         .calls
         .iter()
-        .filter(|c| c.warm.sf_reads > SF_READS_PER_DEAL || c.warm.sf_writes > SF_WRITES_PER_DEAL)
+        .filter(|c| {
+            c.warm.sf_reads > reads_allowed(&c.kind) || c.warm.sf_writes > SF_WRITES_PER_DEAL
+        })
         .map(|c| {
             (
                 c.kind.name.to_string(),
@@ -547,17 +560,17 @@ fn targets_section(out: &mut String, results: &Results) {
     let reads_over: Vec<(&DealKind, usize)> = results
         .calls
         .iter()
-        .filter(|c| c.warm.sf_reads > SF_READS_PER_DEAL)
+        .filter(|c| c.warm.sf_reads > reads_allowed(&c.kind))
         .map(|c| (&c.kind, c.warm.sf_reads))
         .collect();
     let _ = writeln!(
         out,
-        "| Salesforce: {SF_READS_PER_DEAL} read call per deal, warm token | {} | {} |",
+        "| Salesforce: {SF_READS_PER_DEAL} read call per deal ({SF_READS_PER_CONTRACT_DEAL} for an amendment or renewal), warm token | {} | {} |",
         if reads_over.is_empty() {
-            "1 read (one Composite) for every deal".to_string()
+            "1 read (one Composite) for every deal, 2 for the amendment".to_string()
         } else {
             format!(
-                "1 read (one Composite) for every deal except {}",
+                "1 read (one Composite) for every deal, 2 for the amendment, except {}",
                 reads_over
                     .iter()
                     .map(|(k, n)| format!("{}: {n} reads, {}", k.name, k.why))
