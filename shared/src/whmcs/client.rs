@@ -190,36 +190,18 @@ impl WhmcsClient {
 
     /// Every order of a client, following `limitstart` to the end of the list.
     pub async fn orders_for_client(&self, client_id: &str) -> Result<Vec<Order>, WhmcsError> {
-        let mut all: Vec<Order> = Vec::new();
-        let mut start: u64 = 0;
+        let mut list = Listing::new(ORDERS_PAGE_SIZE);
         for _ in 0..MAX_ORDER_PAGES {
             let query = GetOrdersQuery {
                 userid: Some(client_id.to_string()),
-                limitstart: Some(start),
+                limitstart: Some(list.start),
                 limitnum: Some(ORDERS_PAGE_SIZE),
                 ..GetOrdersQuery::default()
             };
             let page = self.get_orders(&query).await?;
-            let returned = page.orders.len() as u64;
-            let before = all.len();
-            for order in page.orders {
-                if !all.iter().any(|o| o.id == order.id) {
-                    all.push(order);
-                }
-            }
-            // A page that adds nothing (empty, or a server ignoring limitstart) ends the list.
-            if all.len() == before {
-                return Ok(all);
-            }
-            start += returned;
-            let done = if page.total_results > 0 {
-                start >= page.total_results
-            } else {
-                returned < ORDERS_PAGE_SIZE
-            };
-            if done {
-                debug!(client_id, orders = all.len(), "WHMCS orders listed");
-                return Ok(all);
+            if list.add(page.orders, page.total_results, |a, b| a.id == b.id) {
+                debug!(client_id, orders = list.all.len(), "WHMCS orders listed");
+                return Ok(list.all);
             }
         }
         Err(WhmcsError::Malformed {
@@ -292,33 +274,15 @@ impl WhmcsClient {
 
     /// Every cancellation request (GetCancelledPackages, following `limitstart` to the end).
     pub async fn cancelled_packages(&self) -> Result<Vec<CancelledPackage>, WhmcsError> {
-        let mut all: Vec<CancelledPackage> = Vec::new();
-        let mut start: u64 = 0;
+        let mut list = Listing::new(CANCELLED_PACKAGES_PAGE_SIZE);
         for _ in 0..MAX_CANCELLED_PACKAGES_PAGES {
             let query = GetCancelledPackages {
-                limitstart: Some(start),
+                limitstart: Some(list.start),
                 limitnum: Some(CANCELLED_PACKAGES_PAGE_SIZE),
             };
             let page = self.get_cancelled_packages(&query).await?;
-            let returned = page.packages.len() as u64;
-            let before = all.len();
-            for package in page.packages {
-                if !all.iter().any(|p| p.id == package.id) {
-                    all.push(package);
-                }
-            }
-            // A page that adds nothing (empty, or a server ignoring limitstart) ends the list.
-            if all.len() == before {
-                return Ok(all);
-            }
-            start += returned;
-            let done = if page.total_results > 0 {
-                start >= page.total_results
-            } else {
-                returned < CANCELLED_PACKAGES_PAGE_SIZE
-            };
-            if done {
-                return Ok(all);
+            if list.add(page.packages, page.total_results, |a, b| a.id == b.id) {
+                return Ok(list.all);
             }
         }
         Err(WhmcsError::Malformed {
@@ -536,6 +500,45 @@ pub(crate) fn interpret(
                 retry_after,
             }),
         },
+    }
+}
+
+/// A WHMCS list followed through its `limitstart` pages: each item kept once, and the end of the
+/// list told from `totalresults` (or a short page when WHMCS gives no total). A page that adds
+/// nothing (empty, or a server ignoring `limitstart`) ends the list.
+struct Listing<T> {
+    all: Vec<T>,
+    start: u64,
+    page_size: u64,
+}
+
+impl<T> Listing<T> {
+    fn new(page_size: u64) -> Self {
+        Listing {
+            all: Vec::new(),
+            start: 0,
+            page_size,
+        }
+    }
+
+    /// Adds one page; whether the list has ended.
+    fn add(&mut self, items: Vec<T>, total_results: u64, same: impl Fn(&T, &T) -> bool) -> bool {
+        let returned = items.len() as u64;
+        let before = self.all.len();
+        for item in items {
+            if !self.all.iter().any(|known| same(known, &item)) {
+                self.all.push(item);
+            }
+        }
+        if self.all.len() == before {
+            return true;
+        }
+        self.start += returned;
+        if total_results > 0 {
+            self.start >= total_results
+        } else {
+            returned < self.page_size
+        }
     }
 }
 
