@@ -70,6 +70,11 @@ pub async fn preview(
             "AB customer {} (reference {})",
             c.id, plan.customer.reference
         ),
+        // As the customer step: an amendment or renewal never creates the customer.
+        None if plan.amends() => format!(
+            "no AB customer has reference {} (the Account of the amended Contract's first sale) yet: the change would wait for the first sale (AMENDMENT_ORIGINAL_NOT_BILLED) and create nothing",
+            plan.customer.reference
+        ),
         None => format!(
             "no AB customer has reference {} yet: it would be created",
             plan.customer.reference

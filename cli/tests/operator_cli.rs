@@ -1055,6 +1055,17 @@ async fn for_every_seeded_deal_the_dry_run_fails_exactly_where_the_sync_does() {
 async fn a_dry_run_of_an_amendment_shows_the_allocation_with_its_proration_and_creates_nothing() {
     let sandbox = sandbox().await;
     let first = id(&sandbox, "AddSeatsOpportunity");
+    // Before the first sale is billed, the dry run says the amendment would wait, creating nothing.
+    let early = id(&sandbox, "AddSeatsAmendOpportunity");
+    let waiting = dealbridge(&sandbox, &["sync", early.as_str(), "--dry-run"])
+        .await
+        .expect(0);
+    assert!(
+        waiting.stdout.contains("AMENDMENT_ORIGINAL_NOT_BILLED")
+            && !waiting.stdout.contains("it would be created"),
+        "{}",
+        waiting.stdout
+    );
     dealbridge(&sandbox, &["sync", first.as_str()])
         .await
         .expect(0);
