@@ -23,7 +23,7 @@ use dealbridge::failure::Failure;
 use dealbridge::ledger::{Ledger, StepRecord};
 use dealbridge::maxio::prepare::DealProblem;
 use dealbridge::maxio::settings::{AbConfig, CoreConfig};
-use dealbridge::plan::{PlannedStep, WorkPlan, plan};
+use dealbridge::plan::{PlannedStep, WorkPlan};
 use dealbridge::queue::{InMemoryQueue, OutgoingMessage, Queue, QueueName, QueueUrls, SqsQueue};
 use dealbridge::runner::{
     self, Delivery, DrainOptions, Handled, NoWaiting, OnRetry, QueueHandler, Router,
@@ -100,6 +100,9 @@ fn plan_text(work: &WorkPlan) -> String {
                 "  WHMCS provisioning of Order {order_id}: {}\n",
                 products.join(", ")
             )),
+            PlannedStep::Cancellation { summary, .. } => {
+                text.push_str(&format!("  Cancellation: {summary}\n"))
+            }
         }
     }
     for s in &work.skipped {
@@ -272,15 +275,15 @@ async fn dry_run(connected: &Connected, deal: &DealRef) -> Result<Outcome, CliEr
             return Ok(Outcome::new(json, text, false));
         }
     };
-    let mut work = plan(&snapshot, &connected.mapping);
-    // As dispatch: a future-dated amendment or renewal waits for its day.
-    let today = wiring::system_clock().now().date_naive();
-    let scheduled = dealbridge::plan::hold_until_effective(&mut work, &snapshot, today);
+    // As dispatch: a future-dated amendment, renewal or cancellation waits for its day.
+    let now = wiring::system_clock().now();
+    let (work, scheduled) = dealbridge::plan::for_dispatch(&snapshot, &connected.mapping, now);
     let mut text = header(&snapshot);
     text.push_str(&plan_text(&work));
-    if let Some(day) = scheduled {
+    if let Some(at) = scheduled {
         text.push_str(&format!(
-            "To see what it would do then: DEALBRIDGE_CLOCK={day}T00:00:00Z dealbridge sync <id> --dry-run\n"
+            "To see what it would do then: DEALBRIDGE_CLOCK={} dealbridge sync <id> --dry-run\n",
+            dealbridge::contract::cancel::rfc3339(at)
         ));
     }
     let mut would_fail = false;
@@ -436,6 +439,16 @@ async fn dry_run(connected: &Connected, deal: &DealRef) -> Result<Outcome, CliEr
                         maxio = json!({"problems": problems_json(&problems), "requests": []});
                     }
                 }
+            }
+            PlannedStep::Cancellation { cancellation, .. } => {
+                let (lines, fails) =
+                    crate::cancel_preview::preview(connected, cancellation, now).await?;
+                would_fail |= fails;
+                text.push_str("\nCancellation (each system is read; the sync would make these calls):\n");
+                for line in &lines {
+                    text.push_str(&format!("  {line}\n"));
+                }
+                maxio = json!({"cancellation": cancellation, "preview": lines});
             }
             PlannedStep::WhmcsProvision { order_id, .. } => {
                 let settings = section(WhmcsClientSettings::read)?;
@@ -786,6 +799,18 @@ async fn real_run(
     }
     if needs(|s| matches!(s, PlannedStep::WhmcsProvision { .. })) {
         sections.push(Section::Whmcs);
+    }
+    // A cancellation goes through the AB step (which writes the outcome when there is no WHMCS
+    // service) and, with services, the WHMCS step.
+    if needs(|s| matches!(s, PlannedStep::Cancellation { .. })) {
+        if !sections.contains(&Section::MaxioAb) {
+            sections.push(Section::MaxioAb);
+        }
+        if needs(|s| matches!(s, PlannedStep::Cancellation { cancellation, .. } if !cancellation.services.is_empty()))
+            && !sections.contains(&Section::Whmcs)
+        {
+            sections.push(Section::Whmcs);
+        }
     }
     let wiring = connected.wiring(&sections, Arc::new(queue.clone()), ledger.clone())?;
     let served = wiring.router().map_err(|e| CliError::Config(e.problems))?;

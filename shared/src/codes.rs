@@ -227,6 +227,16 @@ pub enum ErrorCode {
     ContractRenewed,
     /// The amendment nets every line of the Contract to zero (a CPQ cancellation); not applied automatically. Permanent.
     ContractCancellationNotSupported,
+    /// The Opportunity is at the cancelling stage without the date the cancellation takes
+    /// effect (`opportunity.scheduled_cancellation`). Permanent.
+    CancellationDateMissing,
+    /// A cancellation of a deal with nothing billed to cancel: no AB subscription, no WHMCS
+    /// service. Permanent.
+    CancellationNothingBilled,
+    /// The stage moved back from cancelling, but a system cannot withdraw what it was asked
+    /// (a WHMCS cancellation request, which its API cannot delete; a subscription AB has
+    /// already canceled). Needs a person.
+    CancellationNotWithdrawable,
     /// The Account's WHMCS client id (`WH_Account__c`) is empty. Permanent.
     WhmcsClientMissing,
     /// The Account's WHMCS client id is not a positive whole number. Permanent.
@@ -401,6 +411,9 @@ impl ErrorCode {
         ErrorCode::RenewalNotContiguous,
         ErrorCode::ContractRenewed,
         ErrorCode::ContractCancellationNotSupported,
+        ErrorCode::CancellationDateMissing,
+        ErrorCode::CancellationNothingBilled,
+        ErrorCode::CancellationNotWithdrawable,
         ErrorCode::WhmcsClientMissing,
         ErrorCode::WhmcsClientInvalid,
         ErrorCode::WhmcsProductUnmapped,
@@ -522,6 +535,9 @@ impl ErrorCode {
             ErrorCode::RenewalNotContiguous => "RENEWAL_NOT_CONTIGUOUS",
             ErrorCode::ContractRenewed => "CONTRACT_RENEWED",
             ErrorCode::ContractCancellationNotSupported => "CONTRACT_CANCELLATION_NOT_SUPPORTED",
+            ErrorCode::CancellationDateMissing => "CANCELLATION_DATE_MISSING",
+            ErrorCode::CancellationNothingBilled => "CANCELLATION_NOTHING_BILLED",
+            ErrorCode::CancellationNotWithdrawable => "CANCELLATION_NOT_WITHDRAWABLE",
             ErrorCode::WhmcsClientMissing => "WHMCS_CLIENT_MISSING",
             ErrorCode::WhmcsClientInvalid => "WHMCS_CLIENT_INVALID",
             ErrorCode::WhmcsProductUnmapped => "WHMCS_PRODUCT_UNMAPPED",

@@ -14,7 +14,7 @@ use tracing::{info, warn};
 use crate::clock::Clock;
 use crate::envelope::{Envelope, EnvelopeError, Step};
 use crate::mapping::Mapping;
-use crate::plan::{PlannedStep, WorkPlan, plan};
+use crate::plan::{PlannedStep, WorkPlan};
 use crate::queue::{Queue, QueueError, QueueName};
 use crate::salesforce::SfId;
 use crate::snapshot::{DealRef, DealSnapshot, LoadOutcome, SnapshotError, SnapshotLoader};
@@ -181,19 +181,16 @@ impl Dispatcher {
         snapshot: DealSnapshot,
     ) -> Result<DispatchOutcome, DispatchError> {
         let mut snapshot = snapshot;
-        let mut work = plan(&snapshot, &self.mapping);
         let account_id = snapshot.account.id.clone();
         let now = self.clock.now();
         snapshot.dispatched_on = Some(now.date_naive());
-        // A future-dated amendment or renewal waits on the delayed queue until its day, then is
-        // dispatched again (from what Salesforce says then).
-        let scheduled = crate::plan::hold_until_effective(&mut work, &snapshot, now.date_naive());
+        // A future-dated amendment, renewal or cancellation is dispatched again on its day (from
+        // what Salesforce says then) through the delayed queue.
+        let (work, scheduled) = crate::plan::for_dispatch(&snapshot, &self.mapping, now);
         let snapshot = Box::new(snapshot);
         let mut messages = Vec::with_capacity(work.steps.len() + 1);
-        if let Some(day) = scheduled {
-            let not_before = day
-                .and_hms_opt(0, 0, 0)
-                .map_or(now.timestamp(), |t| t.and_utc().timestamp());
+        if let Some(at) = scheduled {
+            let not_before = at.timestamp();
             let wait =
                 Duration::from_secs(u64::try_from(not_before - now.timestamp()).unwrap_or(0))
                     .min(crate::queue::MAX_DELAY);
@@ -213,7 +210,7 @@ impl Dispatcher {
             } else {
                 Some(self.queue.send(&message).await?)
             };
-            info!(deal = %request.deal.id(), %day, "contract change scheduled for its day");
+            info!(deal = %request.deal.id(), %at, "deal dispatched again when its change is due");
             messages.push(DispatchedStep {
                 step: envelope.step.name(),
                 queue: message.queue,
@@ -230,6 +227,9 @@ impl Dispatcher {
                 PlannedStep::WhmcsProvision { order_id, .. } => Step::WhmcsProvision {
                     order_id: order_id.clone(),
                     snapshot: snapshot.clone(),
+                },
+                PlannedStep::Cancellation { cancellation, .. } => Step::MaxioCancel {
+                    cancellation: cancellation.clone(),
                 },
             };
             let envelope = Envelope::new(

@@ -6,6 +6,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::contract::cancel::{CancellationPlan, Standing};
 use crate::maxio::link::CoreLinkInput;
 use crate::maxio::prepare::{AbDealPlan, ResolvedComponent};
 use crate::queue::{OutgoingMessage, QueueName};
@@ -56,6 +57,17 @@ pub enum Step {
     /// Link the AB subscription to the customer's Maxio Core contract (and write the deal's
     /// outcome back).
     MaxioCoreLink { link: CoreLinkInput },
+    /// Bring the AB subscription to the cancellation's target (cancelled at its time, or
+    /// nothing pending), then hand over to the WHMCS services (or write the outcome).
+    MaxioCancel {
+        cancellation: Box<CancellationPlan>,
+    },
+    /// Bring the WHMCS services to the target, then write where every system stands.
+    WhmcsCancel {
+        cancellation: Box<CancellationPlan>,
+        /// What the AB step found and did.
+        standings: Vec<Standing>,
+    },
     /// Provision one Order in WHMCS.
     WhmcsProvision {
         order_id: SfId,
@@ -81,6 +93,8 @@ impl Step {
             Step::MaxioSubscription { .. } => "maxio-subscription",
             Step::MaxioCoreLink { .. } => "maxio-core-link",
             Step::WhmcsProvision { .. } => "whmcs-provision",
+            Step::MaxioCancel { .. } => "maxio-cancel",
+            Step::WhmcsCancel { .. } => "whmcs-cancel",
             Step::Dispatch { .. } => "dispatch",
             Step::Deferred { .. } => "deferred",
         }
@@ -92,7 +106,8 @@ impl Step {
             Step::MaxioPricePoints { .. } => QueueName::MaxioPricePoints,
             Step::MaxioSubscription { .. } => QueueName::MaxioSubscription,
             Step::MaxioCoreLink { .. } => QueueName::MaxioCoreLink,
-            Step::WhmcsProvision { .. } => QueueName::WhmcsProvision,
+            Step::WhmcsProvision { .. } | Step::WhmcsCancel { .. } => QueueName::WhmcsProvision,
+            Step::MaxioCancel { .. } => QueueName::MaxioSubscription,
             Step::Dispatch { .. } | Step::Deferred { .. } => QueueName::Delayed,
         }
     }

@@ -115,6 +115,16 @@ pub struct StatusValues {
     pub order_activated: String,
     /// The Opportunity stage once the service is live.
     pub opportunity_active_stage: String,
+    /// The stage that asks for a cancellation (seed 001 `△Cancelling`, with
+    /// `opportunity.scheduled_cancellation`), and the stage written once every system shows it.
+    pub opportunity_cancelling_stage: String,
+    pub opportunity_cancelled_stage: String,
+    /// `opportunity.cancellation_status` values: requested in every system and due later; done
+    /// in every system; withdrawn (the stage moved back before the date); needs a person.
+    pub cancellation_scheduled: String,
+    pub cancellation_cancelled: String,
+    pub cancellation_withdrawn: String,
+    pub cancellation_failed: String,
 }
 
 impl Default for StatusValues {
@@ -130,6 +140,12 @@ impl Default for StatusValues {
             activation_failed: "Failed".into(),
             order_activated: "Activated".into(),
             opportunity_active_stage: "Active".into(),
+            opportunity_cancelling_stage: "\u{25b3}Cancelling".into(),
+            opportunity_cancelled_stage: "\u{25b3}Cancelled".into(),
+            cancellation_scheduled: "Scheduled".into(),
+            cancellation_cancelled: "Cancelled".into(),
+            cancellation_withdrawn: "Withdrawn".into(),
+            cancellation_failed: "Failed".into(),
         }
     }
 }
@@ -199,6 +215,14 @@ pub struct OpportunityFields {
     /// The deal's currency (multi-currency orgs: `CurrencyIsoCode`); must agree with the Order's.
     /// Null in an org without multi-currency (then `maxio.org_currency` is the currency).
     pub currency: Option<String>,
+    /// When a cancellation asked for by `values.opportunity_cancelling_stage` takes effect
+    /// (seed 001 `ScheduledCancellationDateAndTime__c`, a DateTime).
+    pub scheduled_cancellation: Option<String>,
+    /// Where the cancellation's state is written (values `values.cancellation_*`), what each
+    /// system does or did about it, and why it failed.
+    pub cancellation_status: Option<String>,
+    pub cancellation_detail: Option<String>,
+    pub cancellation_error: Option<String>,
     /// Whether to read the Opportunity's contact roles as a fallback billing contact.
     pub contact_roles: bool,
 }
@@ -340,6 +364,10 @@ impl Default for OpportunityFields {
             amended_contract: some("SBQQ__AmendedContract__c"),
             renewed_contract: some("SBQQ__RenewedContract__c"),
             currency: some("CurrencyIsoCode"),
+            scheduled_cancellation: some("ScheduledCancellationDateAndTime__c"),
+            cancellation_status: some("Cancellation_Status__c"),
+            cancellation_detail: some("Cancellation_Detail__c"),
+            cancellation_error: some("Cancellation_Error__c"),
             contact_roles: true,
         }
     }
@@ -545,6 +573,22 @@ impl Mapping {
             ("order.currency", &self.order.currency),
             ("opportunity.currency", &self.opportunity.currency),
             ("opportunity.maxio_site", &self.opportunity.maxio_site),
+            (
+                "opportunity.scheduled_cancellation",
+                &self.opportunity.scheduled_cancellation,
+            ),
+            (
+                "opportunity.cancellation_status",
+                &self.opportunity.cancellation_status,
+            ),
+            (
+                "opportunity.cancellation_detail",
+                &self.opportunity.cancellation_detail,
+            ),
+            (
+                "opportunity.cancellation_error",
+                &self.opportunity.cancellation_error,
+            ),
             (
                 "opportunity.amended_contract",
                 &self.opportunity.amended_contract,

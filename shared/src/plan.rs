@@ -10,6 +10,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use chrono::{DateTime, Utc};
+
+use crate::contract::cancel::{CancellationPlan, Target};
 use crate::mapping::Mapping;
 use crate::salesforce::SfId;
 use crate::snapshot::{DealRef, DealSnapshot, Product};
@@ -36,6 +39,12 @@ pub enum PlannedStep {
     WhmcsProvision {
         order_id: SfId,
         products: Vec<String>,
+    },
+    /// Cancel (or withdraw the cancellation of) the deal's AB subscription and WHMCS services.
+    Cancellation {
+        /// What the steps do, in a sentence.
+        summary: String,
+        cancellation: Box<CancellationPlan>,
     },
 }
 
@@ -76,10 +85,34 @@ fn synced(opp: &crate::snapshot::Opportunity, mapping: &Mapping) -> bool {
     }
 }
 
+/// Whether the deal was cancelled (its stage, or the cancellation status dealbridge wrote): it
+/// is billed and provisioned no more.
+fn cancelled(opp: &crate::snapshot::Opportunity, mapping: &Mapping) -> bool {
+    let v = &mapping.values;
+    opp.stage == v.opportunity_cancelled_stage
+        || opp.cancellation_status.as_deref() == Some(v.cancellation_cancelled.as_str())
+}
+
 pub fn plan(snapshot: &DealSnapshot, mapping: &Mapping) -> WorkPlan {
     let mut steps = Vec::new();
     let mut skipped = Vec::new();
     let skip = |flow, reason: String| Skipped { flow, reason };
+    if let Some(opp) = snapshot.opportunity.as_ref().filter(|o| cancelled(o, mapping)) {
+        let reason = format!(
+            "Opportunity {} was cancelled (stage {}, cancellation {}); it is billed and provisioned no more",
+            opp.id,
+            opp.stage,
+            opp.cancellation_status.as_deref().unwrap_or("not recorded")
+        );
+        return WorkPlan {
+            steps,
+            skipped: vec![
+                skip(Flow::MaxioBilling, reason.clone()),
+                skip(Flow::WhmcsProvisioning, reason),
+            ],
+            unmapped_products: Vec::new(),
+        };
+    }
 
     let maxio_products: Vec<String> = snapshot
         .order_items()
@@ -167,6 +200,46 @@ pub fn plan(snapshot: &DealSnapshot, mapping: &Mapping) -> WorkPlan {
         skipped,
         unmapped_products,
     }
+}
+
+/// The plan dispatch carries out, and when to dispatch the deal again (a change or a
+/// cancellation that is due later). Pure; the dry run uses it too.
+pub fn for_dispatch(
+    snapshot: &DealSnapshot,
+    mapping: &Mapping,
+    now: DateTime<Utc>,
+) -> (WorkPlan, Option<DateTime<Utc>>) {
+    let today = now.date_naive();
+    if let Some(cancellation) = crate::contract::cancel::cancellation(snapshot, mapping, today) {
+        let again = match cancellation.target {
+            Target::Cancel { at } if at > now && cancellation.refused.is_empty() => Some(at),
+            _ => None,
+        };
+        let mut skipped = Vec::new();
+        if again.is_some() {
+            skipped.push(Skipped {
+                flow: Flow::MaxioBilling,
+                reason: format!(
+                    "the cancellation takes effect {}; what AB and WHMCS can schedule is scheduled now, and the deal is dispatched again then",
+                    crate::contract::cancel::rfc3339(cancellation.at().unwrap_or(now))
+                ),
+            });
+        }
+        let work = WorkPlan {
+            steps: vec![PlannedStep::Cancellation {
+                summary: cancellation.describe(),
+                cancellation: Box::new(cancellation),
+            }],
+            skipped,
+            unmapped_products: Vec::new(),
+        };
+        return (work, again);
+    }
+    let mut work = plan(snapshot, mapping);
+    let again = hold_until_effective(&mut work, snapshot, today)
+        .and_then(|day| day.and_hms_opt(0, 0, 0))
+        .map(|t| t.and_utc());
+    (work, again)
 }
 
 /// Holds back the Maxio billing of an amendment or renewal that takes effect after `today`: the
@@ -263,6 +336,9 @@ mod tests {
                 maxio_site: None,
                 amended_contract: None,
                 renewed_contract: None,
+                scheduled_cancellation: None,
+                cancellation_status: None,
+                cancellation_detail: None,
                 currency: None,
                 contact_roles: vec![],
             }),

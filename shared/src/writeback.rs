@@ -8,6 +8,7 @@ use serde_json::{Map, Value};
 use tracing::info;
 
 use crate::clock::Clock;
+use crate::contract::cancel::{CancellationOutcome, CancellationPlan, Source};
 use crate::mapping::Mapping;
 use crate::ports::SalesforceWrites;
 use crate::retry::RetryPolicy;
@@ -394,6 +395,87 @@ impl WriteBack {
     }
 
     /// Updates `records` in one call, again while any is locked; other record errors are returned.
+    /// The records a cancellation's outcome writes: the dispatched Opportunity's cancellation
+    /// status, detail and error (for a CPQ cancellation also its scheduled time, so the
+    /// reconciler finds it when it is due), and the cancelled stage on the Opportunity that
+    /// follows the service once every system shows it. Empty when the Opportunity already says
+    /// exactly this (a re-check that found nothing new writes nothing, and leaves
+    /// `LastModifiedDate` alone).
+    pub fn cancellation_records(
+        &self,
+        plan: &CancellationPlan,
+        outcome: &CancellationOutcome,
+    ) -> Vec<RecordUpdate> {
+        let unchanged = plan.status_now.as_deref() == Some(outcome.status.as_str())
+            && plan.detail_now.as_deref() == Some(truncate(&outcome.detail, MAX_ERROR_CHARS).as_str())
+            && outcome.error.is_none()
+            && outcome.stage.is_none();
+        if unchanged {
+            return Vec::new();
+        }
+        let o = &self.mapping.opportunity;
+        let mut opp = Map::new();
+        put(&mut opp, &o.cancellation_status, Value::String(outcome.status.clone()));
+        put(
+            &mut opp,
+            &o.cancellation_detail,
+            Value::String(truncate(&outcome.detail, MAX_ERROR_CHARS)),
+        );
+        put(
+            &mut opp,
+            &o.cancellation_error,
+            outcome
+                .error
+                .as_ref()
+                .map_or(Value::Null, |e| {
+                    Value::String(truncate(&e.to_string(), MAX_ERROR_CHARS))
+                }),
+        );
+        if let (Source::Amendment, Some(at)) = (plan.source, plan.at()) {
+            put(
+                &mut opp,
+                &o.scheduled_cancellation,
+                Value::String(crate::contract::cancel::rfc3339(at)),
+            );
+        }
+        let mut records = vec![RecordUpdate {
+            sobject: "Opportunity".into(),
+            id: plan.opportunity_id.clone(),
+            fields: opp,
+        }];
+        if let (Some(stage), Some(field)) = (&outcome.stage, &o.stage) {
+            let mut fields = Map::new();
+            fields.insert(field.clone(), Value::String(stage.clone()));
+            match records.iter_mut().find(|r| r.id == plan.stage_opportunity) {
+                Some(r) => r.fields.extend(fields),
+                None => records.push(RecordUpdate {
+                    sobject: "Opportunity".into(),
+                    id: plan.stage_opportunity.clone(),
+                    fields,
+                }),
+            }
+        }
+        records
+    }
+
+    pub async fn cancellation(
+        &self,
+        plan: &CancellationPlan,
+        outcome: &CancellationOutcome,
+    ) -> Result<(), SalesforceError> {
+        let records = self.cancellation_records(plan, outcome);
+        if records.is_empty() {
+            info!(opportunity = %plan.opportunity_id, status = %outcome.status, "cancellation unchanged; nothing written");
+            return Ok(());
+        }
+        self.update(&records).await?;
+        if outcome.error.is_some() {
+            crate::metrics::count(crate::metrics::FAILURES_REPORTED, 1);
+        }
+        info!(opportunity = %plan.opportunity_id, status = %outcome.status, done = outcome.done, "cancellation written to Salesforce");
+        Ok(())
+    }
+
     pub async fn update(&self, records: &[RecordUpdate]) -> Result<(), SalesforceError> {
         run_with_retries(
             &self.retry,

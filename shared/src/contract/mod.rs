@@ -7,5 +7,9 @@
 //!   sale's lines and each amendment's deltas), which the AB chain then sets on the Contract's one
 //!   subscription: net, then set, so a replay sets the same totals and never adds twice.
 
+//! - [`cancel`]: cancellations (the seed-001 stage, a CPQ amendment to zero): the target, what
+//!   each system must do to reach it, and what the Opportunity is told.
+
+pub mod cancel;
 pub mod change;
 pub mod net;

@@ -533,7 +533,7 @@ fn netted(
         problems.push(DealProblem::new(
             ErrorCode::ContractCancellationNotSupported,
             format!(
-                "the {what} takes every line of Contract {} to zero from {effective}: a CPQ cancellation. dealbridge does not cancel AB subscriptions yet, and will not leave the subscription billing its base product with no components; cancel the subscription in Maxio AB by hand",
+                "the {what} takes every line of Contract {} to zero from {effective}: a CPQ cancellation, which the cancellation steps carry out (dispatch the amendment's Opportunity); the AB chain does not leave the subscription billing its base product with no components",
                 contract.number.as_deref().unwrap_or(contract.id.as_str())
             ),
         ));
@@ -603,6 +603,25 @@ fn netted(
 
 /// The day an amendment or renewal takes effect, when it is later than `today`: the deal waits
 /// for it.
+/// The day a CPQ cancellation takes effect: the deal is an amendment that nets every line of its
+/// Contract to zero (and nothing else refuses it), from its Orders' start.
+pub fn cancellation_day(
+    snapshot: &DealSnapshot,
+    mapping: &Mapping,
+    today: NaiveDate,
+) -> Option<NaiveDate> {
+    snapshot.opportunity.as_ref()?.amended_contract.as_ref()?;
+    match view(snapshot, mapping, today, false)? {
+        Err(problems)
+            if problems.len() == 1
+                && problems[0].code == ErrorCode::ContractCancellationNotSupported =>
+        {
+            snapshot.orders.iter().filter_map(|o| o.effective_date).min()
+        }
+        _ => None,
+    }
+}
+
 pub fn waits_until(snapshot: &DealSnapshot, today: NaiveDate) -> Option<NaiveDate> {
     let opportunity = snapshot.opportunity.as_ref()?;
     if opportunity.amended_contract.is_none() && opportunity.renewed_contract.is_none() {
@@ -706,6 +725,9 @@ mod tests {
             currency: Some("USD".into()),
             amended_contract: amends.then(|| id("800A000010khO8J")),
             renewed_contract: None,
+            scheduled_cancellation: None,
+            cancellation_status: None,
+                cancellation_detail: None,
             contact_roles: vec![],
         }
     }

@@ -2,6 +2,7 @@
 //! the chain of worker steps and the link of the AB subscription to the Core contract.
 
 pub mod ab;
+mod cancel_step;
 pub mod converge;
 pub mod core;
 pub mod core_link;

@@ -946,6 +946,9 @@ mod tests {
                 maxio_site: None,
                 amended_contract: None,
                 renewed_contract: None,
+                scheduled_cancellation: None,
+                cancellation_status: None,
+                cancellation_detail: None,
                 currency: Some("USD".into()),
                 contact_roles: roles
                     .into_iter()

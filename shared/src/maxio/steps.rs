@@ -148,6 +148,9 @@ impl QueueHandler for MaxioDeps {
 impl MaxioDeps {
     /// Handles one message of any Maxio step; `receive_count` is its delivery number.
     async fn handle_message(&self, envelope: Envelope, receive_count: u32) -> Handled {
+        if let Step::MaxioCancel { cancellation } = &envelope.step {
+            return self.cancel(&envelope, cancellation, receive_count).await;
+        }
         let (opportunity, account) = match &envelope.step {
             Step::MaxioCustomer { snapshot } => (
                 snapshot.opportunity.as_ref().map(|o| o.id.clone()),
@@ -301,7 +304,7 @@ impl MaxioDeps {
         Handled::Retry(Failure::new(ErrorCode::DealbridgeBadMessage, reason))
     }
 
-    async fn send(&self, envelope: &Envelope, step: Step) -> Result<(), StepFailure> {
+    pub(super) async fn send(&self, envelope: &Envelope, step: Step) -> Result<(), StepFailure> {
         let next = Envelope::new(
             &envelope.correlation_id,
             &envelope.deal,
@@ -323,7 +326,7 @@ impl MaxioDeps {
     }
 
     /// The client of the deal's site.
-    fn ab(&self, site: &str) -> Result<Arc<dyn MaxioAb>, StepFailure> {
+    pub(super) fn ab(&self, site: &str) -> Result<Arc<dyn MaxioAb>, StepFailure> {
         self.sites.get(site).map(|s| s.ab.clone()).ok_or_else(|| {
             permanent(
                 ErrorCode::MaxioSiteMisconfigured,

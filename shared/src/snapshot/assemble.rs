@@ -229,6 +229,12 @@ fn opportunity(r: &Value, mapping: &Mapping) -> Result<Opportunity, SnapshotErro
             currency: opt_text(r, &o.currency)?,
             amended_contract: opt_id(r, &o.amended_contract)?,
             renewed_contract: opt_id(r, &o.renewed_contract)?,
+            scheduled_cancellation: match &o.scheduled_cancellation {
+                Some(n) => fields::datetime(r, n)?,
+                None => None,
+            },
+            cancellation_status: opt_text(r, &o.cancellation_status)?,
+            cancellation_detail: opt_text(r, &o.cancellation_detail)?,
             contact_roles,
         })
     };

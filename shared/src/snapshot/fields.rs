@@ -138,6 +138,21 @@ pub fn date(record: &Value, path: &str) -> Result<Option<NaiveDate>, FieldError>
     }
 }
 
+/// A DateTime field (`2026-12-31T05:00:00.000+0000`, or RFC 3339), in UTC.
+pub fn datetime(
+    record: &Value,
+    path: &str,
+) -> Result<Option<chrono::DateTime<chrono::Utc>>, FieldError> {
+    match value_at(record, path) {
+        None => Ok(None),
+        Some(Value::String(s)) => chrono::DateTime::parse_from_rfc3339(s)
+            .or_else(|_| chrono::DateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f%z"))
+            .map(|t| Some(t.with_timezone(&chrono::Utc)))
+            .map_err(|_| err(path, "a date and time", &Value::String(s.clone()))),
+        Some(other) => Err(err(path, "a date and time", other)),
+    }
+}
+
 /// The rows of a child subquery: accepts `null`, an absent key, and an empty or full query result.
 pub fn children(record: &Value, relationship: &str) -> Result<Vec<Value>, FieldError> {
     match value_at(record, relationship) {

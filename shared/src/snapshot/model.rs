@@ -206,6 +206,16 @@ pub struct Opportunity {
     /// The Contract this Opportunity renews (CPQ `SBQQ__RenewedContract__c`).
     #[serde(default)]
     pub renewed_contract: Option<SfId>,
+    /// When the cancellation the stage asks for takes effect (seed 001
+    /// `ScheduledCancellationDateAndTime__c`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheduled_cancellation: Option<chrono::DateTime<chrono::Utc>>,
+    /// The cancellation state dealbridge last wrote (`Cancellation_Status__c`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cancellation_status: Option<String>,
+    /// What each system does or did about it, as dealbridge last wrote it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cancellation_detail: Option<String>,
     /// Contact roles, the primary one first.
     pub contact_roles: Vec<ContactRole>,
 }

@@ -234,6 +234,9 @@ pub fn opportunity_query(mapping: &Mapping, condition: &str) -> String {
     push_opt(&mut fields, "", &o.currency);
     push_opt(&mut fields, "", &o.amended_contract);
     push_opt(&mut fields, "", &o.renewed_contract);
+    push_opt(&mut fields, "", &o.scheduled_cancellation);
+    push_opt(&mut fields, "", &o.cancellation_status);
+    push_opt(&mut fields, "", &o.cancellation_detail);
     if let Some(quote) = o.primary_quote.as_deref().and_then(relationship_name) {
         let q = &mapping.quote;
         let prefix = format!("{quote}.");

@@ -11,6 +11,7 @@
 //! - `error`: [`WhmcsError`], its stable codes, and the ambiguous AddOrder.
 //! - `client`: [`WhmcsClient`].
 
+mod cancel;
 pub mod client;
 pub mod currency;
 mod de;

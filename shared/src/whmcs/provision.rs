@@ -115,6 +115,15 @@ impl WhmcsDeps {
         receive_count: u32,
         deadline: Option<DateTime<Utc>>,
     ) -> Handled {
+        if let Step::WhmcsCancel {
+            cancellation,
+            standings,
+        } = &envelope.step
+        {
+            return self
+                .cancel(&envelope, cancellation, standings, receive_count)
+                .await;
+        }
         let Step::WhmcsProvision { order_id, snapshot } = &envelope.step else {
             return Handled::Retry(Failure::new(
                 ErrorCode::DealbridgeBadMessage,
