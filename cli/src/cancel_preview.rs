@@ -81,7 +81,9 @@ pub async fn preview(
             },
             Ok(None) => {
                 fails = true;
-                lines.push(format!("{system}: MAXIO_NOT_FOUND: AB has no such subscription"));
+                lines.push(format!(
+                    "{system}: MAXIO_NOT_FOUND: AB has no such subscription"
+                ));
             }
             Err(e) => {
                 return Err(CliError::Failed(format!(

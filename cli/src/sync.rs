@@ -444,7 +444,9 @@ async fn dry_run(connected: &Connected, deal: &DealRef) -> Result<Outcome, CliEr
                 let (lines, fails) =
                     crate::cancel_preview::preview(connected, cancellation, now).await?;
                 would_fail |= fails;
-                text.push_str("\nCancellation (each system is read; the sync would make these calls):\n");
+                text.push_str(
+                    "\nCancellation (each system is read; the sync would make these calls):\n",
+                );
                 for line in &lines {
                     text.push_str(&format!("  {line}\n"));
                 }
@@ -806,8 +808,9 @@ async fn real_run(
         if !sections.contains(&Section::MaxioAb) {
             sections.push(Section::MaxioAb);
         }
-        if needs(|s| matches!(s, PlannedStep::Cancellation { cancellation, .. } if !cancellation.services.is_empty()))
-            && !sections.contains(&Section::Whmcs)
+        if needs(
+            |s| matches!(s, PlannedStep::Cancellation { cancellation, .. } if !cancellation.services.is_empty()),
+        ) && !sections.contains(&Section::Whmcs)
         {
             sections.push(Section::Whmcs);
         }

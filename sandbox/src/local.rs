@@ -128,6 +128,8 @@ impl LocalStack {
             )?;
         }
         let whmcs = WhmcsSandbox::start(WhmcsSettings::default()).await?;
+        // WHMCS dates services and runs its cron on the stack's clock too.
+        whmcs.set_clock(sample_time());
 
         let secrets = InMemorySecrets::new();
         secrets.insert(
@@ -267,10 +269,14 @@ impl LocalStack {
         self.clock.now().timestamp()
     }
 
-    /// Moves the queue's and the functions' time together.
+    /// Moves the queue's, the functions' and the fakes' time together (AB's delayed and
+    /// scheduled cancellations come due, WHMCS's daily cron runs as midnight passes).
     pub fn advance(&self, by: Duration) {
         self.queue.advance(by);
         self.clock.advance(by);
+        self.maxio_ab.advance_clock(by);
+        self.maxio_ab_uk.advance_clock(by);
+        self.whmcs.advance_clock(by);
     }
 
     /// The 18-character Id of a seeded record.

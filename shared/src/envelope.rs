@@ -59,9 +59,7 @@ pub enum Step {
     MaxioCoreLink { link: CoreLinkInput },
     /// Bring the AB subscription to the cancellation's target (cancelled at its time, or
     /// nothing pending), then hand over to the WHMCS services (or write the outcome).
-    MaxioCancel {
-        cancellation: Box<CancellationPlan>,
-    },
+    MaxioCancel { cancellation: Box<CancellationPlan> },
     /// Bring the WHMCS services to the target, then write where every system stands.
     WhmcsCancel {
         cancellation: Box<CancellationPlan>,

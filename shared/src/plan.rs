@@ -97,7 +97,11 @@ pub fn plan(snapshot: &DealSnapshot, mapping: &Mapping) -> WorkPlan {
     let mut steps = Vec::new();
     let mut skipped = Vec::new();
     let skip = |flow, reason: String| Skipped { flow, reason };
-    if let Some(opp) = snapshot.opportunity.as_ref().filter(|o| cancelled(o, mapping)) {
+    if let Some(opp) = snapshot
+        .opportunity
+        .as_ref()
+        .filter(|o| cancelled(o, mapping))
+    {
         let reason = format!(
             "Opportunity {} was cancelled (stage {}, cancellation {}); it is billed and provisioned no more",
             opp.id,

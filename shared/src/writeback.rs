@@ -407,7 +407,8 @@ impl WriteBack {
         outcome: &CancellationOutcome,
     ) -> Vec<RecordUpdate> {
         let unchanged = plan.status_now.as_deref() == Some(outcome.status.as_str())
-            && plan.detail_now.as_deref() == Some(truncate(&outcome.detail, MAX_ERROR_CHARS).as_str())
+            && plan.detail_now.as_deref()
+                == Some(truncate(&outcome.detail, MAX_ERROR_CHARS).as_str())
             && outcome.error.is_none()
             && outcome.stage.is_none();
         if unchanged {
@@ -415,7 +416,11 @@ impl WriteBack {
         }
         let o = &self.mapping.opportunity;
         let mut opp = Map::new();
-        put(&mut opp, &o.cancellation_status, Value::String(outcome.status.clone()));
+        put(
+            &mut opp,
+            &o.cancellation_status,
+            Value::String(outcome.status.clone()),
+        );
         put(
             &mut opp,
             &o.cancellation_detail,
@@ -424,12 +429,9 @@ impl WriteBack {
         put(
             &mut opp,
             &o.cancellation_error,
-            outcome
-                .error
-                .as_ref()
-                .map_or(Value::Null, |e| {
-                    Value::String(truncate(&e.to_string(), MAX_ERROR_CHARS))
-                }),
+            outcome.error.as_ref().map_or(Value::Null, |e| {
+                Value::String(truncate(&e.to_string(), MAX_ERROR_CHARS))
+            }),
         );
         if let (Source::Amendment, Some(at)) = (plan.source, plan.at()) {
             put(

@@ -340,11 +340,6 @@ async fn what_ab_cannot_bill_exactly_is_refused_on_the_amendment_before_any_ab_w
             "AMENDMENT_PRICE_NOT_SCHEDULED",
             "unit price 135",
         ),
-        (
-            "CancelAll",
-            "CONTRACT_CANCELLATION_NOT_SUPPORTED",
-            "every line",
-        ),
     ] {
         let stack = LocalStack::start().await.unwrap();
         let first = format!("{scenario}Opportunity");
@@ -352,7 +347,6 @@ async fn what_ab_cannot_bill_exactly_is_refused_on_the_amendment_before_any_ab_w
         let sub = first_sale(&stack, &first).await;
         let components = stack.maxio_ab.subscription_components(sub);
         let before = writes(&stack);
-        // CancelAll is dated 2026-12-01: virtual time runs there through the delayed queue.
         send_deal(&stack, &amendment).await;
         stack.drain(20_000).await;
         let opp = record(&stack, &amendment);

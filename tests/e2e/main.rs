@@ -2,6 +2,7 @@
 //! virtual time (one test binary, so CI links once).
 
 mod amendments;
+mod cancellations;
 mod chaos;
 mod first_sale;
 mod hostile_input;

@@ -409,6 +409,18 @@ impl WhmcsSandbox {
         self.store().set_status_of_service(id, status)
     }
 
+    /// Sets a service's next due date (`YYYY-MM-DD`) as an admin would, or as a paid invoice
+    /// moves it on. False when there is no such service.
+    pub fn set_next_due(&self, id: u64, date: &str) -> bool {
+        match self.store().services.get_mut(&id) {
+            Some(service) => {
+                service.next_due = date.to_string();
+                true
+            }
+            None => false,
+        }
+    }
+
     /// The installation's virtual clock.
     pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
         self.store().now()

@@ -36,7 +36,11 @@ use crate::whmcs::services::{CancelType, ClientProduct};
 pub const SAME_DAY_HOURS: i64 = 24;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "kebab-case", rename_all_fields = "camelCase")]
+#[serde(
+    tag = "kind",
+    rename_all = "kebab-case",
+    rename_all_fields = "camelCase"
+)]
 pub enum Target {
     /// Cancelled in every system at `at`.
     Cancel { at: DateTime<Utc> },
@@ -172,8 +176,8 @@ pub fn cancellation(
     let opportunity = snapshot.opportunity.as_ref()?;
     let values = &mapping.values;
     let stage = &opportunity.stage;
-    let scheduled = opportunity.cancellation_status.as_deref()
-        == Some(values.cancellation_scheduled.as_str());
+    let scheduled =
+        opportunity.cancellation_status.as_deref() == Some(values.cancellation_scheduled.as_str());
     let mut refused = Vec::new();
     let (target, source, billed) = if *stage == values.opportunity_cancelling_stage {
         let at = match opportunity.scheduled_cancellation {
@@ -268,7 +272,11 @@ pub fn cancellation(
 
 /// Where one system stands on the cancellation, after its step.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "state", rename_all = "kebab-case", rename_all_fields = "camelCase")]
+#[serde(
+    tag = "state",
+    rename_all = "kebab-case",
+    rename_all_fields = "camelCase"
+)]
 pub enum SystemState {
     /// Cancelled in the system.
     Cancelled { note: String },
@@ -519,7 +527,13 @@ pub fn outcome(
         let text = failures
             .iter()
             .enumerate()
-            .map(|(n, (c, m))| if n == 0 { m.clone() } else { format!("{c}: {m}") })
+            .map(|(n, (c, m))| {
+                if n == 0 {
+                    m.clone()
+                } else {
+                    format!("{c}: {m}")
+                }
+            })
             .collect::<Vec<_>>()
             .join("\n");
         return CancellationOutcome {

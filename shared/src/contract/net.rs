@@ -616,7 +616,11 @@ pub fn cancellation_day(
             if problems.len() == 1
                 && problems[0].code == ErrorCode::ContractCancellationNotSupported =>
         {
-            snapshot.orders.iter().filter_map(|o| o.effective_date).min()
+            snapshot
+                .orders
+                .iter()
+                .filter_map(|o| o.effective_date)
+                .min()
         }
         _ => None,
     }
@@ -727,7 +731,7 @@ mod tests {
             renewed_contract: None,
             scheduled_cancellation: None,
             cancellation_status: None,
-                cancellation_detail: None,
+            cancellation_detail: None,
             contact_roles: vec![],
         }
     }

@@ -50,7 +50,9 @@ impl MaxioDeps {
                 Err(StepFailure::Transient(reason) | StepFailure::NotYet(reason)) => {
                     let failure = Failure::new(
                         ErrorCode::MaxioGaveUp,
-                        format!("the AB cancellation failed {receive_count} times; last error: {reason}"),
+                        format!(
+                            "the AB cancellation failed {receive_count} times; last error: {reason}"
+                        ),
                     );
                     gave_up = Some(failure.clone());
                     SystemState::Failed {
@@ -161,10 +163,7 @@ impl MaxioDeps {
                 note: format!(
                     "the site cannot schedule a cancellation (its \"Schedule Subscription Cancellation\" feature is off, and {} is not the end of the period, {}); dealbridge cancels it then",
                     rfc3339(at),
-                    after
-                        .current_period_ends_at
-                        .as_deref()
-                        .unwrap_or("unknown")
+                    after.current_period_ends_at.as_deref().unwrap_or("unknown")
                 ),
             }),
             Err(left) => Err(StepFailure::permanent(

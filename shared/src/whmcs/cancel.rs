@@ -25,6 +25,9 @@ use crate::failure::Failure;
 use crate::ledger::StepStatus;
 use crate::runner::Handled;
 
+/// Ledger target prefix of a request made: `whmcs_requested_<service>` = its type.
+const REQUESTED: &str = "whmcs_requested_";
+
 fn failed(e: &WhmcsError) -> SystemState {
     SystemState::Failed {
         code: e.code(),
@@ -44,14 +47,33 @@ impl WhmcsDeps {
         let mut standings = earlier.to_vec();
         let last = receive_count >= self.max_receives;
         let mut gave_up = None;
+        // AddCancelRequest is not idempotent: the requests made are kept in the ledger, and a
+        // service already asked with the same type is not asked again.
+        let deal = envelope.deal.id().to_string();
+        let mut requested: BTreeMap<String, String> =
+            match self.ledger.get(&deal, envelope.step.name()).await {
+                Ok(record) => record
+                    .map(|r| r.targets)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter(|(k, _)| k.starts_with(REQUESTED))
+                    .collect(),
+                Err(e) => return Handled::Retry(Failure::new(ErrorCode::LedgerUnavailable, e)),
+            };
         for service in &plan.services {
-            let state = match self.service_standing(plan, service).await {
+            let state = match self.service_standing(plan, service, &mut requested).await {
                 Ok(state) => state,
                 Err(e) if (e.is_retryable() || e.is_ambiguous()) && !last => {
                     let reason = Failure::new(e.code(), e.message());
                     warn!(deal = %envelope.deal.id(), service, %reason, receive_count, "WHMCS cancellation failed; will retry");
-                    self.note_cancel(envelope, StepStatus::InProgress, &standings, Some(&reason))
-                        .await;
+                    self.note_cancel(
+                        envelope,
+                        StepStatus::InProgress,
+                        &standings,
+                        &requested,
+                        Some(&reason),
+                    )
+                    .await;
                     return Handled::Retry(reason);
                 }
                 Err(e) if e.is_retryable() || e.is_ambiguous() => {
@@ -81,7 +103,8 @@ impl WhmcsDeps {
         } else {
             StepStatus::Completed
         };
-        self.note_cancel(envelope, status, &standings, None).await;
+        self.note_cancel(envelope, status, &standings, &requested, None)
+            .await;
         match self.writeback.cancellation(plan, &result).await {
             Ok(()) => match (gave_up, result.error) {
                 (Some(f), _) => Handled::Conflict(f),
@@ -100,6 +123,7 @@ impl WhmcsDeps {
         &self,
         plan: &CancellationPlan,
         service: &str,
+        requested_before: &mut BTreeMap<String, String>,
     ) -> Result<SystemState, WhmcsError> {
         let now = self.clock.now();
         let Some(product) = self.whmcs.client_product(service).await? else {
@@ -125,16 +149,20 @@ impl WhmcsDeps {
         match whmcs_move(&plan.target, &product, requested.as_deref(), now) {
             Ok(state) => Ok(state),
             Err(WhmcsMove::Request(kind)) => {
-                info!(service, kind = kind.as_str(), "WHMCS cancellation request");
-                match self
-                    .whmcs
-                    .add_cancel_request(service, kind, &plan.message)
-                    .await
-                {
-                    Ok(_) => {}
-                    Err(e) if is_existing_cancel_request(&e) => {}
-                    Err(e) if is_service_not_found(&e) => return Ok(failed(&e)),
-                    Err(e) => return Err(e),
+                let key = format!("{REQUESTED}{service}");
+                if requested_before.get(&key).map(String::as_str) != Some(kind.as_str()) {
+                    info!(service, kind = kind.as_str(), "WHMCS cancellation request");
+                    match self
+                        .whmcs
+                        .add_cancel_request(service, kind, &plan.message)
+                        .await
+                    {
+                        Ok(_) => {}
+                        Err(e) if is_existing_cancel_request(&e) => {}
+                        Err(e) if is_service_not_found(&e) => return Ok(failed(&e)),
+                        Err(e) => return Err(e),
+                    }
+                    requested_before.insert(key, kind.as_str().to_string());
                 }
                 Ok(SystemState::Scheduled {
                     note: format!(
@@ -160,9 +188,10 @@ impl WhmcsDeps {
         envelope: &Envelope,
         status: StepStatus,
         standings: &[Standing],
+        requested: &BTreeMap<String, String>,
         error: Option<&Failure>,
     ) {
-        let targets: BTreeMap<String, String> = standings
+        let mut targets: BTreeMap<String, String> = standings
             .iter()
             .map(|s| {
                 (
@@ -171,6 +200,7 @@ impl WhmcsDeps {
                 )
             })
             .collect();
+        targets.extend(requested.clone());
         let error = error.map(ToString::to_string).or_else(|| {
             standings.iter().find_map(|s| match &s.state {
                 SystemState::Failed { code, message } => Some(format!("{code}: {message}")),

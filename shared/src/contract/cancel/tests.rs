@@ -49,7 +49,8 @@ fn plan_of(snapshot: &DealSnapshot) -> CancellationPlan {
 }
 
 fn subscription(fields: Value) -> SubscriptionLifecycle {
-    let mut sub = json!({"id": 42, "state": "active", "current_period_ends_at": "2026-12-31T00:00:00-05:00"});
+    let mut sub =
+        json!({"id": 42, "state": "active", "current_period_ends_at": "2026-12-31T00:00:00-05:00"});
     for (k, v) in fields.as_object().unwrap() {
         sub[k] = v.clone();
     }
@@ -79,8 +80,15 @@ fn the_cancelling_stage_asks_to_cancel_the_subscription_and_every_service_at_its
     );
     assert_eq!(plan.services, ["7", "101"]);
     assert!(plan.refused.is_empty());
-    assert_eq!(plan.stage_opportunity.as_str(), plan.opportunity_id.as_str());
-    assert!(plan.message.contains("2026-12-31T05:00:00Z"), "{}", plan.message);
+    assert_eq!(
+        plan.stage_opportunity.as_str(),
+        plan.opportunity_id.as_str()
+    );
+    assert!(
+        plan.message.contains("2026-12-31T05:00:00Z"),
+        "{}",
+        plan.message
+    );
 }
 
 #[test]
@@ -88,7 +96,11 @@ fn a_cancellation_without_its_time_or_with_nothing_billed_is_refused() {
     let plan = plan_of(&deal(json!({"stage": "\u{25b3}Cancelling"})));
     assert_eq!(plan.refused.len(), 1);
     assert_eq!(plan.refused[0].code, ErrorCode::CancellationDateMissing);
-    assert!(plan.refused[0].message.contains("ScheduledCancellationDateAndTime__c"));
+    assert!(
+        plan.refused[0]
+            .message
+            .contains("ScheduledCancellationDateAndTime__c")
+    );
 
     let mut unbilled = cancelling("2026-12-31T05:00:00Z");
     unbilled.orders[0].items[0].whmcs_service_id = None;
@@ -142,7 +154,9 @@ fn ab_is_moved_to_the_target_by_the_fewest_calls() {
         Err(vec![AbMove::Schedule(t("2026-12-15T00:00:00Z"))])
     );
     // Already pending at that time: nothing.
-    let delayed = subscription(json!({"cancel_at_end_of_period": true, "delayed_cancel_at": "2026-12-31T00:00:00-05:00"}));
+    let delayed = subscription(
+        json!({"cancel_at_end_of_period": true, "delayed_cancel_at": "2026-12-31T00:00:00-05:00"}),
+    );
     assert!(matches!(
         ab_moves(&cancel(period_end), &delayed, now()),
         Ok(SystemState::Scheduled { .. })
@@ -155,7 +169,8 @@ fn ab_is_moved_to_the_target_by_the_fewest_calls() {
             AbMove::Schedule(t("2026-12-15T00:00:00Z"))
         ])
     );
-    let canceled = subscription(json!({"state": "canceled", "canceled_at": "2026-12-01T10:00:00-05:00"}));
+    let canceled =
+        subscription(json!({"state": "canceled", "canceled_at": "2026-12-01T10:00:00-05:00"}));
     assert!(matches!(
         ab_moves(&cancel(period_end), &canceled, now()),
         Ok(SystemState::Cancelled { .. })
@@ -202,11 +217,21 @@ fn whmcs_gets_the_request_type_the_time_implies() {
         Ok(SystemState::Waiting { .. })
     ));
     assert!(matches!(
-        whmcs_move(&cancel(now()), &service("Cancelled", "2026-12-31"), None, now()),
+        whmcs_move(
+            &cancel(now()),
+            &service("Cancelled", "2026-12-31"),
+            None,
+            now()
+        ),
         Ok(SystemState::Cancelled { .. })
     ));
     assert!(matches!(
-        whmcs_move(&Target::Withdraw, &active, Some("End of Billing Period"), now()),
+        whmcs_move(
+            &Target::Withdraw,
+            &active,
+            Some("End of Billing Period"),
+            now()
+        ),
         Ok(SystemState::Failed {
             code: ErrorCode::CancellationNotWithdrawable,
             ..
@@ -229,7 +254,10 @@ fn the_opportunity_is_cancelled_only_once_every_system_shows_it() {
     let done = |n: &str| SystemState::Cancelled { note: n.into() };
     let both = outcome(
         &plan,
-        &[standing("AB", done("canceled")), standing("WHMCS", done("Cancelled"))],
+        &[
+            standing("AB", done("canceled")),
+            standing("WHMCS", done("Cancelled")),
+        ],
         &m,
     );
     assert_eq!(both.status, "Cancelled");
