@@ -272,6 +272,7 @@ async fn main() -> anyhow::Result<()> {
     println!();
 
     amendments_walk(&stack).await?;
+    cancellations_walk(&stack).await?;
 
     println!("── WHMCS: the approved internet Order (seed 003) ──");
     print_whmcs(&stack);
@@ -355,7 +356,6 @@ async fn amendments_walk(stack: &LocalStack) -> anyhow::Result<()> {
         "Fractional",
         "Segmented",
         "PriceUnscheduled",
-        "CancelAll",
     ] {
         let amendment = format!("{scenario}AmendOpportunity");
         run_deal(stack, &amendment).await?;
@@ -399,6 +399,71 @@ async fn amendments_walk(stack: &LocalStack) -> anyhow::Result<()> {
         "+5 seats from 2027-01-01",
     )
     .await
+}
+
+/// The end of a contract: a CPQ cancellation (an amendment to zero) and the seed-001 stage
+/// (`△Cancelling` with its time) on the renewed Contract, each shown as AB and Salesforce have it.
+async fn cancellations_walk(stack: &LocalStack) -> anyhow::Result<()> {
+    println!("── The end of a contract: cancellations ──\n");
+    let subscription_of = |reference: &str| {
+        let reference = stack.id(reference).to_string();
+        stack
+            .maxio_ab
+            .subscriptions()
+            .into_iter()
+            .find(|s| s["reference"] == reference.as_str())
+    };
+    let show = |opportunity: &str, stage_of: &str| {
+        println!(
+            "  Cancellation_Status__c = {}, StageName ({stage_of}) = {}",
+            field(stack, opportunity, "Cancellation_Status__c"),
+            field(stack, stage_of, "StageName")
+        );
+        for line in field(stack, opportunity, "Cancellation_Detail__c").lines() {
+            println!("  Cancellation_Detail__c: {line}");
+        }
+        let error = field(stack, opportunity, "Cancellation_Error__c");
+        if error != "-" {
+            println!("  Cancellation_Error__c: {error}");
+        }
+    };
+    run_deal(stack, "CancelAllOpportunity").await?;
+    println!(
+        "■ CancelAllAmendOpportunity: a CPQ amendment taking every line to zero from 2026-12-01"
+    );
+    run_deal(stack, "CancelAllAmendOpportunity").await?;
+    if let Some(s) = subscription_of("CancelAllOpportunity") {
+        println!("  AB subscription {}: state {}", s["id"], s["state"]);
+    }
+    show("CancelAllAmendOpportunity", "CancelAllOpportunity");
+
+    let now = chrono::DateTime::from_timestamp(stack.clock_now(), 0).unwrap_or_default();
+    println!(
+        "\n■ RenewSeatsOpportunity (sold, then renewed): Customer Service sets StageName = △Cancelling and ScheduledCancellationDateAndTime__c = {}",
+        now.to_rfc3339()
+    );
+    let id = stack.id("RenewSeatsOpportunity");
+    stack.salesforce.with_org(|org| {
+        let mut f = serde_json::Map::new();
+        f.insert("StageName".into(), "\u{25b3}Cancelling".into());
+        f.insert(
+            "ScheduledCancellationDateAndTime__c".into(),
+            now.to_rfc3339().into(),
+        );
+        org.update(Some("Opportunity"), id.as_str(), &f)
+    })?;
+    run_deal(stack, "RenewSeatsOpportunity").await?;
+    if let Some(s) = subscription_of("RenewSeatsOpportunity") {
+        println!("  AB subscription {}: state {}", s["id"], s["state"]);
+    }
+    show("RenewSeatsOpportunity", "RenewSeatsOpportunity");
+    let writes = stack.maxio_ab.observer().requests().len();
+    run_deal(stack, "RenewSeatsOpportunity").await?;
+    println!(
+        "  sent again: {} new AB request(s) (a cancelled deal is billed no more)\n",
+        stack.maxio_ab.observer().requests().len() - writes
+    );
+    Ok(())
 }
 
 /// One amendment: the subscription before and after, the allocations made, what was written,

@@ -400,16 +400,28 @@ pub fn ab_moves(
     }
 }
 
-/// What the subscription is told after a cancel that took effect before its period end.
-pub fn early_cancel_note(sub: &SubscriptionLifecycle, now: DateTime<Utc>) -> String {
-    match period_end(sub) {
-        Some(end) if end > now => format!(
-            "canceled {}; AB credits nothing for the rest of the period charged to {} (issue a credit in AB by hand if the contract refunds it)",
-            rfc3339(now),
-            rfc3339(end)
-        ),
-        _ => format!("canceled {}", rfc3339(now)),
+/// What the Opportunity is told after dealbridge cancelled the subscription at `now`, for a
+/// cancellation asked for `at`: AB credits nothing for the rest of a charged period, and cannot
+/// cancel in the past.
+pub fn early_cancel_note(
+    sub: &SubscriptionLifecycle,
+    now: DateTime<Utc>,
+    at: Option<DateTime<Utc>>,
+) -> String {
+    let mut note = format!("canceled {}", rfc3339(now));
+    if let Some(at) = at.filter(|at| !near(*at, now) && *at < now) {
+        note.push_str(&format!(
+            ", after the requested {}: AB cannot cancel in the past, so charges after that time stand (credit them in AB by hand)",
+            rfc3339(at)
+        ));
     }
+    if let Some(end) = period_end(sub).filter(|end| *end > now) {
+        note.push_str(&format!(
+            "; AB credits nothing for the rest of the period charged to {} (issue a credit in AB by hand if the contract refunds it)",
+            rfc3339(end)
+        ));
+    }
+    note
 }
 
 /// The one WHMCS call for a service, or where it stands.

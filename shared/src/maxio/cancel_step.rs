@@ -156,7 +156,7 @@ impl MaxioDeps {
         let after = self.read(ab.as_ref(), sub.id).await?;
         match ab_moves(&plan.target, &after, now) {
             Ok(SystemState::Cancelled { .. }) if cancelled_now => Ok(SystemState::Cancelled {
-                note: early_cancel_note(&current, now),
+                note: early_cancel_note(&current, now, plan.at()),
             }),
             Ok(state) => Ok(state),
             Err(_) if let Some(at) = waiting => Ok(SystemState::Waiting {

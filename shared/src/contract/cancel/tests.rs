@@ -194,10 +194,22 @@ fn ab_is_moved_to_the_target_by_the_fewest_calls() {
 }
 
 #[test]
-fn a_cancel_before_the_period_end_says_ab_credits_nothing() {
-    let note = early_cancel_note(&subscription(json!({})), now());
+fn a_cancel_says_what_ab_cannot_credit_or_backdate() {
+    let note = early_cancel_note(&subscription(json!({})), now(), Some(now()));
     assert!(note.contains("credits nothing"), "{note}");
     assert!(note.contains("2026-12-31T05:00:00Z"), "{note}");
+    assert!(!note.contains("after the requested"), "{note}");
+    // Dispatched days after the time asked for: said, as AB cannot cancel in the past.
+    let late = early_cancel_note(
+        &subscription(json!({"current_period_ends_at": "2026-12-01T00:00:00-05:00"})),
+        now(),
+        Some(t("2026-11-25T00:00:00Z")),
+    );
+    assert!(
+        late.contains("after the requested 2026-11-25T00:00:00Z"),
+        "{late}"
+    );
+    assert!(!late.contains("credits nothing"), "{late}");
 }
 
 #[test]
