@@ -311,6 +311,31 @@ pub struct Standing {
     pub state: SystemState,
 }
 
+/// What a cancellation step keeps in its ledger record: each system's state by name
+/// (`ab_subscription_42_(site_uk)`, `whmcs_service_101`), and the first failure (`CODE: text`)
+/// unless `error` (the step's own, e.g. a retry's reason) is given.
+pub fn ledger_record(
+    standings: &[Standing],
+    error: Option<&Failure>,
+) -> (std::collections::BTreeMap<String, String>, Option<String>) {
+    let targets = standings
+        .iter()
+        .map(|s| {
+            (
+                s.system.to_lowercase().replace(' ', "_"),
+                serde_json::to_string(&s.state).unwrap_or_default(),
+            )
+        })
+        .collect();
+    let error = error.map(ToString::to_string).or_else(|| {
+        standings.iter().find_map(|s| match &s.state {
+            SystemState::Failed { code, message } => Some(format!("{code}: {message}")),
+            _ => None,
+        })
+    });
+    (targets, error)
+}
+
 /// One AB call that brings the subscription to the target.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AbMove {

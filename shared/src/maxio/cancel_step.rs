@@ -6,8 +6,6 @@
 //! requested time, is left alone; a second cancel that crossed a lost answer is AB's 422
 //! "already canceled", which the read-back confirms.
 
-use std::collections::BTreeMap;
-
 use tracing::{info, warn};
 
 use super::ab::{
@@ -17,7 +15,7 @@ use super::steps::MaxioDeps;
 use crate::codes::ErrorCode;
 use crate::contract::cancel::{
     AbMove, BilledSubscription, CancellationPlan, Standing, SystemState, ab_moves,
-    early_cancel_note, outcome, rfc3339,
+    early_cancel_note, ledger_record, outcome, rfc3339,
 };
 use crate::envelope::{Envelope, Step};
 use crate::failure::{Failure, StepFailure};
@@ -186,21 +184,7 @@ impl MaxioDeps {
         standings: &[Standing],
         error: Option<&Failure>,
     ) {
-        let targets: BTreeMap<String, String> = standings
-            .iter()
-            .map(|s| {
-                (
-                    "maxio_cancellation".to_string(),
-                    serde_json::to_string(&s.state).unwrap_or_default(),
-                )
-            })
-            .collect();
-        let error = error.map(ToString::to_string).or_else(|| {
-            standings.iter().find_map(|s| match &s.state {
-                SystemState::Failed { code, message } => Some(format!("{code}: {message}")),
-                _ => None,
-            })
-        });
+        let (targets, error) = ledger_record(standings, error);
         if let Err(e) = self
             .ledger
             .note(

@@ -18,7 +18,7 @@ use super::provision::WhmcsDeps;
 use super::services::{is_existing_cancel_request, is_service_not_found};
 use crate::codes::ErrorCode;
 use crate::contract::cancel::{
-    CancellationPlan, Standing, SystemState, Target, WhmcsMove, outcome, whmcs_move,
+    CancellationPlan, Standing, SystemState, Target, WhmcsMove, ledger_record, outcome, whmcs_move,
 };
 use crate::envelope::Envelope;
 use crate::failure::Failure;
@@ -191,22 +191,8 @@ impl WhmcsDeps {
         requested: &BTreeMap<String, String>,
         error: Option<&Failure>,
     ) {
-        let mut targets: BTreeMap<String, String> = standings
-            .iter()
-            .map(|s| {
-                (
-                    s.system.to_lowercase().replace(' ', "_"),
-                    serde_json::to_string(&s.state).unwrap_or_default(),
-                )
-            })
-            .collect();
+        let (mut targets, error) = ledger_record(standings, error);
         targets.extend(requested.clone());
-        let error = error.map(ToString::to_string).or_else(|| {
-            standings.iter().find_map(|s| match &s.state {
-                SystemState::Failed { code, message } => Some(format!("{code}: {message}")),
-                _ => None,
-            })
-        });
         if let Err(e) = self
             .ledger
             .note(
