@@ -121,6 +121,7 @@ pub fn report_text(r: &ReconcileReport) -> String {
     );
     text.push_str(&section_text("Opportunities", &r.opportunities, r.dry_run));
     text.push_str(&section_text("Orders", &r.orders, r.dry_run));
+    text.push_str(&section_text("Cancellations", &r.cancellations, r.dry_run));
     if r.truncated {
         text.push_str("More deals qualified than this run took on; the next run continues.\n");
     }
@@ -134,7 +135,9 @@ pub fn report_text(r: &ReconcileReport) -> String {
 }
 
 fn any_failed(r: &ReconcileReport) -> bool {
-    !r.opportunities.failed.is_empty() || !r.orders.failed.is_empty()
+    [&r.opportunities, &r.orders, &r.cancellations]
+        .iter()
+        .any(|s| !s.failed.is_empty())
 }
 
 /// Runs `reconcile`.

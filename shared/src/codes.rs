@@ -237,6 +237,9 @@ pub enum ErrorCode {
     /// (a WHMCS cancellation request, which its API cannot delete; a subscription AB has
     /// already canceled). Needs a person.
     CancellationNotWithdrawable,
+    /// WHMCS was asked to cancel a service and still shows it active two days after the
+    /// cancellation's time (its daily cron did not carry the request out). Needs a person.
+    CancellationNotConfirmed,
     /// The Account's WHMCS client id (`WH_Account__c`) is empty. Permanent.
     WhmcsClientMissing,
     /// The Account's WHMCS client id is not a positive whole number. Permanent.
@@ -414,6 +417,7 @@ impl ErrorCode {
         ErrorCode::CancellationDateMissing,
         ErrorCode::CancellationNothingBilled,
         ErrorCode::CancellationNotWithdrawable,
+        ErrorCode::CancellationNotConfirmed,
         ErrorCode::WhmcsClientMissing,
         ErrorCode::WhmcsClientInvalid,
         ErrorCode::WhmcsProductUnmapped,
@@ -538,6 +542,7 @@ impl ErrorCode {
             ErrorCode::CancellationDateMissing => "CANCELLATION_DATE_MISSING",
             ErrorCode::CancellationNothingBilled => "CANCELLATION_NOTHING_BILLED",
             ErrorCode::CancellationNotWithdrawable => "CANCELLATION_NOT_WITHDRAWABLE",
+            ErrorCode::CancellationNotConfirmed => "CANCELLATION_NOT_CONFIRMED",
             ErrorCode::WhmcsClientMissing => "WHMCS_CLIENT_MISSING",
             ErrorCode::WhmcsClientInvalid => "WHMCS_CLIENT_INVALID",
             ErrorCode::WhmcsProductUnmapped => "WHMCS_PRODUCT_UNMAPPED",

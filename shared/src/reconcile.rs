@@ -16,7 +16,10 @@
 //!   status of an Order still awaiting approval — or the activation status in
 //!   `whmcs.approved_activation_statuses`), no WHMCS order id (`order.whmcs_order_id`), and an
 //!   activation status that is not `values.activation_failed`.
-//! - Both: `LastModifiedDate` older than the grace period (a deal still in flight is left alone)
+//! - **Cancellations**: Opportunities whose cancellation was not carried out, is due and not yet
+//!   confirmed, or whose withdrawal was lost (the rules, and their window, are in
+//!   [`cancellations`]).
+//! - Opportunities and Orders: `LastModifiedDate` older than the grace period (a deal still in flight is left alone)
 //!   and within the look-back window. `LastModifiedDate`, not `CloseDate`: winning or approving a
 //!   deal edits the record, so it marks the trigger to the second, while `CloseDate` is a date a
 //!   person types (often ahead of or behind the real close) and cannot express a 30-minute grace.
@@ -29,7 +32,7 @@
 //! clears the status (or sets it back to `Activating` for an Order); that edit brings the deal back
 //! after the grace period.
 //!
-//! Both searches go in one Composite request (one API call), oldest first, each limited to the
+//! The searches go in one Composite request (one API call), oldest first, each limited to the
 //! per-run bound plus one row, so the report can say exactly whether more were left for the next
 //! run.
 
@@ -44,6 +47,9 @@ use crate::salesforce::soql::quote;
 use crate::salesforce::{ApiUsage, CompositeRequest};
 use crate::settings::Env;
 use crate::snapshot::DealRef;
+
+mod cancellations;
+pub use cancellations::{CANCELLATIONS, cancellation_candidate, cancellation_query};
 
 /// Composite reference id of the Opportunity search.
 pub const OPPORTUNITIES: &str = "opportunities";
@@ -296,7 +302,7 @@ pub fn order_query(
     ))
 }
 
-/// The run's search: both queries in one Composite request (one API call). A search the mapping
+/// The run's search: every query in one Composite request (one API call). A search the mapping
 /// cannot express is left out and reported.
 #[derive(Debug, Clone)]
 pub struct SearchPlan {
@@ -304,6 +310,7 @@ pub struct SearchPlan {
     pub request: Option<CompositeRequest>,
     pub opportunities: Result<(), SearchError>,
     pub orders: Result<(), SearchError>,
+    pub cancellations: Result<(), SearchError>,
 }
 
 /// Builds the search for `max_per_run` deals of each kind (asking for one more row, to tell
@@ -322,10 +329,14 @@ pub fn search_plan(
     let orders = order_query(mapping, window, limit).map(|q| {
         request.query(data_path, ORDERS, &q);
     });
+    let cancellations = cancellation_query(mapping, window, limit).map(|q| {
+        request.query(data_path, CANCELLATIONS, &q);
+    });
     SearchPlan {
         request: (!request.is_empty()).then_some(request),
         opportunities,
         orders,
+        cancellations,
     }
 }
 
@@ -537,6 +548,8 @@ pub struct ReconcileReport {
     pub window: WindowReport,
     pub opportunities: SectionReport,
     pub orders: SectionReport,
+    /// Opportunities whose cancellation (or its withdrawal) was not carried out or is due.
+    pub cancellations: SectionReport,
     /// More deals qualified than this run dispatched (the per-run bound, the API budget or the
     /// time budget); the next run continues.
     pub truncated: bool,
@@ -556,6 +569,7 @@ impl ReconcileReport {
             window: window.into(),
             opportunities: SectionReport::default(),
             orders: SectionReport::default(),
+            cancellations: SectionReport::default(),
             truncated: false,
             stopped: None,
             api_usage: None,
@@ -660,7 +674,7 @@ mod tests {
     #[test]
     fn a_search_the_mapping_cannot_express_is_left_out_and_named() {
         let m = Mapping::from_json(
-            r#"{"opportunity":{"maxio_subscription_id":null},
+            r#"{"opportunity":{"maxio_subscription_id":null,"cancellation_status":null},
                 "whmcs":{"reconcile_order_statuses":[],"approved_activation_statuses":[]}}"#,
         )
         .unwrap();
@@ -673,17 +687,24 @@ mod tests {
             })
         );
         assert_eq!(plan.orders, Err(SearchError::NothingApproved));
+        assert_eq!(
+            plan.cancellations,
+            Err(SearchError::Unmapped {
+                key: "opportunity.cancellation_status"
+            })
+        );
     }
 
     #[test]
-    fn both_searches_travel_in_one_composite_request_asking_one_row_more_than_the_bound() {
+    fn the_searches_travel_in_one_composite_request_asking_one_row_more_than_the_bound() {
         let plan = search_plan(&Mapping::default(), &window(), 50, "/services/data/v62.0");
         let request = plan.request.unwrap();
         request.validate().unwrap();
-        assert_eq!(request.len(), 2);
+        assert_eq!(request.len(), 3);
         let json = serde_json::to_value(&request).unwrap();
         assert_eq!(json["compositeRequest"][0]["referenceId"], OPPORTUNITIES);
         assert_eq!(json["compositeRequest"][1]["referenceId"], ORDERS);
+        assert_eq!(json["compositeRequest"][2]["referenceId"], CANCELLATIONS);
         let url = json["compositeRequest"][1]["url"].as_str().unwrap();
         assert!(
             url.starts_with("/services/data/v62.0/query/?q=SELECT+Id"),
@@ -857,6 +878,7 @@ mod tests {
                 "window": {"modifiedSince": "2026-11-13T12:00:00Z", "modifiedBefore": "2026-11-20T11:30:00Z"},
                 "opportunities": {"found": 0, "ids": [], "dispatched": 0, "skipped": [], "failed": []},
                 "orders": {"found": 0, "ids": [], "dispatched": 0, "skipped": [], "failed": []},
+                "cancellations": {"found": 0, "ids": [], "dispatched": 0, "skipped": [], "failed": []},
                 "truncated": false
             })
         );

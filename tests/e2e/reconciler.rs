@@ -448,6 +448,7 @@ async fn the_result_json_lists_what_the_run_found_dispatched_and_could_not_dispa
             "window": {"modifiedSince": "2026-11-13T12:00:00Z", "modifiedBefore": "2026-11-20T11:30:00Z"},
             "opportunities": {"found": 2, "ids": [graduated, volume], "dispatched": 1, "skipped": [], "failed": failed},
             "orders": {"found": 1, "ids": [order], "dispatched": 1, "skipped": [], "failed": []},
+            "cancellations": {"found": 0, "ids": [], "dispatched": 0, "skipped": [], "failed": []},
             "truncated": false,
             "apiUsage": result["apiUsage"],
         })
@@ -602,4 +603,279 @@ async fn an_amendment_whose_trigger_was_lost_is_applied_to_the_contracts_subscri
         .map(|a| a["quantity"].clone())
         .collect();
     assert_eq!(allocated, [json!(15)]);
+}
+
+const CANCELLING: &str = "\u{25b3}Cancelling";
+const CANCELLED: &str = "\u{25b3}Cancelled";
+
+fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+fn cancellation_status(stack: &LocalStack, reference: &str) -> (Value, Value) {
+    let opp = record(stack, reference);
+    (
+        opp.get("Cancellation_Status__c")
+            .cloned()
+            .unwrap_or(Value::Null),
+        opp["StageName"].clone(),
+    )
+}
+
+/// Bills the seeded deal (its first sale) and returns its AB subscription id.
+async fn billed(stack: &LocalStack, reference: &str) -> i64 {
+    crate::support::run_deal(stack, reference).await;
+    record(stack, reference)["Maxio_Subscription_Id__c"]
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .expect("a subscription id")
+}
+
+#[tokio::test]
+async fn a_cancellation_whose_trigger_was_lost_is_carried_out_by_the_next_run() {
+    let stack = stack().await;
+    let deps = deps(&stack, ReconcileSettings::default());
+    let sub = billed(&stack, "AddSeatsOpportunity").await;
+    // A person set the stage; the Outbound Message never arrived.
+    change_at(
+        &stack,
+        &["AddSeatsOpportunity"],
+        json!({"StageName": CANCELLING, "ScheduledCancellationDateAndTime__c": rfc3339(now(&stack))}),
+        now(&stack),
+    );
+    let in_flight = reconcile(&stack, &deps).await;
+    assert!(in_flight.cancellations.ids.is_empty(), "{in_flight:?}");
+
+    stack.advance(31 * MINUTE);
+    let report = reconcile(&stack, &deps).await;
+    assert_eq!(
+        report.cancellations.ids,
+        ids(&stack, &["AddSeatsOpportunity"])
+    );
+    assert_eq!(report.cancellations.dispatched, 1);
+    assert_eq!(
+        salesforce_calls(&stack)[0],
+        sf_routes::COMPOSITE,
+        "the cancellation search travels with the others"
+    );
+    stack.drain(2000).await;
+    assert_eq!(
+        stack.maxio_ab.subscription(sub).unwrap()["state"],
+        "canceled"
+    );
+    assert_eq!(
+        cancellation_status(&stack, "AddSeatsOpportunity"),
+        (json!("Cancelled"), json!(CANCELLED))
+    );
+
+    // Done: the next run finds nothing to do.
+    stack.advance(31 * MINUTE);
+    let report = reconcile(&stack, &deps).await;
+    assert!(report.cancellations.ids.is_empty(), "{report:?}");
+}
+
+#[tokio::test]
+async fn a_due_cancellation_is_confirmed_by_the_runs_after_whmcss_cron() {
+    let stack = stack().await;
+    let deps = deps(&stack, ReconcileSettings::default());
+    let event = serde_json::from_value(sample("platform-events-order-provision.json")).unwrap();
+    dealbridge_platform_events::handle(event, &stack.platform_events)
+        .await
+        .unwrap();
+    stack.drain(500).await;
+    assert_eq!(stack.whmcs.services().len(), 3);
+    let at = now(&stack);
+    change_at(
+        &stack,
+        &["InternetOpportunity"],
+        json!({"StageName": CANCELLING, "ScheduledCancellationDateAndTime__c": rfc3339(at)}),
+        now(&stack),
+    );
+    crate::support::run_deal(&stack, "InternetOpportunity").await;
+    assert_eq!(stack.whmcs.action_count("AddCancelRequest"), 3);
+    assert_eq!(
+        cancellation_status(&stack, "InternetOpportunity"),
+        (json!("Scheduled"), json!(CANCELLING)),
+        "requested; WHMCS's cron has not run"
+    );
+
+    // Before the cron: each run past the grace period reads the services again, asks nothing new.
+    stack.advance(31 * MINUTE);
+    let report = reconcile(&stack, &deps).await;
+    assert_eq!(
+        report.cancellations.ids,
+        ids(&stack, &["InternetOpportunity"])
+    );
+    stack.drain(500).await;
+    assert_eq!(stack.whmcs.action_count("AddCancelRequest"), 3);
+    assert_eq!(
+        cancellation_status(&stack, "InternetOpportunity").0,
+        json!("Scheduled")
+    );
+
+    // After WHMCS's cron terminated them, the next run confirms and moves the stage.
+    stack.advance(DAY);
+    let report = reconcile(&stack, &deps).await;
+    assert_eq!(
+        report.cancellations.ids,
+        ids(&stack, &["InternetOpportunity"])
+    );
+    stack.drain(500).await;
+    assert_eq!(
+        cancellation_status(&stack, "InternetOpportunity"),
+        (json!("Cancelled"), json!(CANCELLED))
+    );
+    assert_eq!(stack.whmcs.action_count("AddCancelRequest"), 3);
+    stack.advance(31 * MINUTE);
+    assert!(reconcile(&stack, &deps).await.cancellations.ids.is_empty());
+}
+
+#[tokio::test]
+async fn a_lost_withdrawal_is_carried_out_and_a_cancellation_not_yet_due_is_left_alone() {
+    let stack = stack().await;
+    let deps = deps(&stack, ReconcileSettings::default());
+    let sub = billed(&stack, "AddSeatsOpportunity").await;
+    let end = stack.maxio_ab.subscription(sub).unwrap()["current_period_ends_at"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    change_at(
+        &stack,
+        &["AddSeatsOpportunity"],
+        json!({"StageName": CANCELLING, "ScheduledCancellationDateAndTime__c": end}),
+        now(&stack),
+    );
+    crate::support::send_deal(&stack, "AddSeatsOpportunity").await;
+    stack
+        .drain_queues(
+            &[
+                QueueName::MaxioCustomer,
+                QueueName::MaxioSubscription,
+                QueueName::WhmcsProvision,
+            ],
+            200,
+        )
+        .await;
+    assert_eq!(
+        stack.maxio_ab.subscription(sub).unwrap()["cancel_at_end_of_period"],
+        true
+    );
+
+    // Scheduled and not due: the runs leave it alone.
+    stack.advance(31 * MINUTE);
+    let report = reconcile(&stack, &deps).await;
+    assert!(report.cancellations.ids.is_empty(), "{report:?}");
+
+    // The customer stays; the stage change's trigger was lost.
+    change_at(
+        &stack,
+        &["AddSeatsOpportunity"],
+        json!({"StageName": "Closed Won"}),
+        now(&stack),
+    );
+    stack.advance(31 * MINUTE);
+    let report = reconcile(&stack, &deps).await;
+    assert_eq!(
+        report.cancellations.ids,
+        ids(&stack, &["AddSeatsOpportunity"])
+    );
+    stack
+        .drain_queues(
+            &[
+                QueueName::MaxioCustomer,
+                QueueName::MaxioSubscription,
+                QueueName::WhmcsProvision,
+            ],
+            200,
+        )
+        .await;
+    let s = stack.maxio_ab.subscription(sub).unwrap();
+    assert_eq!(
+        (s["state"].as_str(), s["cancel_at_end_of_period"].as_bool()),
+        (Some("active"), Some(false))
+    );
+    assert_eq!(
+        cancellation_status(&stack, "AddSeatsOpportunity"),
+        (json!("Withdrawn"), json!("Closed Won"))
+    );
+}
+
+#[tokio::test]
+async fn a_request_whmcss_cron_never_carries_out_fails_visibly_after_two_days() {
+    use dealbridge_sandbox::whmcs::model::ServiceStatus;
+    let stack = stack().await;
+    let deps = deps(&stack, ReconcileSettings::default());
+    let event = serde_json::from_value(sample("platform-events-order-provision.json")).unwrap();
+    dealbridge_platform_events::handle(event, &stack.platform_events)
+        .await
+        .unwrap();
+    stack.drain(500).await;
+    // The installation does not carry out cancellation requests by itself.
+    stack.whmcs.set_cancellation_automation(false);
+    change_at(
+        &stack,
+        &["InternetOpportunity"],
+        json!({"StageName": CANCELLING, "ScheduledCancellationDateAndTime__c": rfc3339(now(&stack))}),
+        now(&stack),
+    );
+    crate::support::run_deal(&stack, "InternetOpportunity").await;
+    assert_eq!(stack.whmcs.action_count("AddCancelRequest"), 3);
+
+    stack.advance(DAY);
+    reconcile(&stack, &deps).await;
+    stack.drain(500).await;
+    assert_eq!(
+        cancellation_status(&stack, "InternetOpportunity").0,
+        json!("Scheduled"),
+        "a day late: the cron may still run"
+    );
+
+    stack.advance(DAY);
+    let report = reconcile(&stack, &deps).await;
+    assert_eq!(
+        report.cancellations.ids,
+        ids(&stack, &["InternetOpportunity"])
+    );
+    stack.drain(500).await;
+    let opp = record(&stack, "InternetOpportunity");
+    assert_eq!(opp["Cancellation_Status__c"], "Failed");
+    let error = opp["Cancellation_Error__c"].as_str().unwrap();
+    assert!(error.starts_with("CANCELLATION_NOT_CONFIRMED"), "{error}");
+    assert!(error.contains("Cancellation Requests"), "{error}");
+    assert_eq!(
+        stack.whmcs.action_count("AddCancelRequest"),
+        3,
+        "never asked twice"
+    );
+    stack.advance(31 * MINUTE);
+    assert!(
+        reconcile(&stack, &deps).await.cancellations.ids.is_empty(),
+        "a failure waits for a person"
+    );
+
+    // A person terminates the services and clears the status: the next run confirms it.
+    for s in stack.whmcs.services() {
+        assert!(
+            stack
+                .whmcs
+                .set_service_status(s.id, ServiceStatus::Terminated)
+        );
+    }
+    change_at(
+        &stack,
+        &["InternetOpportunity"],
+        json!({"Cancellation_Status__c": null}),
+        now(&stack),
+    );
+    stack.advance(31 * MINUTE);
+    let report = reconcile(&stack, &deps).await;
+    assert_eq!(
+        report.cancellations.ids,
+        ids(&stack, &["InternetOpportunity"])
+    );
+    stack.drain(500).await;
+    assert_eq!(
+        cancellation_status(&stack, "InternetOpportunity"),
+        (json!("Cancelled"), json!(CANCELLED))
+    );
 }

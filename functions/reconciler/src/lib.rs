@@ -1,8 +1,9 @@
 //! dealbridge reconciler: run by EventBridge Scheduler (every 15 minutes by default), it finds the
 //! deals whose trigger was lost (won Opportunities without a Maxio subscription, approved Orders
-//! without a WHMCS order; the rules are in [`dealbridge::reconcile`]) with one Salesforce call, and
-//! dispatches each through the same idempotent path as the intake: Opportunities by their Id (Maxio
-//! work), Orders by theirs (WHMCS work).
+//! without a WHMCS order, cancellations not carried out, due or withdrawn; the rules are in
+//! [`dealbridge::reconcile`]) with one Salesforce call, and dispatches each through the same
+//! idempotent path as the intake: Opportunities by their Id (Maxio work, cancellations), Orders by
+//! theirs (WHMCS work).
 //!
 //! A run is bounded: at most the per-run bound of each kind, no new dispatch once the org's API
 //! usage reaches its limit or the run's time budget is spent. What it found and did is returned as
@@ -18,9 +19,9 @@ use dealbridge::clock::Clock;
 use dealbridge::dispatch::{DispatchOutcome, DispatchRequest, Dispatcher};
 use dealbridge::mapping::Mapping;
 use dealbridge::reconcile::{
-    Candidate, FailedDeal, OPPORTUNITIES, ORDERS, ReconcileReport, ReconcileSettings, SearchError,
-    SectionReport, SkippedDeal, Window, api_budget_spent, bounded, opportunity_candidate,
-    order_candidate, search_plan,
+    CANCELLATIONS, Candidate, FailedDeal, OPPORTUNITIES, ORDERS, ReconcileReport,
+    ReconcileSettings, SearchError, SectionReport, SkippedDeal, Window, api_budget_spent, bounded,
+    cancellation_candidate, opportunity_candidate, order_candidate, search_plan,
 };
 use dealbridge::salesforce::{QueryResult, SalesforceClient, SalesforceError};
 use serde_json::Value;
@@ -130,6 +131,7 @@ pub fn parse(event: &Value) -> Result<Invocation, ReconcileError> {
 enum Kind {
     Opportunity,
     Order,
+    Cancellation,
 }
 
 impl Kind {
@@ -137,13 +139,20 @@ impl Kind {
         match self {
             Kind::Opportunity => &mut report.opportunities,
             Kind::Order => &mut report.orders,
+            Kind::Cancellation => &mut report.cancellations,
         }
     }
 
-    fn candidate(self, row: &Value, mapping: &Mapping) -> Result<Candidate, String> {
+    fn candidate(
+        self,
+        row: &Value,
+        mapping: &Mapping,
+        window: &Window,
+    ) -> Result<Candidate, String> {
         match self {
             Kind::Opportunity => opportunity_candidate(row, mapping),
             Kind::Order => order_candidate(row, mapping),
+            Kind::Cancellation => cancellation_candidate(row, mapping, window),
         }
     }
 }
@@ -158,8 +167,11 @@ enum Searched {
     Failed(String),
 }
 
-/// Sends both searches in one Composite request and splits the answer.
-async fn search(deps: &Deps, window: &Window) -> Result<(Found, Found), ReconcileError> {
+/// Sends every search in one Composite request and splits the answer.
+async fn search(
+    deps: &Deps,
+    window: &Window,
+) -> Result<[(Kind, Found, &'static str); 3], ReconcileError> {
     let plan = search_plan(
         &deps.mapping,
         window,
@@ -186,9 +198,19 @@ async fn search(deps: &Deps, window: &Window) -> Result<(Found, Found), Reconcil
             .map_err(|e| Searched::Failed(format!("query result: {e}")))?;
         Ok((page.records, !page.done))
     };
-    let opportunities = take(plan.opportunities, OPPORTUNITIES);
-    let orders = take(plan.orders, ORDERS);
-    Ok((opportunities, orders))
+    Ok([
+        (
+            Kind::Opportunity,
+            take(plan.opportunities, OPPORTUNITIES),
+            OPPORTUNITIES,
+        ),
+        (Kind::Order, take(plan.orders, ORDERS), ORDERS),
+        (
+            Kind::Cancellation,
+            take(plan.cancellations, CANCELLATIONS),
+            CANCELLATIONS,
+        ),
+    ])
 }
 
 /// Why no more dispatches start, if the time or API budget is spent.
@@ -258,12 +280,9 @@ async fn run(event: &Value, deps: &Deps) -> Result<(ReconcileReport, Vec<String>
     let mut report = ReconcileReport::new(run_at, invocation.dry_run, &window);
     let mut failures = Vec::new();
 
-    let (opportunities, orders) = search(deps, &window).await?;
+    let searches = search(deps, &window).await?;
     let mut work: Vec<(Kind, Candidate)> = Vec::new();
-    for (kind, found, name) in [
-        (Kind::Opportunity, opportunities, OPPORTUNITIES),
-        (Kind::Order, orders, ORDERS),
-    ] {
+    for (kind, found, name) in searches {
         let (rows, more_pages) = match found {
             Ok(found) => found,
             Err(Searched::Off(e)) => {
@@ -288,7 +307,14 @@ async fn run(event: &Value, deps: &Deps) -> Result<(ReconcileReport, Vec<String>
                 .unwrap_or_default()
                 .to_string();
             section.ids.push(id.clone());
-            match kind.candidate(row, &deps.mapping) {
+            match kind.candidate(row, &deps.mapping, &window) {
+                // A deal two searches found is dispatched once: dispatch plans all its work.
+                Ok(candidate) if work.iter().any(|(_, c)| c.deal == candidate.deal) => {
+                    section.skipped.push(SkippedDeal {
+                        id,
+                        reason: "found by another search too; dispatched once".into(),
+                    })
+                }
                 Ok(candidate) => work.push((kind, candidate)),
                 Err(reason) => section.skipped.push(SkippedDeal { id, reason }),
             }

@@ -524,6 +524,30 @@ pub fn whmcs_move(
     }
 }
 
+/// How long after a cancellation's time WHMCS's daily cron has to carry out a request made for
+/// it: two runs. A service still not ended after that needs a person.
+pub const WHMCS_CONFIRM_HOURS: i64 = 48;
+
+/// The failure of a request WHMCS was given (before this dispatch) and has not carried out
+/// `WHMCS_CONFIRM_HOURS` after `at`, if so.
+pub fn whmcs_unconfirmed(
+    service: &ClientProduct,
+    kind: CancelType,
+    at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Option<SystemState> {
+    let overdue = now - at >= chrono::Duration::hours(WHMCS_CONFIRM_HOURS);
+    overdue.then(|| SystemState::Failed {
+        code: ErrorCode::CancellationNotConfirmed,
+        message: format!(
+            "WHMCS still shows the service {} {WHMCS_CONFIRM_HOURS} hours after the cancellation's time {} although its {} cancellation request was made: check that WHMCS's cron runs (Utilities → System → System Health) and the request under Clients → Cancellation Requests, then terminate the service by hand or dispatch the deal again",
+            if service.status.is_empty() { "unknown" } else { service.status.as_str() },
+            rfc3339(at),
+            kind.as_str()
+        ),
+    })
+}
+
 /// What the Opportunity is told.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CancellationOutcome {

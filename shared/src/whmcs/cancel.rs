@@ -19,6 +19,7 @@ use super::services::{is_existing_cancel_request, is_service_not_found};
 use crate::codes::ErrorCode;
 use crate::contract::cancel::{
     CancellationPlan, Standing, SystemState, Target, WhmcsMove, ledger_record, outcome, whmcs_move,
+    whmcs_unconfirmed,
 };
 use crate::envelope::Envelope;
 use crate::failure::Failure;
@@ -150,7 +151,14 @@ impl WhmcsDeps {
             Ok(state) => Ok(state),
             Err(WhmcsMove::Request(kind)) => {
                 let key = format!("{REQUESTED}{service}");
-                if requested_before.get(&key).map(String::as_str) != Some(kind.as_str()) {
+                let asked = requested_before.get(&key).map(String::as_str) == Some(kind.as_str());
+                if asked
+                    && let Some(at) = plan.at()
+                    && let Some(failed) = whmcs_unconfirmed(&product, kind, at, now)
+                {
+                    return Ok(failed);
+                }
+                if !asked {
                     info!(service, kind = kind.as_str(), "WHMCS cancellation request");
                     match self
                         .whmcs

@@ -256,6 +256,32 @@ fn whmcs_gets_the_request_type_the_time_implies() {
 }
 
 #[test]
+fn a_request_whmcs_has_not_carried_out_two_days_after_its_time_needs_a_person() {
+    let active = service("Active", "2026-12-31");
+    let at = t("2026-11-30T12:00:01Z");
+    assert_eq!(
+        whmcs_unconfirmed(&active, CancelType::Immediate, at, now()),
+        None,
+        "one second short of two days: the cron may still run"
+    );
+    let late = whmcs_unconfirmed(
+        &active,
+        CancelType::EndOfBillingPeriod,
+        t("2026-11-30T12:00:00Z"),
+        now(),
+    );
+    let Some(SystemState::Failed { code, message }) = late else {
+        panic!("{late:?}")
+    };
+    assert_eq!(code, ErrorCode::CancellationNotConfirmed);
+    assert!(
+        message.contains("still shows the service Active 48 hours after the cancellation's time 2026-11-30T12:00:00Z")
+            && message.contains("End of Billing Period"),
+        "{message}"
+    );
+}
+
+#[test]
 fn the_opportunity_is_cancelled_only_once_every_system_shows_it() {
     let plan = plan_of(&cancelling("2026-12-31T05:00:00Z"));
     let m = Mapping::default();
