@@ -453,6 +453,10 @@ pub fn whmcs_requests(
     add: &AddOrder,
 ) -> Vec<PlannedRequest> {
     const WHMCS: &str = "whmcs";
+    if !plan.orders_anything() {
+        // A renewal carried on by the Contract's services: nothing is sent to WHMCS.
+        return Vec::new();
+    }
     let url = endpoint.to_string();
     let credentials = "the client adds identifier, secret (and accesskey, if set) and responsetype=json; they are not shown";
     let baseline = GetOrdersQuery {
@@ -504,9 +508,11 @@ mod tests {
             order_id: SfId::parse("801A000010khO8J").unwrap(),
             opportunity_id: None,
             client_id: "1".into(),
-            items: vec![],
+            items: vec![SfId::parse("802A000010khO8J").unwrap()],
             main_line: 0,
             needs_activating: false,
+            continued: vec![],
+            continued_order: None,
         };
         let add = AddOrder {
             client_id: "1".into(),

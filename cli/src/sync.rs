@@ -470,6 +470,10 @@ async fn dry_run(connected: &Connected, deal: &DealRef) -> Result<Outcome, CliEr
                 let order_currency =
                     dealbridge::whmcs::currency::order_currency(&snapshot, order_id);
                 let checked = match checked {
+                    // Nothing is ordered, so the sync reads no currency either.
+                    Ok((order_plan, add)) if !order_plan.orders_anything() => {
+                        Ok((order_plan, add, None))
+                    }
                     Ok((order_plan, add)) => {
                         let client = dealbridge::whmcs::WhmcsClient::new(
                             settings.clone(),
@@ -512,19 +516,32 @@ async fn dry_run(connected: &Connected, deal: &DealRef) -> Result<Outcome, CliEr
                     Ok((order_plan, add, client_currency)) => {
                         let requests = whmcs_requests(&endpoint, &order_plan, &add);
                         text.push_str(&format!("\nWHMCS ({endpoint}), Order {order_id}:\n"));
-                        text.push_str(&match (&client_currency, &order_currency) {
-                            (Some(c), Some(order)) => format!(
-                                "  Currency: the Order is in {order} and WHMCS client {} bills in {} (read now with GetClientsDetails{}; the sync reads it again before AddOrder)\n",
-                                c.client_id,
-                                c.code,
-                                if c.from_currencies {
-                                    " and GetCurrencies"
-                                } else {
-                                    ""
-                                }
-                            ),
-                            _ => "  Currency: the Order has none (no multi-currency), so the WHMCS client's currency is not checked\n".to_string(),
-                        });
+                        if !order_plan.continued.is_empty() {
+                            text.push_str(&format!(
+                                "  Carried on by the Contract's services (nothing sent): {}\n",
+                                order_plan
+                                    .continued
+                                    .iter()
+                                    .map(|(item, service)| format!("{item} → service {service}"))
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            ));
+                        }
+                        if order_plan.orders_anything() {
+                            text.push_str(&match (&client_currency, &order_currency) {
+                                (Some(c), Some(order)) => format!(
+                                    "  Currency: the Order is in {order} and WHMCS client {} bills in {} (read now with GetClientsDetails{}; the sync reads it again before AddOrder)\n",
+                                    c.client_id,
+                                    c.code,
+                                    if c.from_currencies {
+                                        " and GetCurrencies"
+                                    } else {
+                                        ""
+                                    }
+                                ),
+                                _ => "  Currency: the Order has none (no multi-currency), so the WHMCS client's currency is not checked\n".to_string(),
+                            });
+                        }
                         text.push_str("In order:\n");
                         text.push_str(&requests_text(&requests));
                         let writeback = connected.writeback(wiring::system_clock());

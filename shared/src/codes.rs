@@ -240,6 +240,10 @@ pub enum ErrorCode {
     /// WHMCS was asked to cancel a service and still shows it active two days after the
     /// cancellation's time (its daily cron did not carry the request out). Needs a person.
     CancellationNotConfirmed,
+    /// An amendment or renewal Order changes a WHMCS service's quantity or price (or adds a
+    /// second line of a product WHMCS already provides), which dealbridge does not apply in
+    /// WHMCS. Permanent.
+    WhmcsChangeNotSupported,
     /// The Account's WHMCS client id (`WH_Account__c`) is empty. Permanent.
     WhmcsClientMissing,
     /// The Account's WHMCS client id is not a positive whole number. Permanent.
@@ -418,6 +422,7 @@ impl ErrorCode {
         ErrorCode::CancellationNothingBilled,
         ErrorCode::CancellationNotWithdrawable,
         ErrorCode::CancellationNotConfirmed,
+        ErrorCode::WhmcsChangeNotSupported,
         ErrorCode::WhmcsClientMissing,
         ErrorCode::WhmcsClientInvalid,
         ErrorCode::WhmcsProductUnmapped,
@@ -543,6 +548,7 @@ impl ErrorCode {
             ErrorCode::CancellationNothingBilled => "CANCELLATION_NOTHING_BILLED",
             ErrorCode::CancellationNotWithdrawable => "CANCELLATION_NOT_WITHDRAWABLE",
             ErrorCode::CancellationNotConfirmed => "CANCELLATION_NOT_CONFIRMED",
+            ErrorCode::WhmcsChangeNotSupported => "WHMCS_CHANGE_NOT_SUPPORTED",
             ErrorCode::WhmcsClientMissing => "WHMCS_CLIENT_MISSING",
             ErrorCode::WhmcsClientInvalid => "WHMCS_CLIENT_INVALID",
             ErrorCode::WhmcsProductUnmapped => "WHMCS_PRODUCT_UNMAPPED",

@@ -293,11 +293,13 @@ impl WriteBack {
                     &f.status,
                     Value::String(v.order_activated.clone()),
                 );
-                put(
-                    &mut fields,
-                    &f.whmcs_order_id,
-                    Value::String(whmcs_order_id.clone()),
-                );
+                if !whmcs_order_id.is_empty() {
+                    put(
+                        &mut fields,
+                        &f.whmcs_order_id,
+                        Value::String(whmcs_order_id.clone()),
+                    );
+                }
                 clear_error(&mut fields);
                 if let Some(field) = &self.mapping.order_item.whmcs_service_id {
                     for (item, service) in services {

@@ -13,4 +13,5 @@ mod platform_events_and_delayed;
 mod reconciler;
 mod sample_events;
 mod support;
+mod whmcs_contract;
 mod whmcs_provisioning;

@@ -2,8 +2,9 @@
 //! `SBQQ__AmendedContract__c`) or a renewal (`SBQQ__RenewedContract__c`). Amendment Orders hold
 //! delta lines (+5 seats, −3 for a removal) against the Contract's one AB subscription; billed as a
 //! first sale they would make a second subscription and bill the customer twice. The AB chain
-//! applies amendments to the Contract's subscription ([`super::net`]); what no chain applies yet is
-//! refused before any write, with a stable code on the record, and a person applies the change.
+//! applies amendments to the Contract's subscription ([`super::net`]), the WHMCS chain orders only
+//! what is new ([`crate::whmcs::contract_lines`]); what no chain applies is refused before any
+//! write, with a stable code on the record, and a person applies the change.
 //! Pure.
 
 use crate::codes::ErrorCode;
@@ -34,34 +35,6 @@ pub fn refused_for_maxio(snapshot: &DealSnapshot) -> Option<(ErrorCode, String)>
         )),
         _ => None,
     }
-}
-
-/// Why the WHMCS chain does not provision the deal's Order: amendments and renewals change
-/// services that exist, which dealbridge does not do in WHMCS yet.
-pub fn refused_for_whmcs(snapshot: &DealSnapshot) -> Option<(ErrorCode, String)> {
-    let opportunity = snapshot.opportunity.as_ref()?;
-    if let Some(contract) = &opportunity.amended_contract {
-        return Some((
-            ErrorCode::AmendmentNotSupported,
-            format!(
-                "Opportunity {} amends Contract {contract}; dealbridge does not change existing WHMCS services for amendments yet and will not order its lines as new services. Apply the change in WHMCS by hand",
-                opportunity.id
-            ),
-        ));
-    }
-    renewal(snapshot)
-}
-
-fn renewal(snapshot: &DealSnapshot) -> Option<(ErrorCode, String)> {
-    let opportunity = snapshot.opportunity.as_ref()?;
-    let contract = opportunity.renewed_contract.as_ref()?;
-    Some((
-        ErrorCode::RenewalNotSupported,
-        format!(
-            "Opportunity {} renews Contract {contract}; dealbridge does not change existing WHMCS services for renewals yet and will not order its lines as new services. Apply any change in WHMCS by hand",
-            opportunity.id
-        ),
-    ))
 }
 
 #[cfg(test)]
@@ -130,19 +103,12 @@ mod tests {
     }
 
     #[test]
-    fn amendments_go_to_ab_with_their_contract_and_never_to_whmcs() {
+    fn amendments_go_to_ab_with_their_contract() {
         let first_sale = snapshot(None, None, false);
         assert_eq!(refused_for_maxio(&first_sale), None);
-        assert_eq!(refused_for_whmcs(&first_sale), None);
 
         let amendment = snapshot(Some("800A000010khO8J"), None, true);
         assert_eq!(refused_for_maxio(&amendment), None);
-        let (code, message) = refused_for_whmcs(&amendment).unwrap();
-        assert_eq!(code, ErrorCode::AmendmentNotSupported);
-        assert!(
-            message.contains("amends Contract 800A000010khO8JIAU"),
-            "{message}"
-        );
 
         let unreadable = snapshot(Some("800A000010khO8J"), None, false);
         let (code, message) = refused_for_maxio(&unreadable).unwrap();
@@ -151,15 +117,13 @@ mod tests {
     }
 
     #[test]
-    fn renewals_are_refused_by_both_chains() {
+    fn a_renewal_whose_contract_cannot_be_read_is_refused() {
         let renewal = snapshot(None, Some("800A000010khO8J"), false);
-        for refused in [refused_for_maxio(&renewal), refused_for_whmcs(&renewal)] {
-            let (code, message) = refused.unwrap();
-            assert_eq!(code, ErrorCode::RenewalNotSupported);
-            assert!(
-                message.contains("renews Contract 800A000010khO8JIAU"),
-                "{message}"
-            );
-        }
+        let (code, message) = refused_for_maxio(&renewal).unwrap();
+        assert_eq!(code, ErrorCode::RenewalNotSupported);
+        assert!(
+            message.contains("renews Contract 800A000010khO8JIAU"),
+            "{message}"
+        );
     }
 }

@@ -13,6 +13,7 @@
 
 mod cancel;
 pub mod client;
+pub mod contract_lines;
 pub mod currency;
 mod de;
 pub mod error;

@@ -58,6 +58,20 @@ pub struct WhmcsOrderPlan {
     pub main_line: usize,
     /// Whether the Order still needs `Activation_Status__c = Activating` written.
     pub needs_activating: bool,
+    /// Renewal lines the Contract's existing services carry on (order product, service id):
+    /// written back, never ordered.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub continued: Vec<(SfId, String)>,
+    /// The WHMCS order of the continued services (the Order's WHMCS order when it orders none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub continued_order: Option<String>,
+}
+
+impl WhmcsOrderPlan {
+    /// Whether the Order needs an AddOrder (a renewal whose every line carries on does not).
+    pub fn orders_anything(&self) -> bool {
+        !self.items.is_empty()
+    }
 }
 
 fn add_order(client_id: &str, lines: Vec<OrderLine>, mapping: &Mapping) -> AddOrder {
@@ -96,17 +110,24 @@ pub fn prepare(
     mapping: &Mapping,
 ) -> Result<(WhmcsOrderPlan, AddOrder), Vec<OrderProblem>> {
     let mut problems = Vec::new();
-    let mut problem =
-        |code: ErrorCode, message: String| problems.push(OrderProblem { code, message });
     let Some(order) = snapshot.orders.iter().find(|o| &o.id == order_id) else {
         return Err(vec![OrderProblem {
             code: ErrorCode::WhmcsOrderNotFound,
             message: format!("Order {order_id} is not part of the deal that was loaded"),
         }]);
     };
-    if let Some((code, message)) = crate::contract::change::refused_for_whmcs(snapshot) {
-        return Err(vec![OrderProblem { code, message }]);
+    let split = super::contract_lines::contract_lines(snapshot, order);
+    if split.problems.iter().any(|p| {
+        matches!(
+            p.code,
+            ErrorCode::AmendmentNotSupported | ErrorCode::RenewalNotSupported
+        )
+    }) {
+        return Err(split.problems);
     }
+    problems.extend(split.problems.iter().cloned());
+    let mut problem =
+        |code: ErrorCode, message: String| problems.push(OrderProblem { code, message });
     let options = &mapping.whmcs;
     let approved = options.approved_order_statuses.contains(&order.status)
         || order
@@ -180,9 +201,9 @@ pub fn prepare(
         .whmcs_product_id
         .as_deref()
         .unwrap_or("WHMCS product id");
-    let mut lines = Vec::with_capacity(order.items.len());
+    let mut lines = Vec::with_capacity(split.ordered.len());
     let mut main_line = None;
-    for item in &order.items {
+    for item in split.ordered.iter().copied() {
         let product = &item.product;
         let name = match &product.code {
             Some(code) => format!("{} ({code})", product.name),
@@ -287,8 +308,10 @@ pub fn prepare(
             .clone()
             .or_else(|| snapshot.opportunity.as_ref().map(|o| o.id.clone())),
         client_id,
-        items: order.items.iter().map(|i| i.id.clone()).collect(),
+        items: split.ordered.iter().map(|i| i.id.clone()).collect(),
         main_line: main_line.unwrap_or(0),
+        continued: split.continued,
+        continued_order: split.continued_order,
         needs_activating: order.activation_status.as_deref()
             != Some(mapping.values.activation_activating.as_str()),
     };

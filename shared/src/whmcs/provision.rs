@@ -259,6 +259,11 @@ impl WhmcsDeps {
     ) -> Result<BTreeMap<String, String>, StepFailure> {
         let deal = order_id.to_string();
         let mut targets = record.targets.clone();
+        if !plan.orders_anything() {
+            return self
+                .continue_services(order_id, snapshot, plan, targets)
+                .await;
+        }
         let placed = targets.contains_key(TARGET_ORDER);
         if !placed {
             self.check_currency(order_id, snapshot, plan).await?;
@@ -295,6 +300,7 @@ impl WhmcsDeps {
                 .iter()
                 .cloned()
                 .zip(services.iter().cloned())
+                .chain(plan.continued.iter().cloned())
                 .collect(),
             opportunity: plan
                 .opportunity_id
@@ -307,6 +313,32 @@ impl WhmcsDeps {
             .await
             .map_err(|e| salesforce_failure(&e))?;
         info!(order = %order_id, whmcs_order, "Order provisioned in WHMCS and written back");
+        Ok(targets)
+    }
+
+    /// A renewal whose every line an existing service carries on: nothing is sent to WHMCS; the
+    /// services and their WHMCS order are written to the renewal's Order and Opportunity.
+    async fn continue_services(
+        &self,
+        order_id: &SfId,
+        snapshot: &DealSnapshot,
+        plan: &WhmcsOrderPlan,
+        targets: BTreeMap<String, String>,
+    ) -> Result<BTreeMap<String, String>, StepFailure> {
+        let outcome = WhmcsOutcome::Provisioned {
+            whmcs_order_id: plan.continued_order.clone().unwrap_or_default(),
+            services: plan.continued.clone(),
+            opportunity: plan
+                .opportunity_id
+                .clone()
+                .or_else(|| snapshot.opportunity.as_ref().map(|o| o.id.clone()))
+                .zip(plan.continued.first().map(|(_, s)| s.clone())),
+        };
+        self.writeback
+            .whmcs(order_id, &outcome)
+            .await
+            .map_err(|e| salesforce_failure(&e))?;
+        info!(order = %order_id, services = plan.continued.len(), "renewal carried on by the existing WHMCS services; nothing ordered");
         Ok(targets)
     }
 
