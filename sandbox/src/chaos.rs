@@ -108,6 +108,15 @@ const MAXIO_DEALS: [(&str, Expected); 30] = [
     ),
 ];
 
+/// Deals cancelled (seed 001: the stage `△Cancelling`, due now) once the first phase billed
+/// them: an AB subscription, and the WHMCS services of the Internet Order. (Cancellations at a
+/// later date, like the CPQ cancellation of the seed, hop on the delayed queue until their day
+/// and are left to their end-to-end tests.)
+const CANCELLED_DEALS: [&str; 2] = ["VolumeOpportunity", "InternetOpportunity"];
+
+const CANCELLING: &str = "\u{25b3}Cancelling";
+const CANCELLED: &str = "\u{25b3}Cancelled";
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Expected {
     Synced,
@@ -225,6 +234,8 @@ pub struct ChaosRun {
     /// Messages already delivered once and acknowledged (they come back once more).
     duplicated: HashSet<String>,
     redeliveries: usize,
+    /// The deals the second phase asked to cancel (those the first phase billed).
+    cancelled: Vec<&'static str>,
 }
 
 impl ChaosRun {
@@ -254,6 +265,7 @@ impl ChaosRun {
             rng: rand::rngs::StdRng::seed_from_u64(seed ^ 0x5eed),
             duplicated: HashSet::new(),
             redeliveries: 0,
+            cancelled: Vec::new(),
         })
     }
 
@@ -278,6 +290,7 @@ impl ChaosRun {
         }
         self.plan.set_crashes(true);
         self.drain(20_000).await;
+        problems.extend(self.cancel_billed().await);
         let mut summary = self.check();
         summary.problems.splice(0..0, problems);
         summary
@@ -307,6 +320,60 @@ impl ChaosRun {
             }
         }
         Err(format!("intake never accepted {reference}"))
+    }
+
+    /// The second phase: a person sets the billed deals to `△Cancelling`, due now; each is sent
+    /// twice, the workers run under the same chaos, and a day later (after WHMCS's cron) each is
+    /// sent again, as the reconciler does for a due cancellation.
+    async fn cancel_billed(&mut self) -> Vec<String> {
+        let mut problems = Vec::new();
+        let now = chrono::DateTime::from_timestamp(self.stack.clock_now(), 0).unwrap_or_default();
+        for deal in CANCELLED_DEALS {
+            let opp = self.record(deal);
+            let billed = ["Maxio_Subscription_Id__c", "WHMCS_Service_ID__c"]
+                .iter()
+                .any(|f| match opp.get(*f) {
+                    Some(Value::String(v)) => !v.is_empty(),
+                    Some(Value::Number(_)) => true,
+                    _ => false,
+                });
+            if !billed {
+                continue;
+            }
+            let id = self.stack.id(deal).to_string();
+            let mut fields = Map::new();
+            fields.insert("StageName".into(), CANCELLING.into());
+            fields.insert(
+                "ScheduledCancellationDateAndTime__c".into(),
+                now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                    .into(),
+            );
+            let changed = self
+                .stack
+                .salesforce
+                .with_org(|org| org.update(Some("Opportunity"), &id, &fields));
+            if let Err(e) = changed {
+                problems.push(format!("{deal}: could not set the cancelling stage: {e:?}"));
+                continue;
+            }
+            self.cancelled.push(deal);
+        }
+        for round in 0..2 {
+            self.plan.set_crashes(false);
+            let sends = if round == 0 { 2 } else { 1 };
+            for deal in self.cancelled.clone() {
+                for _ in 0..sends {
+                    if let Err(p) = self.send_deal(deal).await {
+                        problems.push(p);
+                    }
+                }
+            }
+            self.plan.set_crashes(true);
+            self.drain(20_000).await;
+            // WHMCS's cron runs at midnight; past the FIFO deduplication window too.
+            self.stack.advance(Duration::from_secs(86_400));
+        }
+        problems
     }
 
     async fn send_order_event(&self) -> Result<(), String> {
@@ -553,6 +620,7 @@ impl ChaosRun {
                 order["Activation_Error__c"]
             )),
         }
+        problems.extend(self.check_cancellations());
         Summary {
             seed: self.seed,
             deals: MAXIO_DEALS.len() + 1,
@@ -562,6 +630,74 @@ impl ChaosRun {
             duplicates,
             problems,
         }
+    }
+}
+
+impl ChaosRun {
+    /// The deals the second phase asked to cancel.
+    pub fn cancelled(&self) -> &[&'static str] {
+        &self.cancelled
+    }
+
+    /// Every cancelled deal shows `Cancelled` and `△Cancelled` with AB and WHMCS agreeing, or has
+    /// a cancellation message in a dead-letter queue; WHMCS holds one request per service.
+    fn check_cancellations(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        let mut requests: BTreeMap<u64, usize> = BTreeMap::new();
+        for r in self.stack.whmcs.cancel_requests() {
+            *requests.entry(r.service_id).or_default() += 1;
+        }
+        for (service, n) in requests {
+            if n > 1 {
+                problems.push(format!(
+                    "{n} WHMCS cancellation requests for service {service}"
+                ));
+            }
+        }
+        for deal in &self.cancelled {
+            let opp = self.record(deal);
+            let status = opp["Cancellation_Status__c"].as_str().unwrap_or("");
+            let stage = opp["StageName"].as_str().unwrap_or("");
+            let cancel_dead = {
+                let id = self.stack.id(deal).to_string();
+                [QueueName::MaxioSubscription, QueueName::WhmcsProvision]
+                    .iter()
+                    .any(|q| {
+                        self.stack
+                            .queue
+                            .dead_letters(*q)
+                            .iter()
+                            .any(|b| b.contains(id.as_str()) && b.contains("-cancel"))
+                    })
+            };
+            if status == "Cancelled" && stage == CANCELLED {
+                let subscription = opp["Maxio_Subscription_Id__c"]
+                    .as_str()
+                    .and_then(|s| s.parse::<i64>().ok());
+                if let Some(sub) = subscription {
+                    let state = self
+                        .stack
+                        .maxio_ab
+                        .subscription(sub)
+                        .map(|s| s["state"].clone())
+                        .unwrap_or_default();
+                    if state != "canceled" {
+                        problems.push(format!(
+                            "{deal}: shown cancelled, but AB subscription {sub} is {state}"
+                        ));
+                    }
+                }
+                continue;
+            }
+            if cancel_dead {
+                continue;
+            }
+            problems.push(format!(
+                "{deal}: cancellation ends {status:?} at stage {stage:?} ({:?}) and is not in a dead-letter queue",
+                opp.get("Cancellation_Error__c")
+            ));
+        }
+        problems
     }
 }
 

@@ -10,9 +10,15 @@
 //!   shuffled order and standard-queue batches are shuffled;
 //! - each deal is sent twice by "Salesforce", and again after any 5xx.
 //!
+//! Once that has drained, a second phase sets the billed AB deal and the WHMCS deal to
+//! `△Cancelling` (due now), sends each twice, runs the workers under the same chaos, and a day
+//! later (after WHMCS's cron) sends each again, as the reconciler does.
+//!
 //! Then, for every seed, on each AB site: one AB customer per account, one subscription per deal,
 //! one price point per component of a deal, one allocation per component a repair sets; one
-//! WHMCS order per Order, one Core contract per subscription; every deal
+//! WHMCS order per Order, one Core contract per subscription, one WHMCS cancellation request per
+//! service; every cancelled deal shows `Cancelled` with AB's subscription canceled (or its
+//! cancellation is in a dead-letter queue); every deal
 //! ends as it would without faults, or has a message in a dead-letter queue (with its error on
 //! the record, unless Salesforce refused that last write too, as it does at the heavy rate); no
 //! queue holds anything.
@@ -86,6 +92,27 @@ async fn without_faults_every_deal_ends_as_specified() {
     let summary = run.run().await;
     assert!(summary.problems.is_empty(), "{:?}", summary.problems);
     assert_eq!(summary.dead_letters, 0);
+    // Both billed deals were cancelled in the second phase, AB's and WHMCS's.
+    assert_eq!(
+        run.cancelled(),
+        ["VolumeOpportunity", "InternetOpportunity"]
+    );
+    for deal in run.cancelled() {
+        let opp = run
+            .stack
+            .salesforce
+            .record(run.stack.id(deal).as_str())
+            .unwrap();
+        assert_eq!(
+            (&opp["Cancellation_Status__c"], &opp["StageName"]),
+            (
+                &serde_json::json!("Cancelled"),
+                &serde_json::json!("\u{25b3}Cancelled")
+            ),
+            "{deal}"
+        );
+    }
+    assert_eq!(run.stack.whmcs.cancel_requests().len(), 3);
 }
 
 /// A ledger that forgets everything: every attempt starts afresh, as if its key were random.
