@@ -4,6 +4,7 @@
 //! dispatched with), WHMCS provisioning under the Order Id; the records of the given Id are shown.
 
 use chrono::{DateTime, SecondsFormat, Utc};
+use dealbridge::contract::cancel::SystemState;
 use dealbridge::ledger::{DynamoDbLedger, Ledger, LedgerSettings, StepRecord, TABLE_VARIABLE};
 use serde_json::json;
 
@@ -26,11 +27,20 @@ pub fn row(r: &StepRecord) -> Vec<String> {
         instant(r.updated_at),
         r.targets
             .iter()
-            .map(|(k, v)| format!("{k}={v}"))
+            .map(|(k, v)| target_text(k, v))
             .collect::<Vec<_>>()
             .join(" "),
         r.last_error.clone().unwrap_or_default(),
     ]
+}
+
+/// One target: `key=value`, or for a cancellation step's system state `key=(scheduled: AB
+/// cancels it at …)`.
+fn target_text(key: &str, value: &str) -> String {
+    match SystemState::from_ledger(value) {
+        Some(state) => format!("{key}=({})", state.summary()),
+        None => format!("{key}={value}"),
+    }
 }
 
 /// Runs `status`.
@@ -78,4 +88,40 @@ pub async fn status(id: &str) -> Result<Outcome, CliError> {
         "records": records,
     });
     Ok(Outcome::new(json, text, false))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dealbridge::contract::cancel::{Standing, ledger_record};
+    use dealbridge::ledger::StepStatus;
+
+    #[test]
+    fn a_cancellation_steps_states_read_as_words_and_other_targets_as_they_are() {
+        let standings = [Standing {
+            system: "AB subscription 42".into(),
+            state: SystemState::Scheduled {
+                note: "AB cancels it at 2026-12-31T05:00:00Z".into(),
+            },
+        }];
+        let (mut targets, _) = ledger_record(&standings, None);
+        targets.insert("whmcs_requested_101".into(), "End of Billing Period".into());
+        let t = "2026-12-02T12:00:00Z".parse().unwrap();
+        let record = StepRecord {
+            deal_id: "006A000010khO8JIAU".into(),
+            step: "maxio-cancel".into(),
+            status: StepStatus::Completed,
+            attempts: 1,
+            started_at: t,
+            updated_at: t,
+            lease_until: None,
+            targets,
+            last_error: None,
+            expires_at: 0,
+        };
+        assert_eq!(
+            row(&record)[5],
+            "ab_subscription_42=(scheduled: AB cancels it at 2026-12-31T05:00:00Z) whmcs_requested_101=End of Billing Period"
+        );
+    }
 }

@@ -292,6 +292,22 @@ pub enum SystemState {
 }
 
 impl SystemState {
+    /// The state as one line: `scheduled: AB cancels it at …`, `failed: CODE: message`.
+    pub fn summary(&self) -> String {
+        match self {
+            SystemState::Cancelled { note } => format!("cancelled: {note}"),
+            SystemState::Scheduled { note } => format!("scheduled: {note}"),
+            SystemState::Waiting { note } => format!("waiting: {note}"),
+            SystemState::Withdrawn { note } => format!("withdrawn: {note}"),
+            SystemState::Failed { code, message } => format!("failed: {code}: {message}"),
+        }
+    }
+
+    /// A cancellation step's ledger target value (see [`ledger_record`]) read back, if it is one.
+    pub fn from_ledger(value: &str) -> Option<SystemState> {
+        serde_json::from_str(value).ok()
+    }
+
     fn line(&self, system: &str) -> String {
         match self {
             SystemState::Cancelled { note }
