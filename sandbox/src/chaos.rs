@@ -33,10 +33,10 @@ const WORKED: [QueueName; 6] = [
 ];
 
 /// The won Opportunities of the seed and how each ends without chaos. Amendments are sent with
-/// their first sales, in any order: one that arrives first waits for its first sale. (The
-/// future-dated amendment is left to its end-to-end test: six weeks of 15-minute hops on the
-/// delayed queue would dominate every seed's run.)
-const MAXIO_DEALS: [(&str, Expected); 30] = [
+/// their first sales, in any order: one that arrives first waits for its first sale. Renewals
+/// from 2026-12-01 wait eleven days of 15-minute hops on the delayed queue. (The amendment due
+/// 2027-01-01 is left to its end-to-end test: six weeks of hops would dominate every seed's run.)
+const MAXIO_DEALS: [(&str, Expected); 35] = [
     ("VolumeOpportunity", Expected::Synced),
     ("GraduatedOpportunity", Expected::Synced),
     ("FlatFeeOpportunity", Expected::Synced),
@@ -106,13 +106,32 @@ const MAXIO_DEALS: [(&str, Expected); 30] = [
         "MixedPriceAmendOpportunity",
         Expected::Failed("AMENDMENT_SPLIT_PRICE"),
     ),
+    // Renewals from 2026-12-01 (they wait on the delayed queue for their day).
+    ("RenewSameOpportunity", Expected::Synced),
+    (
+        "RenewSameRenewOpportunity",
+        Expected::Applied("RenewSameOpportunity", "support-seats", 10),
+    ),
+    ("RenewSeatsOpportunity", Expected::Synced),
+    (
+        "RenewSeatsRenewOpportunity",
+        Expected::Applied("RenewSeatsOpportunity", "support-seats", 12),
+    ),
+    // Cancelled by its CPQ amendment in the second phase.
+    ("CancelAllOpportunity", Expected::Synced),
 ];
 
-/// Deals cancelled (seed 001: the stage `△Cancelling`, due now) once the first phase billed
-/// them: an AB subscription, and the WHMCS services of the Internet Order. (Cancellations at a
-/// later date, like the CPQ cancellation of the seed, hop on the delayed queue until their day
-/// and are left to their end-to-end tests.)
-const CANCELLED_DEALS: [&str; 2] = ["VolumeOpportunity", "InternetOpportunity"];
+/// Deals cancelled once the first phase billed them: `(deal, the Opportunity whose stage and
+/// billing follow the service, by its stage)`. Two by the seed-001 stage, due now (an AB
+/// subscription, and the WHMCS services of the Internet Order), and the seed's CPQ cancellation
+/// (an amendment taking its Contract to zero from 2026-12-01: it waits on the delayed queue for
+/// its day). A cancellation comes after its sale: sent before the first sale is billed, a CPQ
+/// cancellation finds nothing billed.
+const CANCELLED_DEALS: [(&str, &str, bool); 3] = [
+    ("VolumeOpportunity", "VolumeOpportunity", true),
+    ("InternetOpportunity", "InternetOpportunity", true),
+    ("CancelAllAmendOpportunity", "CancelAllOpportunity", false),
+];
 
 const CANCELLING: &str = "\u{25b3}Cancelling";
 const CANCELLED: &str = "\u{25b3}Cancelled";
@@ -328,8 +347,8 @@ impl ChaosRun {
     async fn cancel_billed(&mut self) -> Vec<String> {
         let mut problems = Vec::new();
         let now = chrono::DateTime::from_timestamp(self.stack.clock_now(), 0).unwrap_or_default();
-        for deal in CANCELLED_DEALS {
-            let opp = self.record(deal);
+        for (deal, billing, by_stage) in CANCELLED_DEALS {
+            let opp = self.record(billing);
             let billed = ["Maxio_Subscription_Id__c", "WHMCS_Service_ID__c"]
                 .iter()
                 .any(|f| match opp.get(*f) {
@@ -338,6 +357,10 @@ impl ChaosRun {
                     _ => false,
                 });
             if !billed {
+                continue;
+            }
+            if !by_stage {
+                self.cancelled.push(deal);
                 continue;
             }
             let id = self.stack.id(deal).to_string();
@@ -639,7 +662,8 @@ impl ChaosRun {
         &self.cancelled
     }
 
-    /// Every cancelled deal shows `Cancelled` and `△Cancelled` with AB and WHMCS agreeing, or has
+    /// Every cancelled deal shows `Cancelled` (and its billed Opportunity `△Cancelled`) with AB
+    /// and WHMCS agreeing, or has
     /// a cancellation message in a dead-letter queue; WHMCS holds one request per service.
     fn check_cancellations(&self) -> Vec<String> {
         let mut problems = Vec::new();
@@ -656,8 +680,13 @@ impl ChaosRun {
         }
         for deal in &self.cancelled {
             let opp = self.record(deal);
+            let billing = CANCELLED_DEALS
+                .iter()
+                .find(|(d, _, _)| d == deal)
+                .map_or(*deal, |(_, b, _)| *b);
+            let billed = self.record(billing);
             let status = opp["Cancellation_Status__c"].as_str().unwrap_or("");
-            let stage = opp["StageName"].as_str().unwrap_or("");
+            let stage = billed["StageName"].as_str().unwrap_or("");
             let cancel_dead = {
                 let id = self.stack.id(deal).to_string();
                 [QueueName::MaxioSubscription, QueueName::WhmcsProvision]
@@ -671,7 +700,7 @@ impl ChaosRun {
                     })
             };
             if status == "Cancelled" && stage == CANCELLED {
-                let subscription = opp["Maxio_Subscription_Id__c"]
+                let subscription = billed["Maxio_Subscription_Id__c"]
                     .as_str()
                     .and_then(|s| s.parse::<i64>().ok());
                 if let Some(sub) = subscription {

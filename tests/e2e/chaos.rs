@@ -11,8 +11,9 @@
 //! - each deal is sent twice by "Salesforce", and again after any 5xx.
 //!
 //! Once that has drained, a second phase sets the billed AB deal and the WHMCS deal to
-//! `△Cancelling` (due now), sends each twice, runs the workers under the same chaos, and a day
-//! later (after WHMCS's cron) sends each again, as the reconciler does.
+//! `△Cancelling` (due now) and sends them with the seed's CPQ cancellation (due 2026-12-01),
+//! each twice, runs the workers under the same chaos, and a day later (after WHMCS's cron) sends
+//! each again, as the reconciler does. Renewals (from 2026-12-01) go with the first phase.
 //!
 //! Then, for every seed, on each AB site: one AB customer per account, one subscription per deal,
 //! one price point per component of a deal, one allocation per component a repair sets; one
@@ -92,25 +93,35 @@ async fn without_faults_every_deal_ends_as_specified() {
     let summary = run.run().await;
     assert!(summary.problems.is_empty(), "{:?}", summary.problems);
     assert_eq!(summary.dead_letters, 0);
-    // Both billed deals were cancelled in the second phase, AB's and WHMCS's.
+    // The billed deals were cancelled in the second phase: by stage (AB's and WHMCS's) and by a
+    // CPQ amendment to zero (waiting for its day); the billed Opportunities show the stage.
     assert_eq!(
         run.cancelled(),
-        ["VolumeOpportunity", "InternetOpportunity"]
+        [
+            "VolumeOpportunity",
+            "InternetOpportunity",
+            "CancelAllAmendOpportunity"
+        ]
     );
-    for deal in run.cancelled() {
-        let opp = run
-            .stack
+    let record = |deal: &str| {
+        run.stack
             .salesforce
             .record(run.stack.id(deal).as_str())
-            .unwrap();
+            .unwrap()
+    };
+    for deal in run.cancelled() {
         assert_eq!(
-            (&opp["Cancellation_Status__c"], &opp["StageName"]),
-            (
-                &serde_json::json!("Cancelled"),
-                &serde_json::json!("\u{25b3}Cancelled")
-            ),
+            record(deal)["Cancellation_Status__c"],
+            "Cancelled",
             "{deal}"
         );
+    }
+    for billed in [
+        "VolumeOpportunity",
+        "InternetOpportunity",
+        "CancelAllOpportunity",
+    ] {
+        assert_eq!(record(billed)["StageName"], "\u{25b3}Cancelled", "{billed}");
     }
     assert_eq!(run.stack.whmcs.cancel_requests().len(), 3);
 }
