@@ -546,7 +546,8 @@ async fn dry_run(connected: &Connected, deal: &DealRef) -> Result<Outcome, CliEr
                         text.push_str(&requests_text(&requests));
                         let writeback = connected.writeback(wiring::system_clock());
                         let mut records = Vec::new();
-                        if order_plan.needs_activating {
+                        // The sync writes Activating only before an AddOrder.
+                        if order_plan.needs_activating && order_plan.orders_anything() {
                             records.extend(
                                 writeback.whmcs_records(order_id, &WhmcsOutcome::Activating),
                             );

@@ -678,12 +678,7 @@ async fn a_cancellation_whose_trigger_was_lost_is_carried_out_by_the_next_run() 
 async fn a_due_cancellation_is_confirmed_by_the_runs_after_whmcss_cron() {
     let stack = stack().await;
     let deps = deps(&stack, ReconcileSettings::default());
-    let event = serde_json::from_value(sample("platform-events-order-provision.json")).unwrap();
-    dealbridge_platform_events::handle(event, &stack.platform_events)
-        .await
-        .unwrap();
-    stack.drain(500).await;
-    assert_eq!(stack.whmcs.services().len(), 3);
+    crate::support::provision_internet_order(&stack).await;
     let at = now(&stack);
     change_at(
         &stack,
@@ -805,11 +800,7 @@ async fn a_request_whmcss_cron_never_carries_out_fails_visibly_after_two_days() 
     use dealbridge_sandbox::whmcs::model::ServiceStatus;
     let stack = stack().await;
     let deps = deps(&stack, ReconcileSettings::default());
-    let event = serde_json::from_value(sample("platform-events-order-provision.json")).unwrap();
-    dealbridge_platform_events::handle(event, &stack.platform_events)
-        .await
-        .unwrap();
-    stack.drain(500).await;
+    crate::support::provision_internet_order(&stack).await;
     // The installation does not carry out cancellation requests by itself.
     stack.whmcs.set_cancellation_automation(false);
     change_at(

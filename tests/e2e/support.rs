@@ -8,7 +8,13 @@ use serde_json::{Map, Value, json};
 /// Sends the seeded Opportunity to the intake as a signed callout; the intake must accept it.
 pub async fn send_deal(stack: &LocalStack, opportunity: &str) {
     let id = stack.id(opportunity).to_string();
-    let body = json!({"opportunityId": id}).to_string();
+    send_callout(stack, &json!({"opportunityId": id})).await;
+}
+
+/// Sends `body` (`{"opportunityId"}` or `{"orderId"}`) to the intake as a signed callout; the
+/// intake must accept it.
+pub async fn send_callout(stack: &LocalStack, body: &Value) {
+    let body = body.to_string();
     let event = with_signed_body(
         &sample("intake-http-api-deal.json"),
         &body,
@@ -35,4 +41,15 @@ pub fn record(stack: &LocalStack, reference: &str) -> Map<String, Value> {
         .salesforce
         .record(stack.id(reference).as_str())
         .expect("record")
+}
+
+/// Provisions the seeded Internet Order as its approval's Platform Event does, and runs the
+/// workers: three WHMCS services.
+pub async fn provision_internet_order(stack: &LocalStack) {
+    let event = serde_json::from_value(sample("platform-events-order-provision.json")).unwrap();
+    dealbridge_platform_events::handle(event, &stack.platform_events)
+        .await
+        .unwrap();
+    stack.drain(500).await;
+    assert_eq!(stack.whmcs.services().len(), 3, "provisioned first");
 }

@@ -4,7 +4,6 @@
 //! `WHMCS_CHANGE_NOT_SUPPORTED` before any WHMCS call. Re-runs send nothing new.
 
 use dealbridge::salesforce::SfId;
-use dealbridge_sandbox::events::{http_request, sample, with_signed_body};
 use dealbridge_sandbox::local::LocalStack;
 use serde_json::{Map, Value, json};
 
@@ -28,12 +27,7 @@ fn get(stack: &LocalStack, id: &SfId) -> Map<String, Value> {
 /// Provisions the seeded Internet Order (Gold, its installation and Hikari Denwa), then makes it
 /// the first sale of a CPQ Contract. Returns the Contract.
 async fn contracted(stack: &LocalStack) -> SfId {
-    let event = serde_json::from_value(sample("platform-events-order-provision.json")).unwrap();
-    dealbridge_platform_events::handle(event, &stack.platform_events)
-        .await
-        .unwrap();
-    stack.drain(500).await;
-    assert_eq!(stack.whmcs.services().len(), 3, "provisioned first");
+    crate::support::provision_internet_order(stack).await;
     let opportunity = stack.id("InternetOpportunity");
     let quote = insert(
         stack,
@@ -95,14 +89,7 @@ fn change(
 
 /// Sends the Order to the intake as a signed callout and runs the workers.
 async fn run_order(stack: &LocalStack, order: &SfId) {
-    let body = json!({"orderId": order.as_str()}).to_string();
-    let event = with_signed_body(
-        &sample("intake-http-api-deal.json"),
-        &body,
-        stack.clock_now(),
-    );
-    let response = dealbridge_intake::handle(http_request(&event), &stack.intake).await;
-    assert_eq!(response.status(), 202);
+    crate::support::send_callout(stack, &json!({"orderId": order.as_str()})).await;
     stack.drain(500).await;
 }
 

@@ -49,7 +49,8 @@ struct Provisioned {
     whmcs_order: Option<String>,
 }
 
-fn name(item: &OrderItem) -> String {
+/// `Name (CODE)`, as every WHMCS problem names a product.
+pub(super) fn name(item: &OrderItem) -> String {
     match &item.product.code {
         Some(code) => format!("{} ({code})", item.product.name),
         None => item.product.name.clone(),

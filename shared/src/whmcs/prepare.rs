@@ -205,10 +205,7 @@ pub fn prepare(
     let mut main_line = None;
     for item in split.ordered.iter().copied() {
         let product = &item.product;
-        let name = match &product.code {
-            Some(code) => format!("{} ({code})", product.name),
-            None => product.name.clone(),
-        };
+        let name = super::contract_lines::name(item);
         let pid = product
             .whmcs_product_id
             .as_deref()
