@@ -1004,8 +1004,17 @@ async fn hand_over_waits(queue: &InMemoryQueue) -> Vec<Wait> {
                 format!("{} waits until {}", then.name(), due(not_before))
             }
             Ok(Step::Dispatch {
+                not_before,
+                chain: Some(_),
+                ..
+            }) => format!(
+                "a scheduled change: the deal is dispatched again {}",
+                due(not_before)
+            ),
+            Ok(Step::Dispatch {
                 attempt,
                 not_before,
+                chain: None,
             }) => format!(
                 "no Order yet: re-dispatch {attempt} is due {}",
                 due(not_before)

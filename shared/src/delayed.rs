@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use chrono::TimeDelta;
 use tracing::{error, info, warn};
 
 use crate::clock::Clock;
@@ -18,7 +19,7 @@ use crate::codes::ErrorCode;
 use crate::dispatch::{DispatchError, DispatchRequest, Dispatcher};
 use crate::envelope::{Envelope, Step};
 use crate::failure::Failure;
-use crate::ledger::{Begin, Ledger, lease_until};
+use crate::ledger::{Begin, Ledger, StepStatus, lease_until};
 use crate::queue::{MAX_DELAY, Queue, QueueName};
 use crate::runner::{Delivery, Handled, QueueHandler};
 use crate::snapshot::DealRef;
@@ -203,12 +204,13 @@ async fn handle_once(envelope: &Envelope, deps: &DelayedDeps) -> RecordOutcome {
         failure: Failure::new(code, reason),
         retryable,
     };
-    let (attempt, not_before) = match &envelope.step {
+    let (attempt, not_before, chain) = match &envelope.step {
         Step::Dispatch {
             attempt,
             not_before,
-        } => (*attempt, *not_before),
-        Step::Deferred { not_before, .. } => (0, *not_before),
+            chain,
+        } => (*attempt, *not_before, chain.as_deref()),
+        Step::Deferred { not_before, .. } => (0, *not_before, None),
         other => {
             return failed(
                 ErrorCode::DealbridgeBadMessage,
@@ -218,6 +220,12 @@ async fn handle_once(envelope: &Envelope, deps: &DelayedDeps) -> RecordOutcome {
         }
     };
     let now = deps.clock.now().timestamp();
+    if let Some(chain) = chain
+        && let Some(other) = another_chain(envelope, chain, not_before, deps).await
+    {
+        info!(deal = %envelope.deal.id(), chain, other, "another chain of delayed messages waits for this change; this one stops");
+        return RecordOutcome::Duplicate;
+    }
     if not_before > now {
         let wait = Duration::from_secs(u64::try_from(not_before - now).unwrap_or(0)).min(MAX_DELAY);
         let message = match envelope.to_message(wait) {
@@ -257,7 +265,12 @@ async fn handle_once(envelope: &Envelope, deps: &DelayedDeps) -> RecordOutcome {
         idempotency_key: envelope.idempotency_key.clone(),
     };
     match deps.dispatcher.dispatch(&request).await {
-        Ok(_) => RecordOutcome::Dispatched,
+        Ok(_) => {
+            if let Some(chain) = chain {
+                chain_done(envelope, chain, not_before, deps).await;
+            }
+            RecordOutcome::Dispatched
+        }
         Err(e @ DispatchError::OrderNeverCreated { .. }) => {
             let reason = Failure::new(ErrorCode::DispatchNoOrder, &e);
             let DispatchError::OrderNeverCreated { opportunity_id, .. } = &e else {
@@ -285,6 +298,87 @@ async fn handle_once(envelope: &Envelope, deps: &DelayedDeps) -> RecordOutcome {
             }
         }
         Err(e) => failed(ErrorCode::DispatchFailed, e.to_string(), e.is_retryable()),
+    }
+}
+
+/// How long a chain of delayed messages may go without a hop before another chain waiting for
+/// the same change takes over (its message was lost or dead-lettered): three of SQS's longest
+/// delays.
+pub const CHAIN_STALE: Duration = Duration::from_secs(3 * 900);
+
+/// The ledger step that names the chain waiting for a deal's change due at `not_before`.
+pub fn chain_step(not_before: i64) -> String {
+    format!("scheduled-dispatch:{not_before}")
+}
+
+const CHAIN_TARGET: &str = "chain";
+
+/// Every dispatch of a deal whose change is due later starts a chain of delayed messages (a
+/// reconciler run, each Outbound Message on an edit), and each chain hops every 15 minutes until
+/// the day. Of the chains waiting for one deal and time, one goes on: the ledger record
+/// [`chain_step`] names the chain that hopped last, and a hop of another chain stops (`Some`
+/// with the other chain's name), unless that chain has not hopped for [`CHAIN_STALE`] or its
+/// record says it already dispatched the change. Two chains racing both write; the later write
+/// wins and the other stops at its next hop. An extra chain only costs work (dispatch converges),
+/// so the guard needs no conditional write, and without the ledger every chain goes on.
+async fn another_chain(
+    envelope: &Envelope,
+    chain: &str,
+    not_before: i64,
+    deps: &DelayedDeps,
+) -> Option<String> {
+    let deal = envelope.deal.id().to_string();
+    let step = chain_step(not_before);
+    let now = deps.clock.now();
+    match deps.ledger.get(&deal, &step).await {
+        Ok(Some(record)) => {
+            let owner = record.targets.get(CHAIN_TARGET).map(String::as_str);
+            let stale = TimeDelta::from_std(CHAIN_STALE)
+                .ok()
+                .and_then(|d| record.updated_at.checked_add_signed(d))
+                .is_some_and(|t| t < now);
+            let dispatched = record.status == StepStatus::Completed;
+            match owner {
+                Some(owner) if owner != chain && (dispatched || !stale) => {
+                    return Some(owner.to_string());
+                }
+                _ => {}
+            }
+        }
+        Ok(None) => {}
+        Err(e) => {
+            warn!(%deal, error = %e, "the ledger is unavailable; the chain of delayed messages goes on unchecked");
+            return None;
+        }
+    }
+    let targets = BTreeMap::from([(CHAIN_TARGET.to_string(), chain.to_string())]);
+    if let Err(e) = deps
+        .ledger
+        .note(&deal, &step, StepStatus::InProgress, &targets, None, now)
+        .await
+    {
+        warn!(%deal, error = %e, "could not record the chain of delayed messages");
+    }
+    None
+}
+
+/// Records that the chain dispatched its change, so a chain that still waits for it stops.
+async fn chain_done(envelope: &Envelope, chain: &str, not_before: i64, deps: &DelayedDeps) {
+    let deal = envelope.deal.id().to_string();
+    let targets = BTreeMap::from([(CHAIN_TARGET.to_string(), chain.to_string())]);
+    if let Err(e) = deps
+        .ledger
+        .note(
+            &deal,
+            &chain_step(not_before),
+            StepStatus::Completed,
+            &targets,
+            None,
+            deps.clock.now(),
+        )
+        .await
+    {
+        warn!(%deal, error = %e, "could not record the scheduled dispatch as done");
     }
 }
 

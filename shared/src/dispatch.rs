@@ -202,6 +202,7 @@ impl Dispatcher {
                 Step::Dispatch {
                     attempt: 0,
                     not_before,
+                    chain: Some(new_chain_id()),
                 },
             );
             let message = envelope.to_message(wait)?;
@@ -295,6 +296,7 @@ impl Dispatcher {
             Step::Dispatch {
                 attempt,
                 not_before,
+                chain: None,
             },
         );
         if !request.dry_run {
@@ -312,6 +314,12 @@ impl Dispatcher {
             ),
         })
     }
+}
+
+/// A new chain of delayed messages' name: random, so two dispatches of one deal (a reconciler
+/// run and an Outbound Message, say) start chains the delayed function can tell apart.
+fn new_chain_id() -> String {
+    format!("{:016x}", rand::random::<u64>())
 }
 
 #[cfg(test)]

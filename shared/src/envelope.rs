@@ -71,12 +71,17 @@ pub enum Step {
         order_id: SfId,
         snapshot: Box<DealSnapshot>,
     },
-    /// Dispatch the deal again (its Order did not exist yet).
+    /// Dispatch the deal again: its Order did not exist yet, or its change is due later.
     Dispatch {
         attempt: u32,
         /// Unix seconds before which the work is not due (for waits longer than SQS's 15-minute
         /// delay, the message is delayed again).
         not_before: i64,
+        /// Names the chain of delayed messages that waits for a scheduled change (a future-dated
+        /// amendment, renewal or cancellation): of several chains waiting for the same deal and
+        /// time, one goes on (see [`crate::delayed`]). `None` for a wait for CPQ's Order.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        chain: Option<String>,
     },
     /// Send `then` to its queue once `not_before` (Unix seconds) has passed: how a step waits
     /// longer than it may hold a message (for example for Maxio Core to sync), without sleeping.
@@ -241,6 +246,7 @@ mod tests {
             Step::Dispatch {
                 attempt: 2,
                 not_before: 0,
+                chain: None,
             },
         );
         assert_eq!(e.step_key, "006A000010khO8JIAU:dispatch");
@@ -262,6 +268,7 @@ mod tests {
             Step::Dispatch {
                 attempt: 1,
                 not_before: 0,
+                chain: None,
             },
         );
         let b = Envelope::new(
@@ -272,6 +279,7 @@ mod tests {
             Step::Dispatch {
                 attempt: 1,
                 not_before: 0,
+                chain: None,
             },
         );
         let c = Envelope::new(
@@ -282,6 +290,7 @@ mod tests {
             Step::Dispatch {
                 attempt: 2,
                 not_before: 0,
+                chain: None,
             },
         );
         assert_eq!(a.dedup_id(), b.dedup_id());
@@ -315,6 +324,7 @@ mod tests {
             Step::Dispatch {
                 attempt: 1,
                 not_before: 0,
+                chain: None,
             },
         );
         let m = e.to_message(Duration::from_secs(60)).unwrap();

@@ -407,6 +407,7 @@ async fn the_standard_delayed_queue_is_redriven_without_group_or_deduplication_i
         Step::Dispatch {
             attempt: 3,
             not_before: 1_795_176_000,
+            chain: None,
         },
     );
     aws.dead_letter(std::slice::from_ref(&dispatch)).await;

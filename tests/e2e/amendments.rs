@@ -4,6 +4,10 @@
 //! what AB cannot bill exactly is refused on the deal's Opportunity before any AB write. Against
 //! the seeded deals 16–36 of `sandbox/data/salesforce/README.md`.
 
+use std::time::Duration;
+
+use dealbridge::envelope::{Envelope, Step};
+use dealbridge::ledger::{Ledger, StepStatus};
 use dealbridge::queue::QueueName;
 use dealbridge_sandbox::local::LocalStack;
 use serde_json::{Map, Value};
@@ -311,6 +315,99 @@ async fn a_future_amendment_waits_on_the_delayed_queue_and_applies_on_its_day() 
     );
     assert_eq!(quantity(&stack, sub, "support-seats"), 15);
     assert_eq!(allocations(&stack, sub, "support-seats").len(), 1);
+    applied_and_stable(
+        &stack,
+        "FutureSeatsOpportunity",
+        "FutureSeatsAmendOpportunity",
+        sub,
+    )
+    .await;
+}
+
+/// The delayed queue's messages that wait for a scheduled change, by chain.
+fn waiting_chains(stack: &LocalStack) -> Vec<String> {
+    let mut chains: Vec<String> = stack
+        .queue
+        .peek(QueueName::Delayed)
+        .into_iter()
+        .filter_map(|body| match Envelope::parse(&body).ok()?.step {
+            Step::Dispatch { chain, .. } => chain,
+            _ => None,
+        })
+        .collect();
+    chains.sort();
+    chains.dedup();
+    chains
+}
+
+/// Fifteen minutes on (SQS's longest delay), the delayed function takes every message visible
+/// then; `lose` drops them instead, as a message lost or dead-lettered.
+async fn hop(stack: &LocalStack, lose: bool) {
+    stack.advance(Duration::from_secs(900));
+    let batch = stack.queue.receive(QueueName::Delayed, 10);
+    let failed = if lose {
+        Vec::new()
+    } else {
+        stack.run_batch(QueueName::Delayed, &batch).await
+    };
+    assert!(failed.is_empty(), "{failed:?}");
+    for received in &batch {
+        stack.queue.delete(QueueName::Delayed, &received.receipt);
+    }
+}
+
+#[tokio::test]
+async fn repeated_dispatches_of_a_future_amendment_leave_one_chain_waiting_that_applies_it_once() {
+    let stack = LocalStack::start().await.unwrap();
+    let sub = first_sale(&stack, "FutureSeatsOpportunity").await;
+    let amendment = stack.id("FutureSeatsAmendOpportunity").to_string();
+    // Three triggers for the same waiting amendment (a reconciler run, an edit's Outbound
+    // Message, a person's callout): each starts a chain of delayed messages.
+    for _ in 0..3 {
+        send_deal(&stack, "FutureSeatsAmendOpportunity").await;
+    }
+    assert_eq!(waiting_chains(&stack).len(), 3);
+    // One hop each: the first chain to hop holds the wait, the others stop.
+    hop(&stack, false).await;
+    let left = waiting_chains(&stack);
+    assert_eq!(left.len(), 1, "one chain waits: {left:?}");
+    assert_eq!(stack.queue.depth(QueueName::Delayed), 1);
+    let step = dealbridge::delayed::chain_step(1_798_761_600);
+    let record = stack.ledger.get(&amendment, &step).await.unwrap().unwrap();
+    assert_eq!(record.targets["chain"], left[0]);
+
+    // The waiting chain's message is lost (say, dead-lettered). A trigger within the next
+    // three quarters of an hour stops at its first hop, since the wait looks held; once the lost
+    // chain has not hopped for that long, the next trigger's chain takes the wait over.
+    hop(&stack, true).await;
+    send_deal(&stack, "FutureSeatsAmendOpportunity").await;
+    hop(&stack, false).await;
+    assert_eq!(
+        stack.queue.depth(QueueName::Delayed),
+        0,
+        "the wait looked held"
+    );
+    stack.advance(dealbridge::delayed::CHAIN_STALE);
+    send_deal(&stack, "FutureSeatsAmendOpportunity").await;
+    let taker = waiting_chains(&stack);
+    hop(&stack, false).await;
+    assert_eq!(
+        waiting_chains(&stack),
+        taker,
+        "the new chain took the wait over"
+    );
+
+    stack.drain(20_000).await;
+    assert!(
+        stack.clock_now() >= 1_798_761_600,
+        "the clock reached 2027-01-01"
+    );
+    assert_eq!(quantity(&stack, sub, "support-seats"), 15);
+    assert_eq!(allocations(&stack, sub, "support-seats").len(), 1);
+    let record = stack.ledger.get(&amendment, &step).await.unwrap().unwrap();
+    assert_eq!(record.status, StepStatus::Completed, "{record:?}");
+    assert_eq!(record.targets["chain"], taker[0]);
+    assert_eq!(stack.queue.depth(QueueName::Delayed), 0);
     applied_and_stable(
         &stack,
         "FutureSeatsOpportunity",

@@ -96,6 +96,15 @@ impl InMemoryQueue {
         self.lock().queues.get(&queue).map_or(0, Vec::len)
     }
 
+    /// Bodies of the messages waiting or in flight on `queue`, in order.
+    pub fn peek(&self, queue: QueueName) -> Vec<String> {
+        self.lock()
+            .queues
+            .get(&queue)
+            .map(|q| q.iter().map(|m| m.body.clone()).collect())
+            .unwrap_or_default()
+    }
+
     /// Bodies moved to the queue's dead-letter list.
     pub fn dead_letters(&self, queue: QueueName) -> Vec<String> {
         self.lock()

@@ -385,6 +385,7 @@ mod tests {
         let step = Step::Dispatch {
             attempt,
             not_before: 0,
+            chain: None,
         };
         serde_json::to_string(&Envelope::new("c", &deal, &account, None, step)).unwrap()
     }
