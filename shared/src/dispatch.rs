@@ -184,6 +184,22 @@ impl Dispatcher {
         let account_id = snapshot.account.id.clone();
         let now = self.clock.now();
         snapshot.dispatched_on = Some(now.date_naive());
+        if let Some(reason) =
+            crate::plan::waits_for_billing(&snapshot, &self.mapping, now.date_naive())
+        {
+            let reason = |delay: Duration| {
+                format!(
+                    "the cancellation waits for the deal's billing ({reason}); dispatching again in {} s",
+                    delay.as_secs()
+                )
+            };
+            if let Some(waiting) = self
+                .again_later(request, account_id.clone(), reason)
+                .await?
+            {
+                return Ok(waiting);
+            }
+        }
         // A future-dated amendment, renewal or cancellation is dispatched again on its day (from
         // what Salesforce says then) through the delayed queue.
         let (work, scheduled) = crate::plan::for_dispatch(&snapshot, &self.mapping, now);
@@ -278,13 +294,36 @@ impl Dispatcher {
         account_id: SfId,
         stage: String,
     ) -> Result<DispatchOutcome, DispatchError> {
+        let reason = |delay: Duration| {
+            format!(
+                "Opportunity {opportunity_id} (stage {stage}) has no Order yet; dispatching again in {} s",
+                delay.as_secs()
+            )
+        };
+        match self.again_later(request, account_id, reason).await? {
+            Some(waiting) => Ok(waiting),
+            None => {
+                let attempts = request.attempt + 1;
+                warn!(deal = %opportunity_id, attempts, "giving up waiting for the Order");
+                Err(DispatchError::OrderNeverCreated {
+                    opportunity_id,
+                    attempts,
+                })
+            }
+        }
+    }
+
+    /// Sends the deal's next re-dispatch to the delayed queue (the wait doubling, see
+    /// [`RedispatchPolicy`]), or `None` when the policy's dispatches are used up.
+    async fn again_later(
+        &self,
+        request: &DispatchRequest,
+        account_id: SfId,
+        reason: impl Fn(Duration) -> String,
+    ) -> Result<Option<DispatchOutcome>, DispatchError> {
         let attempt = request.attempt + 1;
         if attempt >= self.policy.max_attempts {
-            warn!(deal = %opportunity_id, attempts = attempt, "giving up waiting for the Order");
-            return Err(DispatchError::OrderNeverCreated {
-                opportunity_id,
-                attempts: attempt,
-            });
+            return Ok(None);
         }
         let delay = self.policy.delay_before(attempt);
         let not_before = self.clock.now().timestamp() + i64::try_from(delay.as_secs()).unwrap_or(0);
@@ -302,17 +341,15 @@ impl Dispatcher {
         if !request.dry_run {
             self.queue.send(&envelope.to_message(delay)?).await?;
         }
-        info!(deal = %opportunity_id, attempt, delay_s = delay.as_secs(), "no Order yet; re-dispatch scheduled");
-        Ok(DispatchOutcome::Deferred {
+        let reason = reason(delay);
+        info!(deal = %request.deal.id(), attempt, delay_s = delay.as_secs(), %reason, "re-dispatch scheduled");
+        Ok(Some(DispatchOutcome::Deferred {
             dry_run: request.dry_run,
             account_id,
             attempt,
             retry_in_seconds: delay.as_secs(),
-            reason: format!(
-                "Opportunity {opportunity_id} (stage {stage}) has no Order yet; dispatching again in {} s",
-                delay.as_secs()
-            ),
-        })
+            reason,
+        }))
     }
 }
 

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use chrono::{DateTime, Utc};
 
+use crate::codes::ErrorCode;
 use crate::contract::cancel::{CancellationPlan, Target};
 use crate::mapping::Mapping;
 use crate::salesforce::SfId;
@@ -244,6 +245,25 @@ pub fn for_dispatch(
         .and_then(|day| day.and_hms_opt(0, 0, 0))
         .map(|t| t.and_utc());
     (work, again)
+}
+
+/// Why a cancellation waits before it is planned: the deal it cancels has nothing billed yet (no
+/// AB subscription id, no WHMCS service id, and nothing else refused), as when a CPQ amendment to
+/// zero is approved while its first sale is still being billed. Dispatch sends it again later, a
+/// bounded number of times, as a deal waits for its Order; after the last it is planned, and
+/// refused with `CANCELLATION_NOTHING_BILLED`. Pure.
+pub fn waits_for_billing(
+    snapshot: &DealSnapshot,
+    mapping: &Mapping,
+    today: chrono::NaiveDate,
+) -> Option<String> {
+    let cancellation = crate::contract::cancel::cancellation(snapshot, mapping, today)?;
+    match (&cancellation.target, cancellation.refused.as_slice()) {
+        (Target::Cancel { .. }, [only]) if only.code == ErrorCode::CancellationNothingBilled => {
+            Some(only.message.clone())
+        }
+        _ => None,
+    }
 }
 
 /// Holds back the Maxio billing of an amendment or renewal that takes effect after `today`: the

@@ -354,3 +354,71 @@ async fn a_cancelling_stage_without_its_time_is_refused_and_nothing_is_cancelled
         "{error}"
     );
 }
+
+#[tokio::test]
+async fn a_cpq_cancellation_approved_while_its_sale_is_being_billed_waits_for_it_then_cancels() {
+    let stack = LocalStack::start().await.unwrap();
+    // The amendment to zero comes first: its first sale has no AB subscription yet.
+    dispatch_now(&stack, "CancelAllAmendOpportunity").await;
+    assert!(ab_writes(&stack).is_empty());
+    let amendment = record(&stack, "CancelAllAmendOpportunity");
+    assert_eq!(
+        cancellation(&amendment).0,
+        "",
+        "nothing refused: {amendment:?}"
+    );
+    let waiting = stack.queue.sent(dealbridge::queue::QueueName::Delayed);
+    assert_eq!(waiting.len(), 1, "a re-dispatch waits: {waiting:?}");
+    assert!(waiting[0].body.contains("\"attempt\":1"), "{waiting:?}");
+
+    // The first sale lands; the waiting re-dispatch then schedules the cancellation.
+    let sub = billed(&stack, "CancelAllOpportunity").await;
+    stack.drain(20_000).await;
+    assert_eq!(subscription(&stack, sub)["state"], "canceled");
+    let amendment = record(&stack, "CancelAllAmendOpportunity");
+    assert_eq!(
+        cancellation(&amendment),
+        (
+            "Cancelled".to_string(),
+            amendment["StageName"].as_str().unwrap_or("").to_string(),
+            Value::Null
+        ),
+        "{amendment:?}"
+    );
+    assert_eq!(
+        record(&stack, "CancelAllOpportunity")["StageName"],
+        CANCELLED
+    );
+}
+
+#[tokio::test]
+async fn a_cancellation_of_a_deal_never_billed_waits_about_an_hour_then_says_so() {
+    let stack = LocalStack::start().await.unwrap();
+    update(
+        &stack,
+        "CancelAllOpportunity",
+        json!({"StageName": CANCELLING, "ScheduledCancellationDateAndTime__c": "2026-12-31T05:00:00.000+0000"}),
+    );
+    let start = stack.clock_now();
+    dispatch_now(&stack, "CancelAllOpportunity").await;
+    assert_eq!(cancellation(&record(&stack, "CancelAllOpportunity")).0, "");
+    stack.drain(2_000).await;
+    let opp = record(&stack, "CancelAllOpportunity");
+    let (status, _, error) = cancellation(&opp);
+    assert_eq!(status, "Failed", "{opp:?}");
+    assert!(
+        error
+            .as_str()
+            .is_some_and(|e| e.starts_with("CANCELLATION_NOTHING_BILLED")),
+        "{error}"
+    );
+    assert!(ab_writes(&stack).is_empty());
+    assert!(stack.whmcs.cancel_requests().is_empty());
+    let redispatches = stack
+        .queue
+        .sent(dealbridge::queue::QueueName::Delayed)
+        .len();
+    assert_eq!(redispatches, 7, "eight dispatches in all");
+    let waited = stack.clock_now() - start;
+    assert!((3_000..7_200).contains(&waited), "waited {waited} s");
+}

@@ -110,6 +110,21 @@ fn a_cancellation_without_its_time_or_with_nothing_billed_is_refused() {
     }
     let plan = plan_of(&unbilled);
     assert_eq!(plan.refused[0].code, ErrorCode::CancellationNothingBilled);
+    // Dispatch waits for the billing rather than refusing at once; not when something else is
+    // wrong too, since waiting cannot help then.
+    let m = Mapping::default();
+    let today = now().date_naive();
+    let waits = crate::plan::waits_for_billing(&unbilled, &m, today);
+    assert!(waits.is_some_and(|w| w.contains("nothing billed")));
+    let mut undated = unbilled.clone();
+    if let Some(o) = undated.opportunity.as_mut() {
+        o.scheduled_cancellation = None;
+    }
+    assert_eq!(crate::plan::waits_for_billing(&undated, &m, today), None);
+    assert_eq!(
+        crate::plan::waits_for_billing(&deal(json!({"stage": "\u{25b3}Cancelling"})), &m, today),
+        None
+    );
 }
 
 #[test]
