@@ -34,9 +34,10 @@ const WORKED: [QueueName; 6] = [
 
 /// The won Opportunities of the seed and how each ends without chaos. Amendments are sent with
 /// their first sales, in any order: one that arrives first waits for its first sale. Renewals
-/// from 2026-12-01 wait eleven days of 15-minute hops on the delayed queue. (The amendment due
-/// 2027-01-01 is left to its end-to-end test: six weeks of hops would dominate every seed's run.)
-const MAXIO_DEALS: [(&str, Expected); 35] = [
+/// from 2026-12-01 wait eleven days of 15-minute hops on the delayed queue; the amendment due
+/// 2027-01-01 goes with the second phase ([`LATER_DEALS`]), so the CPQ cancellation from
+/// 2026-12-01 is not backdated when it is sent.
+const MAXIO_DEALS: [(&str, Expected); 37] = [
     ("VolumeOpportunity", Expected::Synced),
     ("GraduatedOpportunity", Expected::Synced),
     ("FlatFeeOpportunity", Expected::Synced),
@@ -119,19 +120,55 @@ const MAXIO_DEALS: [(&str, Expected); 35] = [
     ),
     // Cancelled by its CPQ amendment in the second phase.
     ("CancelAllOpportunity", Expected::Synced),
+    // An amendment from 2027-01-01, sent in the second phase: six weeks of hops.
+    ("FutureSeatsOpportunity", Expected::Synced),
+    (
+        "FutureSeatsAmendOpportunity",
+        Expected::Applied("FutureSeatsOpportunity", "support-seats", 15),
+    ),
 ];
 
+/// Deals of [`MAXIO_DEALS`] sent with the second phase rather than the first.
+const LATER_DEALS: [&str; 1] = ["FutureSeatsAmendOpportunity"];
+
+/// How the second phase cancels a deal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CancelBy {
+    /// The seed-001 stage, due now.
+    StageNow,
+    /// The seed-001 stage at the AB subscription's period end, weeks ahead: AB's delayed cancel,
+    /// and a re-dispatch waiting on the delayed queue for the day.
+    StageAtPeriodEnd,
+    /// Its CPQ amendment to zero, sent as the seed has it.
+    Amendment,
+}
+
 /// Deals cancelled once the first phase billed them: `(deal, the Opportunity whose stage and
-/// billing follow the service, by its stage)`. Two by the seed-001 stage, due now (an AB
-/// subscription, and the WHMCS services of the Internet Order), and the seed's CPQ cancellation
-/// (an amendment taking its Contract to zero from 2026-12-01: it waits on the delayed queue for
-/// its day). A cancellation comes after its sale: sent before the first sale is billed, a CPQ
-/// cancellation finds nothing billed.
-const CANCELLED_DEALS: [(&str, &str, bool); 3] = [
-    ("VolumeOpportunity", "VolumeOpportunity", true),
-    ("InternetOpportunity", "InternetOpportunity", true),
-    ("CancelAllAmendOpportunity", "CancelAllOpportunity", false),
+/// billing follow the service, how)`. By the seed-001 stage due now (an AB subscription, and the
+/// WHMCS services of the Internet Order) and at a future date (an AB subscription's period end),
+/// and the seed's CPQ cancellation (an amendment taking its Contract to zero from 2026-12-01).
+const CANCELLED_DEALS: [(&str, &str, CancelBy); 4] = [
+    ("VolumeOpportunity", "VolumeOpportunity", CancelBy::StageNow),
+    (
+        "InternetOpportunity",
+        "InternetOpportunity",
+        CancelBy::StageNow,
+    ),
+    (
+        "GraduatedOpportunity",
+        "GraduatedOpportunity",
+        CancelBy::StageAtPeriodEnd,
+    ),
+    (
+        "CancelAllAmendOpportunity",
+        "CancelAllOpportunity",
+        CancelBy::Amendment,
+    ),
 ];
+
+/// Set to cancel at its period end in the second phase, then moved back to the stage it had
+/// once AB holds the cancellation: AB's delayed cancel is withdrawn and the subscription bills on.
+const WITHDRAWN_DEAL: &str = "SeatsOpportunity";
 
 const CANCELLING: &str = "\u{25b3}Cancelling";
 const CANCELLED: &str = "\u{25b3}Cancelled";
@@ -255,6 +292,8 @@ pub struct ChaosRun {
     redeliveries: usize,
     /// The deals the second phase asked to cancel (those the first phase billed).
     cancelled: Vec<&'static str>,
+    /// The stage [`WITHDRAWN_DEAL`] had and went back to, once the second phase set it to cancel.
+    withdrawn: Option<String>,
 }
 
 impl ChaosRun {
@@ -285,6 +324,7 @@ impl ChaosRun {
             duplicated: HashSet::new(),
             redeliveries: 0,
             cancelled: Vec::new(),
+            withdrawn: None,
         })
     }
 
@@ -296,6 +336,9 @@ impl ChaosRun {
         // Intake has no effect to crash after; its failures are Salesforce's to retry.
         self.plan.set_crashes(false);
         for (deal, _) in MAXIO_DEALS {
+            if LATER_DEALS.contains(&deal) {
+                continue;
+            }
             for _ in 0..2 {
                 if let Err(p) = self.send_deal(deal).await {
                     problems.push(p);
@@ -341,62 +384,117 @@ impl ChaosRun {
         Err(format!("intake never accepted {reference}"))
     }
 
-    /// The second phase: a person sets the billed deals to `△Cancelling`, due now; each is sent
-    /// twice, the workers run under the same chaos, and a day later (after WHMCS's cron) each is
-    /// sent again, as the reconciler does for a due cancellation.
+    /// The second phase: a person sets the billed deals to `△Cancelling` (due now, or at the AB
+    /// subscription's period end) and one more at its period end that is moved back once AB holds
+    /// the cancellation; each is sent twice with the CPQ cancellation and the later deals, the
+    /// workers run under the same chaos, and a day after everything was due (after WHMCS's cron)
+    /// each cancellation is sent again, as the reconciler does for a due cancellation.
     async fn cancel_billed(&mut self) -> Vec<String> {
         let mut problems = Vec::new();
         let now = chrono::DateTime::from_timestamp(self.stack.clock_now(), 0).unwrap_or_default();
-        for (deal, billing, by_stage) in CANCELLED_DEALS {
-            let opp = self.record(billing);
-            let billed = ["Maxio_Subscription_Id__c", "WHMCS_Service_ID__c"]
-                .iter()
-                .any(|f| match opp.get(*f) {
-                    Some(Value::String(v)) => !v.is_empty(),
-                    Some(Value::Number(_)) => true,
-                    _ => false,
-                });
-            if !billed {
+        let now = now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        for (deal, billing, how) in CANCELLED_DEALS {
+            if !is_billed(&self.record(billing)) {
                 continue;
             }
-            if !by_stage {
-                self.cancelled.push(deal);
-                continue;
-            }
-            let id = self.stack.id(deal).to_string();
-            let mut fields = Map::new();
-            fields.insert("StageName".into(), CANCELLING.into());
-            fields.insert(
-                "ScheduledCancellationDateAndTime__c".into(),
-                now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-                    .into(),
-            );
-            let changed = self
-                .stack
-                .salesforce
-                .with_org(|org| org.update(Some("Opportunity"), &id, &fields));
-            if let Err(e) = changed {
-                problems.push(format!("{deal}: could not set the cancelling stage: {e:?}"));
-                continue;
-            }
-            self.cancelled.push(deal);
-        }
-        for round in 0..2 {
-            self.plan.set_crashes(false);
-            let sends = if round == 0 { 2 } else { 1 };
-            for deal in self.cancelled.clone() {
-                for _ in 0..sends {
-                    if let Err(p) = self.send_deal(deal).await {
-                        problems.push(p);
+            let at = match how {
+                CancelBy::Amendment => {
+                    self.cancelled.push(deal);
+                    continue;
+                }
+                CancelBy::StageNow => now.clone(),
+                CancelBy::StageAtPeriodEnd => match self.period_end(deal) {
+                    Some(at) => at,
+                    None => {
+                        problems.push(format!("{deal}: AB has no period end for its subscription"));
+                        continue;
                     }
+                },
+            };
+            match self.set_stage(deal, CANCELLING, Some(&at)) {
+                Ok(()) => self.cancelled.push(deal),
+                Err(p) => problems.push(p),
+            }
+        }
+        let withdrawn = self.record(WITHDRAWN_DEAL);
+        if is_billed(&withdrawn)
+            && let Some(at) = self.period_end(WITHDRAWN_DEAL)
+        {
+            let stage = withdrawn["StageName"].as_str().unwrap_or("").to_string();
+            match self.set_stage(WITHDRAWN_DEAL, CANCELLING, Some(&at)) {
+                Ok(()) => self.withdrawn = Some(stage),
+                Err(p) => problems.push(p),
+            }
+        }
+
+        self.plan.set_crashes(false);
+        let first: Vec<&str> = self
+            .cancelled
+            .iter()
+            .copied()
+            .chain(self.withdrawn.as_ref().map(|_| WITHDRAWN_DEAL))
+            .chain(LATER_DEALS)
+            .collect();
+        for deal in first {
+            for _ in 0..2 {
+                if let Err(p) = self.send_deal(deal).await {
+                    problems.push(p);
                 }
             }
-            self.plan.set_crashes(true);
-            self.drain(20_000).await;
-            // WHMCS's cron runs at midnight; past the FIFO deduplication window too.
-            self.stack.advance(Duration::from_secs(86_400));
         }
+        if let Some(stage) = self.withdrawn.clone() {
+            // The workers (not the delayed queue) bring AB to the cancellation; then the stage
+            // moves back before the day.
+            self.plan.set_crashes(true);
+            self.drain_queues(&WORKED[1..], 20_000).await;
+            self.plan.set_crashes(false);
+            if let Err(p) = self.set_stage(WITHDRAWN_DEAL, &stage, None) {
+                problems.push(p);
+            }
+            for _ in 0..2 {
+                if let Err(p) = self.send_deal(WITHDRAWN_DEAL).await {
+                    problems.push(p);
+                }
+            }
+        }
+        self.plan.set_crashes(true);
+        self.drain(50_000).await;
+        // WHMCS's cron runs at midnight; past the FIFO deduplication window too.
+        self.stack.advance(Duration::from_secs(86_400));
+        self.plan.set_crashes(false);
+        for deal in self.cancelled.clone() {
+            if let Err(p) = self.send_deal(deal).await {
+                problems.push(p);
+            }
+        }
+        self.plan.set_crashes(true);
+        self.drain(20_000).await;
         problems
+    }
+
+    /// Sets an Opportunity's stage (and its cancellation time, when given), as a person does.
+    fn set_stage(&self, deal: &str, stage: &str, at: Option<&str>) -> Result<(), String> {
+        let id = self.stack.id(deal).to_string();
+        let mut fields = Map::new();
+        fields.insert("StageName".into(), stage.into());
+        if let Some(at) = at {
+            fields.insert("ScheduledCancellationDateAndTime__c".into(), at.into());
+        }
+        self.stack
+            .salesforce
+            .with_org(|org| org.update(Some("Opportunity"), &id, &fields))
+            .map(|_| ())
+            .map_err(|e| format!("{deal}: could not set the stage {stage}: {e:?}"))
+    }
+
+    /// When the deal's AB subscription (default site) ends its current period.
+    fn period_end(&self, deal: &str) -> Option<String> {
+        let id = self.record(deal)["Maxio_Subscription_Id__c"]
+            .as_str()?
+            .parse()
+            .ok()?;
+        let subscription = self.stack.maxio_ab.subscription(id)?;
+        Some(subscription["current_period_ends_at"].as_str()?.to_string())
     }
 
     async fn send_order_event(&self) -> Result<(), String> {
@@ -418,7 +516,12 @@ impl ChaosRun {
     /// Runs the workers with duplicate deliveries, shuffled order and crashes until nothing is
     /// left to do (moving virtual time instead of waiting).
     async fn drain(&mut self, max_rounds: usize) {
-        let router = self.stack.router().only(&WORKED);
+        self.drain_queues(&WORKED, max_rounds).await;
+    }
+
+    /// As [`ChaosRun::drain`], over `queues` only.
+    async fn drain_queues(&mut self, queues: &[QueueName], max_rounds: usize) {
+        let router = self.stack.router().only(queues);
         let mut hooks = Chaos {
             stack: &self.stack,
             plan: &self.plan,
@@ -656,6 +759,17 @@ impl ChaosRun {
     }
 }
 
+/// Whether the Opportunity shows an AB subscription id or a WHMCS service id.
+fn is_billed(opp: &Map<String, Value>) -> bool {
+    ["Maxio_Subscription_Id__c", "WHMCS_Service_ID__c"]
+        .iter()
+        .any(|f| match opp.get(*f) {
+            Some(Value::String(v)) => !v.is_empty(),
+            Some(Value::Number(_)) => true,
+            _ => false,
+        })
+}
+
 impl ChaosRun {
     /// The deals the second phase asked to cancel.
     pub fn cancelled(&self) -> &[&'static str] {
@@ -726,7 +840,54 @@ impl ChaosRun {
                 opp.get("Cancellation_Error__c")
             ));
         }
+        if let Some(stage) = &self.withdrawn {
+            problems.extend(self.check_withdrawn(stage));
+        }
         problems
+    }
+
+    /// The deal moved back before its cancellation: `Withdrawn` at the stage it went back to,
+    /// with AB's subscription active and no cancellation pending, or a cancellation message in a
+    /// dead-letter queue.
+    fn check_withdrawn(&self, stage: &str) -> Vec<String> {
+        let deal = WITHDRAWN_DEAL;
+        let opp = self.record(deal);
+        let id = self.stack.id(deal).to_string();
+        let dead = WORKED.iter().any(|q| {
+            self.stack.queue.dead_letters(*q).iter().any(|b| {
+                b.contains(id.as_str()) && (b.contains("-cancel") || b.contains("\"dispatch\""))
+            })
+        });
+        if dead {
+            return Vec::new();
+        }
+        let mut problems = Vec::new();
+        let status = opp["Cancellation_Status__c"].as_str().unwrap_or("");
+        let now = opp["StageName"].as_str().unwrap_or("");
+        if (status, now) != ("Withdrawn", stage) {
+            problems.push(format!(
+                "{deal}: moved back to {stage:?}, shows {status:?} at {now:?} ({:?}) and is not in a dead-letter queue",
+                opp.get("Cancellation_Error__c")
+            ));
+        }
+        let subscription = opp["Maxio_Subscription_Id__c"]
+            .as_str()
+            .and_then(|s| s.parse::<i64>().ok())
+            .and_then(|sub| self.stack.maxio_ab.subscription(sub));
+        match subscription {
+            Some(s) if s["state"] == "active" && s["cancel_at_end_of_period"] != true => {}
+            Some(s) => problems.push(format!(
+                "{deal}: moved back, but AB subscription {} is {} (cancel at period end: {})",
+                s["id"], s["state"], s["cancel_at_end_of_period"]
+            )),
+            None => problems.push(format!("{deal}: AB has no subscription for it")),
+        }
+        problems
+    }
+
+    /// The stage the withdrawn deal went back to, if the second phase set it to cancel.
+    pub fn withdrawn(&self) -> Option<&str> {
+        self.withdrawn.as_deref()
     }
 }
 

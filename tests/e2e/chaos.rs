@@ -10,16 +10,20 @@
 //!   shuffled order and standard-queue batches are shuffled;
 //! - each deal is sent twice by "Salesforce", and again after any 5xx.
 //!
-//! Once that has drained, a second phase sets the billed AB deal and the WHMCS deal to
-//! `△Cancelling` (due now) and sends them with the seed's CPQ cancellation (due 2026-12-01),
-//! each twice, runs the workers under the same chaos, and a day later (after WHMCS's cron) sends
-//! each again, as the reconciler does. Renewals (from 2026-12-01) go with the first phase.
+//! Once that has drained, a second phase sets billed deals to `△Cancelling`: an AB deal and the
+//! WHMCS deal due now, an AB deal at its period end weeks ahead, and one more at its period end
+//! that is moved back once AB holds the cancellation (AB's cancellation is withdrawn). It sends
+//! them with the seed's CPQ cancellation (due 2026-12-01) and the amendment due 2027-01-01, each
+//! twice, runs the workers under the same chaos until everything was due, and a day later (after
+//! WHMCS's cron) sends each cancellation again, as the reconciler does. Renewals (from
+//! 2026-12-01) go with the first phase.
 //!
 //! Then, for every seed, on each AB site: one AB customer per account, one subscription per deal,
 //! one price point per component of a deal, one allocation per component a repair sets; one
 //! WHMCS order per Order, one Core contract per subscription, one WHMCS cancellation request per
-//! service; every cancelled deal shows `Cancelled` with AB's subscription canceled (or its
-//! cancellation is in a dead-letter queue); every deal
+//! service; every cancelled deal shows `Cancelled` with AB's subscription canceled, and the
+//! withdrawn one `Withdrawn` with its subscription billing on (or its cancellation is in a
+//! dead-letter queue); every deal
 //! ends as it would without faults, or has a message in a dead-letter queue (with its error on
 //! the record, unless Salesforce refused that last write too, as it does at the heavy rate); no
 //! queue holds anything.
@@ -100,9 +104,11 @@ async fn without_faults_every_deal_ends_as_specified() {
         [
             "VolumeOpportunity",
             "InternetOpportunity",
+            "GraduatedOpportunity",
             "CancelAllAmendOpportunity"
         ]
     );
+    assert!(run.withdrawn().is_some(), "the withdrawn deal was billed");
     let record = |deal: &str| {
         run.stack
             .salesforce
@@ -119,6 +125,7 @@ async fn without_faults_every_deal_ends_as_specified() {
     for billed in [
         "VolumeOpportunity",
         "InternetOpportunity",
+        "GraduatedOpportunity",
         "CancelAllOpportunity",
     ] {
         assert_eq!(record(billed)["StageName"], "\u{25b3}Cancelled", "{billed}");
