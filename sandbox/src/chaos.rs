@@ -37,7 +37,7 @@ const WORKED: [QueueName; 6] = [
 /// from 2026-12-01 wait eleven days of 15-minute hops on the delayed queue; the amendment due
 /// 2027-01-01 goes with the second phase ([`LATER_DEALS`]), so the CPQ cancellation from
 /// 2026-12-01 is not backdated when it is sent.
-const MAXIO_DEALS: [(&str, Expected); 37] = [
+const MAXIO_DEALS: [(&str, Expected); 39] = [
     ("VolumeOpportunity", Expected::Synced),
     ("GraduatedOpportunity", Expected::Synced),
     ("FlatFeeOpportunity", Expected::Synced),
@@ -117,6 +117,11 @@ const MAXIO_DEALS: [(&str, Expected); 37] = [
     (
         "RenewSeatsRenewOpportunity",
         Expected::Applied("RenewSeatsOpportunity", "support-seats", 12),
+    ),
+    ("RenewUpliftOpportunity", Expected::Synced),
+    (
+        "RenewUpliftRenewOpportunity",
+        Expected::Applied("RenewUpliftOpportunity", "support-seats", 25),
     ),
     // Cancelled by its CPQ amendment in the second phase.
     ("CancelAllOpportunity", Expected::Synced),
