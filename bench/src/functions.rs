@@ -185,6 +185,7 @@ fn function_env(name: &str, at: &Endpoints) -> Vec<(String, String)> {
             ("INTAKE_MAX_BODY_BYTES", "1048576"),
             ("AWS_LAMBDA_HTTP_IGNORE_STAGE_IN_PATH", "true"),
         ],
+        "platform-events" => &[("SALESFORCE_ORG_IDS", at.org_id.as_str())],
         "reconciler" => &[
             ("RECONCILER_GRACE_MINUTES", "30"),
             ("RECONCILER_LOOKBACK_DAYS", "7"),

@@ -146,6 +146,9 @@ pub enum ErrorCode {
     /// A re-dispatch could not load the deal or enqueue its work. Transient or permanent, as
     /// its cause.
     DispatchFailed,
+    /// The deal's work message is larger than SQS takes (256 KiB: an Order with a great many
+    /// lines); it cannot be enqueued. Permanent.
+    DispatchTooLarge,
 
     // Maxio Core link (shared/src/maxio/core/error.rs, shared/src/maxio/link.rs,
     // shared/src/maxio/core_link.rs).
@@ -387,6 +390,7 @@ impl ErrorCode {
         ErrorCode::MaxioNotVisibleYet,
         ErrorCode::CoreNotSynced,
         ErrorCode::DispatchFailed,
+        ErrorCode::DispatchTooLarge,
         ErrorCode::CoreUnauthorized,
         ErrorCode::CoreForbidden,
         ErrorCode::CoreRateLimited,
@@ -513,6 +517,7 @@ impl ErrorCode {
             ErrorCode::MaxioNotVisibleYet => "MAXIO_NOT_VISIBLE_YET",
             ErrorCode::CoreNotSynced => "CORE_NOT_SYNCED",
             ErrorCode::DispatchFailed => "DISPATCH_FAILED",
+            ErrorCode::DispatchTooLarge => "DISPATCH_TOO_LARGE",
             ErrorCode::CoreUnauthorized => "CORE_UNAUTHORIZED",
             ErrorCode::CoreForbidden => "CORE_FORBIDDEN",
             ErrorCode::CoreRateLimited => "CORE_RATE_LIMITED",

@@ -22,8 +22,7 @@ use crate::failure::Failure;
 use crate::ledger::{Begin, Ledger, StepStatus, lease_until};
 use crate::queue::{MAX_DELAY, Queue, QueueName};
 use crate::runner::{Delivery, Handled, QueueHandler};
-use crate::snapshot::DealRef;
-use crate::writeback::{CoreLinkOutcome, MaxioOutcome, WhmcsOutcome, WriteBack};
+use crate::writeback::{CoreLinkOutcome, MaxioOutcome, WriteBack};
 
 pub struct DelayedDeps {
     pub dispatcher: Dispatcher,
@@ -163,30 +162,7 @@ async fn give_up_if_last(
             }
             _ => Ok(()),
         },
-        (_, DealRef::Order(order)) => {
-            deps.writeback
-                .whmcs(
-                    order,
-                    &WhmcsOutcome::Failed {
-                        error: error.clone(),
-                    },
-                )
-                .await
-        }
-        (_, DealRef::Opportunity(opportunity)) => {
-            deps.writeback
-                .maxio(
-                    opportunity,
-                    &envelope.account_id,
-                    &MaxioOutcome::Failed {
-                        customer_id: None,
-                        subscription_id: None,
-                        site: None,
-                        error: error.clone(),
-                    },
-                )
-                .await
-        }
+        (_, deal) => deps.writeback.deal_failure(deal, &error).await,
     };
     match written {
         Ok(()) => {
@@ -297,7 +273,7 @@ async fn handle_once(envelope: &Envelope, deps: &DelayedDeps) -> RecordOutcome {
                 },
             }
         }
-        Err(e) => failed(ErrorCode::DispatchFailed, e.to_string(), e.is_retryable()),
+        Err(e) => failed(e.code(), e.to_string(), e.is_retryable()),
     }
 }
 

@@ -109,6 +109,17 @@ pub enum DispatchError {
 }
 
 impl DispatchError {
+    /// The code a person sees for this failure on the record.
+    pub fn code(&self) -> crate::codes::ErrorCode {
+        match self {
+            DispatchError::Queue(q) if q.too_large.is_some() => {
+                crate::codes::ErrorCode::DispatchTooLarge
+            }
+            DispatchError::OrderNeverCreated { .. } => crate::codes::ErrorCode::DispatchNoOrder,
+            _ => crate::codes::ErrorCode::DispatchFailed,
+        }
+    }
+
     pub fn is_retryable(&self) -> bool {
         match self {
             DispatchError::Snapshot(e) => e.is_retryable(),

@@ -155,7 +155,7 @@ impl Envelope {
             version: u32,
         }
         let probe: Probe =
-            serde_json::from_str(body).map_err(|e| EnvelopeError::Malformed(e.to_string()))?;
+            crate::json::from_str(body).map_err(|e| EnvelopeError::Malformed(e.to_string()))?;
         if probe.version != ENVELOPE_VERSION {
             return Err(EnvelopeError::UnsupportedVersion(probe.version));
         }

@@ -381,6 +381,41 @@ impl WriteBack {
         Ok(())
     }
 
+    /// Writes a failure that concerns the whole deal (it could not be dispatched, or its
+    /// re-dispatch gave up) to the record it names: an Opportunity's Maxio status and error, an
+    /// Order's activation status and error.
+    pub async fn deal_failure(
+        &self,
+        deal: &crate::snapshot::DealRef,
+        error: &str,
+    ) -> Result<(), SalesforceError> {
+        match deal {
+            crate::snapshot::DealRef::Order(order) => {
+                self.whmcs(
+                    order,
+                    &WhmcsOutcome::Failed {
+                        error: error.to_string(),
+                    },
+                )
+                .await
+            }
+            // No customer id: the Account is not written, so the Opportunity stands in for it.
+            crate::snapshot::DealRef::Opportunity(opportunity) => {
+                self.maxio(
+                    opportunity,
+                    opportunity,
+                    &MaxioOutcome::Failed {
+                        customer_id: None,
+                        subscription_id: None,
+                        site: None,
+                        error: error.to_string(),
+                    },
+                )
+                .await
+            }
+        }
+    }
+
     pub async fn maxio(
         &self,
         opportunity: &SfId,

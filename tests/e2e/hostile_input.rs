@@ -348,7 +348,8 @@ fn deal_cases(stack: &LocalStack) -> Vec<Case> {
     let account = stack.id("VolumeAccount").to_string();
     let order = stack.id("InternetOrder").to_string();
     let good = opportunity(&opp);
-    let wrong_checksum = format!("{}AAA", &opp[..15]);
+    // `B` marks the first character, a digit, as upper case: no Id has that suffix.
+    let wrong_checksum = format!("{}BAA", &opp[..15]);
     let cyrillic = opp.replacen('B', "\u{0412}", 1);
     let fullwidth = format!("\u{FF10}\u{FF10}\u{FF16}{}", &opp[3..]);
     let mut cases = vec![
@@ -597,11 +598,7 @@ fn deal_cases(stack: &LocalStack) -> Vec<Case> {
             signed(&format!(
                 r#"{{"opportunityId":"{opp}","opportunityId":"006' OR Id != '"}}"#
             )),
-            bad_request(
-                "invalid_id",
-                Some("opportunityId"),
-                "only letters and digits",
-            ),
+            bad_request("duplicate_key", Some("opportunityId"), "more than once"),
         ),
         // Sizes.
         case(
@@ -713,9 +710,41 @@ fn deal_cases(stack: &LocalStack) -> Vec<Case> {
             bad_request("invalid_id", Some("opportunityId"), "got 19"),
         ),
         case(
-            "an 18-character Id with a wrong checksum",
+            "an 18-character Id whose checksum does not fit it",
             signed(&opportunity(&wrong_checksum)),
             bad_request("invalid_id", Some("opportunityId"), "checksum"),
+        ),
+        // Duplicate keys: a reader that takes the first value would see another request.
+        case(
+            "dryRun twice, true then false",
+            signed(&format!(
+                r#"{{"opportunityId":"{opp}","dryRun":true,"dryRun":false}}"#
+            )),
+            bad_request("duplicate_key", Some("dryRun"), "more than once"),
+        ),
+        case(
+            "a SOQL fragment, then a valid Id, in the same key",
+            signed(&format!(
+                r#"{{"opportunityId":"006' OR Id != '","opportunityId":"{opp}"}}"#
+            )),
+            bad_request("duplicate_key", Some("opportunityId"), "more than once"),
+        ),
+        case(
+            "a key twice through an escape",
+            signed(&format!(
+                r#"{{"opportunityId":"{opp}","\u006fpportunityId":"{opp}"}}"#
+            )),
+            bad_request("duplicate_key", Some("opportunityId"), "more than once"),
+        ),
+        case(
+            "a route that only ends in /v1/deals",
+            routed("POST", "/anything/v1/deals"),
+            error(404, "not_found", None, "no such resource"),
+        ),
+        case(
+            "a route with /v1/deals inside it",
+            routed("POST", "/v1/deals/v1/deals"),
+            error(404, "not_found", None, "no such resource"),
         ),
         case(
             "an Id of 14 characters",
@@ -1190,6 +1219,14 @@ async fn the_corpus_request_builders_make_requests_the_intake_accepts() {
         ("base64", base64_body(good.as_bytes(), good.as_bytes()), 202),
         ("signed 300 seconds ago", signed_at(&good, t() - 300), 202),
         ("soap", soap(&sample_soap_body()), 200),
+        // An 18-character Id is case-insensitive: its suffix restores the case.
+        (
+            "a lower-case 18-character Id",
+            signed(&opportunity(
+                &stack.id("VolumeOpportunity").as_str().to_lowercase(),
+            )),
+            202,
+        ),
     ];
     for (name, event, status) in controls {
         let r = handle(http_request(&event), &stack.intake).await;
@@ -1289,7 +1326,10 @@ fn outbound_cases(stack: &LocalStack) -> Vec<Case> {
         soap(&sample_body.replacen(envelope_open, &format!("{doctype}\n{envelope_open}"), 1))
     };
     let many: String = (1..=101)
-        .map(|i| notification(&format!("04lSB{i:013}"), "Opportunity", &opp))
+        .map(|i| {
+            let id = dealbridge::salesforce::SfId::parse(&format!("04lSB{i:010}")).unwrap();
+            notification(id.as_str(), "Opportunity", &opp)
+        })
         .collect::<Vec<_>>()
         .join("\n");
     vec![
@@ -1557,7 +1597,7 @@ fn outbound_cases(stack: &LocalStack) -> Vec<Case> {
         ),
         case(
             "an OrganizationId with a wrong checksum",
-            soap_replacing(ORG, "00DSB0000000001AAA"),
+            soap_replacing(ORG, "00DSB0000000001BAA"),
             client_fault(400, "checksum"),
         ),
         case(
@@ -1644,14 +1684,32 @@ fn outbound_cases(stack: &LocalStack) -> Vec<Case> {
             client_fault(400, "is not an Opportunity Id"),
         ),
         case(
-            "a notification whose Id has a wrong checksum",
-            one("Opportunity", &format!("{}AAA", &opp[..15])),
+            "a notification whose Id has a checksum that does not fit it",
+            one("Opportunity", &format!("{}BAA", &opp[..15])),
             client_fault(400, "checksum"),
         ),
         case(
             "a notification without the Id field",
             soap_replacing(&format!("<sf:Id>{opp}</sf:Id>"), ""),
-            client_fault(400, "got 0"),
+            client_fault(400, "add Id to its Fields to Send"),
+        ),
+        // The notification Id becomes the correlation id and the idempotency key: it is checked
+        // like every other Id, so it can neither swell the message nor forge a log line.
+        case(
+            "a notification Id of 200,000 characters",
+            soap_replacing(
+                "<Id>04lSB0000000001AAA</Id>",
+                &format!("<Id>04l{}</Id>", "A".repeat(199_997)),
+            ),
+            client_fault(400, "is not a Salesforce Id: a Salesforce Id has 15 or 18 characters"),
+        ),
+        case(
+            "a notification Id with a line break and a forged log line",
+            soap_replacing(
+                "<Id>04lSB0000000001AAA</Id>",
+                "<Id>04lSB0000000001AAA&#13;&#10;INFO forged=1</Id>",
+            ),
+            client_fault(400, "is not a Salesforce Id"),
         ),
         case(
             "a good notification followed by a bad one",
@@ -1751,6 +1809,8 @@ fn error_kind(e: &EventError) -> &'static str {
         EventError::MissingOrderId => "missing_order_id",
         EventError::InvalidText { field } => field,
         EventError::InvalidOrderId(_) => "invalid_order_id",
+        EventError::Malformed(_) => "malformed",
+        EventError::Source(_) => "source",
         EventError::Dispatch(_) => "dispatch",
     }
 }
@@ -1906,7 +1966,7 @@ fn platform_cases(stack: &LocalStack) -> Vec<(String, Value, Refusal)> {
         ),
         (
             "an OrderId__c with a wrong checksum",
-            with_payload("OrderId__c", json!(format!("{}AAA", &order[..15]))),
+            with_payload("OrderId__c", json!(format!("{}BAA", &order[..15]))),
             Error("invalid_order_id", "checksum"),
         ),
         (
@@ -1914,35 +1974,27 @@ fn platform_cases(stack: &LocalStack) -> Vec<(String, Value, Refusal)> {
             with_payload("OrderId__c", json!(opp)),
             Error("invalid_order_id", "is not an Order Id"),
         ),
+        // Only the configured Salesforce event sources are taken.
         (
-            "a numeric IdemKey__c",
-            with_payload("IdemKey__c", json!(1)),
-            Error("IdemKey__c", "must be text"),
+            "a source of another Organization",
+            with(
+                &["source"],
+                json!("aws.partner/salesforce.com/00DSB0000000002/0YLSB0000000001AAA"),
+            ),
+            Error("source", "SALESFORCE_ORG_IDS does not list"),
         ),
         (
-            "a 10 KB IdemKey__c",
-            with_payload("IdemKey__c", json!("k".repeat(10_240))),
-            Error("IdemKey__c", "at most 80 characters"),
+            "a source that is not Salesforce",
+            with(&["source"], json!("evil.example")),
+            Error("source", "not a Salesforce partner event source"),
         ),
         (
-            "a CorrelationId__c with a space",
-            with_payload("CorrelationId__c", json!("a b")),
-            Error("CorrelationId__c", "must be text"),
-        ),
-        (
-            "a CorrelationId__c forging a log line",
-            with_payload("CorrelationId__c", json!("c\nlevel=ERROR")),
-            Error("CorrelationId__c", "must be text"),
-        ),
-        (
-            "a CorrelationId__c of 81 characters",
-            with_payload("CorrelationId__c", json!("c".repeat(81))),
-            Error("CorrelationId__c", "at most 80 characters"),
-        ),
-        (
-            "an object as CorrelationId__c",
-            with_payload("CorrelationId__c", json!({})),
-            Error("CorrelationId__c", "must be text"),
+            "a source forging a log line",
+            with(
+                &["source"],
+                json!("aws.partner/salesforce.com/00DSB0000000001/0YL\nlevel=ERROR"),
+            ),
+            Error("source", "not a Salesforce partner event source"),
         ),
     ];
     rows.into_iter()
@@ -1980,6 +2032,65 @@ async fn hostile_platform_events_are_refused_by_name_and_enqueue_nothing() {
             "{name}: Salesforce was called"
         );
     }
+}
+
+#[tokio::test]
+async fn malformed_optional_platform_event_fields_are_ignored_not_fatal() {
+    // The rule (docs/salesforce-setup.md): an IdemKey__c or CorrelationId__c that is not 1 to 80
+    // characters of the kind dealbridge takes is ignored, with a log line; the Order is still
+    // provisioned, under a generated correlation id and without an idempotency key.
+    for (field, value) in [
+        ("IdemKey__c", json!(1)),
+        ("IdemKey__c", json!("k".repeat(10_240))),
+        ("IdemKey__c", json!("key\nlevel=ERROR")),
+        ("CorrelationId__c", json!("a b")),
+        ("CorrelationId__c", json!("c\nlevel=ERROR")),
+        ("CorrelationId__c", json!("c".repeat(81))),
+        ("CorrelationId__c", json!({})),
+    ] {
+        let stack = LocalStack::start().await.unwrap();
+        let event = with_payload(field, value.clone());
+        let id = event["id"].as_str().unwrap().to_string();
+        let event: EventBridgeEvent<Value> = serde_json::from_value(event).unwrap();
+        dealbridge_platform_events::handle(event, &stack.platform_events)
+            .await
+            .unwrap_or_else(|e| panic!("{field} = {value}: {e}"));
+        let sent = stack.queue.sent(QueueName::WhmcsProvision);
+        assert_eq!(sent.len(), 1, "{field} = {value}");
+        let envelope: Value = serde_json::from_str(&sent[0].body).unwrap();
+        if field == "CorrelationId__c" {
+            assert_eq!(envelope["correlationId"], format!("pe-{id}"), "{value}");
+        } else {
+            assert!(envelope["idempotencyKey"].is_null(), "{value}: {envelope}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_platform_event_with_a_duplicate_key_is_refused_from_its_raw_text() {
+    let stack = LocalStack::start().await.unwrap();
+    let order = stack.id("InternetOrder").to_string();
+    let raw = platform_event().to_string().replacen(
+        "\"OrderId__c\"",
+        &format!("\"OrderId__c\":\"{order}\",\"OrderId__c\""),
+        1,
+    );
+    assert!(raw.matches("OrderId__c").count() == 2, "{raw}");
+    let e = dealbridge_platform_events::handle_json(&raw, &stack.platform_events)
+        .await
+        .unwrap_err();
+    assert_eq!(error_kind(&e), "malformed");
+    assert!(
+        e.to_string()
+            .contains("detail.payload.OrderId__c appears more than once"),
+        "{e}"
+    );
+    assert_eq!(enqueued(&stack), 0);
+    // The same text without the duplicate is dispatched.
+    dealbridge_platform_events::handle_json(&platform_event().to_string(), &stack.platform_events)
+        .await
+        .unwrap();
+    assert_eq!(enqueued(&stack), 1);
 }
 
 #[tokio::test]

@@ -173,7 +173,7 @@ async fn bad_ids_and_bodies_get_400_naming_the_field() {
     let stack = LocalStack::start().await.unwrap();
     let event = sample("intake-http-api-deal.json");
     let good = stack.id("VolumeOpportunity").to_string();
-    let bad_checksum = format!("{}AAA", &good[..15]);
+    let bad_checksum = format!("{}BAA", &good[..15]);
     let cases = [
         (
             json!({"opportunityId": bad_checksum}).to_string(),
@@ -477,7 +477,7 @@ async fn a_notification_with_a_bad_id_or_object_faults_before_anything_is_enqueu
         event["body"]
             .as_str()
             .unwrap()
-            .replace(&graduated, &format!("{}AAA", &graduated[..15]))
+            .replace(&graduated, &format!("{}BAA", &graduated[..15]))
     );
     let r = handle(http_request(&bad_id), &stack.intake).await;
     assert_eq!(r.status(), 400);
@@ -529,5 +529,86 @@ async fn a_salesforce_outage_faults_the_message_so_salesforce_resends_it() {
         stack.queue.depth(QueueName::MaxioCustomer),
         2,
         "resending adds only what was missing"
+    );
+}
+
+/// Adds `n` order products to the seeded `VolumeOrder`: a deal whose work message is larger than
+/// SQS takes (256 KiB).
+fn swell_volume_order(stack: &LocalStack, n: usize) {
+    let order = stack.id("VolumeOrder").to_string();
+    let product = stack
+        .salesforce
+        .record(stack.id("VolumePlatformFeeItem").as_str())
+        .and_then(|r| r.get("Product2Id").cloned())
+        .expect("the seeded order product's product");
+    stack.salesforce.with_org(|org| {
+        for i in 0..n {
+            let item = json!({"OrderId": order, "Product2Id": product, "Quantity": 1,
+                "UnitPrice": 10, "OrderItemNumber": format!("{:010}", 5000 + i)});
+            org.insert("OrderItem", item.as_object().unwrap()).unwrap();
+        }
+    });
+}
+
+#[tokio::test]
+async fn a_deal_too_large_to_enqueue_is_refused_and_its_notification_acknowledged_only_once_the_record_says_so()
+ {
+    let stack = LocalStack::start().await.unwrap();
+    swell_volume_order(&stack, 1500);
+    let opp = stack.id("VolumeOpportunity").to_string();
+
+    // A caller is told at once.
+    let e = with_signed_body(
+        &sample("intake-http-api-deal.json"),
+        &json!({ "opportunityId": opp }).to_string(),
+        t(),
+    );
+    let r = handle(http_request(&e), &stack.intake).await;
+    assert_eq!(r.status(), 422, "{}", body_text(&r));
+    assert_eq!(body_json(&r)["error"]["code"], "deal_too_large");
+    assert!(body_text(&r).contains("256 KiB"), "{}", body_text(&r));
+    assert_eq!(enqueued(&stack), 0);
+
+    // An Outbound Message is not acknowledged while the reason cannot be written to the record
+    // (Salesforce resends it)...
+    let event = sample("intake-outbound-message.json");
+    // As many failures as the client's attempts (four).
+    stack.salesforce.observer().inject(
+        routes::COLLECTIONS_PATCH,
+        Fault::json(
+            503,
+            json!([{"message": "Server is unavailable", "errorCode": "SERVER_UNAVAILABLE"}]),
+        )
+        .times(4),
+    );
+    let r = handle(http_request(&event), &stack.intake).await;
+    assert_eq!(r.status(), 503, "{}", body_text(&r));
+    assert_eq!(
+        stack.salesforce.observer().count(routes::COLLECTIONS_PATCH),
+        4
+    );
+    assert!(
+        body_text(&r).contains("DISPATCH_TOO_LARGE"),
+        "{}",
+        body_text(&r)
+    );
+    // ...and once it is written, the message is acknowledged.
+    let r = handle(http_request(&event), &stack.intake).await;
+    assert_eq!(r.status(), 200, "{}", body_text(&r));
+    let volume = stack.salesforce.record(&opp).unwrap();
+    assert_eq!(volume["Maxio_Sync_Status__c"], "Failed");
+    let error = volume["Maxio_Sync_Error__c"].as_str().unwrap();
+    assert!(error.starts_with("DISPATCH_TOO_LARGE: "), "{error}");
+    assert!(error.contains("bytes"), "{error}");
+    let sent: Vec<String> = stack
+        .queue
+        .sent(QueueName::MaxioCustomer)
+        .iter()
+        .map(|m| Envelope::parse(&m.body).unwrap().deal.id().to_string())
+        .collect();
+    assert_eq!(
+        sent,
+        [stack.id("GraduatedOpportunity").to_string()],
+        "the other notification went through once"
     );
 }

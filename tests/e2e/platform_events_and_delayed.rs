@@ -63,7 +63,7 @@ async fn a_redelivered_platform_event_is_deduplicated() {
 async fn a_platform_event_with_a_bad_order_id_fails_and_enqueues_nothing() {
     let stack = LocalStack::start().await.unwrap();
     let mut event = sample("platform-events-order-provision.json");
-    event["detail"]["payload"]["OrderId__c"] = json!("801SB0000000006AAA");
+    event["detail"]["payload"]["OrderId__c"] = json!("801SB0000000006BAA");
     let err = dealbridge_platform_events::handle(eventbridge(event), &stack.platform_events)
         .await
         .unwrap_err();

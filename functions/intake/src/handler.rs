@@ -24,10 +24,13 @@ use crate::request::parse_deal_request;
 use crate::respond::{json, json_error, soap_ack, soap_fault};
 use dealbridge::settings::IntakeSettings;
 use dealbridge::wiring::{StartError, Wiring};
+use dealbridge::writeback::WriteBack;
 
 /// What the handler needs, built once per container.
 pub struct Deps {
     pub dispatcher: Dispatcher,
+    /// Where a notification that can never be dispatched is reported before it is acknowledged.
+    pub writeback: Arc<WriteBack>,
     pub secrets: Arc<dyn SecretStore>,
     pub settings: IntakeSettings,
     pub clock: Arc<dyn Clock>,
@@ -43,6 +46,7 @@ impl Deps {
             .ok_or_else(|| StartError::new("the intake configuration was not read"))?;
         Ok(Deps {
             dispatcher: wiring.dispatcher(),
+            writeback: wiring.writeback(),
             secrets: wiring.platform.secrets.clone(),
             settings,
             clock: wiring.platform.clock.clone(),
@@ -70,18 +74,35 @@ enum Route {
     OutboundMessage(String),
 }
 
-fn route(path: &str) -> Option<Route> {
-    let at = path.find("/v1/")?;
-    let tail = &path[at..];
-    if tail == "/v1/deals" || tail == "/v1/deals/" {
+/// The route of `path`, exactly: `/v1/deals` or `/v1/outbound-messages/{token}`, after the
+/// API stage's name when the path carries it (a REST API's `/prod/v1/deals`).
+fn route(path: &str, stage: Option<&str>) -> Option<Route> {
+    let path = stage
+        .filter(|s| !s.is_empty() && *s != "$default")
+        .and_then(|s| path.strip_prefix('/')?.strip_prefix(s))
+        .filter(|rest| rest.starts_with('/'))
+        .unwrap_or(path);
+    if path == "/v1/deals" || path == "/v1/deals/" {
         return Some(Route::Deals);
     }
-    let token = tail.strip_prefix("/v1/outbound-messages/")?;
+    let token = path.strip_prefix("/v1/outbound-messages/")?;
     (!token.is_empty() && !token.contains('/')).then(|| Route::OutboundMessage(token.to_string()))
 }
 
+/// The API Gateway stage the request came through.
+fn stage(request: &Request) -> Option<String> {
+    use lambda_http::RequestExt;
+    use lambda_http::request::RequestContext;
+    match request.request_context_ref()? {
+        RequestContext::ApiGatewayV1(c) => c.stage.clone(),
+        RequestContext::ApiGatewayV2(c) => c.stage.clone(),
+        _ => None,
+    }
+}
+
 pub async fn handle(request: Request, deps: &Deps) -> Response<Body> {
-    let Some(route) = route(request.uri().path()) else {
+    let stage = stage(&request);
+    let Some(route) = route(request.uri().path(), stage.as_deref()) else {
         return json_error(
             StatusCode::NOT_FOUND,
             "not_found",
@@ -273,6 +294,14 @@ fn dispatch_error(e: &DispatchError, correlation_id: &str, deal: &DealRef) -> Re
             c,
             None,
         ),
+        DispatchError::Queue(q) if q.too_large.is_some() => json_error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "deal_too_large",
+            &e.to_string(),
+            None,
+            c,
+            None,
+        ),
         DispatchError::Snapshot(SnapshotError::Salesforce(_)) => json_error(
             StatusCode::BAD_GATEWAY,
             "salesforce_error",
@@ -353,7 +382,16 @@ async fn outbound_message(request: &Request, token: &str, deps: &Deps) -> Respon
     let mut deals: Vec<(DealRef, String)> = Vec::new();
     let mut seen = BTreeSet::new();
     for n in &message.notifications {
-        let raw = n.record_id.as_deref().unwrap_or_default();
+        let Some(raw) = n.record_id.as_deref() else {
+            return soap_fault(
+                StatusCode::BAD_REQUEST,
+                FaultCode::Client,
+                &format!(
+                    "notification {} sends no Id field: in Salesforce Setup, edit the Outbound Message and add Id to its Fields to Send",
+                    n.id
+                ),
+            );
+        };
         let deal = match n.sobject_type.as_str() {
             "Opportunity" => DealRef::opportunity(raw),
             "Order" => DealRef::order(raw),
@@ -400,9 +438,26 @@ async fn outbound_message(request: &Request, token: &str, deps: &Deps) -> Respon
                 warn!(deal = %deal.id(), correlation_id, error = %e, "notification not dispatched; Salesforce will resend");
                 retryable.push(format!("{}: {e}", deal.id()));
             }
+            Err(DispatchError::Snapshot(e @ SnapshotError::NotFound { .. })) => {
+                // No record to write to, and resending cannot help.
+                error!(deal = %deal.id(), correlation_id, error = %e, "notification names a record that does not exist or the integration user cannot see; acknowledged");
+            }
             Err(e) => {
-                // Permanent: resending cannot help, so acknowledge and leave it to the logs and alarms.
-                error!(deal = %deal.id(), correlation_id, error = %e, "notification cannot be dispatched");
+                // Permanent: resending cannot help, so the reason goes on the record, and only
+                // once it is there is the notification acknowledged.
+                let failure = dealbridge::failure::Failure::new(e.code(), &e).to_string();
+                match deps.writeback.deal_failure(deal, &failure).await {
+                    Ok(()) => {
+                        error!(deal = %deal.id(), correlation_id, error = %failure, "notification cannot be dispatched; the reason is on the record");
+                    }
+                    Err(w) => {
+                        warn!(deal = %deal.id(), correlation_id, error = %failure, write_error = %w, "notification cannot be dispatched, and writing the reason to Salesforce failed; Salesforce will resend");
+                        retryable.push(format!(
+                            "{}: {failure}; writing it to the record failed: {w}",
+                            deal.id()
+                        ));
+                    }
+                }
             }
         }
     }

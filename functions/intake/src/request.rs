@@ -58,12 +58,13 @@ pub fn parse_deal_request(body: &[u8]) -> Result<DealRequest, RequestError> {
                 .into(),
         ));
     }
-    let value: Value = serde_json::from_slice(body).map_err(|e| {
-        RequestError::new(
+    let value: Value = dealbridge::json::from_slice(body).map_err(|e| match e.duplicate_key() {
+        Some(path) => RequestError::new("duplicate_key", Some(path), e.to_string()),
+        None => RequestError::new(
             "malformed_json",
             None,
             format!("the body is not valid JSON: {e}"),
-        )
+        ),
     })?;
     let Value::Object(fields) = value else {
         return Err(RequestError::new(
@@ -191,7 +192,7 @@ mod tests {
 
     #[test]
     fn problems_name_their_field() {
-        let e = err(r#"{"opportunityId":"006A000010khO8JAAA"}"#);
+        let e = err(r#"{"opportunityId":"006A000010khO8JBAA"}"#);
         assert_eq!(
             (e.code, e.field.as_deref()),
             ("invalid_id", Some("opportunityId"))

@@ -7,7 +7,9 @@
 
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use dealbridge::dispatch::{DispatchError, DispatchOutcome, DispatchRequest, Dispatcher};
+use dealbridge::settings::{EventSourceSettings, SourceRefused};
 use dealbridge::snapshot::{DealRef, DealRefError};
+use dealbridge::wiring::StartError;
 use serde_json::Value;
 use tracing::{info, warn};
 
@@ -16,25 +18,32 @@ pub const ORDER_PROVISION_REQUESTED: &str = "OrderProvisionRequested__e";
 
 pub struct Deps {
     pub dispatcher: Dispatcher,
+    /// The Salesforce event sources whose events are taken.
+    pub sources: EventSourceSettings,
 }
 
 impl Deps {
-    pub fn new(wiring: &dealbridge::wiring::Wiring) -> Deps {
-        Deps {
+    pub fn new(wiring: &dealbridge::wiring::Wiring) -> Result<Deps, StartError> {
+        let sources = wiring
+            .settings
+            .event_sources
+            .clone()
+            .ok_or_else(|| StartError::new("the event sources configuration was not read"))?;
+        Ok(Deps {
             dispatcher: wiring.dispatcher(),
-        }
+            sources,
+        })
     }
 }
 
-/// Serves EventBridge's events until the runtime stops.
+/// Serves EventBridge's events until the runtime stops. The event is read from its raw text, so a
+/// duplicate key is refused rather than resolved to its last value.
 pub async fn serve(wiring: &dealbridge::wiring::Wiring) -> Result<(), lambda_runtime::Error> {
-    let deps = Deps::new(wiring);
+    let deps = Deps::new(wiring)?;
     let deps = &deps;
     lambda_runtime::run(lambda_runtime::service_fn(
-        move |event: lambda_runtime::LambdaEvent<
-            aws_lambda_events::eventbridge::EventBridgeEvent<serde_json::Value>,
-        >| async move {
-            let outcome = handle(event.payload, deps).await;
+        move |event: lambda_runtime::LambdaEvent<Box<serde_json::value::RawValue>>| async move {
+            let outcome = handle_json(event.payload.get(), deps).await;
             dealbridge::metrics::flush("platform-events");
             outcome.map_err(lambda_runtime::Error::from)
         },
@@ -54,6 +63,10 @@ pub enum EventError {
     InvalidText { field: &'static str },
     #[error("OrderId__c: {0}")]
     InvalidOrderId(DealRefError),
+    #[error("the event is not valid EventBridge JSON: {0}")]
+    Malformed(String),
+    #[error("{0}")]
+    Source(#[from] SourceRefused),
     #[error(transparent)]
     Dispatch(#[from] DispatchError),
 }
@@ -69,10 +82,26 @@ pub struct ProvisionRequest {
 fn text(payload: &Value, field: &'static str) -> Result<Option<String>, EventError> {
     match payload.get(field) {
         None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) if s.chars().count() <= 80 => {
+        Some(Value::String(s)) if s.chars().count() <= 80 && !s.chars().any(char::is_control) => {
             Ok(Some(s.trim().to_string()).filter(|s| !s.is_empty()))
         }
         Some(_) => Err(EventError::InvalidText { field }),
+    }
+}
+
+/// An optional field that is not what dealbridge takes is ignored, never fatal for the event:
+/// the log says which and why (docs/salesforce-setup.md states the rule).
+fn optional(payload: &Value, field: &'static str, valid: impl Fn(&str) -> bool) -> Option<String> {
+    match text(payload, field) {
+        Ok(Some(v)) if valid(&v) => Some(v),
+        Ok(None) => None,
+        Ok(Some(_)) | Err(_) => {
+            warn!(
+                field,
+                "platform event field ignored: it is not 1 to 80 characters of the kind dealbridge takes"
+            );
+            None
+        }
     }
 }
 
@@ -88,21 +117,11 @@ pub fn parse(event: &EventBridgeEvent<Value>) -> Result<ProvisionRequest, EventE
         .ok_or(EventError::NoPayload)?;
     let order_id = text(payload, "OrderId__c")?.ok_or(EventError::MissingOrderId)?;
     let deal = DealRef::order(&order_id).map_err(EventError::InvalidOrderId)?;
-    let idempotency_key = text(payload, "IdemKey__c")?;
-    let correlation_id = match text(payload, "CorrelationId__c")? {
-        Some(c)
-            if c.chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-')) =>
-        {
-            c
-        }
-        Some(_) => {
-            return Err(EventError::InvalidText {
-                field: "CorrelationId__c",
-            });
-        }
+    let idempotency_key = optional(payload, "IdemKey__c", |_| true);
+    let correlation_id = match optional(payload, "CorrelationId__c", valid_correlation_id) {
+        Some(c) => c,
         None => match event.id.as_deref() {
-            Some(id) if !id.is_empty() => format!("pe-{id}"),
+            Some(id) if valid_correlation_id(&format!("pe-{id}")) => format!("pe-{id}"),
             _ => format!("pe-{}", hex::encode(rand::random::<[u8; 12]>())),
         },
     };
@@ -113,10 +132,31 @@ pub fn parse(event: &EventBridgeEvent<Value>) -> Result<ProvisionRequest, EventE
     })
 }
 
+/// Letters, digits and `.`, `_`, `:`, `-`, at most 80: what a correlation id may be.
+fn valid_correlation_id(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 80
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-'))
+}
+
+/// Handles an event from its raw JSON text (as Lambda delivers it): a duplicate key anywhere is
+/// refused.
+pub async fn handle_json(raw: &str, deps: &Deps) -> Result<DispatchOutcome, EventError> {
+    let event: EventBridgeEvent<Value> = dealbridge::json::from_str(raw)
+        .map_err(|e| EventError::Malformed(e.to_string()))
+        .inspect_err(|e| warn!(error = %e, "platform event refused"))?;
+    handle(event, deps).await
+}
+
 pub async fn handle(
     event: EventBridgeEvent<Value>,
     deps: &Deps,
 ) -> Result<DispatchOutcome, EventError> {
+    let source = event.source.as_str();
+    deps.sources
+        .check(source)
+        .inspect_err(|e| warn!(reason = %e, "platform event refused: not from an allowed Salesforce event source"))?;
     let request = parse(&event).inspect_err(|e| warn!(error = %e, "platform event refused"))?;
     let outcome = deps
         .dispatcher
@@ -199,5 +239,18 @@ mod tests {
         let mut e = event(ORDER_PROVISION_REQUESTED, Value::Null);
         e.detail = serde_json::json!({});
         assert!(matches!(parse(&e), Err(EventError::NoPayload)));
+    }
+
+    #[test]
+    fn a_malformed_optional_field_is_ignored_not_fatal() {
+        let e = event(
+            ORDER_PROVISION_REQUESTED,
+            serde_json::json!({
+                "OrderId__c": "801A000010khO8J", "IdemKey__c": "key\nforged", "CorrelationId__c": "has a space"
+            }),
+        );
+        let r = parse(&e).unwrap();
+        assert_eq!(r.idempotency_key, None);
+        assert_eq!(r.correlation_id, "pe-7f1c0000-0000-0000-0000-000000000001");
     }
 }

@@ -106,7 +106,7 @@ fn flatten(
 
     let id = match obj.iter().find(|(k, _)| k.eq_ignore_ascii_case("Id")) {
         Some((_, Value::String(raw))) => {
-            let id = SfId::parse(raw)
+            let id = SfId::parse_exact(raw)
                 .map_err(|e| err(format!("{name}: Id {raw} is not a Salesforce Id: {e}")))?;
             if id.key_prefix() != so.key_prefix {
                 return Err(err(format!(
@@ -249,7 +249,7 @@ fn check_lookup(
         .field(field_name)
         .and_then(|f| f.reference_to.clone())
         .unwrap_or_default();
-    let id = SfId::parse(raw).map_err(|e| e.to_string())?;
+    let id = SfId::parse_exact(raw).map_err(|e| e.to_string())?;
     let found = stage
         .ids
         .get(id.to_15())

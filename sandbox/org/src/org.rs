@@ -123,7 +123,7 @@ impl Org {
     /// The sObject type of a record Id (15 or 18 characters): the record's type if it exists,
     /// otherwise the type whose key prefix the Id carries.
     pub fn sobject_of(&self, id: &str) -> Option<&str> {
-        let id = SfId::parse(id).ok()?;
+        let id = SfId::parse_exact(id).ok()?;
         if let Some(rec) = self.records.get(id.to_15()) {
             return Some(&rec.sobject);
         }
@@ -134,7 +134,7 @@ impl Org {
 
     /// A live record's fields (every schema field, null when unset), by 15- or 18-character Id.
     pub fn get(&self, id: &str) -> Option<&Map<String, Value>> {
-        let id = SfId::parse(id).ok()?;
+        let id = SfId::parse_exact(id).ok()?;
         self.records
             .get(id.to_15())
             .filter(|r| !r.deleted)
@@ -143,7 +143,7 @@ impl Org {
 
     /// True when the record exists in the recycle bin.
     pub fn is_deleted(&self, id: &str) -> bool {
-        SfId::parse(id)
+        SfId::parse_exact(id)
             .ok()
             .and_then(|id| self.records.get(id.to_15()))
             .is_some_and(|r| r.deleted)
@@ -246,7 +246,7 @@ impl Org {
 
     /// Validates the Id of a record the caller wants to change and finds it.
     fn live_record(&self, sobject: Option<&str>, id: &str) -> Result<SfId, ApiError> {
-        let sfid = SfId::parse(id).map_err(|_| ApiError::malformed_id(id))?;
+        let sfid = SfId::parse_exact(id).map_err(|_| ApiError::malformed_id(id))?;
         let record = self
             .records
             .get(sfid.to_15())
@@ -286,7 +286,7 @@ impl Org {
                 )
             })?;
             if field.field_type == FieldType::Id {
-                let matches = match (write, raw.as_str().map(SfId::parse)) {
+                let matches = match (write, raw.as_str().map(SfId::parse_exact)) {
                     (Write::Update(id), Some(Ok(given))) => given.same_record(id),
                     _ => false,
                 };
@@ -368,7 +368,7 @@ impl Org {
 
     /// A lookup must name a live record of the type it points to.
     fn check_lookup(&self, field: &str, label: &str, target: &str, id: &str) -> Option<SfError> {
-        let sfid = SfId::parse(id).ok()?;
+        let sfid = SfId::parse_exact(id).ok()?;
         let target_prefix = self.schema.sobject(target).map(|s| s.key_prefix.as_str());
         if target_prefix != Some(sfid.key_prefix()) {
             return Some(SfError {
@@ -435,7 +435,7 @@ impl Org {
             if n > 9_999_999_999 {
                 return None;
             }
-            let id = SfId::parse(&format!("{}SB{n:010}", so.key_prefix)).ok()?;
+            let id = SfId::parse_exact(&format!("{}SB{n:010}", so.key_prefix)).ok()?;
             if !self.contains(&id) && !taken.contains_key(id.to_15()) {
                 return Some(id);
             }

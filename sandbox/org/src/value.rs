@@ -161,7 +161,7 @@ pub(crate) fn coerce(field: &Field, value: &Value, mode: Mode) -> Result<Value, 
             _ => Err(type_error()),
         },
         _ => match value {
-            Value::String(s) => SfId::parse(s)
+            Value::String(s) => SfId::parse_exact(s)
                 .map(|id| Value::String(id.as_str().to_string()))
                 .map_err(|_| ValueError::MalformedId(s.clone())),
             _ => Err(type_error()),

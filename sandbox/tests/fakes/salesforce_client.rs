@@ -423,7 +423,7 @@ async fn bad_ids_are_refused_before_any_request_is_sent() {
     let sf = sandbox().await;
     let c = connect(&sf, AuthFlow::ClientCredentials, &[]).unwrap();
     let good = sf.id_of("VolumeOpportunity").unwrap();
-    let wrong_checksum = format!("{}AAA", &good[..15]);
+    let wrong_checksum = format!("{}BAA", &good[..15]);
     let bad = [
         wrong_checksum.as_str(),
         "006SB00000000",

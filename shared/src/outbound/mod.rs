@@ -70,7 +70,8 @@ pub struct OutboundMessage {
 /// One `<Notification>`: a record and the fields chosen in the outbound message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Notification {
-    /// The notification Id, the key for de-duplicating redeliveries; never empty.
+    /// The notification Id (validated as a Salesforce Id, kept as sent), the key for
+    /// de-duplicating redeliveries.
     pub id: String,
     /// The sObject type from `xsi:type` (`Opportunity`, `Order`, ...), without its prefix.
     pub sobject_type: String,
@@ -241,6 +242,13 @@ pub enum OutboundError {
     MissingNotificationId { index: usize },
     #[error("notification {index} has an empty <Id>")]
     EmptyNotificationId { index: usize },
+    #[error("notification {index} has the <Id> {value}, which is not a Salesforce Id: {source}")]
+    InvalidNotificationId {
+        index: usize,
+        value: String,
+        #[source]
+        source: IdError,
+    },
     #[error("notification {index} has no <sObject>")]
     MissingSObject { index: usize },
     #[error("the sObject of notification {index} has no xsi:type attribute naming its type")]
@@ -274,7 +282,8 @@ impl OutboundError {
                 Some("Notification")
             }
             OutboundError::MissingNotificationId { .. }
-            | OutboundError::EmptyNotificationId { .. } => Some("Id"),
+            | OutboundError::EmptyNotificationId { .. }
+            | OutboundError::InvalidNotificationId { .. } => Some("Id"),
             OutboundError::MissingSObject { .. }
             | OutboundError::MissingSObjectType { .. }
             | OutboundError::InvalidSObjectType { .. }

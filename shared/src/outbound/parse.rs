@@ -704,6 +704,14 @@ impl Parser<'_> {
         if id.is_empty() {
             return Err(OutboundError::EmptyNotificationId { index });
         }
+        // Kept as sent (Salesforce redelivers the same text), once it is known to be an Id.
+        if let Err(source) = SfId::parse(&id) {
+            return Err(OutboundError::InvalidNotificationId {
+                index,
+                value: clip(&id),
+                source,
+            });
+        }
         let (sobject_type, fields) = sobject.ok_or(OutboundError::MissingSObject { index })?;
         Ok(Notification {
             id,

@@ -149,13 +149,15 @@ fn the_reference_example_parses() {
 }
 
 #[test]
-fn the_reference_documents_organization_id_is_refused_because_its_checksum_is_wrong() {
-    let verbatim = REFERENCE.replace(ORG_ID, "00DXX0000000001EAA");
+fn an_organization_id_whose_checksum_does_not_fit_it_is_refused() {
+    // The reference document's `00DXX0000000001EAA` names `00Dxx0000000001` (18-character Ids
+    // are case-insensitive); `B` would mark the first character, a digit, upper case.
+    let verbatim = REFERENCE.replace(ORG_ID, "00DXX0000000001BAA");
     let error = parse_err(&verbatim);
     assert!(matches!(error, OutboundError::InvalidOrganizationId { .. }));
     assert_eq!(
         error.to_string(),
-        "OrganizationId 00DXX0000000001EAA is not a valid Salesforce Id: the checksum of Salesforce Id 00DXX0000000001EAA is wrong: expected suffix 2AA"
+        "OrganizationId 00DXX0000000001BAA is not a valid Salesforce Id: the checksum of Salesforce Id 00DXX0000000001BAA is wrong: expected suffix 2AA"
     );
     assert_eq!(error.field(), Some("OrganizationId"));
 }
@@ -236,7 +238,7 @@ fn arbitrary_prefixes_bound_to_the_right_namespaces_parse() {
 #[test]
 fn an_xsi_type_without_a_prefix_is_tolerated() {
     let body = message_with(
-        r#"<Notification><Id>n1</Id><sObject xsi:type="Opportunity"><sf:Id xmlns:sf="urn:sobject.enterprise.soap.sforce.com">006XX0000000001YAA</sf:Id></sObject></Notification>"#,
+        r#"<Notification><Id>04lXX0000000001</Id><sObject xsi:type="Opportunity"><sf:Id xmlns:sf="urn:sobject.enterprise.soap.sforce.com">006XX0000000001YAA</sf:Id></sObject></Notification>"#,
     );
     let message = parse_str(&body).unwrap();
     assert_eq!(message.notifications[0].sobject_type, "Opportunity");
@@ -249,7 +251,7 @@ fn an_xsi_type_without_a_prefix_is_tolerated() {
 #[test]
 fn an_xsi_type_prefix_bound_to_another_namespace_is_refused() {
     let body = message_with(
-        r#"<Notification><Id>n1</Id><sObject xsi:type="sf:Order" xmlns:sf="urn:sobject.partner.soap.sforce.com"/></Notification>"#,
+        r#"<Notification><Id>04lXX0000000001</Id><sObject xsi:type="sf:Order" xmlns:sf="urn:sobject.partner.soap.sforce.com"/></Notification>"#,
     );
     let error = parse_err(&body);
     assert!(matches!(
@@ -264,8 +266,9 @@ fn an_xsi_type_prefix_bound_to_another_namespace_is_refused() {
 
 #[test]
 fn an_xsi_type_with_an_undeclared_prefix_is_refused() {
-    let body =
-        message_with(r#"<Notification><Id>n1</Id><sObject xsi:type="zz:Order"/></Notification>"#);
+    let body = message_with(
+        r#"<Notification><Id>04lXX0000000001</Id><sObject xsi:type="zz:Order"/></Notification>"#,
+    );
     let error = parse_err(&body);
     assert_eq!(
         error.to_string(),
@@ -276,7 +279,7 @@ fn an_xsi_type_with_an_undeclared_prefix_is_refused() {
 
 #[test]
 fn an_sobject_without_xsi_type_is_refused() {
-    let body = message_with(r#"<Notification><Id>n1</Id><sObject/></Notification>"#);
+    let body = message_with(r#"<Notification><Id>04lXX0000000001</Id><sObject/></Notification>"#);
     let error = parse_err(&body);
     assert!(matches!(
         error,
@@ -287,7 +290,7 @@ fn an_sobject_without_xsi_type_is_refused() {
 #[test]
 fn a_type_attribute_outside_the_xsi_namespace_does_not_count_as_xsi_type() {
     let body = message_with(
-        r#"<Notification><Id>n1</Id><sObject type="sf:Order" xmlns:sf="urn:sobject.enterprise.soap.sforce.com"/></Notification>"#,
+        r#"<Notification><Id>04lXX0000000001</Id><sObject type="sf:Order" xmlns:sf="urn:sobject.enterprise.soap.sforce.com"/></Notification>"#,
     );
     assert!(matches!(
         parse_err(&body),
@@ -342,7 +345,7 @@ fn unknown_elements_inside_notifications_are_tolerated() {
         r#"<FutureFlag>true</FutureFlag>
    <ext:Extra xmlns:ext="urn:example:future"><ext:Deep><ext:Deeper a="1">x</ext:Deeper></ext:Deep></ext:Extra>
    <Notification>
-    <Id>n1</Id>
+    <Id>04lXX0000000001</Id>
     <Priority>high</Priority>
     <sObject xsi:type="sf:Opportunity" xmlns:sf="urn:sobject.enterprise.soap.sforce.com" xmlns:o="urn:other">
      <sf:Id>006XX0000000001YAA</sf:Id>
@@ -368,7 +371,7 @@ fn unknown_elements_inside_notifications_are_tolerated() {
 #[test]
 fn text_is_unescaped_and_trimmed() {
     let body = message_with(
-        "<Notification><Id>\n   n1 \t</Id><sObject xsi:type=\" sf:Opportunity \" xmlns:sf=\"urn:sobject.enterprise.soap.sforce.com\">\
+        "<Notification><Id>\n   04lXX0000000001 \t</Id><sObject xsi:type=\" sf:Opportunity \" xmlns:sf=\"urn:sobject.enterprise.soap.sforce.com\">\
          <sf:Name>  Acme &amp; Sons &lt;EU&gt; &quot;big&quot; &apos;deal&apos; &#x41;&#66; \u{e9}\u{1F980} </sf:Name>\
          <sf:Description><![CDATA[ <b>raw</b> & ]]>tail<!-- a comment -->end</sf:Description>\
          <sf:Empty></sf:Empty>\
@@ -376,7 +379,7 @@ fn text_is_unescaped_and_trimmed() {
     );
     let message = parse_str(&body).unwrap();
     let notification = &message.notifications[0];
-    assert_eq!(notification.id, "n1");
+    assert_eq!(notification.id, "04lXX0000000001");
     assert_eq!(notification.sobject_type, "Opportunity");
     assert_eq!(
         notification.fields["Name"],
@@ -389,7 +392,7 @@ fn text_is_unescaped_and_trimmed() {
 
 #[test]
 fn a_byte_order_mark_before_the_declaration_is_accepted() {
-    let body = format!("\u{FEFF}{}", message_with(&opportunity("n1")));
+    let body = format!("\u{FEFF}{}", message_with(&opportunity("04lXX0000000001")));
     assert_eq!(parse_str(&body).unwrap().notifications.len(), 1);
 }
 
@@ -397,7 +400,7 @@ fn a_byte_order_mark_before_the_declaration_is_accepted() {
 
 #[test]
 fn a_session_id_is_reported_as_present_and_never_kept() {
-    let body = message_with(&opportunity("n1")).replace(
+    let body = message_with(&opportunity("04lXX0000000001")).replace(
         r#"<SessionId xsi:nil="true"/>"#,
         &format!("<SessionId> {SESSION_TOKEN} </SessionId>"),
     );
@@ -413,7 +416,7 @@ fn a_session_id_is_reported_as_present_and_never_kept() {
 
 #[test]
 fn an_empty_session_id_counts_as_absent() {
-    let body = message_with(&opportunity("n1")).replace(
+    let body = message_with(&opportunity("04lXX0000000001")).replace(
         r#"<SessionId xsi:nil="true"/>"#,
         "<SessionId>  </SessionId>",
     );
@@ -427,7 +430,7 @@ fn errors_inside_the_session_id_do_not_quote_it() {
         format!("<x>{SESSION_TOKEN}</x>"),
         format!("{SESSION_TOKEN}&#xFFFFFFFF;"),
     ] {
-        let body = message_with(&opportunity("n1")).replace(
+        let body = message_with(&opportunity("04lXX0000000001")).replace(
             r#"<SessionId xsi:nil="true"/>"#,
             &format!("<SessionId>{session}</SessionId>"),
         );
@@ -443,7 +446,8 @@ fn errors_inside_the_session_id_do_not_quote_it() {
 fn a_doctype_is_refused() {
     assert_doctype_refused(&format!(
         "<!DOCTYPE soapenv:Envelope>{}",
-        message_with(&opportunity("n1")).replace(r#"<?xml version="1.0" encoding="UTF-8"?>"#, "")
+        message_with(&opportunity("04lXX0000000001"))
+            .replace(r#"<?xml version="1.0" encoding="UTF-8"?>"#, "")
     ));
 }
 
@@ -682,9 +686,17 @@ fn nesting_deeper_than_the_limit_is_refused_even_inside_tolerated_elements() {
     // The notifications element sits at depth 3.
     let allowed = MAX_DEPTH - 3;
     let nest = |levels: usize| format!("{}{}", "<x>".repeat(levels), "</x>".repeat(levels));
-    let ok = message_with(&format!("{}{}", nest(allowed), opportunity("n1")));
+    let ok = message_with(&format!(
+        "{}{}",
+        nest(allowed),
+        opportunity("04lXX0000000001")
+    ));
     assert!(parse_str(&ok).is_ok());
-    let too_deep = message_with(&format!("{}{}", nest(allowed + 1), opportunity("n1")));
+    let too_deep = message_with(&format!(
+        "{}{}",
+        nest(allowed + 1),
+        opportunity("04lXX0000000001")
+    ));
     let error = parse_err(&too_deep);
     assert!(
         matches!(
@@ -700,7 +712,7 @@ fn nesting_deeper_than_the_limit_is_refused_even_inside_tolerated_elements() {
 
 #[test]
 fn a_body_over_the_size_limit_is_refused_before_parsing() {
-    let mut body = message_with(&opportunity("n1")).into_bytes();
+    let mut body = message_with(&opportunity("04lXX0000000001")).into_bytes();
     body.resize(MAX_BODY_BYTES + 1, b' ');
     let error = parse(&body).unwrap_err();
     assert!(matches!(
@@ -724,15 +736,17 @@ fn an_empty_body_is_refused() {
 fn a_notification_without_an_id_is_refused_naming_it() {
     let body = message_with(&format!(
         "{}\n{}\n{}",
-        opportunity("n1"),
-        opportunity("n2"),
-        opportunity("n3").replace("<Id>n3</Id>", "")
+        opportunity("04lXX0000000001"),
+        opportunity("04lXX0000000002"),
+        opportunity("04lXX0000000003").replace("<Id>04lXX0000000003</Id>", "")
     ));
     let error = parse_err(&body);
     assert_eq!(error.to_string(), "notification 3 has no <Id>");
     assert_eq!(error.field(), Some("Id"));
 
-    let empty = message_with(&opportunity("n1").replace("<Id>n1</Id>", "<Id> </Id>"));
+    let empty = message_with(
+        &opportunity("04lXX0000000001").replace("<Id>04lXX0000000001</Id>", "<Id> </Id>"),
+    );
     assert_eq!(
         parse_err(&empty).to_string(),
         "notification 1 has an empty <Id>"
@@ -741,7 +755,7 @@ fn a_notification_without_an_id_is_refused_naming_it() {
 
 #[test]
 fn a_notification_without_an_sobject_is_refused() {
-    let body = message_with("<Notification><Id>n1</Id></Notification>");
+    let body = message_with("<Notification><Id>04lXX0000000001</Id></Notification>");
     assert_eq!(
         parse_err(&body).to_string(),
         "notification 1 has no <sObject>"
@@ -1033,7 +1047,11 @@ fn field_text() -> impl Strategy<Value = String> {
 
 fn written_notification() -> impl Strategy<Value = Written> {
     (
-        "[A-Za-z0-9]{1,18}",
+        // Notification Ids are Salesforce Ids (15 characters, or 18 with their checksum).
+        ("04l[A-Za-z0-9]{12}", any::<bool>()).prop_map(|(base, long)| {
+            let id = crate::salesforce::SfId::parse(&base).expect("15 alphanumerics");
+            if long { id.to_string() } else { base }
+        }),
         "[A-Z][A-Za-z0-9_]{0,30}",
         proptest::collection::btree_map("[A-Z][A-Za-z0-9_]{0,20}", field_text(), 0..6),
     )

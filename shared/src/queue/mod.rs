@@ -84,6 +84,9 @@ impl fmt::Display for QueueName {
 /// SQS delays a message by at most 15 minutes.
 pub const MAX_DELAY: Duration = Duration::from_secs(900);
 
+/// The largest message body SQS takes.
+pub const MAX_BODY_BYTES: usize = 256 * 1024;
+
 /// A message to send. FIFO queues need `group_id` and `dedup_id`; standard queues may delay.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutgoingMessage {
@@ -121,11 +124,17 @@ impl OutgoingMessage {
                 self.delay
             ));
         }
-        if self.body.len() > 256 * 1024 {
-            return fail(format!(
-                "the body has {} bytes; SQS takes 256 KiB",
-                self.body.len()
-            ));
+        if self.body.len() > MAX_BODY_BYTES {
+            return Err(QueueError {
+                too_large: Some(self.body.len()),
+                ..QueueError::invalid(
+                    self.queue,
+                    format!(
+                        "the message has {} bytes; SQS takes at most {MAX_BODY_BYTES} (256 KiB)",
+                        self.body.len()
+                    ),
+                )
+            });
         }
         Ok(())
     }
@@ -137,6 +146,8 @@ pub struct QueueError {
     pub queue: QueueName,
     pub message: String,
     pub retryable: bool,
+    /// The message's size, when it was refused for being larger than SQS takes.
+    pub too_large: Option<usize>,
 }
 
 impl QueueError {
@@ -145,6 +156,7 @@ impl QueueError {
             queue,
             message,
             retryable: false,
+            too_large: None,
         }
     }
 
@@ -153,6 +165,7 @@ impl QueueError {
             queue,
             message,
             retryable: true,
+            too_large: None,
         }
     }
 }

@@ -89,6 +89,7 @@ impl Queue for SqsQueue {
                 queue: message.queue,
                 message: DisplayErrorContext(&e).to_string(),
                 retryable,
+                too_large: None,
             }
         })?;
         Ok(out.message_id().unwrap_or_default().to_string())

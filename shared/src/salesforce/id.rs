@@ -26,8 +26,11 @@ pub enum IdError {
 pub struct SfId(String);
 
 impl SfId {
-    /// Validates `raw` (15 or 18 alphanumeric characters; the checksum of an 18-character Id is
-    /// verified, case-insensitively as Salesforce does) and returns the canonical 18-character Id.
+    /// Validates `raw` (15 or 18 alphanumeric characters) and returns the canonical 18-character
+    /// Id. An 18-character Id is case-insensitive, as Salesforce treats it: its suffix says which
+    /// of the first fifteen characters are upper case, so the case is restored from it (a fully
+    /// lower-case Id from a system that folds case names the same record). A suffix that marks a
+    /// digit as upper case, or is not a checksum character, is refused.
     pub fn parse(raw: &str) -> Result<SfId, IdError> {
         let len = raw.chars().count();
         if len != 15 && len != 18 {
@@ -36,18 +39,32 @@ impl SfId {
         if let Some(bad) = raw.chars().find(|c| !c.is_ascii_alphanumeric()) {
             return Err(IdError::Character(bad));
         }
-        let base = &raw[..15];
-        let suffix = checksum(base);
-        if len == 18 {
-            let given = &raw[15..];
-            if !given.eq_ignore_ascii_case(&suffix) {
-                return Err(IdError::Checksum {
-                    id: raw.to_string(),
-                    expected: suffix,
-                });
-            }
-        }
+        let base = if len == 18 {
+            restore_case(&raw[..15], &raw[15..]).ok_or_else(|| IdError::Checksum {
+                id: raw.to_string(),
+                expected: checksum(&raw[..15]),
+            })?
+        } else {
+            raw.to_string()
+        };
+        let suffix = checksum(&base);
         Ok(SfId(format!("{base}{suffix}")))
+    }
+
+    /// As [`SfId::parse`], but an 18-character Id's first fifteen characters must already have
+    /// the case its suffix gives them (the suffix's own case does not matter). What the sandbox
+    /// org does with the Ids it is sent: `reference/salesforce-whmcs.md` A2.4 observed
+    /// `MALFORMED_ID` for a checksum that does not match. dealbridge itself never sends such an
+    /// Id: it sends the canonical form [`SfId::parse`] gives.
+    pub fn parse_exact(raw: &str) -> Result<SfId, IdError> {
+        let id = SfId::parse(raw)?;
+        if raw.len() == 18 && raw[..15] != id.0[..15] {
+            return Err(IdError::Checksum {
+                id: raw.to_string(),
+                expected: checksum(&raw[..15]),
+            });
+        }
+        Ok(id)
     }
 
     /// The 18-character form.
@@ -86,6 +103,32 @@ fn checksum(base: &str) -> String {
             char::from(CHECKSUM_ALPHABET[bits])
         })
         .collect()
+}
+
+/// The first fifteen characters with the case the checksum `suffix` gives them, or `None` when
+/// the suffix does not fit them. The caller guarantees ASCII alphanumerics.
+fn restore_case(base: &str, suffix: &str) -> Option<String> {
+    let mut out = String::with_capacity(15);
+    for (chunk, s) in base.as_bytes().chunks(5).zip(suffix.bytes()) {
+        let s = s.to_ascii_uppercase();
+        let bits = CHECKSUM_ALPHABET.iter().position(|c| *c == s)?;
+        for (i, c) in chunk.iter().enumerate() {
+            let upper = bits & (1 << i) != 0;
+            if upper && !c.is_ascii_alphabetic() {
+                return None;
+            }
+            out.push(char::from(if upper {
+                c.to_ascii_uppercase()
+            } else {
+                c.to_ascii_lowercase()
+            }));
+        }
+        // Bits beyond the chunk's length cannot be set for a real Id.
+        if bits >> chunk.len() != 0 {
+            return None;
+        }
+    }
+    Some(out)
 }
 
 impl FromStr for SfId {
@@ -146,15 +189,38 @@ mod tests {
     }
 
     #[test]
-    fn rejects_a_wrong_checksum() {
-        let err = SfId::parse("001A000010khO8JAAA").unwrap_err();
+    fn rejects_a_suffix_that_does_not_fit_its_id() {
+        // `B` marks the first character, a digit, as upper case.
+        let err = SfId::parse("001A000010khO8JBAU").unwrap_err();
         assert_eq!(
             err,
             IdError::Checksum {
-                id: "001A000010khO8JAAA".into(),
+                id: "001A000010khO8JBAU".into(),
                 expected: "IAU".into()
             }
         );
+        assert!(
+            SfId::parse("001A000010khO8J9AU").is_err(),
+            "9 is no checksum character"
+        );
+    }
+
+    #[test]
+    fn an_18_character_id_is_case_insensitive_its_suffix_restores_the_case() {
+        let id = SfId::parse("001a000010kho8jiau").unwrap();
+        assert_eq!(id.as_str(), "001A000010khO8JIAU");
+        let id = SfId::parse("001A000010KHO8JIAU").unwrap();
+        assert_eq!(id.as_str(), "001A000010khO8JIAU");
+        // The suffix decides: all lower case is another record.
+        assert_eq!(
+            SfId::parse("001A000010khO8JAAA").unwrap().as_str(),
+            "001a000010kho8jAAA"
+        );
+        // The sandbox org's reading: the case must already fit the suffix.
+        assert!(SfId::parse_exact("001A000010khO8JAAA").is_err());
+        assert!(SfId::parse_exact("001a000010kho8jaaa").is_ok());
+        assert!(SfId::parse_exact("001A000010khO8Jiau").is_ok());
+        assert!(SfId::parse_exact("001a000010kho8jiau").is_err());
     }
 
     #[test]
@@ -190,7 +256,7 @@ mod tests {
     fn deserializes_only_valid_ids() {
         let ok: SfId = serde_json::from_str("\"500x000000003TR\"").unwrap();
         assert_eq!(ok.as_str(), "500x000000003TRAAY");
-        assert!(serde_json::from_str::<SfId>("\"500x000000003TRAAA\"").is_err());
+        assert!(serde_json::from_str::<SfId>("\"500x000000003TRBAY\"").is_err());
     }
 
     proptest! {
@@ -207,23 +273,24 @@ mod tests {
         }
 
         #[test]
-        fn changing_the_case_of_one_character_changes_the_checksum(
-            base in "[A-Za-z]{15}", pos in 0usize..15
+        fn the_case_of_an_18_character_id_does_not_matter(
+            base in "[A-Za-z0-9]{15}", pos in 0usize..18
         ) {
             let id = SfId::parse(&base).unwrap();
-            let mut flipped: Vec<char> = base.chars().collect();
-            flipped[pos] = if flipped[pos].is_ascii_uppercase() {
-                flipped[pos].to_ascii_lowercase()
+            let mut chars: Vec<char> = id.as_str().chars().collect();
+            chars[pos] = if chars[pos].is_ascii_uppercase() {
+                chars[pos].to_ascii_lowercase()
             } else {
-                flipped[pos].to_ascii_uppercase()
+                chars[pos].to_ascii_uppercase()
             };
-            let flipped: String = flipped.into_iter().collect();
-            let forged = format!("{}{}", flipped, &id.as_str()[15..]);
-            prop_assert!(SfId::parse(&forged).is_err());
+            let flipped: String = chars.into_iter().collect();
+            prop_assert_eq!(SfId::parse(&flipped).unwrap(), id.clone());
+            prop_assert_eq!(SfId::parse(&id.as_str().to_lowercase()).unwrap(), id.clone());
+            prop_assert_eq!(SfId::parse(&id.as_str().to_uppercase()).unwrap(), id);
         }
 
         #[test]
-        fn changing_any_checksum_character_of_an_18_character_id_is_rejected(
+        fn another_checksum_character_is_refused_or_names_another_record(
             base in "[A-Za-z0-9]{15}", pos in 15usize..18, replacement in "[A-Za-z0-9]"
         ) {
             let id = SfId::parse(&base).unwrap();
@@ -235,8 +302,17 @@ mod tests {
             prop_assume!(!chars[pos].eq_ignore_ascii_case(&replacement));
             chars[pos] = replacement;
             let forged: String = chars.into_iter().collect();
-            let is_checksum_error = matches!(SfId::parse(&forged), Err(IdError::Checksum { .. }));
-            prop_assert!(is_checksum_error, "{} accepted", forged);
+            match SfId::parse(&forged) {
+                Err(e) => {
+                    let checksum = matches!(e, IdError::Checksum { .. });
+                    prop_assert!(checksum, "{}", e);
+                }
+                Ok(other) => {
+                    prop_assert!(!other.same_record(&id));
+                    prop_assert_eq!(&other.as_str()[15..], forged[15..].to_uppercase());
+                    prop_assert!(other.to_15().eq_ignore_ascii_case(&forged[..15]));
+                }
+            }
         }
 
         #[test]
@@ -244,7 +320,11 @@ mod tests {
             if let Ok(id) = SfId::parse(&s) {
                 prop_assert!(s.len() == 15 || s.len() == 18);
                 prop_assert!(s.chars().all(|c| c.is_ascii_alphanumeric()));
-                prop_assert_eq!(id.to_15(), &s[..15]);
+                if s.len() == 15 {
+                    prop_assert_eq!(id.to_15(), s.as_str());
+                } else {
+                    prop_assert!(id.as_str().eq_ignore_ascii_case(&s));
+                }
             }
         }
     }

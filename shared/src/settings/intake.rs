@@ -24,20 +24,7 @@ impl IntakeSettings {
             "INTAKE_SECRET_NAME",
             "the secret with hmac_key, bearer_token, soap_token",
         );
-        let mut allowed_org_ids = Vec::new();
-        for raw in env.or("SALESFORCE_ORG_IDS", "").split(',') {
-            let raw = raw.trim();
-            if raw.is_empty() {
-                continue;
-            }
-            match SfId::parse(raw) {
-                Ok(id) if id.key_prefix() == "00D" => allowed_org_ids.push(id),
-                Ok(_) => env.problem(format!(
-                    "SALESFORCE_ORG_IDS: {raw} is not an Organization Id (they start with 00D)"
-                )),
-                Err(e) => env.problem(format!("SALESFORCE_ORG_IDS: {raw}: {e}")),
-            }
-        }
+        let allowed_org_ids = org_ids(env);
         let max_body_bytes = env.whole(
             "INTAKE_MAX_BODY_BYTES",
             DEFAULT_MAX_BODY_BYTES,
@@ -53,6 +40,104 @@ impl IntakeSettings {
             signature_tolerance_secs,
         })
     }
+}
+
+/// `SALESFORCE_ORG_IDS`: the Organizations whose Outbound Messages and relayed Platform Events
+/// are accepted (none when empty).
+pub fn org_ids(env: &mut Env<'_>) -> Vec<SfId> {
+    let mut allowed = Vec::new();
+    for raw in env.or("SALESFORCE_ORG_IDS", "").split(',') {
+        let raw = raw.trim();
+        if raw.is_empty() {
+            continue;
+        }
+        match SfId::parse(raw) {
+            Ok(id) if id.key_prefix() == "00D" => allowed.push(id),
+            Ok(_) => env.problem(format!(
+                "SALESFORCE_ORG_IDS: {raw} is not an Organization Id (they start with 00D)"
+            )),
+            Err(e) => env.problem(format!("SALESFORCE_ORG_IDS: {raw}: {e}")),
+        }
+    }
+    allowed
+}
+
+/// Where relayed Platform Events may come from.
+#[derive(Debug, Clone, Default)]
+pub struct EventSourceSettings {
+    /// The Organizations an event's partner event source may name.
+    pub allowed_org_ids: Vec<SfId>,
+    /// The partner event source names accepted (`aws.partner/salesforce.com/<org>/<channel>`);
+    /// empty: any channel of an allowed Organization.
+    pub sources: Vec<String>,
+}
+
+/// Why an event's source is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SourceRefused {
+    #[error(
+        "the event's source {0:?} is not a Salesforce partner event source (aws.partner/salesforce.com/<orgId>/<channelId>)"
+    )]
+    NotSalesforce(String),
+    #[error(
+        "the event comes from Organization {0}, which SALESFORCE_ORG_IDS does not list: add it there if its events are to be taken"
+    )]
+    OrganizationNotAllowed(String),
+    #[error(
+        "the event comes from the event source {0:?}, which PLATFORM_EVENT_SOURCES does not list"
+    )]
+    SourceNotAllowed(String),
+}
+
+impl EventSourceSettings {
+    /// Reads `SALESFORCE_ORG_IDS` and `PLATFORM_EVENT_SOURCES` (comma-separated).
+    pub fn read(env: &mut Env<'_>) -> Option<EventSourceSettings> {
+        let allowed_org_ids = org_ids(env);
+        let mut sources = Vec::new();
+        for raw in env.or("PLATFORM_EVENT_SOURCES", "").split(',') {
+            let raw = raw.trim();
+            if raw.is_empty() {
+                continue;
+            }
+            match partner_source_org(raw) {
+                Some(_) => sources.push(raw.to_string()),
+                None => env.problem(format!(
+                    "PLATFORM_EVENT_SOURCES: {raw} is not a Salesforce partner event source (aws.partner/salesforce.com/<orgId>/<channelId>)"
+                )),
+            }
+        }
+        Some(EventSourceSettings {
+            allowed_org_ids,
+            sources,
+        })
+    }
+
+    /// Whether an event with `source` is taken: a Salesforce partner event source of an allowed
+    /// Organization, and one of [`Self::sources`] when any are configured.
+    pub fn check(&self, source: &str) -> Result<(), SourceRefused> {
+        let shown: String = source.chars().take(120).collect::<String>();
+        let shown = shown.escape_debug().to_string();
+        let org = partner_source_org(source)
+            .ok_or_else(|| SourceRefused::NotSalesforce(shown.clone()))?;
+        if !self.allowed_org_ids.iter().any(|a| a.same_record(&org)) {
+            return Err(SourceRefused::OrganizationNotAllowed(org.to_string()));
+        }
+        if !self.sources.is_empty() && !self.sources.iter().any(|s| s == source) {
+            return Err(SourceRefused::SourceNotAllowed(shown));
+        }
+        Ok(())
+    }
+}
+
+/// The Organization of a partner event source name `aws.partner/salesforce.com/<org>/<channel>`.
+fn partner_source_org(source: &str) -> Option<SfId> {
+    let rest = source.strip_prefix("aws.partner/salesforce.com/")?;
+    let (org, channel) = rest.split_once('/')?;
+    let org = SfId::parse(org).ok().filter(|o| o.key_prefix() == "00D")?;
+    let channel_ok = !channel.is_empty()
+        && channel.len() <= 64
+        && channel.chars().all(|c| c.is_ascii_alphanumeric());
+    channel_ok.then_some(org)
 }
 
 #[cfg(test)]
@@ -86,5 +171,48 @@ mod tests {
         .unwrap();
         assert_eq!(ok.allowed_org_ids[0].as_str().len(), 18);
         assert_eq!(ok.max_body_bytes, DEFAULT_MAX_BODY_BYTES);
+    }
+
+    #[test]
+    fn only_salesforce_sources_of_allowed_organizations_are_taken() {
+        let mut env = Env::new(|k| match k {
+            "SALESFORCE_ORG_IDS" => Some("00DSB0000000001".to_string()),
+            _ => None,
+        });
+        let any_channel = EventSourceSettings::read(&mut env).unwrap();
+        assert!(env.problems().is_empty());
+        let ours = "aws.partner/salesforce.com/00DSB00000000012AA/0YLSB0000000001AAA";
+        assert_eq!(any_channel.check(ours), Ok(()));
+        assert!(matches!(
+            any_channel.check("aws.partner/salesforce.com/00DSB0000000002/0YLSB0000000001AAA"),
+            Err(SourceRefused::OrganizationNotAllowed(_))
+        ));
+        for bad in [
+            "evil.example",
+            "aws.partner/salesforce.com/00DSB0000000001",
+            "aws.partner/salesforce.com/001SB0000000001/0YL1",
+            "aws.partner/salesforce.com/00DSB0000000001/0YL\n",
+        ] {
+            assert!(
+                matches!(any_channel.check(bad), Err(SourceRefused::NotSalesforce(_))),
+                "{bad}"
+            );
+        }
+        let mut env = Env::new(|k| match k {
+            "SALESFORCE_ORG_IDS" => Some("00DSB0000000001".to_string()),
+            "PLATFORM_EVENT_SOURCES" => Some(format!("{ours}, bad")),
+            _ => None,
+        });
+        let one = EventSourceSettings::read(&mut env).unwrap();
+        assert_eq!(env.problems().len(), 1, "{:?}", env.problems());
+        assert_eq!(one.check(ours), Ok(()));
+        assert!(matches!(
+            one.check("aws.partner/salesforce.com/00DSB0000000001/0YLSB0000000009AAA"),
+            Err(SourceRefused::SourceNotAllowed(_))
+        ));
+        assert!(
+            EventSourceSettings::default().check(ours).is_err(),
+            "no Organization: nothing taken"
+        );
     }
 }

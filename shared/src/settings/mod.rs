@@ -14,7 +14,7 @@ mod template_tests;
 use std::collections::BTreeMap;
 
 pub use env::{Env, Need};
-pub use intake::{DEFAULT_MAX_BODY_BYTES, IntakeSettings};
+pub use intake::{DEFAULT_MAX_BODY_BYTES, EventSourceSettings, IntakeSettings, SourceRefused};
 
 use crate::config::{Config, ConfigError};
 use crate::ledger::LedgerSettings;
@@ -52,11 +52,13 @@ pub enum Section {
     MaxioCore,
     Whmcs,
     Intake,
+    /// Where relayed Platform Events may come from.
+    EventSources,
     Reconciler,
 }
 
 impl Section {
-    pub const ALL: [Section; 8] = [
+    pub const ALL: [Section; 9] = [
         Section::Queues,
         Section::Worker,
         Section::Ledger,
@@ -64,6 +66,7 @@ impl Section {
         Section::MaxioCore,
         Section::Whmcs,
         Section::Intake,
+        Section::EventSources,
         Section::Reconciler,
     ];
 }
@@ -115,7 +118,7 @@ impl Function {
         use Section::*;
         match self {
             Function::Intake => &[Queues, Intake],
-            Function::PlatformEvents => &[Queues],
+            Function::PlatformEvents => &[Queues, EventSources],
             Function::Reconciler => &[Queues, Reconciler],
             Function::Delayed => &[Queues, Worker, Ledger],
             Function::MaxioCustomer | Function::MaxioPricePoints | Function::MaxioSubscription => {
@@ -144,6 +147,7 @@ pub struct Settings {
     pub core: Option<CoreConfig>,
     pub whmcs: Option<WhmcsClientSettings>,
     pub intake: Option<IntakeSettings>,
+    pub event_sources: Option<EventSourceSettings>,
     pub reconcile: Option<ReconcileSettings>,
 }
 
@@ -197,6 +201,9 @@ impl Settings {
         let intake = has(Section::Intake)
             .then(|| IntakeSettings::read(env))
             .flatten();
+        let event_sources = has(Section::EventSources)
+            .then(|| EventSourceSettings::read(env))
+            .flatten();
         let reconcile = has(Section::Reconciler)
             .then(|| ReconcileSettings::read(env))
             .flatten();
@@ -210,6 +217,7 @@ impl Settings {
                 core,
                 whmcs,
                 intake,
+                event_sources,
                 reconcile,
             }),
             _ => Err(ConfigError {

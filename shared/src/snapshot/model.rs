@@ -381,7 +381,7 @@ mod tests {
             "opportunityId: 001A000010khO8JIAU is not an Opportunity Id (they start with 006)"
         );
         assert!(matches!(
-            DealRef::order("801A000010khO8JAAA"),
+            DealRef::order("801A000010khO8JBAA"),
             Err(DealRefError::InvalidId {
                 field: "orderId",
                 source: IdError::Checksum { .. }

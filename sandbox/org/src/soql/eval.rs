@@ -109,7 +109,7 @@ impl<'a> Eval<'a> {
 
     /// The record a lookup field of `record` points at, if set and visible.
     fn parent(&self, record: &Record, lookup: &str) -> Option<&'a Record> {
-        let id = SfId::parse(record.fields.get(lookup)?.as_str()?).ok()?;
+        let id = SfId::parse_exact(record.fields.get(lookup)?.as_str()?).ok()?;
         self.org.record(&id).filter(|p| self.visible(p))
     }
 
@@ -242,7 +242,7 @@ fn to_scalar(t: FieldType, v: &Value) -> Option<Scalar> {
     match (t, v) {
         (_, Value::Null) => None,
         (t, Value::String(s)) if t.is_text() => Some(Scalar::Text(fold(s))),
-        (t, Value::String(s)) if t.is_id() => SfId::parse(s)
+        (t, Value::String(s)) if t.is_id() => SfId::parse_exact(s)
             .ok()
             .map(|id| Scalar::Id(id.to_15().to_string())),
         (t, Value::Number(n)) if t.is_numeric() => {

@@ -540,7 +540,7 @@ fn scalar(field: &FieldRef, op: CmpOp, lit: &Literal) -> Result<Scalar, QueryErr
         }
         (LitKind::Str(pieces), t) if t.is_id() => {
             let text = plain_text(pieces, lit)?;
-            let id = SfId::parse(&text).map_err(|_| {
+            let id = SfId::parse_exact(&text).map_err(|_| {
                 QueryError::new(
                     "INVALID_QUERY_FILTER_OPERATOR",
                     lit.pos,
