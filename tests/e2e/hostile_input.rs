@@ -263,6 +263,22 @@ fn base64_body(bytes: &[u8], signed_bytes: &[u8]) -> Value {
 }
 
 /// The deal event sent to another path or with another method.
+/// `bytes` gzip-compressed, as Apex's `HttpRequest.setCompressed(true)` sends a body.
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(bytes).unwrap();
+    e.finish().unwrap()
+}
+
+/// The deal event with `compressed` as its body (base64-encoded by API Gateway, as a binary body
+/// is) and `Content-Encoding: encoding`, signed over `signed_bytes`.
+fn compressed_body(compressed: &[u8], encoding: &str, signed_bytes: &[u8]) -> Value {
+    let mut e = base64_body(compressed, signed_bytes);
+    e["headers"]["content-encoding"] = json!(encoding);
+    e
+}
+
 fn routed(method: &str, path: &str) -> Value {
     let mut e = signed("{}");
     e["rawPath"] = json!(path);
@@ -713,6 +729,35 @@ fn deal_cases(stack: &LocalStack) -> Vec<Case> {
             "an 18-character Id whose checksum does not fit it",
             signed(&opportunity(&wrong_checksum)),
             bad_request("invalid_id", Some("opportunityId"), "checksum"),
+        ),
+        // Compressed bodies.
+        case(
+            "a gzip bomb (10 MiB of spaces in 10 KB)",
+            compressed_body(&gzip(&vec![b' '; 10 * 1024 * 1024]), "gzip", b""),
+            error(
+                413,
+                "body_too_large",
+                None,
+                "decodes to more than 1048576 bytes",
+            ),
+        ),
+        case(
+            "a body marked gzip that is not",
+            compressed_body(good.as_bytes(), "gzip", good.as_bytes()),
+            bad_request("undecodable_body", None, "cannot be decoded"),
+        ),
+        case(
+            "a gzip body signed over its compressed bytes",
+            {
+                let compressed = gzip(good.as_bytes());
+                compressed_body(&compressed, "gzip", &compressed)
+            },
+            error(401, "invalid_credentials", None, "does not match the body"),
+        ),
+        case(
+            "a Brotli body",
+            compressed_body(good.as_bytes(), "br", good.as_bytes()),
+            error(415, "unsupported_encoding", None, "br"),
         ),
         // Duplicate keys: a reader that takes the first value would see another request.
         case(
@@ -1219,6 +1264,13 @@ async fn the_corpus_request_builders_make_requests_the_intake_accepts() {
         ("base64", base64_body(good.as_bytes(), good.as_bytes()), 202),
         ("signed 300 seconds ago", signed_at(&good, t() - 300), 202),
         ("soap", soap(&sample_soap_body()), 200),
+        // Apex `req.setCompressed(true)`: the body is gzip-compressed; the signature covers
+        // the JSON Apex set with `setBody`.
+        (
+            "gzip, as Apex setCompressed(true) sends it",
+            compressed_body(&gzip(good.as_bytes()), "gzip", good.as_bytes()),
+            202,
+        ),
         // An 18-character Id is case-insensitive: its suffix restores the case.
         (
             "a lower-case 18-character Id",

@@ -20,6 +20,7 @@ use serde_json::{Value, json};
 use tracing::{error, info, warn};
 
 use crate::auth::{AuthError, IntakeCredentials, verify_json, verify_soap_token};
+use crate::body::BodyError;
 use crate::request::parse_deal_request;
 use crate::respond::{json, json_error, soap_ack, soap_fault};
 use dealbridge::settings::IntakeSettings;
@@ -190,6 +191,20 @@ async fn deals(request: &Request, deps: &Deps) -> Response<Body> {
             None,
         );
     }
+    let body = match crate::body::decoded(request.headers(), body, deps.settings.max_body_bytes) {
+        Ok(b) => b,
+        Err(e) => {
+            let (status, code) = match e {
+                BodyError::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"),
+                BodyError::Undecodable(_) => (StatusCode::BAD_REQUEST, "undecodable_body"),
+                BodyError::UnsupportedEncoding(_) => {
+                    (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_encoding")
+                }
+            };
+            return json_error(status, code, &e.to_string(), None, None, None);
+        }
+    };
+    let body: &[u8] = &body;
     let creds = match credentials(deps).await {
         Ok(c) => c,
         Err((status, message, retry)) => {
@@ -341,6 +356,18 @@ async fn outbound_message(request: &Request, token: &str, deps: &Deps) -> Respon
             ),
         );
     }
+    let body = match crate::body::decoded(request.headers(), body, deps.settings.max_body_bytes) {
+        Ok(b) => b,
+        Err(e) => {
+            let status = match e {
+                BodyError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+                BodyError::Undecodable(_) => StatusCode::BAD_REQUEST,
+                BodyError::UnsupportedEncoding(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            };
+            return soap_fault(status, FaultCode::Client, &e.to_string());
+        }
+    };
+    let body: &[u8] = &body;
     let creds = match credentials(deps).await {
         Ok(c) => c,
         Err((status, message, _)) => return soap_fault(status, FaultCode::Server, &message),

@@ -4,6 +4,7 @@
 //! the problem and nothing enqueued.
 
 pub mod auth;
+pub mod body;
 pub mod handler;
 pub mod request;
 pub mod respond;
