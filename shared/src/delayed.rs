@@ -273,7 +273,27 @@ async fn handle_once(envelope: &Envelope, deps: &DelayedDeps) -> RecordOutcome {
                 },
             }
         }
-        Err(e) => failed(e.code(), e.to_string(), e.is_retryable()),
+        Err(e) if e.is_retryable() => failed(e.code(), e.to_string(), true),
+        // Nothing to write to: dead-lettered, the reason in the log.
+        Err(e @ DispatchError::Snapshot(crate::snapshot::SnapshotError::NotFound { .. })) => {
+            failed(e.code(), e.to_string(), false)
+        }
+        // Waiting cannot help (a deal too large to enqueue, one that cannot be read): the reason
+        // goes on the record at once, not only once the message has failed ten times.
+        Err(e) => {
+            let reason = Failure::new(e.code(), &e);
+            match deps
+                .writeback
+                .deal_failure(&envelope.deal, &reason.to_string())
+                .await
+            {
+                Ok(()) => RecordOutcome::GaveUp { failure: reason },
+                Err(w) => RecordOutcome::Failed {
+                    failure: reason.and(format!("writing it to Salesforce failed: {w}")),
+                    retryable: true,
+                },
+            }
+        }
     }
 }
 
@@ -373,7 +393,7 @@ impl QueueHandler for DelayedDeps {
                 return Handled::NotYet(format!("not due; delayed again by {seconds} s"));
             }
             RecordOutcome::GaveUp { failure } => {
-                error!(message_id = %id, %failure, "gave up; the reason is on the Opportunity");
+                error!(message_id = %id, %failure, "gave up; the reason is on the record");
                 return Handled::Permanent(failure);
             }
             RecordOutcome::Failed {

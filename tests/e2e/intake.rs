@@ -612,3 +612,42 @@ async fn a_deal_too_large_to_enqueue_is_refused_and_its_notification_acknowledge
         "the other notification went through once"
     );
 }
+
+#[tokio::test]
+async fn a_delayed_re_dispatch_that_can_never_be_enqueued_writes_its_reason_on_the_first_try() {
+    let stack = LocalStack::start().await.unwrap();
+    swell_volume_order(&stack, 1500);
+    let opp = stack.id("VolumeOpportunity");
+    let envelope = Envelope::new(
+        "c-delayed",
+        &dealbridge::snapshot::DealRef::Opportunity(opp.clone()),
+        &stack.id("VolumeAccount"),
+        None,
+        Step::Dispatch {
+            attempt: 1,
+            not_before: 0,
+            chain: None,
+        },
+    );
+    let delivery = dealbridge::runner::Delivery {
+        queue: QueueName::Delayed,
+        message_id: "m-1".into(),
+        receive_count: 1,
+        deadline: None,
+    };
+    let outcome = dealbridge::delayed::handle_record(&envelope, &delivery, &stack.delayed).await;
+    assert!(
+        matches!(outcome, dealbridge::delayed::RecordOutcome::GaveUp { .. }),
+        "{outcome:?}"
+    );
+    let record = stack.salesforce.record(opp.as_str()).unwrap();
+    assert_eq!(record["Maxio_Sync_Status__c"], "Failed");
+    assert!(
+        record["Maxio_Sync_Error__c"]
+            .as_str()
+            .unwrap()
+            .starts_with("DISPATCH_TOO_LARGE: "),
+        "{record:?}"
+    );
+    assert_eq!(enqueued(&stack), 0);
+}
