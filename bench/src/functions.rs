@@ -15,7 +15,8 @@ use dealbridge::salesforce::SfId;
 use dealbridge_sandbox::aws::{create_ledger_table, create_queues, put_secret};
 use dealbridge_sandbox::harness::{SALESFORCE_SECRET, credentials_secret};
 use dealbridge_sandbox::local::{
-    INTAKE_SECRET, MAXIO_AB_SECRET, MAXIO_CORE_SECRET, WHMCS_SECRET, intake_secret_json,
+    ENVELOPE_SECRET, INTAKE_SECRET, MAXIO_AB_SECRET, MAXIO_CORE_SECRET, WHMCS_SECRET,
+    envelope_secret_json, intake_secret_json,
 };
 use dealbridge_sandbox::maxio_ab::{AbSettings, MaxioAbSandbox};
 use dealbridge_sandbox::maxio_core::{CoreSettings, MaxioCoreSandbox, SEED_FILE};
@@ -169,6 +170,7 @@ fn function_env(name: &str, at: &Endpoints) -> Vec<(String, String)> {
         ("LEDGER_TABLE_NAME", LEDGER_TABLE),
         ("LEDGER_RETENTION_DAYS", "90"),
         ("WORKER_MAX_RECEIVES", "10"),
+        ("ENVELOPE_SECRET_NAME", ENVELOPE_SECRET),
         // Not in Lambda: sends the AWS SDK to moto (or the dummy endpoint).
         ("AWS_ENDPOINT_URL", at.aws.as_str()),
     ]
@@ -411,6 +413,7 @@ async fn load_sandbox(deals: usize) -> anyhow::Result<LoadSandbox> {
     let secrets = aws_sdk_secretsmanager::Client::new(&aws);
     put_secret(&secrets, SALESFORCE_SECRET, &credentials_secret(&settings)).await?;
     put_secret(&secrets, INTAKE_SECRET, &intake_secret_json()).await?;
+    put_secret(&secrets, ENVELOPE_SECRET, &envelope_secret_json()).await?;
     put_secret(
         &secrets,
         MAXIO_AB_SECRET,

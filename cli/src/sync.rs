@@ -716,6 +716,10 @@ struct Unserved;
 
 #[async_trait::async_trait]
 impl QueueHandler for Unserved {
+    fn seal(&self) -> Option<&dealbridge::seal::Seal> {
+        None
+    }
+
     async fn handle(&self, _envelope: Envelope, delivery: &Delivery) -> Handled {
         Handled::Retry(Failure::new(
             ErrorCode::DealbridgeInternal,

@@ -39,6 +39,8 @@ pub const SANDBOX_SOAP_TOKEN: &str = "sandbox-soap-token";
 pub const MAXIO_AB_SECRET: &str = "dealbridge/maxio-ab";
 pub const MAXIO_CORE_SECRET: &str = "dealbridge/maxio-core";
 pub const WHMCS_SECRET: &str = "dealbridge/whmcs";
+/// The secret that seals the queue messages (a sandbox key; it protects nothing).
+pub const ENVELOPE_SECRET: &str = "dealbridge/envelope";
 /// How long a local WHMCS attempt holds its lease (there is no Lambda deadline locally); shorter
 /// than the queue's visibility timeout, so a redelivered message finds it expired.
 pub const WHMCS_LEASE: Duration = Duration::from_secs(120);
@@ -50,6 +52,27 @@ pub fn sample_time() -> DateTime<Utc> {
     Utc.timestamp_opt(1_795_176_000, 0)
         .single()
         .unwrap_or_default()
+}
+
+pub fn envelope_secret_json() -> String {
+    serde_json::json!({
+        "current": "sandbox1",
+        "sandbox1": "sandbox-envelope-key-0123456789abcdef",
+    })
+    .to_string()
+}
+
+/// `body` sealed as the local stack's functions seal their messages (an existing seal replaced):
+/// for tests that change a message before handing it to a worker.
+pub fn reseal(body: &str) -> String {
+    let keys = dealbridge::seal::SealKeys::parse(
+        ENVELOPE_SECRET,
+        &dealbridge::secrets::Secret::new(envelope_secret_json()),
+    );
+    match keys.map(|k| k.seal(&dealbridge::seal::unsealed(body))) {
+        Ok(Ok(sealed)) => sealed,
+        _ => body.to_string(),
+    }
 }
 
 pub fn intake_secret_json() -> String {
@@ -137,6 +160,7 @@ impl LocalStack {
             credentials_secret(&salesforce.settings()),
         );
         secrets.insert(INTAKE_SECRET, intake_secret_json());
+        secrets.insert(ENVELOPE_SECRET, envelope_secret_json());
         secrets.insert(MAXIO_AB_SECRET, crate::ab_sites::secret_json(&maxio_ab));
         secrets.insert(
             crate::ab_sites::MAXIO_AB_UK_SECRET,
@@ -158,6 +182,7 @@ impl LocalStack {
         let mut variables = environment(&salesforce, AuthFlow::ClientCredentials);
         for (name, value) in [
             ("INTAKE_SECRET_NAME", INTAKE_SECRET.to_string()),
+            ("ENVELOPE_SECRET_NAME", ENVELOPE_SECRET.to_string()),
             ("SALESFORCE_ORG_IDS", org_id),
             ("WORKER_MAX_RECEIVES", MAX_RECEIVES.to_string()),
             ("MAXIO_AB_BASE_URL", maxio_ab.url().to_string()),
@@ -194,6 +219,7 @@ impl LocalStack {
                 Section::Whmcs,
                 Section::Intake,
                 Section::EventSources,
+                Section::Seal,
                 Section::Reconciler,
             ],
             &mut Env::new(lookup),

@@ -17,8 +17,8 @@ use crate::ab_sites;
 use crate::aws::{create_dead_letter_queues, create_ledger_table, create_queues, put_secret};
 use crate::harness::{SALESFORCE_SECRET, credentials_secret};
 use crate::local::{
-    INTAKE_SECRET, MAX_RECEIVES, MAXIO_AB_SECRET, MAXIO_CORE_SECRET, WHMCS_SECRET,
-    intake_secret_json,
+    ENVELOPE_SECRET, INTAKE_SECRET, MAX_RECEIVES, MAXIO_AB_SECRET, MAXIO_CORE_SECRET, WHMCS_SECRET,
+    envelope_secret_json, intake_secret_json,
 };
 use crate::maxio_ab::MaxioAbSandbox;
 use crate::maxio_core::{CoreSettings, MaxioCoreSandbox, SEED_FILE as CORE_SEED_FILE};
@@ -254,6 +254,7 @@ pub async fn serve_sandbox(options: &SandboxOptions) -> anyhow::Result<ServedSan
         ("SALESFORCE_AUTH_FLOW".into(), "client_credentials".into()),
         ("SALESFORCE_SECRET_NAME".into(), SALESFORCE_SECRET.into()),
         ("INTAKE_SECRET_NAME".into(), INTAKE_SECRET.into()),
+        ("ENVELOPE_SECRET_NAME".into(), ENVELOPE_SECRET.into()),
         ("MAXIO_AB_BASE_URL".into(), maxio_ab.url().into()),
         ("MAXIO_AB_SECRET_NAME".into(), MAXIO_AB_SECRET.into()),
         (
@@ -299,6 +300,7 @@ pub async fn serve_sandbox(options: &SandboxOptions) -> anyhow::Result<ServedSan
         let secrets = aws_sdk_secretsmanager::Client::new(&aws);
         put_secret(&secrets, SALESFORCE_SECRET, &credentials_secret(&settings)).await?;
         put_secret(&secrets, INTAKE_SECRET, &intake_secret_json()).await?;
+        put_secret(&secrets, ENVELOPE_SECRET, &envelope_secret_json()).await?;
         put_secret(&secrets, MAXIO_AB_SECRET, &ab_sites::secret_json(&maxio_ab)).await?;
         put_secret(
             &secrets,

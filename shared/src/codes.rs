@@ -125,6 +125,10 @@ pub enum ErrorCode {
     DealbridgeQueue,
     /// The next step's message could not be built. Permanent.
     DealbridgeInternal,
+    /// A queue message without a valid seal: not sent by this stack's dealbridge, or sealed with
+    /// a key the envelope secret no longer holds. Never handled; it ends in the dead-letter queue.
+    /// Transient only while the envelope secret cannot be read.
+    DealbridgeUnsealed,
     /// A queue message dealbridge cannot read (no body, not an envelope, another version) or one on
     /// the wrong queue. Returned to its queue; ends in the dead-letter queue.
     DealbridgeBadMessage,
@@ -382,6 +386,7 @@ impl ErrorCode {
         ErrorCode::SalesforceWriteFailed,
         ErrorCode::DealbridgeQueue,
         ErrorCode::DealbridgeInternal,
+        ErrorCode::DealbridgeUnsealed,
         ErrorCode::DealbridgeBadMessage,
         ErrorCode::DealbridgeHeldBack,
         ErrorCode::LedgerUnavailable,
@@ -510,6 +515,7 @@ impl ErrorCode {
             ErrorCode::DealbridgeQueue => "DEALBRIDGE_QUEUE",
             ErrorCode::DealbridgeInternal => "DEALBRIDGE_INTERNAL",
             ErrorCode::DealbridgeBadMessage => "DEALBRIDGE_BAD_MESSAGE",
+            ErrorCode::DealbridgeUnsealed => "DEALBRIDGE_UNSEALED",
             ErrorCode::DealbridgeHeldBack => "DEALBRIDGE_HELD_BACK",
             ErrorCode::LedgerUnavailable => "LEDGER_UNAVAILABLE",
             ErrorCode::LedgerBusy => "LEDGER_BUSY",

@@ -36,6 +36,9 @@ pub struct DelayedDeps {
     /// The delayed queue's maxReceiveCount: on a message's last receive a failure is written to
     /// Salesforce before the message goes to the dead-letter queue.
     pub max_receives: u32,
+    /// Opens every message before it is handled (`None`: messages are not sealed, as in the
+    /// operator CLI's in-memory runs).
+    pub seal: Option<Arc<crate::seal::Seal>>,
 }
 
 /// What became of one record.
@@ -380,6 +383,10 @@ async fn chain_done(envelope: &Envelope, chain: &str, not_before: i64, deps: &De
 
 #[async_trait]
 impl QueueHandler for DelayedDeps {
+    fn seal(&self) -> Option<&crate::seal::Seal> {
+        self.seal.as_deref()
+    }
+
     async fn handle(&self, envelope: Envelope, delivery: &Delivery) -> Handled {
         let id = &delivery.message_id;
         match handle_record(&envelope, delivery, self).await {

@@ -28,6 +28,7 @@ pub mod reconcile;
 pub mod retry;
 pub mod runner;
 pub mod salesforce;
+pub mod seal;
 pub mod secrets;
 pub mod settings;
 pub mod snapshot;

@@ -111,6 +111,8 @@ pub struct Wiring {
     pub platform: Platform,
     pub salesforce: Arc<SalesforceClient>,
     mapping: Arc<Mapping>,
+    /// Seals what is sent and opens what is handled, when the seal's secret was configured.
+    seal: Option<Arc<crate::seal::Seal>>,
 }
 
 fn missing(section: &str) -> StartError {
@@ -136,7 +138,22 @@ impl Wiring {
         Wiring::new(settings, platform)
     }
 
+    /// Builds the handlers' shared parts. With [`Settings::seal`], every message sent is sealed
+    /// and every handler opens the messages it is given ([`crate::seal`]).
     pub fn new(settings: Settings, platform: Platform) -> Result<Wiring, StartError> {
+        let mut platform = platform;
+        let seal = settings.seal.as_ref().map(|s| {
+            Arc::new(crate::seal::Seal::new(
+                platform.secrets.clone(),
+                s.secret_name.clone(),
+            ))
+        });
+        if let Some(seal) = &seal {
+            platform.queue = Arc::new(crate::queue::SealingQueue::new(
+                platform.queue.clone(),
+                seal.clone(),
+            ));
+        }
         let salesforce = Arc::new(
             SalesforceClient::new(settings.config.salesforce.clone(), platform.secrets.clone())
                 .map_err(|e| StartError::new(e.to_string()))?,
@@ -147,6 +164,7 @@ impl Wiring {
             platform,
             salesforce,
             mapping,
+            seal,
         })
     }
 
@@ -209,6 +227,7 @@ impl Wiring {
             ledger: self.ledger()?,
             clock: self.platform.clock.clone(),
             core_link: ab.core_link,
+            seal: self.seal.clone(),
         })
     }
 
@@ -231,6 +250,7 @@ impl Wiring {
             ledger: self.ledger()?,
             settings: core.link.clone(),
             max_receives: self.settings.max_receives,
+            seal: self.seal.clone(),
         })
     }
 
@@ -252,6 +272,7 @@ impl Wiring {
             clock: self.platform.clock.clone(),
             lease_fallback: WHMCS_LEASE_FALLBACK,
             max_receives: self.settings.max_receives,
+            seal: self.seal.clone(),
         })
     }
 
@@ -264,6 +285,7 @@ impl Wiring {
             clock: self.platform.clock.clone(),
             writeback: self.writeback(),
             max_receives: self.settings.max_receives,
+            seal: self.seal.clone(),
         })
     }
 

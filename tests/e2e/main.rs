@@ -5,6 +5,7 @@ mod amendments;
 mod cancellations;
 mod chaos;
 mod first_sale;
+mod forged_envelopes;
 mod hostile_input;
 mod intake;
 mod maxio_chain;

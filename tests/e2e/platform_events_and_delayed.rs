@@ -201,7 +201,7 @@ async fn work_not_yet_due_is_delayed_again_and_bad_messages_are_reported_per_rec
     let mut envelope: Value = serde_json::from_str(&body).unwrap();
     let later = stack.clock_now() + 3600;
     envelope["step"]["notBefore"] = json!(later);
-    event["Records"][0]["body"] = json!(envelope.to_string());
+    event["Records"][0]["body"] = json!(dealbridge_sandbox::local::reseal(&envelope.to_string()));
     let mut bad = event["Records"][0].clone();
     bad["messageId"] = json!("bad-1");
     bad["body"] = json!("{not json");

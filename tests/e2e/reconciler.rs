@@ -11,11 +11,9 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use dealbridge::clock::Clock;
-use dealbridge::dispatch::{Dispatcher, RedispatchPolicy};
 use dealbridge::envelope::Envelope;
 use dealbridge::queue::QueueName;
 use dealbridge::reconcile::{ReconcileReport, ReconcileSettings};
-use dealbridge::snapshot::SnapshotLoader;
 use dealbridge_reconciler::{Deps, ReconcileError, handle};
 use dealbridge_sandbox::events::sample;
 use dealbridge_sandbox::local::LocalStack;
@@ -44,13 +42,8 @@ const WON_WITH_ORDER: [&str; 6] = [
 fn deps(stack: &LocalStack, settings: ReconcileSettings) -> Deps {
     let mapping = Arc::new(stack.config.mapping.clone());
     Deps {
-        dispatcher: Dispatcher::new(
-            SnapshotLoader::new(stack.client.clone(), mapping.clone()),
-            Arc::new(stack.queue.clone()),
-            mapping.clone(),
-            RedispatchPolicy::default(),
-            Arc::new(stack.clock.clone()),
-        ),
+        // The production dispatcher: it seals what it sends.
+        dispatcher: stack.wiring.dispatcher(),
         salesforce: stack.client.clone(),
         mapping,
         clock: Arc::new(stack.clock.clone()),

@@ -395,6 +395,7 @@ async fn crash_then_redeliver(stack: &LocalStack, target: &'static str) -> Handl
         clock: stack.whmcs_deps.clock.clone(),
         lease_fallback: stack.whmcs_deps.lease_fallback,
         max_receives: stack.whmcs_deps.max_receives,
+        seal: stack.whmcs_deps.seal.clone(),
     };
     let first = delivery(1);
     tokio::select! {

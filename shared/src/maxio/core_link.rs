@@ -38,6 +38,9 @@ pub struct CoreLinkDeps {
     pub settings: LinkSettings,
     /// The link queue's maxReceiveCount.
     pub max_receives: u32,
+    /// Opens every message before it is handled (`None`: messages are not sealed, as in the
+    /// operator CLI's in-memory runs).
+    pub seal: Option<Arc<crate::seal::Seal>>,
 }
 
 /// A Core error as the link sees it. A refused token or unreadable credentials are
@@ -54,6 +57,10 @@ fn core_failure(e: CoreError) -> StepFailure {
 
 #[async_trait::async_trait]
 impl QueueHandler for CoreLinkDeps {
+    fn seal(&self) -> Option<&crate::seal::Seal> {
+        self.seal.as_deref()
+    }
+
     async fn handle(&self, envelope: Envelope, delivery: &Delivery) -> Handled {
         self.handle_message(envelope, delivery.receive_count).await
     }

@@ -62,6 +62,9 @@ pub struct MaxioDeps {
     /// Whether a synced subscription goes on to the Maxio Core link, which then writes the
     /// outcome (and the link) to the Opportunity in one call.
     pub core_link: bool,
+    /// Opens every message before it is handled (`None`: messages are not sealed, as in the
+    /// operator CLI's in-memory runs).
+    pub seal: Option<Arc<crate::seal::Seal>>,
 }
 
 impl From<MaxioError> for StepFailure {
@@ -140,6 +143,10 @@ fn token(step_key: &str, part: &str) -> String {
 /// One handler for the three queues of the chain: each message names its step.
 #[async_trait::async_trait]
 impl QueueHandler for MaxioDeps {
+    fn seal(&self) -> Option<&crate::seal::Seal> {
+        self.seal.as_deref()
+    }
+
     async fn handle(&self, envelope: Envelope, delivery: &Delivery) -> Handled {
         self.handle_message(envelope, delivery.receive_count).await
     }

@@ -306,6 +306,7 @@ fn chain(ab: MemoryAb, core_link: bool) -> Chain {
         mapping,
         settings: AbSettings::default(),
         max_receives: 10,
+        seal: None,
         ledger: Arc::new(InMemoryLedger::new(DEFAULT_RETENTION)),
         clock,
         core_link,

@@ -3,6 +3,7 @@
 
 mod memory;
 mod redrive;
+mod sealed;
 mod sqs;
 
 use std::fmt;
@@ -16,6 +17,7 @@ pub use redrive::{
     RedriveError, RedriveOptions, RedriveProgress, RedriveReport, RedriveStage, RedrivenMessage,
     redrive, redrive_dedup_id,
 };
+pub use sealed::SealingQueue;
 pub use sqs::{QueueUrls, SqsQueue};
 
 /// Every queue dealbridge sends to.

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use chrono::{DateTime, Utc};
-use tracing::{Instrument, warn};
+use tracing::{Instrument, error, warn};
 
 pub use drain::{
     Ack, DeliveryReport, DrainHooks, DrainOptions, Drained, NoWaiting, OnRetry, drain,
@@ -112,6 +112,10 @@ impl Delivery {
 /// The handler of one queue's messages.
 #[async_trait]
 pub trait QueueHandler: Send + Sync {
+    /// What opens this queue's sealed messages ([`crate::seal`]): a message it refuses is never
+    /// handled. `None` only where nothing seals the messages (tests, the operator CLI's runs).
+    fn seal(&self) -> Option<&crate::seal::Seal>;
+
     /// Handles one message whose envelope belongs on `delivery.queue`.
     async fn handle(&self, envelope: Envelope, delivery: &Delivery) -> Handled;
 }
@@ -160,6 +164,20 @@ pub async fn handle_record(
     let Some(body) = record.body.as_deref() else {
         return result(None, None, bad_message("the message has no body"));
     };
+    if let Some(seal) = handler.seal()
+        && let Err(e) = seal.open(body).await
+    {
+        if e.is_retryable() {
+            let failure = Failure::new(ErrorCode::DealbridgeUnsealed, &e);
+            return result(None, None, Handled::Retry(failure));
+        }
+        error!(message_id = %delivery.message_id, %queue, reason = %e, "message refused: it is not sealed with the stack's envelope key; nothing is done and it goes to the dead-letter queue");
+        return result(
+            None,
+            None,
+            Handled::Retry(Failure::new(ErrorCode::DealbridgeUnsealed, &e)),
+        );
+    }
     let envelope = match Envelope::parse(body) {
         Ok(envelope) => envelope,
         Err(e) => return result(None, None, bad_message(e)),
@@ -360,6 +378,10 @@ mod tests {
 
     #[async_trait]
     impl QueueHandler for Recorder {
+        fn seal(&self) -> Option<&crate::seal::Seal> {
+            None
+        }
+
         async fn handle(&self, envelope: Envelope, _delivery: &Delivery) -> Handled {
             let Step::Dispatch { attempt, .. } = envelope.step else {
                 return Handled::Retry(Failure::new(
@@ -456,6 +478,10 @@ mod tests {
         struct Fifo(Mutex<Vec<String>>);
         #[async_trait]
         impl QueueHandler for Fifo {
+            fn seal(&self) -> Option<&crate::seal::Seal> {
+                None
+            }
+
             async fn handle(&self, envelope: Envelope, _d: &Delivery) -> Handled {
                 let name = envelope.correlation_id.clone();
                 self.0.lock().unwrap().push(name.clone());
@@ -513,6 +539,10 @@ mod tests {
         struct Fifo(Mutex<Vec<String>>);
         #[async_trait]
         impl QueueHandler for Fifo {
+            fn seal(&self) -> Option<&crate::seal::Seal> {
+                None
+            }
+
             async fn handle(&self, envelope: Envelope, _d: &Delivery) -> Handled {
                 let name = envelope.correlation_id.clone();
                 self.0.lock().unwrap().push(name.clone());

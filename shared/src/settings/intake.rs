@@ -42,6 +42,23 @@ impl IntakeSettings {
     }
 }
 
+/// The secret that seals the queues' messages ([`crate::seal`]).
+#[derive(Debug, Clone)]
+pub struct SealSettings {
+    pub secret_name: String,
+}
+
+impl SealSettings {
+    /// Reads `ENVELOPE_SECRET_NAME`.
+    pub fn read(env: &mut Env<'_>) -> Option<SealSettings> {
+        let secret_name = env.required(
+            "ENVELOPE_SECRET_NAME",
+            "the secret with the keys that seal the queue messages",
+        )?;
+        Some(SealSettings { secret_name })
+    }
+}
+
 /// `SALESFORCE_ORG_IDS`: the Organizations whose Outbound Messages and relayed Platform Events
 /// are accepted (none when empty).
 pub fn org_ids(env: &mut Env<'_>) -> Vec<SfId> {

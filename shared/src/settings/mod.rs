@@ -14,7 +14,9 @@ mod template_tests;
 use std::collections::BTreeMap;
 
 pub use env::{Env, Need};
-pub use intake::{DEFAULT_MAX_BODY_BYTES, EventSourceSettings, IntakeSettings, SourceRefused};
+pub use intake::{
+    DEFAULT_MAX_BODY_BYTES, EventSourceSettings, IntakeSettings, SealSettings, SourceRefused,
+};
 
 use crate::config::{Config, ConfigError};
 use crate::ledger::LedgerSettings;
@@ -54,11 +56,13 @@ pub enum Section {
     Intake,
     /// Where relayed Platform Events may come from.
     EventSources,
+    /// The key that seals the queue messages (every function sends or receives them).
+    Seal,
     Reconciler,
 }
 
 impl Section {
-    pub const ALL: [Section; 9] = [
+    pub const ALL: [Section; 10] = [
         Section::Queues,
         Section::Worker,
         Section::Ledger,
@@ -67,6 +71,7 @@ impl Section {
         Section::Whmcs,
         Section::Intake,
         Section::EventSources,
+        Section::Seal,
         Section::Reconciler,
     ];
 }
@@ -117,15 +122,15 @@ impl Function {
     pub fn sections(self) -> &'static [Section] {
         use Section::*;
         match self {
-            Function::Intake => &[Queues, Intake],
-            Function::PlatformEvents => &[Queues, EventSources],
-            Function::Reconciler => &[Queues, Reconciler],
-            Function::Delayed => &[Queues, Worker, Ledger],
+            Function::Intake => &[Queues, Seal, Intake],
+            Function::PlatformEvents => &[Queues, Seal, EventSources],
+            Function::Reconciler => &[Queues, Seal, Reconciler],
+            Function::Delayed => &[Queues, Seal, Worker, Ledger],
             Function::MaxioCustomer | Function::MaxioPricePoints | Function::MaxioSubscription => {
-                &[Queues, Worker, Ledger, MaxioAb]
+                &[Queues, Seal, Worker, Ledger, MaxioAb]
             }
-            Function::MaxioCoreLink => &[Queues, Worker, Ledger, MaxioCore],
-            Function::WhmcsProvision => &[Queues, Worker, Ledger, Whmcs],
+            Function::MaxioCoreLink => &[Queues, Seal, Worker, Ledger, MaxioCore],
+            Function::WhmcsProvision => &[Queues, Seal, Worker, Ledger, Whmcs],
         }
     }
 }
@@ -148,6 +153,7 @@ pub struct Settings {
     pub whmcs: Option<WhmcsClientSettings>,
     pub intake: Option<IntakeSettings>,
     pub event_sources: Option<EventSourceSettings>,
+    pub seal: Option<SealSettings>,
     pub reconcile: Option<ReconcileSettings>,
 }
 
@@ -204,6 +210,9 @@ impl Settings {
         let event_sources = has(Section::EventSources)
             .then(|| EventSourceSettings::read(env))
             .flatten();
+        let seal = has(Section::Seal)
+            .then(|| SealSettings::read(env))
+            .flatten();
         let reconcile = has(Section::Reconciler)
             .then(|| ReconcileSettings::read(env))
             .flatten();
@@ -218,6 +227,7 @@ impl Settings {
                 whmcs,
                 intake,
                 event_sources,
+                seal,
                 reconcile,
             }),
             _ => Err(ConfigError {

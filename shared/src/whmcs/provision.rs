@@ -62,6 +62,9 @@ pub struct WhmcsDeps {
     pub lease_fallback: Duration,
     /// The queue's maxReceiveCount.
     pub max_receives: u32,
+    /// Opens every message before it is handled (`None`: messages are not sealed, as in the
+    /// operator CLI's in-memory runs).
+    pub seal: Option<Arc<crate::seal::Seal>>,
 }
 
 fn whmcs_failure(e: &WhmcsError) -> StepFailure {
@@ -100,6 +103,10 @@ fn reconcile(orders: &[Order], baseline: u64, lines: usize) -> Result<Option<&Or
 
 #[async_trait::async_trait]
 impl QueueHandler for WhmcsDeps {
+    fn seal(&self) -> Option<&crate::seal::Seal> {
+        self.seal.as_deref()
+    }
+
     async fn handle(&self, envelope: Envelope, delivery: &Delivery) -> Handled {
         self.handle_message(envelope, delivery.receive_count, delivery.deadline)
             .await

@@ -190,6 +190,7 @@ fn step(whmcs: MemoryWhmcs) -> Harness {
         clock: clock.clone(),
         lease_fallback: Duration::from_secs(60),
         max_receives: 10,
+        seal: None,
     };
     Harness {
         deps,
