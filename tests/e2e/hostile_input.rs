@@ -1321,23 +1321,32 @@ async fn the_valid_body_cut_at_every_byte_is_refused_with_400() {
     assert_eq!(stack.salesforce.observer().total(), 0);
 }
 
-#[test]
-fn a_body_marked_base64_that_is_not_base64_never_reaches_the_handler() {
+#[tokio::test]
+async fn a_body_marked_base64_that_is_not_base64_is_answered_400_from_the_raw_event() {
     // API Gateway sets isBase64Encoded itself and always encodes correctly, so a caller cannot
-    // send this. Should it happen anyway, the Lambda adapter (aws_lambda_events'
-    // Body::from_maybe_encoded) panics while building the request, before the intake runs: the
-    // invocation fails (API Gateway answers 502) and nothing is enqueued.
+    // send this; lambda_http's adapter would panic on it. The intake reads the raw event first.
+    let stack = LocalStack::start().await.unwrap();
     let mut e = sample("intake-http-api-deal.json");
     e["body"] = json!("not base64 at all!");
     e["isBase64Encoded"] = json!(true);
-    let hook = std::panic::take_hook();
-    std::panic::set_hook(Box::new(|_| {}));
-    let built = std::panic::catch_unwind(|| http_request(&e));
-    std::panic::set_hook(hook);
-    assert!(
-        built.is_err(),
-        "the adapter now accepts undecodable bodies: give the intake a case for them"
-    );
+    let answer = dealbridge_intake::handle_event(e, &stack.intake).await;
+    assert_eq!(answer["statusCode"], 400, "{answer}");
+    let body: Value = serde_json::from_str(answer["body"].as_str().unwrap()).unwrap();
+    assert_eq!(body["error"]["code"], "undecodable_body");
+    assert_eq!(answer["headers"]["content-type"], "application/json");
+    assert_eq!(enqueued(&stack), 0);
+    // The genuine events, HTTP API and REST API, go through the same path.
+    for (file, status) in [
+        ("intake-http-api-deal.json", 202),
+        ("intake-rest-api-legacy.json", 202),
+        ("intake-outbound-message.json", 200),
+    ] {
+        let answer = dealbridge_intake::handle_event(sample(file), &stack.intake).await;
+        assert_eq!(answer["statusCode"], status, "{file}: {answer}");
+        assert_eq!(answer["isBase64Encoded"], false);
+    }
+    let answer = dealbridge_intake::handle_event(json!({"not": "a request"}), &stack.intake).await;
+    assert_eq!(answer["statusCode"], 400, "{answer}");
 }
 
 #[tokio::test]

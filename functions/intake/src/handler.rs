@@ -55,15 +55,18 @@ impl Deps {
     }
 }
 
-/// Serves API Gateway's requests until the runtime stops.
+/// Serves API Gateway's requests until the runtime stops, from their raw events
+/// ([`crate::event`]), so no body reaches lambda_http's adapter undecoded.
 pub async fn serve(wiring: &Wiring) -> Result<(), lambda_http::Error> {
     let deps = Deps::new(wiring)?;
     let deps = &deps;
-    lambda_http::run(lambda_http::service_fn(move |request| async move {
-        let response = handle(request, deps).await;
-        dealbridge::metrics::flush("intake");
-        Ok::<_, lambda_http::Error>(response)
-    }))
+    lambda_http::lambda_runtime::run(lambda_http::service_fn(
+        move |event: lambda_http::LambdaEvent<Value>| async move {
+            let response = crate::event::handle_event(event.payload, deps).await;
+            dealbridge::metrics::flush("intake");
+            Ok::<_, lambda_http::Error>(response)
+        },
+    ))
     .await
 }
 

@@ -5,8 +5,10 @@
 
 pub mod auth;
 pub mod body;
+pub mod event;
 pub mod handler;
 pub mod request;
 pub mod respond;
 
+pub use event::handle_event;
 pub use handler::{Deps, handle, serve};
