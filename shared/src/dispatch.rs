@@ -162,14 +162,41 @@ impl Dispatcher {
         &self,
         request: &DispatchRequest,
     ) -> Result<DispatchOutcome, DispatchError> {
-        let span = tracing::info_span!(
-            "dispatch",
-            correlation_id = %request.correlation_id,
-            deal = %request.deal.id(),
-            attempt = request.attempt
-        );
+        let loaded = self
+            .loader
+            .load(&request.deal)
+            .instrument(dispatch_span(request))
+            .await;
+        self.dispatch_loaded(request, loaded).await
+    }
+
+    /// Dispatches several deals (an Outbound Message's notifications), their snapshots loaded
+    /// together ([`SnapshotLoader::load_many`]: one Salesforce call for up to 50 deals of a
+    /// kind). Each outcome is the one [`Dispatcher::dispatch`] would give, in the order asked.
+    pub async fn dispatch_many(
+        &self,
+        requests: &[DispatchRequest],
+    ) -> Vec<Result<DispatchOutcome, DispatchError>> {
+        let deals: Vec<DealRef> = requests.iter().map(|r| r.deal.clone()).collect();
+        let loaded = self
+            .loader
+            .load_many(&deals)
+            .instrument(tracing::info_span!("dispatch_batch", deals = deals.len()))
+            .await;
+        let mut outcomes = Vec::with_capacity(requests.len());
+        for (request, loaded) in requests.iter().zip(loaded) {
+            outcomes.push(self.dispatch_loaded(request, loaded).await);
+        }
+        outcomes
+    }
+
+    async fn dispatch_loaded(
+        &self,
+        request: &DispatchRequest,
+        loaded: Result<LoadOutcome, SnapshotError>,
+    ) -> Result<DispatchOutcome, DispatchError> {
         let outcome = async {
-            match self.loader.load(&request.deal).await? {
+            match loaded? {
                 LoadOutcome::Loaded(snapshot) => self.enqueue_plan(request, *snapshot).await,
                 LoadOutcome::OrderPending {
                     opportunity_id,
@@ -178,7 +205,7 @@ impl Dispatcher {
                 } => self.defer(request, opportunity_id, account_id, stage).await,
             }
         }
-        .instrument(span)
+        .instrument(dispatch_span(request))
         .await;
         if outcome.is_ok() && !request.dry_run {
             crate::metrics::count(crate::metrics::DEALS_DISPATCHED, 1);
@@ -362,6 +389,15 @@ impl Dispatcher {
             reason,
         }))
     }
+}
+
+fn dispatch_span(request: &DispatchRequest) -> tracing::Span {
+    tracing::info_span!(
+        "dispatch",
+        correlation_id = %request.correlation_id,
+        deal = %request.deal.id(),
+        attempt = request.attempt
+    )
 }
 
 /// A new chain of delayed messages' name: random, so two dispatches of one deal (a reconciler

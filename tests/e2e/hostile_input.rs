@@ -2329,3 +2329,119 @@ proptest! {
         }
     }
 }
+
+/// Every message sent, in a form two stacks can compare: the queue, the deduplication and group
+/// ids, and the envelope without its random chain name.
+fn sent_messages(stack: &LocalStack) -> Vec<(QueueName, Option<String>, Option<String>, Value)> {
+    fn without_chain(v: &mut Value) {
+        match v {
+            Value::Object(map) => {
+                map.remove("chain");
+                map.values_mut().for_each(without_chain);
+            }
+            Value::Array(items) => items.iter_mut().for_each(without_chain),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    for queue in QueueName::ALL {
+        for m in stack.queue.sent(queue) {
+            let envelope = dealbridge::envelope::Envelope::parse(&m.body).unwrap();
+            let mut value = serde_json::to_value(&envelope).unwrap();
+            without_chain(&mut value);
+            out.push((queue, m.dedup_id.clone(), m.group_id.clone(), value));
+        }
+    }
+    out.sort_by(|a, b| format!("{a:?}").cmp(&format!("{b:?}")));
+    out
+}
+
+#[tokio::test]
+async fn an_outbound_message_of_100_deals_reads_them_in_one_composite_call_per_50_of_a_kind() {
+    use dealbridge::dispatch::DispatchRequest;
+    use dealbridge::snapshot::DealRef;
+    use dealbridge_sandbox::salesforce::routes;
+
+    let batched = LocalStack::start().await.unwrap();
+    let alone = LocalStack::start().await.unwrap();
+    let ids_of = |sobject: &str| {
+        let mut ids: Vec<String> = batched.salesforce.with_org(|org| {
+            org.records(sobject)
+                .iter()
+                .filter_map(|r| r.get("Id").and_then(Value::as_str).map(String::from))
+                .collect()
+        });
+        ids.sort();
+        ids
+    };
+    let opportunities = ids_of("Opportunity");
+    let orders = ids_of("Order");
+    assert!(
+        opportunities.len() > 50,
+        "the seed has {} Opportunities",
+        opportunities.len()
+    );
+    // Salesforce sends at most 100 notifications a message: every Opportunity, then Orders.
+    let deals: Vec<DealRef> = opportunities
+        .iter()
+        .map(|id| DealRef::opportunity(id).unwrap())
+        .chain(orders.iter().map(|id| DealRef::order(id).unwrap()))
+        .take(100)
+        .collect();
+    let order_count = deals.len() - opportunities.len();
+    let notification_ids: Vec<String> = (1..=deals.len())
+        .map(|i| {
+            dealbridge::salesforce::SfId::parse(&format!("04lSB{i:010}"))
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    let body = soap_message(
+        ORG,
+        &deals
+            .iter()
+            .zip(&notification_ids)
+            .map(|(deal, n)| notification(n, deal.sobject(), deal.id().as_str()))
+            .collect::<Vec<_>>()
+            .join("\n"),
+    );
+
+    let r = handle(http_request(&soap(&body)), &batched.intake).await;
+    assert_eq!(r.status(), 200, "{}", body_text(&r));
+
+    // The same deals dispatched one at a time, as before.
+    for (deal, n) in deals.iter().zip(&notification_ids) {
+        let _ = alone
+            .intake
+            .dispatcher
+            .dispatch(&DispatchRequest {
+                deal: deal.clone(),
+                correlation_id: format!("om-{n}"),
+                dry_run: false,
+                attempt: 0,
+                idempotency_key: Some(n.clone()),
+            })
+            .await;
+    }
+    let batched_messages = sent_messages(&batched);
+    assert!(
+        batched_messages.len() >= deals.len() - 5,
+        "{}",
+        batched_messages.len()
+    );
+    assert_eq!(
+        batched_messages,
+        sent_messages(&alone),
+        "the same messages, the same snapshots"
+    );
+
+    // Loading alone, each deal takes one Composite call (two on an amended Contract); together,
+    // one call reads 50 deals of a kind: 56 Opportunities in two, the Orders in one.
+    let composite = |s: &LocalStack| s.salesforce.observer().count(routes::COMPOSITE);
+    let batches = opportunities.len().div_ceil(50) + order_count.div_ceil(50);
+    assert_eq!(batches, 3);
+    assert_eq!(
+        composite(&batched),
+        composite(&alone) - deals.len() + batches
+    );
+}

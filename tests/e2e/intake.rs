@@ -518,17 +518,23 @@ async fn a_salesforce_outage_faults_the_message_so_salesforce_resends_it() {
     let r = handle(http_request(&event), &stack.intake).await;
     assert_eq!(r.status(), 503);
     assert!(body_text(&r).contains("<faultcode>soapenv:Server</faultcode>"));
-    assert_eq!(
-        stack.queue.sent(QueueName::MaxioCustomer).len(),
-        1,
-        "the other notification went through"
+    // Both notifications' deals are read by the one call that failed: each is named.
+    assert!(
+        body_text(&r).contains("unable to accept 2 notification(s)"),
+        "{}",
+        body_text(&r)
     );
+    for deal in ["VolumeOpportunity", "GraduatedOpportunity"] {
+        assert!(body_text(&r).contains(stack.id(deal).as_str()), "{deal}");
+    }
+    assert_eq!(stack.queue.sent(QueueName::MaxioCustomer).len(), 0);
+    assert_eq!(stack.salesforce.observer().count(routes::COMPOSITE), 1);
     let r = handle(http_request(&event), &stack.intake).await;
     assert_eq!(r.status(), 200);
     assert_eq!(
         stack.queue.depth(QueueName::MaxioCustomer),
         2,
-        "resending adds only what was missing"
+        "the resend enqueues both"
     );
 }
 

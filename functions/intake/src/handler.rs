@@ -452,17 +452,23 @@ async fn outbound_message(request: &Request, token: &str, deps: &Deps) -> Respon
         }
     }
 
-    let mut retryable = Vec::new();
-    for (deal, notification_id) in &deals {
-        let correlation_id = format!("om-{notification_id}");
-        let request = DispatchRequest {
+    // One Salesforce read for the whole message (up to 50 deals of a kind), not one each.
+    let requests: Vec<DispatchRequest> = deals
+        .iter()
+        .map(|(deal, notification_id)| DispatchRequest {
             deal: deal.clone(),
-            correlation_id: correlation_id.clone(),
+            correlation_id: format!("om-{notification_id}"),
             dry_run: false,
             attempt: 0,
             idempotency_key: Some(notification_id.clone()),
-        };
-        match deps.dispatcher.dispatch(&request).await {
+        })
+        .collect();
+    let outcomes = deps.dispatcher.dispatch_many(&requests).await;
+    let mut retryable = Vec::new();
+    for (request, outcome) in requests.iter().zip(outcomes) {
+        let deal = &request.deal;
+        let correlation_id = &request.correlation_id;
+        match outcome {
             Ok(_) => {}
             Err(e) if e.is_retryable() => {
                 warn!(deal = %deal.id(), correlation_id, error = %e, "notification not dispatched; Salesforce will resend");

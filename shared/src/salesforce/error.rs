@@ -40,7 +40,7 @@ const RETRYABLE_CODES: &[&str] = &[
     "QUERY_TIMEOUT",
 ];
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum SalesforceError {
     /// The token endpoint refused to issue a token.
     #[error("Salesforce login failed ({status}): {error}: {description}")]

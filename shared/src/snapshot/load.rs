@@ -1,5 +1,6 @@
 //! Loads a deal snapshot: one Composite call (plus the token call when cold), and queryMore calls
-//! only for results too large for one page. A deal on an amended CPQ Contract (an amendment, or a
+//! only for results too large for one page. Several deals (an Outbound Message's notifications)
+//! share that call, up to [`MAX_DEALS_PER_REQUEST`] of a kind. A deal on an amended CPQ Contract (an amendment, or a
 //! first sale whose Contract was amended since) takes a second Composite call for the Contract's
 //! history; every other deal stays at one.
 
@@ -9,14 +10,23 @@ use serde_json::Value;
 use tracing::info;
 
 use super::assemble::{ContractResults, QueryResults, assemble, assemble_contract};
+use super::batch::results_for;
 use super::model::{ContractHistory, DealRef};
 use super::query::{
-    ACCOUNT, CONTRACT, ContractTarget, OPPORTUNITY, ORDERS, ORIGINAL, RATES, SCHEDULES,
-    contract_request, snapshot_request,
+    ACCOUNT, CONTRACT, ContractTarget, DealKind, MAX_DEALS_PER_REQUEST, OPPORTUNITY, ORDERS,
+    ORIGINAL, RATES, SCHEDULES, contract_request, snapshot_request,
 };
 use super::{LoadOutcome, SnapshotError};
 use crate::mapping::Mapping;
-use crate::salesforce::{QueryResult, SalesforceClient, SalesforceError};
+use crate::salesforce::{QueryResult, SalesforceClient, SalesforceError, SfId};
+
+/// A deal a batch gave no outcome for: every deal gets one, so this is never seen.
+fn not_loaded(deal: &DealRef) -> SnapshotError {
+    SnapshotError::Invalid {
+        what: deal.sobject().to_string(),
+        reason: "loading it gave no result".into(),
+    }
+}
 
 pub struct SnapshotLoader {
     client: Arc<SalesforceClient>,
@@ -29,15 +39,62 @@ impl SnapshotLoader {
     }
 
     pub async fn load(&self, deal: &DealRef) -> Result<LoadOutcome, SnapshotError> {
-        let request = snapshot_request(deal, &self.mapping, &self.client.data_path());
+        let mut loaded = self.load_many(std::slice::from_ref(deal)).await;
+        loaded.pop().unwrap_or_else(|| Err(not_loaded(deal)))
+    }
+
+    /// Loads several deals at once, in the order given: one Composite call for up to
+    /// [`MAX_DEALS_PER_REQUEST`] deals of a kind (Opportunities, Orders), each deal assembled from
+    /// its own rows exactly as if it had been loaded alone; the Contract history of an amended
+    /// deal is its own second call. A failure of the shared call is each deal's failure.
+    pub async fn load_many(&self, deals: &[DealRef]) -> Vec<Result<LoadOutcome, SnapshotError>> {
+        let mut out: Vec<Option<Result<LoadOutcome, SnapshotError>>> =
+            deals.iter().map(|_| None).collect();
+        for kind in [DealKind::Opportunity, DealKind::Order] {
+            let of_kind: Vec<usize> = (0..deals.len())
+                .filter(|&i| DealKind::of(&deals[i]) == kind)
+                .collect();
+            for chunk in of_kind.chunks(MAX_DEALS_PER_REQUEST) {
+                let ids: Vec<SfId> = chunk.iter().map(|&i| deals[i].id().clone()).collect();
+                let all = self.query(kind, &ids).await;
+                for &i in chunk {
+                    let deal = &deals[i];
+                    let outcome = match &all {
+                        Ok(all) => {
+                            let mine = results_for(deal, all, &self.mapping);
+                            self.complete(deal, mine).await
+                        }
+                        Err(e) => Err(SnapshotError::Salesforce(e.clone())),
+                    };
+                    out[i] = Some(outcome);
+                }
+            }
+        }
+        out.into_iter()
+            .zip(deals)
+            .map(|(o, deal)| o.unwrap_or_else(|| Err(not_loaded(deal))))
+            .collect()
+    }
+
+    /// The snapshot request's results for `ids`, every page of each.
+    async fn query(&self, kind: DealKind, ids: &[SfId]) -> Result<QueryResults, SalesforceError> {
+        let request = snapshot_request(kind, ids, &self.mapping, &self.client.data_path());
         let mut response = self.client.composite(&request).await?;
-        let results = QueryResults {
+        Ok(QueryResults {
             opportunity: self.all_pages(response.take(OPPORTUNITY)).await,
             account: self.all_pages(response.take(ACCOUNT)).await,
             orders: self.all_pages(response.take(ORDERS)).await,
             schedules: self.all_pages(response.take(SCHEDULES)).await,
             rates: self.all_pages(response.take(RATES)).await,
-        };
+        })
+    }
+
+    /// Assembles `deal` from its results and reads its Contract's history when it has one.
+    async fn complete(
+        &self,
+        deal: &DealRef,
+        results: QueryResults,
+    ) -> Result<LoadOutcome, SnapshotError> {
         let mut outcome = assemble(deal, &self.mapping, results)?;
         if let LoadOutcome::Loaded(snapshot) = &mut outcome
             && let Some(opportunity) = &snapshot.opportunity

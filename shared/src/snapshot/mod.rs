@@ -1,6 +1,7 @@
 //! The deal snapshot: its model, the one Composite request that loads it, and the loader.
 
 pub mod assemble;
+pub mod batch;
 pub mod fields;
 pub mod load;
 pub mod model;

@@ -2,8 +2,8 @@
 //! results, built from the mapping configuration. Pure: no I/O, so the queries are unit-tested.
 
 use crate::mapping::{Mapping, ScheduleSource, relationship_name};
-use crate::salesforce::CompositeRequest;
-use crate::salesforce::soql::id_literal;
+use crate::salesforce::soql::{id_list, id_literal};
+use crate::salesforce::{CompositeRequest, SfId};
 
 use super::model::DealRef;
 
@@ -15,63 +15,107 @@ pub const RATES: &str = "rates";
 pub const CONTRACT: &str = "contract";
 pub const ORIGINAL: &str = "original";
 
-/// Builds the snapshot request for `deal`. Subrequests run in order; the account query refers to
-/// the record that names it (`@{opportunity...}` or `@{orders...}`).
-pub fn snapshot_request(deal: &DealRef, mapping: &Mapping, data_path: &str) -> CompositeRequest {
+/// The most deals one snapshot request loads: a batch of Outbound Message notifications is read
+/// in one Composite call per this many deals of a kind. Each query names every Id of the batch
+/// (21 characters each), so this keeps the longest query (the consumption rates') well inside
+/// Salesforce's 16,384-character request URI.
+pub const MAX_DEALS_PER_REQUEST: usize = 50;
+
+/// Which deals one snapshot request loads: Opportunities or Orders, never both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DealKind {
+    Opportunity,
+    Order,
+}
+
+impl DealKind {
+    pub fn of(deal: &DealRef) -> DealKind {
+        match deal {
+            DealRef::Opportunity(_) => DealKind::Opportunity,
+            DealRef::Order(_) => DealKind::Order,
+        }
+    }
+}
+
+/// `field = 'id'` for one Id, `field IN ('id','id')` for several.
+fn id_condition(field: &str, ids: &[SfId]) -> String {
+    match ids {
+        [one] => format!("{field} = {}", id_literal(one)),
+        _ => format!("{field} IN {}", id_list(ids)),
+    }
+}
+
+/// Builds the snapshot request for the deals `ids` (at most [`MAX_DEALS_PER_REQUEST`], all of
+/// `kind`): five queries whatever their number, each row naming the deal it belongs to
+/// ([`super::batch`] splits them). Subrequests run in order.
+pub fn snapshot_request(
+    kind: DealKind,
+    ids: &[SfId],
+    mapping: &Mapping,
+    data_path: &str,
+) -> CompositeRequest {
     let mut req = CompositeRequest::new(false);
-    match deal {
-        DealRef::Opportunity(id) => {
-            let lit = id_literal(id);
+    match kind {
+        DealKind::Opportunity => {
+            let on = |field: &str| id_condition(field, ids);
             req.query(
                 data_path,
                 OPPORTUNITY,
-                &opportunity_query(mapping, &format!("Id = {lit}")),
+                &opportunity_query(mapping, &on("Id")),
             )
             .query(
                 data_path,
                 ACCOUNT,
-                &account_query(mapping, &format!("@{{{OPPORTUNITY}.records[0].AccountId}}")),
+                &account_query(
+                    mapping,
+                    &format!(
+                        "Id IN (SELECT AccountId FROM Opportunity WHERE {})",
+                        on("Id")
+                    ),
+                ),
             )
             .query(
                 data_path,
                 ORDERS,
                 &orders_query(
                     mapping,
-                    &format!("OpportunityId = {lit} ORDER BY EffectiveDate ASC NULLS LAST, OrderNumber ASC"),
+                    &format!(
+                        "{} ORDER BY EffectiveDate ASC NULLS LAST, OrderNumber ASC",
+                        on("OpportunityId")
+                    ),
                 ),
             );
             add_schedule_queries(
                 &mut req,
                 mapping,
                 data_path,
-                &format!("{{item}}Order.OpportunityId = {lit}"),
+                &format!("{{item}}{}", on("Order.OpportunityId")),
             );
         }
-        DealRef::Order(id) => {
-            let lit = id_literal(id);
-            req.query(
-                data_path,
-                ORDERS,
-                &orders_query(mapping, &format!("Id = {lit}")),
-            )
-            .query(
-                data_path,
-                OPPORTUNITY,
-                &opportunity_query(
-                    mapping,
-                    &format!("Id IN (SELECT OpportunityId FROM Order WHERE Id = {lit})"),
-                ),
-            )
-            .query(
-                data_path,
-                ACCOUNT,
-                &account_query(mapping, &format!("@{{{ORDERS}.records[0].AccountId}}")),
-            );
+        DealKind::Order => {
+            let on = id_condition("Id", ids);
+            req.query(data_path, ORDERS, &orders_query(mapping, &on))
+                .query(
+                    data_path,
+                    OPPORTUNITY,
+                    &opportunity_query(
+                        mapping,
+                        &format!("Id IN (SELECT OpportunityId FROM Order WHERE {on})"),
+                    ),
+                )
+                .query(
+                    data_path,
+                    ACCOUNT,
+                    &account_query(
+                        mapping,
+                        &format!("Id IN (SELECT AccountId FROM Order WHERE {on})"),
+                    ),
+                );
             add_schedule_queries(
                 &mut req,
                 mapping,
                 data_path,
-                &format!("{{item}}OrderId = {lit}"),
+                &format!("{{item}}{}", id_condition("OrderId", ids)),
             );
         }
     }
@@ -263,7 +307,7 @@ pub fn opportunity_query(mapping: &Mapping, condition: &str) -> String {
     )
 }
 
-pub fn account_query(mapping: &Mapping, id_reference: &str) -> String {
+pub fn account_query(mapping: &Mapping, condition: &str) -> String {
     let a = &mapping.account;
     let mut fields: Vec<String> = [
         "Id",
@@ -284,7 +328,7 @@ pub fn account_query(mapping: &Mapping, id_reference: &str) -> String {
     push_opt(&mut fields, "", &a.whmcs_client_id);
     push_opt(&mut fields, "", &a.maxio_customer_id);
     format!(
-        "SELECT {} FROM Account WHERE Id = '{id_reference}'",
+        "SELECT {} FROM Account WHERE {condition}",
         fields.join(", ")
     )
 }
@@ -439,7 +483,8 @@ mod tests {
     fn an_opportunity_loads_in_five_queries_with_the_account_by_reference() {
         let id = SfId::parse("006A000010khO8J").unwrap();
         let req = snapshot_request(
-            &DealRef::Opportunity(id),
+            DealKind::Opportunity,
+            &[id],
             &Mapping::default(),
             "/services/data/v62.0",
         );
@@ -458,8 +503,11 @@ mod tests {
                 .contains("SBQQ__PrimaryQuote__r.SBQQ__PrimaryContact__r.Email")
         );
         assert!(
+            q[1].1.ends_with(
+                "WHERE Id IN (SELECT AccountId FROM Opportunity WHERE Id = '006A000010khO8JIAU')"
+            ),
+            "{}",
             q[1].1
-                .ends_with("WHERE Id = '@{opportunity.records[0].AccountId}'")
         );
         assert!(q[1].1.contains("WH_Account__c"));
         assert!(q[2].1.contains("Product2.WH_Product_ID__c"));
@@ -474,7 +522,8 @@ mod tests {
     fn an_order_loads_its_opportunity_by_semi_join() {
         let id = SfId::parse("801A000010khO8J").unwrap();
         let req = snapshot_request(
-            &DealRef::Order(id),
+            DealKind::Order,
+            &[id],
             &Mapping::default(),
             "/services/data/v62.0",
         );
@@ -485,7 +534,9 @@ mod tests {
         assert!(q[1].1.ends_with(
             "WHERE Id IN (SELECT OpportunityId FROM Order WHERE Id = '801A000010khO8JIAU')"
         ));
-        assert!(q[2].1.ends_with("'@{orders.records[0].AccountId}'"));
+        assert!(q[2].1.ends_with(
+            "WHERE Id IN (SELECT AccountId FROM Order WHERE Id = '801A000010khO8JIAU')"
+        ));
         assert!(
             q[3].1
                 .contains("WHERE SBQQ__OrderItem__r.OrderId = '801A000010khO8JIAU'")
@@ -500,7 +551,12 @@ mod tests {
         )
         .unwrap();
         let id = SfId::parse("006A000010khO8J").unwrap();
-        let q = decoded_queries(&snapshot_request(&DealRef::Opportunity(id), &mapping, "/d"));
+        let q = decoded_queries(&snapshot_request(
+            DealKind::Opportunity,
+            &[id],
+            &mapping,
+            "/d",
+        ));
         assert!(q[2].1.contains("Product2.WHMCS_Product_Id__c"));
         assert!(!q[2].1.contains("WH_Product_ID__c"));
         assert!(!q[1].1.contains("BillingStateCode"));
@@ -586,6 +642,39 @@ mod tests {
             )
             .is_none()
         );
+    }
+
+    #[test]
+    fn a_batch_names_every_deal_in_each_of_its_five_queries_within_the_uri_limit() {
+        let ids: Vec<SfId> = (0..MAX_DEALS_PER_REQUEST)
+            .map(|i| SfId::parse(&format!("006A00001{i:06}")).unwrap())
+            .collect();
+        let list = crate::salesforce::soql::id_list(&ids);
+        for (kind, schedules) in [
+            (DealKind::Opportunity, r#"{"schedules":"cpq"}"#),
+            (DealKind::Order, r#"{"schedules":"standard"}"#),
+        ] {
+            let mapping = Mapping::from_json(schedules).unwrap();
+            let req = snapshot_request(kind, &ids, &mapping, "/services/data/v62.0");
+            req.validate().unwrap();
+            let q = decoded_queries(&req);
+            assert_eq!(q.len(), 5);
+            for (reference, soql) in &q {
+                if reference != RATES || kind == DealKind::Opportunity {
+                    assert!(soql.contains(&format!("IN {list}")), "{reference}: {soql}");
+                }
+            }
+            // Salesforce refuses a request URI over 16,384 bytes; keep every subrequest's well
+            // inside it (assumed to apply to a subrequest's url too).
+            for sub in &req.composite_request {
+                assert!(
+                    sub.url.len() < 8_192,
+                    "{}: {} bytes",
+                    sub.reference_id,
+                    sub.url.len()
+                );
+            }
+        }
     }
 
     fn first_sale_id() -> SfId {
