@@ -15,9 +15,9 @@ use super::validate::{CUSTOMER_TEXT_FIELDS, country_name, is_blank, state_name, 
 
 /// Checks a `customer` object and builds the stored (rendered) customer, without saving it.
 ///
-/// Messages for blank required fields and a taken reference are the live ones. Country and state
-/// messages are the fake's own wording: `country` must be an ISO 3166-1 alpha-2 code (matched
-/// case-insensitively, stored upper-case) and `state` 1 to 3 letters or digits.
+/// Messages for blank required fields and a taken reference are the live ones. The country
+/// message is the fake's own wording (ASSUMED refusal: `country` must be an ISO 3166-1 alpha-2
+/// code, matched case-insensitively, stored upper-case); `state` is stored as sent.
 pub(super) fn build(
     store: &mut Store,
     input: &Map<String, Value>,
@@ -61,23 +61,22 @@ pub(super) fn build(
                 country_label = json!(name);
                 fields.insert("country".into(), json!(code));
             }
+            // ASSUMED: AB's documented format; the refusal and its wording are the fake's.
             _ => errors
                 .push("Country: must be a valid ISO 3166-1 alpha-2 country code (e.g. US).".into()),
         }
     }
+    // ASSUMED: AB documents `state` as an ISO 3166-2 code but is not known to refuse anything
+    // else (orgs without state picklists hold "California" in BillingState), so any text is
+    // stored as sent; `state_name` is filled only for a code this fake knows.
     let mut state_label = Value::Null;
-    if let Some(state) = fields.get("state").and_then(Value::as_str).map(str::trim) {
-        if state.is_empty() || state.len() > 3 || !state.chars().all(|c| c.is_ascii_alphanumeric())
-        {
-            errors.push(
-                "State: must be an ISO 3166-2 subdivision code of 1 to 3 letters or digits (e.g. CA)."
-                    .into(),
-            );
-        } else if let Some(country) = fields.get("country").and_then(Value::as_str) {
-            state_label = state_name(country, state)
-                .map(Value::from)
-                .unwrap_or(Value::Null);
-        }
+    if let (Some(state), Some(country)) = (
+        fields.get("state").and_then(Value::as_str).map(str::trim),
+        fields.get("country").and_then(Value::as_str),
+    ) {
+        state_label = state_name(country, state)
+            .map(Value::from)
+            .unwrap_or(Value::Null);
     }
     let tax_exempt = match input.get("tax_exempt") {
         None | Some(Value::Null) => false,

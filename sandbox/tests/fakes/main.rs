@@ -5,6 +5,7 @@ mod maxio_ab_cancel;
 mod maxio_ab_fake;
 mod maxio_core_fake;
 mod salesforce_client;
+mod salesforce_real_clients;
 mod secrets_in_logs;
 mod snapshot_loading;
 mod whmcs_cancel;

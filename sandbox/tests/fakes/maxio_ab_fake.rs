@@ -246,6 +246,27 @@ async fn a_customer_is_created_with_201_and_found_by_reference() {
 }
 
 #[tokio::test]
+async fn a_full_state_name_is_stored_as_sent() {
+    // AB documents an ISO 3166-2 code but is not known to refuse a name: orgs without state
+    // picklists hold "California" in BillingState.
+    let site = Site::start().await;
+    for (state, name) in [("California", Value::Null), ("ca", json!("California"))] {
+        let (status, body) = site
+            .post(
+                "/customers.json",
+                json!({"customer": {
+                    "first_name": "Grace", "last_name": "Hopper", "email": "grace@navy.example",
+                    "reference": format!("ref-{state}"), "country": "US", "state": state,
+                }}),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        assert_eq!(body["customer"]["state"], state);
+        assert_eq!(body["customer"]["state_name"], name);
+    }
+}
+
+#[tokio::test]
 async fn a_duplicate_customer_reference_is_a_422_with_the_live_message() {
     let site = Site::start().await;
     site.customer("001-dup").await;

@@ -705,10 +705,9 @@ pub fn prepare(
         .country_code
         .clone()
         .or_else(|| address.country.clone().filter(|c| c.len() == 2));
-    let state = address
-        .state_code
-        .clone()
-        .or_else(|| address.state.clone().filter(|s| s.len() <= 3));
+    // The ISO code when the org has state picklists, else BillingState as written (a full name
+    // such as "California" included: AB stores it), never dropped.
+    let state = address.state_code.clone().or_else(|| address.state.clone());
     Ok(AbDealPlan {
         opportunity_id: opportunity.id.clone(),
         account_id: account.id.clone(),
@@ -1010,6 +1009,12 @@ mod tests {
             (Some("OR"), Some("US"))
         );
         assert_eq!(c.phone.as_deref(), Some("+1 555 0100"));
+        // Without state picklists the org holds the full name, which goes to AB as written.
+        let mut free_text = s.clone();
+        free_text.account.billing_address.state_code = None;
+        free_text.account.billing_address.state = Some("California".into());
+        let plan_free = check(&free_text).unwrap();
+        assert_eq!(plan_free.customer.state.as_deref(), Some("California"));
         assert_eq!(plan.product_handle, "monthly-usage");
         assert_eq!(plan.subscription_reference, "006A000010khO8JIAU");
         assert_eq!(

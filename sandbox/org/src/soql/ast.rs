@@ -70,9 +70,22 @@ pub(crate) struct Literal {
     pub(crate) text: String,
 }
 
+/// The group of fields `FIELDS(...)` selects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FieldGroup {
+    All,
+    Standard,
+    Custom,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum SelectItem {
     Field(Path),
+    /// `FIELDS(ALL)`, `FIELDS(STANDARD)` or `FIELDS(CUSTOM)` (API 51.0 and later).
+    Fields {
+        group: FieldGroup,
+        pos: usize,
+    },
     /// A parent-to-child subquery `(SELECT ... FROM ChildRelationship ...)`.
     Subquery(Box<Query>),
 }

@@ -18,7 +18,7 @@
 use rust_decimal::prelude::ToPrimitive;
 
 use super::QueryError;
-use super::ast::{Cond, LitKind, Literal, Name, OrderItem, Path, Query, SelectItem};
+use super::ast::{Cond, FieldGroup, LitKind, Literal, Name, OrderItem, Path, Query, SelectItem};
 use super::lexer::{Tok, Token, lex};
 
 /// Words that cannot be field or object names.
@@ -120,6 +120,11 @@ impl Parser<'_> {
                 let sub = self.query(Kind::Child)?;
                 self.expect(&Tok::RParen)?;
                 select.push(SelectItem::Subquery(Box::new(sub)));
+            } else if kind != Kind::SemiJoin
+                && self.is_kw("FIELDS")
+                && self.tokens.get(self.i + 1).map(|t| &t.tok) == Some(&Tok::LParen)
+            {
+                select.push(self.fields_function()?);
             } else {
                 select.push(SelectItem::Field(self.path()?));
             }
@@ -164,6 +169,23 @@ impl Parser<'_> {
             limit,
             offset,
         })
+    }
+
+    /// `FIELDS(ALL | STANDARD | CUSTOM)`, the keyword case-insensitive like every other.
+    fn fields_function(&mut self) -> Result<SelectItem, QueryError> {
+        let pos = self.advance().start;
+        self.expect(&Tok::LParen)?;
+        let group = if self.eat_kw("ALL") {
+            FieldGroup::All
+        } else if self.eat_kw("STANDARD") {
+            FieldGroup::Standard
+        } else if self.eat_kw("CUSTOM") {
+            FieldGroup::Custom
+        } else {
+            return Err(self.unexpected());
+        };
+        self.expect(&Tok::RParen)?;
+        Ok(SelectItem::Fields { group, pos })
     }
 
     /// A non-negative integer (LIMIT, OFFSET) and its position.

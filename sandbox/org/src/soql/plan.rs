@@ -4,13 +4,18 @@
 use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
 
-use super::ast::{CmpOp, Cond, LitKind, Literal, Path, Query, SelectItem, StrPiece};
+use super::ast::{
+    CmpOp, Cond, FieldGroup, LitKind, Literal, Name, Path, Query, SelectItem, StrPiece,
+};
 use super::{QueryError, fold};
 use crate::schema::{FieldType, SObject, Schema};
 use dealbridge::salesforce::SfId;
 
 /// Salesforce allows skipping at most this many rows.
 const MAX_OFFSET: u64 = 2000;
+
+/// The largest LIMIT a query with `FIELDS(ALL)` or `FIELDS(CUSTOM)` may have.
+const MAX_UNBOUNDED_FIELDS_ROWS: u64 = 200;
 
 /// One hop of a parent path: follow lookup `lookup`, shown as `relationship`, to a `target`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -169,19 +174,9 @@ impl<'s> Compiler<'s> {
         let mut columns = Vec::new();
         let mut seen: Vec<String> = Vec::new();
         for item in &query.select {
-            let (column, key, pos, shown) = match item {
-                SelectItem::Field(path) => {
-                    let field = self.resolve(so, path)?;
-                    let key = field
-                        .steps
-                        .iter()
-                        .map(|s| s.relationship.as_str())
-                        .chain([field.field.as_str()])
-                        .collect::<Vec<_>>()
-                        .join(".")
-                        .to_ascii_lowercase();
-                    (Column::Field(field), key, path.pos(), path.text())
-                }
+            let selected = match item {
+                SelectItem::Field(path) => vec![self.field_column(so, path)?],
+                SelectItem::Fields { group, pos } => self.field_group(so, query, *group, *pos)?,
                 SelectItem::Subquery(sub) => {
                     let rel = so.child_relationship(&sub.from.text).ok_or_else(|| {
                         QueryError::new(
@@ -200,22 +195,24 @@ impl<'s> Compiler<'s> {
                         lookup: rel.field.clone(),
                         plan: Box::new(plan),
                     };
-                    (
+                    vec![(
                         column,
                         format!("({})", rel.name.to_ascii_lowercase()),
                         sub.from.pos,
                         rel.name.clone(),
-                    )
+                    )]
                 }
             };
-            if seen.contains(&key) {
-                return Err(QueryError::malformed(
-                    pos,
-                    format!("duplicate field selected: {shown}"),
-                ));
+            for (column, key, pos, shown) in selected {
+                if seen.contains(&key) {
+                    return Err(QueryError::malformed(
+                        pos,
+                        format!("duplicate field selected: {shown}"),
+                    ));
+                }
+                seen.push(key);
+                columns.push(column);
             }
-            seen.push(key);
-            columns.push(column);
         }
         let filter = match &query.filter {
             Some(cond) => Some(self.filter(so, cond, Place::Root)?),
@@ -251,6 +248,69 @@ impl<'s> Compiler<'s> {
             limit: query.limit,
             offset,
         })
+    }
+
+    /// One selected field path: its column, the key that tells duplicates, where it was written
+    /// and how an error shows it.
+    fn field_column(
+        &self,
+        so: &'s SObject,
+        path: &Path,
+    ) -> Result<(Column, String, usize, String), QueryError> {
+        let field = self.resolve(so, path)?;
+        let key = field
+            .steps
+            .iter()
+            .map(|s| s.relationship.as_str())
+            .chain([field.field.as_str()])
+            .collect::<Vec<_>>()
+            .join(".")
+            .to_ascii_lowercase();
+        Ok((Column::Field(field), key, path.pos(), path.text()))
+    }
+
+    /// The fields `FIELDS(group)` selects on `so`, in the object's field order: custom fields are
+    /// those whose name ends in `__c` (a managed package's included), standard fields the rest.
+    /// `ALL` and `CUSTOM` are unbounded (the set is not known in advance), so Salesforce takes
+    /// them only with a LIMIT of at most 200, in a subquery too.
+    fn field_group(
+        &self,
+        so: &'s SObject,
+        query: &Query,
+        group: FieldGroup,
+        pos: usize,
+    ) -> Result<Vec<(Column, String, usize, String)>, QueryError> {
+        if group != FieldGroup::Standard
+            && query.limit.is_none_or(|n| n > MAX_UNBOUNDED_FIELDS_ROWS)
+        {
+            // The code is Salesforce's; the wording is assumed.
+            return Err(QueryError::malformed(
+                pos,
+                format!(
+                    "The SOQL FIELDS function must have a LIMIT of at most {MAX_UNBOUNDED_FIELDS_ROWS}"
+                ),
+            ));
+        }
+        so.fields()
+            .iter()
+            .filter(|f| {
+                let custom = f.name.to_ascii_lowercase().ends_with("__c");
+                match group {
+                    FieldGroup::All => true,
+                    FieldGroup::Standard => !custom,
+                    FieldGroup::Custom => custom,
+                }
+            })
+            .map(|f| {
+                let path = Path {
+                    segments: vec![Name {
+                        text: f.name.clone(),
+                        pos,
+                    }],
+                };
+                self.field_column(so, &path)
+            })
+            .collect()
     }
 
     fn sobject(&self, name: &str, pos: usize) -> Result<&'s SObject, QueryError> {

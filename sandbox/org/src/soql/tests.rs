@@ -452,3 +452,65 @@ fn the_api_version_appears_in_record_urls() {
     );
     assert_eq!(rows[0]["Id"], json!(ito.as_str()));
 }
+
+#[test]
+fn fields_selects_the_standard_the_custom_or_all_fields_in_the_objects_order() {
+    let org = org();
+    let keys = |soql: &str| -> Vec<String> {
+        let rows = query(&org, soql);
+        rows[0]
+            .as_object()
+            .unwrap()
+            .keys()
+            .filter(|k| *k != "attributes")
+            .cloned()
+            .collect()
+    };
+    let custom = keys("SELECT FIELDS(CUSTOM) FROM Account WHERE Name = 'Acme' LIMIT 200");
+    assert_eq!(custom, ["IsPartner__c", "Founded__c", "Reviewed_At__c"]);
+    let standard = keys("select fields(standard) from account where Name = 'Acme'");
+    assert!(standard.starts_with(&["Id".to_string(), "Name".into(), "ParentId".into()]));
+    assert!(standard.contains(&"SystemModstamp".to_string()));
+    assert!(!standard.iter().any(|k| k.ends_with("__c")));
+    let all = keys("SELECT Fields(All) FROM Account WHERE Name = 'Acme' LIMIT 1");
+    assert_eq!(all.len(), custom.len() + standard.len());
+    // Mixed with named fields and in a subquery, which has its own LIMIT.
+    let mixed = query(
+        &org,
+        "SELECT Name, FIELDS(CUSTOM), (SELECT FIELDS(ALL) FROM Contacts LIMIT 200) \
+         FROM Account WHERE Name = 'Acme' LIMIT 200",
+    );
+    assert_eq!(mixed[0]["Founded__c"], json!("1999-04-01"));
+    assert_eq!(mixed[0]["Contacts"]["records"][0]["LastName"], json!("Ito"));
+}
+
+#[test]
+fn unbounded_fields_need_a_limit_of_at_most_200_and_no_field_twice() {
+    let org = org();
+    for soql in [
+        "SELECT FIELDS(ALL) FROM Account",
+        "SELECT FIELDS(CUSTOM) FROM Account LIMIT 201",
+        "SELECT Name, (SELECT FIELDS(ALL) FROM Contacts) FROM Account LIMIT 10",
+    ] {
+        let e = fails(&org, soql);
+        assert_eq!(e.error_code(), "MALFORMED_QUERY", "{soql}");
+        assert!(
+            explanation(&e).contains("LIMIT of at most 200"),
+            "{soql}: {}",
+            e.message()
+        );
+    }
+    let e = fails(&org, "SELECT Id, FIELDS(STANDARD) FROM Account");
+    assert_eq!(explanation(&e), "duplicate field selected: Id");
+    let e = fails(&org, "SELECT FIELDS(EVERYTHING) FROM Account LIMIT 1");
+    assert_eq!(e.error_code(), "MALFORMED_QUERY");
+    // Not a function call: a field of that name.
+    let e = fails(&org, "SELECT Fields FROM Account");
+    assert_eq!(e.error_code(), "INVALID_FIELD");
+    // A semi-join selects one field.
+    let e = fails(
+        &org,
+        "SELECT Id FROM Account WHERE Id IN (SELECT FIELDS(ALL) FROM Contact)",
+    );
+    assert_eq!(e.error_code(), "MALFORMED_QUERY");
+}
