@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use dealbridge::queue::{QueueName, QueueUrls};
 use dealbridge::salesforce::SfId;
-use dealbridge_sandbox::aws::{create_ledger_table, create_queues, put_secret};
+use dealbridge_sandbox::aws::{
+    create_dead_letter_queues, create_ledger_table, create_queues, put_secret,
+};
 use dealbridge_sandbox::harness::{SALESFORCE_SECRET, credentials_secret};
 use dealbridge_sandbox::local::{
     ENVELOPE_SECRET, INTAKE_SECRET, MAXIO_AB_SECRET, MAXIO_CORE_SECRET, WHMCS_SECRET,
@@ -139,6 +141,8 @@ fn lambda_env(name: &str, runtime_api: &str) -> Vec<(String, String)> {
 struct Endpoints {
     aws: String,
     queues: Vec<(QueueName, String)>,
+    /// Their dead-letter queues (each queue function requires its own).
+    dead_letter_queues: Vec<(QueueName, String)>,
     salesforce: String,
     maxio_ab: String,
     maxio_core: String,
@@ -179,6 +183,9 @@ fn function_env(name: &str, at: &Endpoints) -> Vec<(String, String)> {
     .collect();
     for (q, url) in &at.queues {
         env.push((q.url_variable().to_string(), url.clone()));
+    }
+    for (q, url) in &at.dead_letter_queues {
+        env.push((q.dead_letter_url_variable().to_string(), url.clone()));
     }
     let extra: &[(&str, &str)] = match name {
         "intake" => &[
@@ -410,6 +417,7 @@ async fn load_sandbox(deals: usize) -> anyhow::Result<LoadSandbox> {
     let aws = moto.sdk_config().await;
     let sqs = aws_sdk_sqs::Client::new(&aws);
     let queues = create_queues(&sqs).await?;
+    let dead_letter_queues = create_dead_letter_queues(&sqs, &queues, 10).await?;
     let secrets = aws_sdk_secretsmanager::Client::new(&aws);
     put_secret(&secrets, SALESFORCE_SECRET, &credentials_secret(&settings)).await?;
     put_secret(&secrets, INTAKE_SECRET, &intake_secret_json()).await?;
@@ -439,6 +447,13 @@ async fn load_sandbox(deals: usize) -> anyhow::Result<LoadSandbox> {
         queues: QueueName::ALL
             .iter()
             .map(|q| (*q, queues.get(*q).unwrap_or_default().to_string()))
+            .collect(),
+        dead_letter_queues: QueueName::ALL
+            .iter()
+            .map(|q| {
+                let url = dead_letter_queues.get(*q).unwrap_or_default();
+                (*q, url.to_string())
+            })
             .collect(),
         salesforce: salesforce.url().to_string(),
         maxio_ab: maxio_ab.url().to_string(),
@@ -769,6 +784,10 @@ pub async fn measure(dir: &Path, starts: usize, load: usize) -> anyhow::Result<F
         queues: QueueName::ALL
             .iter()
             .map(|q| (*q, format!("{dummy}/123456789012/dealbridge-{q}")))
+            .collect(),
+        dead_letter_queues: QueueName::ALL
+            .iter()
+            .map(|q| (*q, format!("{dummy}/123456789012/dealbridge-{q}-dlq")))
             .collect(),
         salesforce: dummy.clone(),
         maxio_ab: dummy.clone(),

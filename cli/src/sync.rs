@@ -637,11 +637,13 @@ struct StepRun {
     /// The ledger's deal key of the step.
     deal_key: String,
     attempts: u32,
-    /// `done`, `retry` (tries used up in this run).
+    /// `done`, `retry` (tries used up in this run) or `dead-lettered` (can never be handled:
+    /// unreadable, or on the wrong queue).
     result: &'static str,
-    /// Why the last try asked to be retried.
+    /// Why the last try asked to be retried, or why the message can never be handled.
     reason: Option<String>,
-    /// What the last try became (`done`, `not-yet`, `permanent`, `transient`, `conflict`).
+    /// What the last try became (`done`, `not-yet`, `permanent`, `transient`, `conflict`,
+    /// `dead-lettered`).
     kind: &'static str,
     /// The last try's failure, if it failed.
     failure: Option<Failure>,
@@ -652,7 +654,7 @@ struct StepRun {
 impl StepRun {
     /// Failed for good (the ledger says so) or still failing when the tries ran out.
     fn failed(&self) -> bool {
-        self.result == "retry"
+        matches!(self.result, "retry" | "dead-lettered")
             || self
                 .record
                 .as_ref()
@@ -661,7 +663,7 @@ impl StepRun {
 
     fn status(&self) -> String {
         match (&self.record, self.result) {
-            (_, "retry") => "NOT DONE".to_string(),
+            (_, "retry" | "dead-lettered") => "NOT DONE".to_string(),
             (Some(r), _) => r.status.to_string(),
             (None, _) => "DONE".to_string(),
         }
@@ -682,6 +684,12 @@ impl StepRun {
                 self.reason.as_deref().unwrap_or_default()
             ));
         }
+        if self.result == "dead-lettered" {
+            parts.push(format!(
+                "can never be handled, dead-lettered: {}",
+                self.reason.as_deref().unwrap_or_default()
+            ));
+        }
         parts.join("; ")
     }
 
@@ -697,7 +705,7 @@ impl StepRun {
             "error": self.failure.as_ref().map(|f| json!({
                 "code": f.code,
                 "kind": if self.kind == "transient" { "transient" } else { "permanent" },
-                "needsPerson": self.kind == "conflict",
+                "needsPerson": matches!(self.kind, "conflict" | "dead-lettered"),
                 "message": f.message,
             })),
             "ledger": self.record,
@@ -957,13 +965,13 @@ async fn drain(
             step,
             deal_key,
             attempts: delivery.receive_count,
-            result: if delivery.handled.is_finished() {
-                "done"
-            } else {
-                "retry"
+            result: match &delivery.handled {
+                Handled::DeadLettered(_) => "dead-lettered",
+                h if h.is_finished() => "done",
+                _ => "retry",
             },
             reason: match &delivery.handled {
-                Handled::Retry(f) => Some(f.to_string()),
+                Handled::Retry(f) | Handled::DeadLettered(f) => Some(f.to_string()),
                 _ => None,
             },
             kind: delivery.handled.kind(),

@@ -108,6 +108,9 @@ impl Connected {
         let platform = Platform {
             secrets: self.secrets.clone(),
             queue,
+            // The run drains its in-memory queue, whose dead-letter lists take what can never be
+            // handled.
+            dead_letters: None,
             ledger: Some(ledger),
             clock: system_clock(),
             retry: RetryPolicy::default(),

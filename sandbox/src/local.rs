@@ -234,6 +234,7 @@ impl LocalStack {
         let platform = Platform {
             secrets: Arc::new(secrets.clone()),
             queue: Arc::new(queue.clone()),
+            dead_letters: Some(Arc::new(queue.clone())),
             ledger: Some(Arc::new(ledger.clone())),
             clock: Arc::new(clock.clone()),
             retry: RetryPolicy {
@@ -328,19 +329,26 @@ impl LocalStack {
             .with(QueueName::WhmcsProvision, self.whmcs_deps.clone())
     }
 
-    /// Hands `batch` to the function that consumes `queue`, as Lambda's SQS poller would, and
-    /// returns the message ids the function asked to retry.
+    /// Hands `batch` to the function that consumes `queue`, as Lambda's SQS poller would (what can
+    /// never be handled goes to the queue's dead-letter list), and returns the message ids the
+    /// function asked to retry.
     pub async fn run_batch(&self, queue: QueueName, batch: &[Received]) -> Vec<String> {
         let router = self.router();
         let Some(handler) = router.handler(queue) else {
             return batch.iter().map(|r| r.message_id.clone()).collect();
         };
-        run_batch(queue, handler.as_ref(), &sqs_event(batch), None)
-            .await
-            .batch_item_failures
-            .into_iter()
-            .map(|f| f.item_identifier)
-            .collect()
+        run_batch(
+            queue,
+            handler.as_ref(),
+            &self.queue,
+            &sqs_event(batch),
+            None,
+        )
+        .await
+        .batch_item_failures
+        .into_iter()
+        .map(|f| f.item_identifier)
+        .collect()
     }
 
     /// Runs every function over its queue until all queues are empty, moving virtual time

@@ -107,7 +107,8 @@ pub struct SandboxOptions {
     /// Also start moto with the queues, secrets and ledger table (needs the project venv).
     pub aws: bool,
     /// With `aws`: also create each queue's dead-letter queue and point its `RedrivePolicy` at
-    /// it after [`MAX_RECEIVES`] receives, as the template does.
+    /// it after [`MAX_RECEIVES`] receives, as the template does, and give their URLs
+    /// (`<QUEUE>_DLQ_URL`, which each queue function requires to start).
     pub dead_letter_queues: bool,
     /// Where to write the environment (`KEY=VALUE` lines); nothing is written when `None`.
     pub env_file: Option<PathBuf>,
@@ -325,6 +326,14 @@ pub async fn serve_sandbox(options: &SandboxOptions) -> anyhow::Result<ServedSan
                 q.url_variable().into(),
                 urls.get(q).unwrap_or_default().into(),
             ));
+        }
+        if let Some(dlqs) = &dead_letter_queues {
+            for q in QueueName::ALL {
+                env.push((
+                    q.dead_letter_url_variable().into(),
+                    dlqs.get(q).unwrap_or_default().into(),
+                ));
+            }
         }
         env.extend([
             ("AWS_ENDPOINT_URL".to_string(), moto.endpoint().to_string()),

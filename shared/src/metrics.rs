@@ -18,7 +18,8 @@ pub const NAMESPACE: &str = "dealbridge";
 
 /// Deals handed to dispatch successfully (intake, platform events, reconciler, re-dispatch).
 pub const DEALS_DISPATCHED: &str = "DealsDispatched";
-/// Queue messages a worker finished (done, or failed for good and said so in Salesforce).
+/// Queue messages a worker finished (done, failed for good and said so in Salesforce, or moved
+/// to the dead-letter queue at once because they can never be handled).
 pub const MESSAGES_DONE: &str = "MessagesDone";
 /// Queue messages a worker asked to have delivered again.
 pub const MESSAGES_RETRIED: &str = "MessagesRetried";

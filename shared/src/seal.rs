@@ -44,6 +44,14 @@ impl SealError {
     pub fn is_retryable(&self) -> bool {
         matches!(self, SealError::Keys(e) if e.is_retryable())
     }
+
+    /// Whether the message itself is refused (no seal, a seal that does not match, a key the
+    /// secret does not hold, not an object): it can never be opened, whatever is tried. Not so
+    /// when the keys could not be read (the secret missing, malformed or not answering): that is
+    /// the stack's trouble, and the message may well be genuine.
+    pub fn refuses_the_message(&self) -> bool {
+        !matches!(self, SealError::Keys(_))
+    }
 }
 
 /// The keys of the envelope secret.

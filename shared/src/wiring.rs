@@ -15,7 +15,7 @@ use crate::mapping::Mapping;
 use crate::maxio::core::CoreClient;
 use crate::maxio::core_link::CoreLinkDeps;
 use crate::maxio::steps::MaxioDeps;
-use crate::queue::{Queue, QueueName, SqsQueue};
+use crate::queue::{DeadLetterQueue, Queue, QueueName, SqsDeadLetters, SqsQueue};
 use crate::retry::RetryPolicy;
 use crate::runner::{QueueHandler, Router};
 use crate::salesforce::SalesforceClient;
@@ -52,12 +52,16 @@ impl From<ConfigError> for StartError {
     }
 }
 
-/// What the handlers run on: where secrets come from, where messages go, the ledger, the clock
-/// and how often a call is tried.
+/// What the handlers run on: where secrets come from, where messages go, where a queue
+/// function moves what it can never handle, the ledger, the clock and how often a call is tried.
 #[derive(Clone)]
 pub struct Platform {
     pub secrets: Arc<dyn SecretStore>,
     pub queue: Arc<dyn Queue>,
+    /// The dead-letter queue of the queue a function consumes, for the runner; `None` where no
+    /// dead-letter queue was configured (the edge functions, and the in-memory runs, whose drain
+    /// moves such messages to the in-memory queue's dead-letter lists).
+    pub dead_letters: Option<Arc<dyn DeadLetterQueue>>,
     /// `None` where the function keeps no ledger.
     pub ledger: Option<Arc<dyn Ledger>>,
     pub clock: Arc<dyn Clock>,
@@ -66,8 +70,9 @@ pub struct Platform {
 }
 
 impl Platform {
-    /// AWS, as the deployed functions see it: secrets cached per container and SQS; no ledger
-    /// (see [`Platform::with_dynamodb_ledger`]).
+    /// AWS, as the deployed functions see it: secrets cached per container, SQS, and the consumed
+    /// queue's dead-letter queue when the settings name one; no ledger (see
+    /// [`Platform::with_dynamodb_ledger`]).
     pub fn aws_with(
         aws: &aws_config::SdkConfig,
         settings: &Settings,
@@ -82,10 +87,15 @@ impl Platform {
             .queues
             .clone()
             .ok_or_else(|| StartError::new("the queue URLs were not read"))?;
-        let queue: Arc<dyn Queue> = Arc::new(SqsQueue::new(aws_sdk_sqs::Client::new(aws), urls));
+        let sqs = aws_sdk_sqs::Client::new(aws);
+        let dead_letters = settings.dead_letters.clone().map(|urls| {
+            Arc::new(SqsDeadLetters::new(sqs.clone(), urls)) as Arc<dyn DeadLetterQueue>
+        });
+        let queue: Arc<dyn Queue> = Arc::new(SqsQueue::new(sqs, urls));
         Ok(Platform {
             secrets,
             queue,
+            dead_letters,
             ledger: None,
             clock: Arc::new(SystemClock),
             retry: RetryPolicy::default(),
@@ -170,6 +180,15 @@ impl Wiring {
 
     pub fn mapping(&self) -> Arc<Mapping> {
         self.mapping.clone()
+    }
+
+    /// Where the runner moves a record of the consumed queue that can never be handled: its
+    /// dead-letter queue (`<QUEUE>_DLQ_URL`, which a queue function requires).
+    pub fn dead_letters(&self) -> Result<Arc<dyn DeadLetterQueue>, StartError> {
+        self.platform
+            .dead_letters
+            .clone()
+            .ok_or_else(|| missing("dead-letter queue"))
     }
 
     fn ledger(&self) -> Result<Arc<dyn Ledger>, StartError> {

@@ -211,7 +211,8 @@ async fn while_core_has_not_synced_the_opportunity_shows_the_sync_and_the_pendin
             let router = stack.router();
             let handler = router.handler(queue).unwrap();
             let failures =
-                dealbridge::runner::run_batch(queue, handler.as_ref(), &event, None).await;
+                dealbridge::runner::run_batch(queue, handler.as_ref(), &stack.queue, &event, None)
+                    .await;
             assert!(failures.batch_item_failures.is_empty());
             for r in &batch {
                 stack.queue.delete(queue, &r.receipt);

@@ -88,7 +88,14 @@ async fn the_sample_redispatch_runs_dispatch_again_and_schedules_the_next_try() 
         stack.id("PendingAccount"),
         "the sample names the seeded deal"
     );
-    let response = run_batch(QueueName::Delayed, stack.delayed.as_ref(), &event, None).await;
+    let response = run_batch(
+        QueueName::Delayed,
+        stack.delayed.as_ref(),
+        &stack.queue,
+        &event,
+        None,
+    )
+    .await;
     assert!(response.batch_item_failures.is_empty());
     let next = stack.queue.sent(QueueName::Delayed);
     assert_eq!(next.len(), 1);
@@ -159,7 +166,14 @@ async fn a_deal_whose_order_appears_later_is_dispatched_once_it_exists() {
 async fn a_deal_whose_order_never_appears_is_given_up_and_the_reason_written_to_the_opportunity() {
     let stack = LocalStack::start().await.unwrap();
     let event: SqsEvent = serde_json::from_value(sample("delayed-redispatch.json")).unwrap();
-    let response = run_batch(QueueName::Delayed, stack.delayed.as_ref(), &event, None).await;
+    let response = run_batch(
+        QueueName::Delayed,
+        stack.delayed.as_ref(),
+        &stack.queue,
+        &event,
+        None,
+    )
+    .await;
     assert!(response.batch_item_failures.is_empty());
     let outcomes = stack.drain_delayed(200).await;
     let dispatches = outcomes
@@ -194,7 +208,7 @@ async fn a_deal_whose_order_never_appears_is_given_up_and_the_reason_written_to_
 }
 
 #[tokio::test]
-async fn work_not_yet_due_is_delayed_again_and_bad_messages_are_reported_per_record() {
+async fn work_not_yet_due_is_delayed_again_and_a_bad_message_is_dead_lettered_on_its_own() {
     let stack = LocalStack::start().await.unwrap();
     let mut event = sample("delayed-redispatch.json");
     let body = event["Records"][0]["body"].as_str().unwrap().to_string();
@@ -207,13 +221,24 @@ async fn work_not_yet_due_is_delayed_again_and_bad_messages_are_reported_per_rec
     bad["body"] = json!("{not json");
     event["Records"].as_array_mut().unwrap().push(bad);
     let event: SqsEvent = serde_json::from_value(event).unwrap();
-    let response = run_batch(QueueName::Delayed, stack.delayed.as_ref(), &event, None).await;
-    let failed: Vec<String> = response
-        .batch_item_failures
-        .iter()
-        .map(|f| f.item_identifier.clone())
-        .collect();
-    assert_eq!(failed, ["bad-1"]);
+    let response = run_batch(
+        QueueName::Delayed,
+        stack.delayed.as_ref(),
+        &stack.queue,
+        &event,
+        None,
+    )
+    .await;
+    assert!(
+        response.batch_item_failures.is_empty(),
+        "{:?}",
+        response.batch_item_failures
+    );
+    assert_eq!(
+        stack.queue.dead_letters(QueueName::Delayed),
+        ["{not json"],
+        "the bad message went to the dead-letter queue at once"
+    );
     let again = stack.queue.sent(QueueName::Delayed);
     assert_eq!(again.len(), 1);
     assert_eq!(

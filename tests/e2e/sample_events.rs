@@ -108,7 +108,14 @@ async fn the_worker_sample_events_are_what_dispatch_sends() {
 async fn the_maxio_customer_sample_event_runs_the_first_step_of_the_chain() {
     let stack = LocalStack::start().await.unwrap();
     let event: SqsEvent = serde_json::from_value(sample("sqs-maxio-customer.json")).unwrap();
-    let response = run_batch(QueueName::MaxioCustomer, stack.maxio.as_ref(), &event, None).await;
+    let response = run_batch(
+        QueueName::MaxioCustomer,
+        stack.maxio.as_ref(),
+        &stack.queue,
+        &event,
+        None,
+    )
+    .await;
     assert!(response.batch_item_failures.is_empty());
     assert_eq!(stack.maxio_ab.customers().len(), 1);
     let next = stack.queue.sent(QueueName::MaxioPricePoints);
@@ -156,6 +163,7 @@ async fn the_maxio_core_link_sample_event_links_the_seeded_contract() {
     let response = run_batch(
         QueueName::MaxioCoreLink,
         stack.core_link.as_ref(),
+        &stack.queue,
         &event,
         None,
     )
@@ -188,6 +196,7 @@ async fn the_whmcs_provision_sample_event_provisions_the_internet_order() {
     let response = run_batch(
         QueueName::WhmcsProvision,
         stack.whmcs_deps.as_ref(),
+        &stack.queue,
         &event,
         None,
     )

@@ -7,5 +7,6 @@ use dealbridge::wiring::Wiring;
 async fn main() -> Result<(), lambda_runtime::Error> {
     dealbridge::lambda::init_tracing();
     let wiring = Wiring::for_queue(Function::Delayed).await?;
-    dealbridge::lambda::serve_queue(Function::Delayed, wiring.delayed()).await
+    dealbridge::lambda::serve_queue(Function::Delayed, wiring.dead_letters(), wiring.delayed())
+        .await
 }

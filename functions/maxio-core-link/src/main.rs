@@ -7,5 +7,10 @@ use dealbridge::wiring::Wiring;
 async fn main() -> Result<(), lambda_runtime::Error> {
     dealbridge::lambda::init_tracing();
     let wiring = Wiring::for_queue(Function::MaxioCoreLink).await?;
-    dealbridge::lambda::serve_queue(Function::MaxioCoreLink, wiring.core_link()).await
+    dealbridge::lambda::serve_queue(
+        Function::MaxioCoreLink,
+        wiring.dead_letters(),
+        wiring.core_link(),
+    )
+    .await
 }

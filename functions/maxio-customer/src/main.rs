@@ -7,5 +7,10 @@ use dealbridge::wiring::Wiring;
 async fn main() -> Result<(), lambda_runtime::Error> {
     dealbridge::lambda::init_tracing();
     let wiring = Wiring::for_queue(Function::MaxioCustomer).await?;
-    dealbridge::lambda::serve_queue(Function::MaxioCustomer, wiring.maxio()).await
+    dealbridge::lambda::serve_queue(
+        Function::MaxioCustomer,
+        wiring.dead_letters(),
+        wiring.maxio(),
+    )
+    .await
 }

@@ -7,5 +7,10 @@ use dealbridge::wiring::Wiring;
 async fn main() -> Result<(), lambda_runtime::Error> {
     dealbridge::lambda::init_tracing();
     let wiring = Wiring::for_queue(Function::WhmcsProvision).await?;
-    dealbridge::lambda::serve_queue(Function::WhmcsProvision, wiring.whmcs()).await
+    dealbridge::lambda::serve_queue(
+        Function::WhmcsProvision,
+        wiring.dead_letters(),
+        wiring.whmcs(),
+    )
+    .await
 }

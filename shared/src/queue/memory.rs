@@ -1,15 +1,17 @@
 //! An in-memory queue with SQS's delivery semantics, for the local runner and tests: FIFO
 //! deduplication within five minutes, one message in flight per group, per-message delays,
 //! at-least-once delivery with a visibility timeout, receive counts and redrive to a dead-letter
-//! list. Time is virtual: [`InMemoryQueue::advance`] moves it, so nothing sleeps.
+//! list, to which a consumer may also move a message itself ([`DeadLetterQueue`]). Time is
+//! virtual: [`InMemoryQueue::advance`] moves it, so nothing sleeps.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use aws_lambda_events::sqs::SqsMessage;
 
-use super::{OutgoingMessage, Queue, QueueError, QueueName};
+use super::{DeadLetterQueue, OutgoingMessage, Queue, QueueError, QueueName};
 
 /// SQS FIFO deduplication interval.
 const DEDUP_WINDOW: Duration = Duration::from_secs(300);
@@ -261,6 +263,42 @@ impl Queue for InMemoryQueue {
     }
 }
 
+/// As SQS would take the send: a FIFO record needs its group and message id, and one moved again
+/// (its deletion lost) lands once; the message keeps its id in the dead-letter list.
+#[async_trait]
+impl DeadLetterQueue for InMemoryQueue {
+    async fn dead_letter(
+        &self,
+        queue: QueueName,
+        record: &SqsMessage,
+    ) -> Result<String, QueueError> {
+        let refuse = |m: &str| Err(QueueError::invalid(queue, m.to_string()));
+        let Some(body) = record.body.as_deref().filter(|b| !b.is_empty()) else {
+            return refuse("a record without a body cannot be sent to the dead-letter queue");
+        };
+        let Some(id) = record.message_id.as_deref().filter(|id| !id.is_empty()) else {
+            return refuse("the record has no MessageId");
+        };
+        let group_id = record.attributes.get("MessageGroupId").cloned();
+        if queue.is_fifo() && group_id.is_none() {
+            return refuse("the FIFO record has no MessageGroupId to keep");
+        }
+        let mut state = self.lock();
+        let dead = state.dead.entry(queue).or_default();
+        if !(queue.is_fifo() && dead.iter().any(|m| m.id == id)) {
+            dead.push(Stored {
+                id: id.to_string(),
+                body: body.to_string(),
+                group_id,
+                visible_at: Duration::ZERO,
+                receive_count: 0,
+                in_flight_receipt: None,
+            });
+        }
+        Ok(id.to_string())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -317,6 +355,39 @@ mod tests {
         q.advance(Duration::from_secs(30));
         assert!(q.receive(QueueName::MaxioCustomer, 1).is_empty());
         assert_eq!(q.dead_letters(QueueName::MaxioCustomer), ["m"]);
+        assert_eq!(q.depth(QueueName::MaxioCustomer), 0);
+    }
+
+    #[tokio::test]
+    async fn a_record_moved_to_the_dead_letters_keeps_its_body_and_group_and_lands_once() {
+        let q = InMemoryQueue::default();
+        q.send(&fifo("poison", "g", "1")).await.unwrap();
+        let got = q.receive(QueueName::MaxioCustomer, 1).remove(0);
+        let mut record = crate::runner::sqs_record(
+            QueueName::MaxioCustomer,
+            &got.message_id,
+            &got.body,
+            got.receive_count,
+        );
+        let id = q
+            .dead_letter(QueueName::MaxioCustomer, &record)
+            .await
+            .expect_err("a FIFO record without its group is refused");
+        assert!(id.message.contains("MessageGroupId"), "{id}");
+        record = crate::runner::in_group(record, got.group_id.as_deref());
+        q.dead_letter(QueueName::MaxioCustomer, &record)
+            .await
+            .unwrap();
+        q.dead_letter(QueueName::MaxioCustomer, &record)
+            .await
+            .unwrap();
+        q.delete(QueueName::MaxioCustomer, &got.receipt);
+        assert_eq!(q.dead_letters(QueueName::MaxioCustomer), ["poison"]);
+        let groups: Vec<Option<String>> = q.lock().dead[&QueueName::MaxioCustomer]
+            .iter()
+            .map(|m| m.group_id.clone())
+            .collect();
+        assert_eq!(groups, [Some("g".to_string())]);
         assert_eq!(q.depth(QueueName::MaxioCustomer), 0);
     }
 

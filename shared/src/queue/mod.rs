@@ -1,5 +1,6 @@
-//! The queues between dispatch and the workers: names, the outgoing message, and the [`Queue`]
-//! port with an SQS adapter and an in-memory one (local runner and tests).
+//! The queues between dispatch and the workers: names, the outgoing message, the [`Queue`] port
+//! and the [`DeadLetterQueue`] port, each with an SQS adapter and an in-memory one (local runner
+//! and tests).
 
 mod memory;
 mod redrive;
@@ -10,15 +11,16 @@ use std::fmt;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use aws_lambda_events::sqs::SqsMessage;
 use serde::{Deserialize, Serialize};
 
 pub use memory::{InMemoryQueue, Received};
 pub use redrive::{
     RedriveError, RedriveOptions, RedriveProgress, RedriveReport, RedriveStage, RedrivenMessage,
-    redrive, redrive_dedup_id,
+    dead_letter_dedup_id, redrive, redrive_dedup_id,
 };
 pub use sealed::SealingQueue;
-pub use sqs::{QueueUrls, SqsQueue};
+pub use sqs::{QueueUrls, SqsDeadLetters, SqsQueue};
 
 /// Every queue dealbridge sends to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -62,6 +64,19 @@ impl QueueName {
             QueueName::MaxioCoreLink => "MAXIO_CORE_LINK_QUEUE_URL",
             QueueName::WhmcsProvision => "WHMCS_PROVISION_QUEUE_URL",
             QueueName::Delayed => "DELAYED_QUEUE_URL",
+        }
+    }
+
+    /// The environment variable holding the URL of the queue's dead-letter queue (read by the
+    /// queue's own function only).
+    pub fn dead_letter_url_variable(self) -> &'static str {
+        match self {
+            QueueName::MaxioCustomer => "MAXIO_CUSTOMER_DLQ_URL",
+            QueueName::MaxioPricePoints => "MAXIO_PRICE_POINTS_DLQ_URL",
+            QueueName::MaxioSubscription => "MAXIO_SUBSCRIPTION_DLQ_URL",
+            QueueName::MaxioCoreLink => "MAXIO_CORE_LINK_DLQ_URL",
+            QueueName::WhmcsProvision => "WHMCS_PROVISION_DLQ_URL",
+            QueueName::Delayed => "DELAYED_DLQ_URL",
         }
     }
 
@@ -177,4 +192,21 @@ impl QueueError {
 pub trait Queue: Send + Sync {
     /// Sends one message and returns its message id.
     async fn send(&self, message: &OutgoingMessage) -> Result<String, QueueError>;
+}
+
+/// Where a record that can never be handled goes at once: the dead-letter queue of the queue it
+/// was received on, instead of returning to that queue until SQS moves it there after
+/// `maxReceiveCount` receives (on a FIFO queue, holding back its whole message group meanwhile).
+#[async_trait]
+pub trait DeadLetterQueue: Send + Sync {
+    /// Sends `record`, as received on `queue`, to `queue`'s dead-letter queue: the same body and
+    /// message attributes and, on a FIFO queue, the same `MessageGroupId`, deduplicated by
+    /// [`dead_letter_dedup_id`] of its message id (a record moved twice, its deletion lost in
+    /// between, lands once). Returns the message id in the dead-letter queue. The record itself is
+    /// left alone: the caller reports it done, so it is deleted from `queue`.
+    async fn dead_letter(
+        &self,
+        queue: QueueName,
+        record: &SqsMessage,
+    ) -> Result<String, QueueError>;
 }

@@ -145,10 +145,27 @@ pub struct RedriveError {
 /// The deduplication id a FIFO message is redriven with: `redrive-` and the SHA-256 of its
 /// dead-letter `MessageId` (72 characters; SQS allows 128).
 pub fn redrive_dedup_id(dlq_message_id: &str) -> String {
+    moved_dedup_id("redrive", dlq_message_id)
+}
+
+/// The deduplication id a FIFO record that can never be handled is moved to its dead-letter queue
+/// with ([`super::DeadLetterQueue`]): `dead-letter-` and the SHA-256 of its `MessageId` (76
+/// characters). Fresh for every message, yet the same for a record moved again after its
+/// deletion was lost, so the dead-letter queue keeps one copy.
+pub fn dead_letter_dedup_id(message_id: &str) -> String {
+    moved_dedup_id("dead-letter", message_id)
+}
+
+/// The one way a message dealbridge moves from queue to queue is deduplicated: `<purpose>-` and
+/// the SHA-256 of the purpose and the message id it had where it was taken from (never its
+/// original deduplication id, which SQS may still hold for 5 minutes).
+fn moved_dedup_id(purpose: &str, message_id: &str) -> String {
     let mut hash = Sha256::new();
-    hash.update(b"dealbridge redrive\n");
-    hash.update(dlq_message_id.as_bytes());
-    format!("redrive-{}", hex::encode(hash.finalize()))
+    hash.update(b"dealbridge ");
+    hash.update(purpose.as_bytes());
+    hash.update(b"\n");
+    hash.update(message_id.as_bytes());
+    format!("{purpose}-{}", hex::encode(hash.finalize()))
 }
 
 /// Moves the messages of the dead-letter queue `from_dlq_url` to `to_queue_url`, the queue whose
@@ -469,6 +486,31 @@ mod tests {
         assert!(a.starts_with("redrive-"));
         assert!(a.len() <= 128);
         assert!(a.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'));
+    }
+
+    #[test]
+    fn a_dead_letter_deduplication_id_is_deterministic_within_sqs_limits_and_not_a_redrive_id() {
+        let id = "8d3f0c2e-1b7a-4a55-9d1e-2f0c6b5a9e01";
+        let d = dead_letter_dedup_id(id);
+        assert_eq!(d, dead_letter_dedup_id(id));
+        assert_ne!(
+            d,
+            dead_letter_dedup_id("8d3f0c2e-1b7a-4a55-9d1e-2f0c6b5a9e02")
+        );
+        assert!(d.starts_with("dead-letter-"));
+        // The redrive id is what it always was (messages redriven before keep deduplicating).
+        let mut hash = Sha256::new();
+        hash.update(format!("dealbridge redrive\n{id}").as_bytes());
+        assert_eq!(
+            redrive_dedup_id(id),
+            format!("redrive-{}", hex::encode(hash.finalize()))
+        );
+        assert_ne!(
+            d["dead-letter-".len()..],
+            redrive_dedup_id(id)["redrive-".len()..]
+        );
+        assert!(d.len() <= 128);
+        assert!(d.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'));
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! The one drain loop: runs a [`Router`] over the in-memory queue as Lambda's SQS pollers would,
-//! until nothing is left. The local stack (virtual time), the operator CLI (one deal, in this
-//! process), the chaos suite (shuffled, duplicated, crashing) and the benchmark all use it; what
-//! differs between them is in [`DrainOptions`] and [`DrainHooks`].
+//! until nothing is left; a message that can never be handled moves to the queue's dead-letter
+//! list on its first receive, as it moves to its dead-letter queue on Lambda. The local stack
+//! (virtual time), the operator CLI (one deal, in this process), the chaos suite (shuffled,
+//! duplicated, crashing) and the benchmark all use it; what differs between them is in
+//! [`DrainOptions`] and [`DrainHooks`].
 
 use std::future::Future;
 use std::pin::Pin;
@@ -146,7 +148,9 @@ pub async fn drain(
                     )
                 })
                 .collect();
-            let run = router.run_records(name, &records, None);
+            // What can never be handled goes to the queue's dead-letter list, as Lambda's runner
+            // sends it to the dead-letter queue.
+            let run = router.run_records(name, queue, &records, None);
             let results: Option<Vec<RecordResult>> = match hooks.interrupted() {
                 None => Some(run.await),
                 Some(crash) => tokio::select! {

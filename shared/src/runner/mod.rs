@@ -11,6 +11,13 @@
 //! only within a group, and holding them back too would spend their receives (and send them to
 //! the dead-letter queue unhandled) for another deal's trouble. A record without a
 //! `MessageGroupId` holds back every later record. On a standard queue each record stands alone.
+//!
+//! A record that can never be handled (no body, not sealed with the stack's envelope key, not an
+//! envelope, or a step that belongs on another queue) is not retried: it is moved to its queue's
+//! dead-letter queue at once ([`DeadLetterQueue`]) and reported done, so it does not hold back
+//! its group for the queue's whole `maxReceiveCount`. Nothing is done for it and nothing is written
+//! to Salesforce (an unsealed message is untrusted). If the move fails, it is retried as any
+//! other record, and SQS dead-letters it after `maxReceiveCount`.
 
 mod drain;
 
@@ -28,7 +35,7 @@ pub use drain::{
 use crate::codes::ErrorCode;
 use crate::envelope::Envelope;
 use crate::failure::Failure;
-use crate::queue::QueueName;
+use crate::queue::{DeadLetterQueue, QueueName};
 
 /// What became of one delivery: the one outcome of every step.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,6 +53,11 @@ pub enum Handled {
     /// delivery of a message that kept failing): the message returns and ends in the
     /// dead-letter queue.
     Conflict(Failure),
+    /// Can never be handled (not sealed by this stack, not an envelope, on the wrong queue):
+    /// nothing was done, it was moved to the queue's dead-letter queue at once; delete the
+    /// message. (A record without a body is tried too, but SQS takes no empty message, so it is
+    /// retried and SQS dead-letters it; SQS never delivers one.)
+    DeadLettered(Failure),
 }
 
 impl Handled {
@@ -53,7 +65,7 @@ impl Handled {
     pub fn is_finished(&self) -> bool {
         matches!(
             self,
-            Handled::Done | Handled::NotYet(_) | Handled::Permanent(_)
+            Handled::Done | Handled::NotYet(_) | Handled::Permanent(_) | Handled::DeadLettered(_)
         )
     }
 
@@ -62,19 +74,25 @@ impl Handled {
         match self {
             Handled::Done => None,
             Handled::NotYet(r) => Some(r.clone()),
-            Handled::Permanent(f) | Handled::Retry(f) | Handled::Conflict(f) => Some(f.to_string()),
+            Handled::Permanent(f)
+            | Handled::Retry(f)
+            | Handled::Conflict(f)
+            | Handled::DeadLettered(f) => Some(f.to_string()),
         }
     }
 
     /// The failure, for failures.
     pub fn failure(&self) -> Option<&Failure> {
         match self {
-            Handled::Permanent(f) | Handled::Retry(f) | Handled::Conflict(f) => Some(f),
+            Handled::Permanent(f)
+            | Handled::Retry(f)
+            | Handled::Conflict(f)
+            | Handled::DeadLettered(f) => Some(f),
             Handled::Done | Handled::NotYet(_) => None,
         }
     }
 
-    /// `done`, `not-yet`, `permanent`, `transient` or `conflict`.
+    /// `done`, `not-yet`, `permanent`, `transient`, `conflict` or `dead-lettered`.
     pub fn kind(&self) -> &'static str {
         match self {
             Handled::Done => "done",
@@ -82,6 +100,7 @@ impl Handled {
             Handled::Permanent(_) => "permanent",
             Handled::Retry(_) => "transient",
             Handled::Conflict(_) => "conflict",
+            Handled::DeadLettered(_) => "dead-lettered",
         }
     }
 }
@@ -132,8 +151,8 @@ pub struct RecordResult {
     pub held_back: bool,
 }
 
-fn bad_message(reason: impl std::fmt::Display) -> Handled {
-    Handled::Retry(Failure::new(ErrorCode::DealbridgeBadMessage, reason))
+fn bad_message(reason: impl std::fmt::Display) -> Failure {
+    Failure::new(ErrorCode::DealbridgeBadMessage, reason)
 }
 
 /// `ApproximateReceiveCount`: 1 on the first delivery.
@@ -145,52 +164,115 @@ pub fn receive_count(message: &SqsMessage) -> u32 {
         .unwrap_or(1)
 }
 
-/// Reads one record's envelope, checks it belongs on `queue` and hands it to `handler` inside
-/// the message's span.
-pub async fn handle_record(
-    queue: QueueName,
-    handler: &dyn QueueHandler,
-    record: &SqsMessage,
-    deadline: Option<DateTime<Utc>>,
-) -> RecordResult {
-    let delivery = Delivery::of(queue, record, deadline);
-    let result = |step, deal, handled| RecordResult {
-        message_id: delivery.message_id.clone(),
-        step,
-        deal,
-        handled,
-        held_back: false,
+/// A record read as far as the runner reads it.
+enum Read {
+    /// A sealed envelope that belongs on the queue: for the handler.
+    Envelope(Envelope),
+    /// Cannot be opened now (the envelope keys could not be read): retried.
+    NotNow(Failure),
+    /// Can never be handled, whatever is tried: to the dead-letter queue at once.
+    Never {
+        step: Option<&'static str>,
+        deal: Option<String>,
+        failure: Failure,
+    },
+}
+
+/// Opens and parses `record`'s body and checks its step belongs on `queue`.
+async fn read(queue: QueueName, handler: &dyn QueueHandler, record: &SqsMessage) -> Read {
+    let never = |failure| Read::Never {
+        step: None,
+        deal: None,
+        failure,
     };
     let Some(body) = record.body.as_deref() else {
-        return result(None, None, bad_message("the message has no body"));
+        return never(bad_message("the message has no body"));
     };
     if let Some(seal) = handler.seal()
         && let Err(e) = seal.open(body).await
     {
-        if e.is_retryable() {
-            let failure = Failure::new(ErrorCode::DealbridgeUnsealed, &e);
-            return result(None, None, Handled::Retry(failure));
-        }
-        error!(message_id = %delivery.message_id, %queue, reason = %e, "message refused: it is not sealed with the stack's envelope key; nothing is done and it goes to the dead-letter queue");
-        return result(
-            None,
-            None,
-            Handled::Retry(Failure::new(ErrorCode::DealbridgeUnsealed, &e)),
-        );
+        let failure = Failure::new(ErrorCode::DealbridgeUnsealed, &e);
+        return match e.refuses_the_message() {
+            true => never(failure),
+            false => Read::NotNow(failure),
+        };
     }
     let envelope = match Envelope::parse(body) {
         Ok(envelope) => envelope,
-        Err(e) => return result(None, None, bad_message(e)),
+        Err(e) => return never(bad_message(e)),
     };
     let step = envelope.step.name();
-    let deal = Some(envelope.deal_key());
     if envelope.step.queue() != queue {
-        let reason = format!("a {step} message does not belong on the {queue} queue");
-        return result(Some(step), deal, bad_message(reason));
+        return Read::Never {
+            step: Some(step),
+            deal: Some(envelope.deal_key()),
+            failure: bad_message(format!(
+                "a {step} message does not belong on the {queue} queue"
+            )),
+        };
     }
-    let span = envelope.span();
-    let handled = handler.handle(envelope, &delivery).instrument(span).await;
-    result(Some(step), deal, handled)
+    Read::Envelope(envelope)
+}
+
+/// Moves a record that can never be handled to `queue`'s dead-letter queue: `DeadLettered` once
+/// it is there, else `Retry` as any failure (it returns, and SQS dead-letters it after the
+/// queue's `maxReceiveCount`; a message is never lost).
+async fn move_to_dead_letters(
+    queue: QueueName,
+    dead_letters: &dyn DeadLetterQueue,
+    record: &SqsMessage,
+    delivery: &Delivery,
+    failure: Failure,
+) -> Handled {
+    let message_id = &delivery.message_id;
+    match dead_letters.dead_letter(queue, record).await {
+        Ok(dlq_message_id) => {
+            error!(%queue, %message_id, %dlq_message_id, receive_count = delivery.receive_count, reason = %failure, "message moved to the dead-letter queue: it can never be handled, and nothing was done");
+            Handled::DeadLettered(failure)
+        }
+        Err(e) => {
+            error!(%queue, %message_id, reason = %failure, error = %e, "a message that can never be handled could not be moved to the dead-letter queue; it returns to its queue");
+            Handled::Retry(failure)
+        }
+    }
+}
+
+/// Reads one record's envelope, checks it belongs on `queue` and hands it to `handler` inside
+/// the message's span; a record that can never be handled goes to `dead_letters`.
+pub async fn handle_record(
+    queue: QueueName,
+    handler: &dyn QueueHandler,
+    dead_letters: &dyn DeadLetterQueue,
+    record: &SqsMessage,
+    deadline: Option<DateTime<Utc>>,
+) -> RecordResult {
+    let delivery = Delivery::of(queue, record, deadline);
+    let (step, deal, handled) = match read(queue, handler, record).await {
+        Read::Envelope(envelope) => {
+            let step = envelope.step.name();
+            let deal = envelope.deal_key();
+            let span = envelope.span();
+            let handled = handler.handle(envelope, &delivery).instrument(span).await;
+            (Some(step), Some(deal), handled)
+        }
+        Read::NotNow(failure) => (None, None, Handled::Retry(failure)),
+        Read::Never {
+            step,
+            deal,
+            failure,
+        } => {
+            let handled =
+                move_to_dead_letters(queue, dead_letters, record, &delivery, failure).await;
+            (step, deal, handled)
+        }
+    };
+    RecordResult {
+        message_id: delivery.message_id,
+        step,
+        deal,
+        handled,
+        held_back: false,
+    }
 }
 
 /// The record's `MessageGroupId` (FIFO queues).
@@ -199,10 +281,12 @@ fn group_of(record: &SqsMessage) -> Option<&str> {
 }
 
 /// Handles `records` received on `queue`, in order; on a FIFO queue, after the first one of a
-/// message group to retry, holds back the rest of that group.
+/// message group to retry, holds back the rest of that group. What can never be handled goes to
+/// `dead_letters` (the queue's dead-letter queue).
 pub async fn run_records(
     queue: QueueName,
     handler: &dyn QueueHandler,
+    dead_letters: &dyn DeadLetterQueue,
     records: &[SqsMessage],
     deadline: Option<DateTime<Utc>>,
 ) -> Vec<RecordResult> {
@@ -225,7 +309,7 @@ pub async fn run_records(
             });
             continue;
         }
-        let result = handle_record(queue, handler, record, deadline).await;
+        let result = handle_record(queue, handler, dead_letters, record, deadline).await;
         if result.handled.is_finished() {
             crate::metrics::count(crate::metrics::MESSAGES_DONE, 1);
         } else {
@@ -241,15 +325,16 @@ pub async fn run_records(
     results
 }
 
-/// The SQS entry of every worker Lambda: handles the batch and reports the records to retry
-/// (`ReportBatchItemFailures`).
+/// The SQS entry of every worker Lambda: handles the batch, moves what can never be handled to
+/// `dead_letters`, and reports the records to retry (`ReportBatchItemFailures`).
 pub async fn run_batch(
     queue: QueueName,
     handler: &dyn QueueHandler,
+    dead_letters: &dyn DeadLetterQueue,
     event: &SqsEvent,
     deadline: Option<DateTime<Utc>>,
 ) -> SqsBatchResponse {
-    batch_response(&run_records(queue, handler, &event.records, deadline).await)
+    batch_response(&run_records(queue, handler, dead_letters, &event.records, deadline).await)
 }
 
 /// The batch response for `results`: every record not done is a failure.
@@ -311,11 +396,14 @@ impl Router {
     pub async fn run_records(
         &self,
         queue: QueueName,
+        dead_letters: &dyn DeadLetterQueue,
         records: &[SqsMessage],
         deadline: Option<DateTime<Utc>>,
     ) -> Vec<RecordResult> {
         match self.handler(queue) {
-            Some(handler) => run_records(queue, handler.as_ref(), records, deadline).await,
+            Some(handler) => {
+                run_records(queue, handler.as_ref(), dead_letters, records, deadline).await
+            }
             None => records
                 .iter()
                 .map(|r| RecordResult {
@@ -367,8 +455,60 @@ mod tests {
 
     use super::*;
     use crate::envelope::Step;
+    use crate::queue::QueueError;
     use crate::salesforce::SfId;
+    use crate::seal::Seal;
+    use crate::secrets::InMemorySecrets;
     use crate::snapshot::DealRef;
+
+    /// What was moved: queue, message id, body, group.
+    type Moved = (QueueName, String, String, Option<String>);
+
+    /// A dead-letter queue that keeps what it is sent, or refuses everything.
+    #[derive(Default)]
+    struct DeadLetters {
+        refuse: bool,
+        moved: Mutex<Vec<Moved>>,
+    }
+
+    impl DeadLetters {
+        fn refusing() -> DeadLetters {
+            DeadLetters {
+                refuse: true,
+                ..DeadLetters::default()
+            }
+        }
+
+        fn ids(&self) -> Vec<String> {
+            self.moved
+                .lock()
+                .unwrap()
+                .iter()
+                .map(|(_, id, _, _)| id.clone())
+                .collect()
+        }
+    }
+
+    #[async_trait]
+    impl DeadLetterQueue for DeadLetters {
+        async fn dead_letter(
+            &self,
+            queue: QueueName,
+            record: &SqsMessage,
+        ) -> Result<String, QueueError> {
+            if self.refuse {
+                return Err(QueueError::unavailable(queue, "AccessDenied".into()));
+            }
+            let id = record.message_id.clone().unwrap_or_default();
+            self.moved.lock().unwrap().push((
+                queue,
+                id.clone(),
+                record.body.clone().unwrap_or_default(),
+                group_of(record).map(str::to_string),
+            ));
+            Ok(format!("dlq-{id}"))
+        }
+    }
 
     /// Retries the messages whose attempt number is listed; records what it saw.
     struct Recorder {
@@ -432,18 +572,36 @@ mod tests {
             .collect()
     }
 
-    /// A queue handler on a pretend FIFO queue: the runner's FIFO rule depends on the queue,
-    /// so the test uses a FIFO queue's name for dispatch messages and checks the queue guard.
+    /// A dispatch message (a delayed-queue step) received on a FIFO queue is checked by the
+    /// queue guard.
     #[tokio::test]
-    async fn a_message_on_the_wrong_queue_is_retried_not_handled() {
+    async fn a_message_on_the_wrong_queue_is_dead_lettered_not_handled() {
         let handler = Recorder {
             retry: vec![],
             seen: Mutex::new(vec![]),
         };
-        let event = event(records(QueueName::MaxioCustomer, &[1]));
-        let r = run_batch(QueueName::MaxioCustomer, &handler, &event, None).await;
-        assert_eq!(failures(&r), ["m1"]);
+        let dead = DeadLetters::default();
+        let records = vec![in_group(
+            sqs_record(QueueName::MaxioCustomer, "m1", &envelope(1), 1),
+            Some("A"),
+        )];
+        let results = run_records(QueueName::MaxioCustomer, &handler, &dead, &records, None).await;
+        assert!(failures(&batch_response(&results)).is_empty());
         assert!(handler.seen.lock().unwrap().is_empty());
+        assert_eq!(dead.ids(), ["m1"]);
+        let Handled::DeadLettered(f) = &results[0].handled else {
+            panic!("{:?}", results[0].handled)
+        };
+        assert_eq!(f.code, "DEALBRIDGE_BAD_MESSAGE");
+        assert!(
+            f.message
+                .contains("does not belong on the maxio-customer queue")
+        );
+        assert_eq!(
+            results[0].step,
+            Some("dispatch"),
+            "the step is still reported"
+        );
     }
 
     #[tokio::test]
@@ -453,22 +611,34 @@ mod tests {
             seen: Mutex::new(vec![]),
         };
         let event = event(records(QueueName::Delayed, &[1, 2, 3]));
-        let r = run_batch(QueueName::Delayed, &handler, &event, None).await;
+        let r = run_batch(
+            QueueName::Delayed,
+            &handler,
+            &DeadLetters::default(),
+            &event,
+            None,
+        )
+        .await;
         assert_eq!(failures(&r), ["m2"]);
         assert_eq!(*handler.seen.lock().unwrap(), [1, 2, 3]);
     }
 
     #[tokio::test]
-    async fn an_unreadable_body_is_retried_and_the_rest_still_handled_on_a_standard_queue() {
+    async fn an_unreadable_body_is_dead_lettered_and_the_rest_still_handled_on_a_standard_queue() {
         let handler = Recorder {
             retry: vec![],
             seen: Mutex::new(vec![]),
         };
+        let dead = DeadLetters::default();
         let mut recs = records(QueueName::Delayed, &[1]);
         recs.insert(0, sqs_record(QueueName::Delayed, "bad", "{not json", 1));
-        let r = run_batch(QueueName::Delayed, &handler, &event(recs), None).await;
-        assert_eq!(failures(&r), ["bad"]);
+        let r = run_batch(QueueName::Delayed, &handler, &dead, &event(recs), None).await;
+        assert!(failures(&r).is_empty());
         assert_eq!(*handler.seen.lock().unwrap(), [1]);
+        assert_eq!(
+            *dead.moved.lock().unwrap(),
+            [(QueueName::Delayed, "bad".into(), "{not json".into(), None)]
+        );
     }
 
     #[tokio::test]
@@ -524,7 +694,12 @@ mod tests {
         let handler = Fifo(Mutex::new(vec![]));
         let router = Router::new().with(QueueName::MaxioCoreLink, Arc::new(handler));
         let results = router
-            .run_records(QueueName::MaxioCoreLink, &recs, None)
+            .run_records(
+                QueueName::MaxioCoreLink,
+                &DeadLetters::default(),
+                &recs,
+                None,
+            )
             .await;
         assert_eq!(failures(&batch_response(&results)), ["b", "c", "d"]);
         assert_eq!(
@@ -588,7 +763,12 @@ mod tests {
         let handler = Arc::new(Fifo(Mutex::new(vec![])));
         let router = Router::new().with(QueueName::MaxioCoreLink, handler.clone());
         let results = router
-            .run_records(QueueName::MaxioCoreLink, &recs, None)
+            .run_records(
+                QueueName::MaxioCoreLink,
+                &DeadLetters::default(),
+                &recs,
+                None,
+            )
             .await;
         assert_eq!(failures(&batch_response(&results)), ["a1", "a2"]);
         assert_eq!(*handler.0.lock().unwrap(), ["a1", "b1", "b2"]);
@@ -599,11 +779,201 @@ mod tests {
         let results = Router::new()
             .run_records(
                 QueueName::WhmcsProvision,
+                &DeadLetters::default(),
                 &records(QueueName::WhmcsProvision, &[1]),
                 None,
             )
             .await;
         assert!(matches!(results[0].handled, Handled::Retry(_)));
+    }
+
+    /// Opens with the envelope secret `envelope` (key `k1`), and records the correlation ids it
+    /// handles; the secret may be made unreadable.
+    struct Sealed {
+        seal: Seal,
+        seen: Mutex<Vec<String>>,
+    }
+
+    const SEAL_KEY: &str = "k1-0123456789abcdef0123456789abcdef";
+
+    impl Sealed {
+        fn new(secrets: &InMemorySecrets) -> Sealed {
+            secrets.insert(
+                "envelope",
+                serde_json::json!({"current": "k1", "k1": SEAL_KEY}).to_string(),
+            );
+            Sealed {
+                seal: Seal::new(Arc::new(secrets.clone()), "envelope"),
+                seen: Mutex::new(vec![]),
+            }
+        }
+    }
+
+    #[async_trait]
+    impl QueueHandler for Sealed {
+        fn seal(&self) -> Option<&Seal> {
+            Some(&self.seal)
+        }
+
+        async fn handle(&self, envelope: Envelope, _d: &Delivery) -> Handled {
+            self.seen.lock().unwrap().push(envelope.correlation_id);
+            Handled::Done
+        }
+    }
+
+    /// A Core link message of deal group `group`, with correlation id `name`.
+    fn link_body(name: &str) -> String {
+        let deal = DealRef::Opportunity(SfId::parse("006A000010khO8J").unwrap());
+        let account = SfId::parse("001A000010khO8J").unwrap();
+        let link = crate::maxio::link::CoreLinkInput {
+            opportunity_id: SfId::parse("006A000010khO8J").unwrap(),
+            customer_id: 1,
+            subscription_id: 2,
+            attempt: 1,
+            started_at: None,
+            sync_written: false,
+            site: None,
+        };
+        let e = Envelope::new(name, &deal, &account, None, Step::MaxioCoreLink { link });
+        serde_json::to_string(&e).unwrap()
+    }
+
+    fn link_record(id: &str, body: &str, group: &str) -> SqsMessage {
+        in_group(
+            sqs_record(QueueName::MaxioCoreLink, id, body, 1),
+            Some(group),
+        )
+    }
+
+    /// An unsealed record and an unreadable one, then a genuine record of the same group: the
+    /// two bad ones go to the dead letters on their first receive, the genuine one is handled
+    /// in the same batch instead of waiting behind them.
+    #[tokio::test]
+    async fn poison_records_on_a_fifo_queue_are_dead_lettered_and_their_group_goes_on_in_the_same_batch()
+     {
+        let secrets = InMemorySecrets::new();
+        let handler = Sealed::new(&secrets);
+        let genuine = handler.seal.seal(&link_body("genuine")).await.unwrap();
+        let forged = link_body("forged");
+        let unreadable = handler
+            .seal
+            .seal(r#"{"version":1,"nonsense":true}"#)
+            .await
+            .unwrap();
+        let records = [
+            link_record("forged", &forged, "A"),
+            link_record("unreadable", &unreadable, "A"),
+            link_record("genuine", &genuine, "A"),
+        ];
+        let dead = DeadLetters::default();
+
+        let results = run_records(QueueName::MaxioCoreLink, &handler, &dead, &records, None).await;
+
+        assert!(failures(&batch_response(&results)).is_empty());
+        assert_eq!(*handler.seen.lock().unwrap(), ["genuine"]);
+        assert_eq!(
+            *dead.moved.lock().unwrap(),
+            [
+                (
+                    QueueName::MaxioCoreLink,
+                    "forged".to_string(),
+                    forged,
+                    Some("A".to_string())
+                ),
+                (
+                    QueueName::MaxioCoreLink,
+                    "unreadable".to_string(),
+                    unreadable,
+                    Some("A".to_string())
+                ),
+            ],
+            "the same bodies and group"
+        );
+        let codes: Vec<(&str, &str)> = results
+            .iter()
+            .map(|r| {
+                (
+                    r.handled.kind(),
+                    r.handled.failure().map_or("", |f| f.code.as_str()),
+                )
+            })
+            .collect();
+        assert_eq!(
+            codes,
+            [
+                ("dead-lettered", "DEALBRIDGE_UNSEALED"),
+                ("dead-lettered", "DEALBRIDGE_BAD_MESSAGE"),
+                ("done", ""),
+            ]
+        );
+        assert!(
+            results
+                .iter()
+                .all(|r| r.handled.is_finished() && !r.held_back)
+        );
+    }
+
+    /// A message is never lost: when the dead-letter queue refuses it, the record returns as
+    /// before and holds back the rest of its group (SQS dead-letters it after maxReceiveCount).
+    #[tokio::test]
+    async fn a_poison_record_the_dead_letter_queue_refuses_is_retried_and_holds_back_its_group() {
+        let secrets = InMemorySecrets::new();
+        let handler = Sealed::new(&secrets);
+        let genuine = handler.seal.seal(&link_body("genuine")).await.unwrap();
+        let other = handler.seal.seal(&link_body("other")).await.unwrap();
+        let records = [
+            link_record("forged", &link_body("forged"), "A"),
+            link_record("genuine", &genuine, "A"),
+            link_record("other", &other, "B"),
+        ];
+        let dead = DeadLetters::refusing();
+
+        let results = run_records(QueueName::MaxioCoreLink, &handler, &dead, &records, None).await;
+
+        assert_eq!(failures(&batch_response(&results)), ["forged", "genuine"]);
+        assert!(
+            matches!(&results[0].handled, Handled::Retry(f) if f.code == "DEALBRIDGE_UNSEALED")
+        );
+        assert!(results[1].held_back);
+        assert_eq!(*handler.seen.lock().unwrap(), ["other"]);
+    }
+
+    /// The keys not being readable is the stack's trouble, not the message's: it is retried,
+    /// never dead-lettered.
+    #[tokio::test]
+    async fn a_message_whose_keys_cannot_be_read_is_retried_not_dead_lettered() {
+        let secrets = InMemorySecrets::new();
+        let handler = Sealed::new(&secrets);
+        let genuine = handler.seal.seal(&link_body("genuine")).await.unwrap();
+        secrets.insert("envelope", "not json");
+        let dead = DeadLetters::default();
+
+        let results = run_records(
+            QueueName::MaxioCoreLink,
+            &handler,
+            &dead,
+            &[link_record("genuine", &genuine, "A")],
+            None,
+        )
+        .await;
+
+        assert!(
+            matches!(&results[0].handled, Handled::Retry(f) if f.code == "DEALBRIDGE_UNSEALED")
+        );
+        assert!(dead.ids().is_empty());
+        assert!(handler.seen.lock().unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_dead_lettered_message_is_finished_and_says_why() {
+        let h = Handled::DeadLettered(Failure::new(ErrorCode::DealbridgeUnsealed, "no seal"));
+        assert!(h.is_finished());
+        assert_eq!(h.kind(), "dead-lettered");
+        assert_eq!(h.reason().as_deref(), Some("DEALBRIDGE_UNSEALED: no seal"));
+        assert_eq!(
+            h.failure().map(|f| f.code.as_str()),
+            Some("DEALBRIDGE_UNSEALED")
+        );
     }
 
     #[test]

@@ -21,7 +21,7 @@ pub use intake::{
 use crate::config::{Config, ConfigError};
 use crate::ledger::LedgerSettings;
 use crate::maxio::settings::{AbConfig, CoreConfig};
-use crate::queue::QueueUrls;
+use crate::queue::{QueueName, QueueUrls};
 use crate::reconcile::ReconcileSettings;
 use crate::whmcs::WhmcsClientSettings;
 
@@ -46,6 +46,9 @@ pub enum Section {
     Queues,
     /// `WORKER_MAX_RECEIVES`: the maxReceiveCount of the queue a worker consumes.
     Worker,
+    /// The URL of the dead-letter queue of the queue a worker consumes (`<QUEUE>_DLQ_URL`),
+    /// where it moves a message that can never be handled.
+    DeadLetterQueue(QueueName),
     /// The DynamoDB ledger.
     Ledger,
     /// Maxio Advanced Billing (and whether the chain goes on to the Core link).
@@ -62,9 +65,15 @@ pub enum Section {
 }
 
 impl Section {
-    pub const ALL: [Section; 10] = [
+    pub const ALL: [Section; 16] = [
         Section::Queues,
         Section::Worker,
+        Section::DeadLetterQueue(QueueName::MaxioCustomer),
+        Section::DeadLetterQueue(QueueName::MaxioPricePoints),
+        Section::DeadLetterQueue(QueueName::MaxioSubscription),
+        Section::DeadLetterQueue(QueueName::MaxioCoreLink),
+        Section::DeadLetterQueue(QueueName::WhmcsProvision),
+        Section::DeadLetterQueue(QueueName::Delayed),
         Section::Ledger,
         Section::MaxioAb,
         Section::MaxioCore,
@@ -105,8 +114,7 @@ impl Function {
     }
 
     /// The queue a worker function consumes.
-    pub fn queue(self) -> Option<crate::queue::QueueName> {
-        use crate::queue::QueueName;
+    pub fn queue(self) -> Option<QueueName> {
         match self {
             Function::Intake | Function::PlatformEvents | Function::Reconciler => None,
             Function::Delayed => Some(QueueName::Delayed),
@@ -125,12 +133,53 @@ impl Function {
             Function::Intake => &[Queues, Seal, Intake],
             Function::PlatformEvents => &[Queues, Seal, EventSources],
             Function::Reconciler => &[Queues, Seal, Reconciler],
-            Function::Delayed => &[Queues, Seal, Worker, Ledger],
-            Function::MaxioCustomer | Function::MaxioPricePoints | Function::MaxioSubscription => {
-                &[Queues, Seal, Worker, Ledger, MaxioAb]
-            }
-            Function::MaxioCoreLink => &[Queues, Seal, Worker, Ledger, MaxioCore],
-            Function::WhmcsProvision => &[Queues, Seal, Worker, Ledger, Whmcs],
+            Function::Delayed => &[
+                Queues,
+                Seal,
+                Worker,
+                DeadLetterQueue(QueueName::Delayed),
+                Ledger,
+            ],
+            Function::MaxioCustomer => &[
+                Queues,
+                Seal,
+                Worker,
+                DeadLetterQueue(QueueName::MaxioCustomer),
+                Ledger,
+                MaxioAb,
+            ],
+            Function::MaxioPricePoints => &[
+                Queues,
+                Seal,
+                Worker,
+                DeadLetterQueue(QueueName::MaxioPricePoints),
+                Ledger,
+                MaxioAb,
+            ],
+            Function::MaxioSubscription => &[
+                Queues,
+                Seal,
+                Worker,
+                DeadLetterQueue(QueueName::MaxioSubscription),
+                Ledger,
+                MaxioAb,
+            ],
+            Function::MaxioCoreLink => &[
+                Queues,
+                Seal,
+                Worker,
+                DeadLetterQueue(QueueName::MaxioCoreLink),
+                Ledger,
+                MaxioCore,
+            ],
+            Function::WhmcsProvision => &[
+                Queues,
+                Seal,
+                Worker,
+                DeadLetterQueue(QueueName::WhmcsProvision),
+                Ledger,
+                Whmcs,
+            ],
         }
     }
 }
@@ -145,6 +194,9 @@ pub struct Settings {
     /// Salesforce, the secrets cache and the mapping document: every function reads them.
     pub config: Config,
     pub queues: Option<QueueUrls>,
+    /// The dead-letter queue URL of each [`Section::DeadLetterQueue`] read (a queue function's
+    /// own queue).
+    pub dead_letters: Option<QueueUrls>,
     /// The consumed queue's maxReceiveCount, so a handler knows a message's last delivery.
     pub max_receives: u32,
     pub ledger: Option<LedgerSettings>,
@@ -176,6 +228,16 @@ impl Settings {
         let has = |s: Section| sections.contains(&s);
         let config = Config::read(env);
         let queues = has(Section::Queues).then(|| QueueUrls::read(env)).flatten();
+        let dead_letter_queues: Vec<QueueName> = sections
+            .iter()
+            .filter_map(|s| match s {
+                Section::DeadLetterQueue(q) => Some(*q),
+                _ => None,
+            })
+            .collect();
+        let dead_letters = (!dead_letter_queues.is_empty())
+            .then(|| QueueUrls::read_dead_letters(&dead_letter_queues, env))
+            .flatten();
         let max_receives = if has(Section::Worker) {
             env.required(
                 "WORKER_MAX_RECEIVES",
@@ -220,6 +282,7 @@ impl Settings {
             Some(config) if env.problems().is_empty() => Ok(Settings {
                 config,
                 queues,
+                dead_letters,
                 max_receives,
                 ledger,
                 ab,
@@ -266,6 +329,50 @@ mod tests {
             problems.iter().any(|p| p.starts_with("LEDGER_TABLE_NAME")),
             "every problem is named at once: {problems:?}"
         );
+    }
+
+    #[test]
+    fn a_queue_function_without_its_dead_letter_queue_url_is_refused_by_name() {
+        let problems = Settings::from_lookup(Function::MaxioCustomer, |_| None)
+            .unwrap_err()
+            .problems;
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.starts_with("MAXIO_CUSTOMER_DLQ_URL is not set")),
+            "{problems:?}"
+        );
+        let problems = Settings::from_lookup(Function::Delayed, |k| {
+            (k == "DELAYED_DLQ_URL").then(|| "sqs.us-east-1.amazonaws.com/1/dlq".to_string())
+        })
+        .unwrap_err()
+        .problems;
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.starts_with("DELAYED_DLQ_URL \"sqs.us-east-1")
+                    && p.ends_with("is not a queue URL")),
+            "{problems:?}"
+        );
+    }
+
+    #[test]
+    fn each_queue_function_reads_its_own_dead_letter_queue_only() {
+        for f in Function::ALL {
+            let read: Vec<String> = variables(f)
+                .into_keys()
+                .filter(|v| v.ends_with("_DLQ_URL"))
+                .collect();
+            let own: Vec<String> = f
+                .queue()
+                .map(|q| q.dead_letter_url_variable().to_string())
+                .into_iter()
+                .collect();
+            assert_eq!(read, own, "{f:?}");
+            if let Some(v) = own.first() {
+                assert_eq!(variables(f).get(v), Some(&Need::Required), "{f:?}");
+            }
+        }
     }
 
     #[test]

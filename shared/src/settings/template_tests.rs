@@ -1,6 +1,7 @@
 //! `template.yaml` against the configuration: each function is given exactly what it reads
-//! (every variable given is read, every required one is given), and each worker's
-//! `WORKER_MAX_RECEIVES` is its queue's `maxReceiveCount`.
+//! (every variable given is read, every required one is given), each worker's
+//! `WORKER_MAX_RECEIVES` is its queue's `maxReceiveCount`, and each worker's `<QUEUE>_DLQ_URL` is
+//! its queue's dead-letter queue, to which it may send (and only it among the dead-letter queues).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -98,6 +99,33 @@ fn check(template: &str) -> Vec<String> {
                 "{logical} is told WORKER_MAX_RECEIVES {told:?}, but its queue {source} has maxReceiveCount {max_receive:?}"
             ));
         }
+        let dlq = text(&resources[source]["Properties"]["RedrivePolicy"]["deadLetterTargetArn"])
+            .and_then(|arn| arn.strip_suffix(".Arn").map(str::to_string));
+        let variable = queue.dead_letter_url_variable();
+        let told = given.get(variable).and_then(text);
+        if dlq.is_none() || dlq != told {
+            problems.push(format!(
+                "{logical} is told {variable} {told:?}, but its queue {source} dead-letters to {dlq:?}"
+            ));
+        }
+        let sends_to: Vec<String> = resource["Properties"]["Policies"]
+            .as_vec()
+            .into_iter()
+            .flatten()
+            .filter_map(|policy| policy["Statement"].as_vec())
+            .flatten()
+            .filter(|st| {
+                st["Effect"].as_str() == Some("Allow")
+                    && st["Action"].as_str() == Some("sqs:SendMessage")
+            })
+            .filter_map(|st| text(&st["Resource"]))
+            .filter_map(|arn| arn.strip_suffix(".Arn").map(str::to_string))
+            .collect();
+        if dlq.as_ref().is_none_or(|d| sends_to != [d.clone()]) {
+            problems.push(format!(
+                "{logical} may sqs:SendMessage to {sends_to:?} by statement; it should to {dlq:?}, its queue's dead-letter queue, only"
+            ));
+        }
     }
     problems
 }
@@ -138,6 +166,28 @@ fn the_template_check_catches_a_missing_an_unread_and_a_mismatched_variable() {
     assert_eq!(problems.len(), 1, "{problems:?}");
     assert!(
         problems[0].starts_with("DelayedFunction is told WORKER_MAX_RECEIVES"),
+        "{problems:?}"
+    );
+    let other_dlq = TEMPLATE.replacen(
+        "MAXIO_CUSTOMER_DLQ_URL: !Ref MaxioCustomerDLQ",
+        "MAXIO_CUSTOMER_DLQ_URL: !Ref MaxioPricePointsDLQ",
+        1,
+    );
+    assert_eq!(
+        check(&other_dlq),
+        [
+            "MaxioCustomerFunction is told MAXIO_CUSTOMER_DLQ_URL Some(\"MaxioPricePointsDLQ\"), but its queue MaxioCustomerQueue dead-letters to Some(\"MaxioCustomerDLQ\")"
+        ]
+    );
+    let no_grant = TEMPLATE.replacen(
+        "              Resource: !GetAtt WhmcsProvisionDLQ.Arn\n",
+        "              Resource: !GetAtt DelayedDLQ.Arn\n",
+        1,
+    );
+    let problems = check(&no_grant);
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(
+        problems[0].starts_with("WhmcsProvisionFunction may sqs:SendMessage to [\"DelayedDLQ\"]"),
         "{problems:?}"
     );
 }
