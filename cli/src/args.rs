@@ -104,10 +104,15 @@ pub struct SandboxArgs {
     /// Schema of the org (JSON); the bundled one by default.
     #[arg(long, value_name = "PATH")]
     pub schema: Option<PathBuf>,
-    /// Records to load, in `sf data export tree` form; repeat for several files. The bundled
-    /// seed by default.
+    /// Records to load, in `sf data export tree` form: a file, or the folder the export wrote
+    /// (its plan file's order, else every .json file); repeat for several. The bundled seed by
+    /// default.
     #[arg(long = "data", value_name = "PATH")]
     pub data: Vec<PathBuf>,
+    /// The Maxio Core tenant's seed. By default the bundled one when every record it names was
+    /// loaded, else a customer per loaded Account with a contract per won Opportunity.
+    #[arg(long, value_name = "PATH")]
+    pub core_seed: Option<PathBuf>,
     /// Port of the fake Maxio Advanced Billing site.
     #[arg(long, default_value_t = 8441)]
     pub maxio_ab_port: u16,
@@ -124,6 +129,13 @@ pub struct SandboxArgs {
     /// project venv: make venv).
     #[arg(long, default_value_t = true, action = ArgAction::Set)]
     pub aws: bool,
+    /// moto's port (a free one by default).
+    #[arg(long, value_name = "PORT")]
+    pub moto_port: Option<u16>,
+    /// With `--aws false`: an AWS endpoint already running (moto, LocalStack) that the written
+    /// environment points at, with test credentials.
+    #[arg(long, value_name = "URL")]
+    pub aws_endpoint: Option<String>,
     /// Where to write the environment.
     #[arg(long, value_name = "PATH", default_value = "target/sandbox.env")]
     pub write_env: PathBuf,

@@ -115,6 +115,9 @@ async fn run(command: Command, json: bool) -> Result<Outcome, CliError> {
                 dead_letter_queues: true,
                 env_file: Some(a.write_env),
                 broken_subscription: true,
+                core_seed: a.core_seed,
+                moto_port: a.moto_port,
+                aws_endpoint: a.aws_endpoint,
             };
             sandbox::sandbox(&options, json).await
         }

@@ -10,15 +10,6 @@ use serde_json::{Map, Value, json};
 use crate::error::CliError;
 use crate::output::Outcome;
 
-/// The seeded deals present in the org, with their Ids (none when other data was loaded).
-fn seeded_deals(served: &ServedSandbox) -> Vec<(&'static str, String)> {
-    dealbridge_sandbox::serve_all::SEEDED_DEALS
-        .iter()
-        .copied()
-        .filter_map(|r| served.id_of(r).map(|id| (r, id.to_string())))
-        .collect()
-}
-
 fn announce(served: &ServedSandbox, options: &SandboxOptions, as_json: bool) -> String {
     let env_file = options.env_file.as_ref().map(|p| p.display().to_string());
     if as_json {
@@ -36,10 +27,17 @@ fn announce(served: &ServedSandbox, options: &SandboxOptions, as_json: bool) -> 
             "moto": served.moto.as_ref().map(|m| m.endpoint()),
             "envFile": env_file,
             "env": env,
-            "deals": seeded_deals(served)
+            "maxioCoreSeed": served.core_source,
+            "deals": served
+                .deals()
                 .into_iter()
-                .map(|(r, id)| (r.to_string(), Value::String(id)))
-                .collect::<Map<String, Value>>(),
+                .map(|d| json!({
+                    "id": d.id,
+                    "sobject": d.sobject,
+                    "referenceId": d.reference,
+                    "name": d.name,
+                }))
+                .collect::<Vec<Value>>(),
         });
         return format!("{doc}\n");
     }
@@ -60,11 +58,19 @@ fn announce(served: &ServedSandbox, options: &SandboxOptions, as_json: bool) -> 
             "moto: not started (--aws false); the CLI's commands need it for the secrets\n",
         ),
     }
-    let deals = seeded_deals(served);
+    text.push_str(&format!(
+        "Maxio Core customers:         {}\n",
+        served.core_source
+    ));
+    let deals = served.deals();
     if !deals.is_empty() {
-        text.push_str("\nSeeded deals:\n");
-        for (reference, id) in deals {
-            text.push_str(&format!("  {id}  {reference}\n"));
+        text.push_str("\nLoaded deals:\n");
+        for d in deals {
+            let reference = d.reference.unwrap_or_default();
+            text.push_str(&format!(
+                "  {}  {:<11} {:<32} {}\n",
+                d.id, d.sobject, reference, d.name
+            ));
         }
     }
     if let Some(file) = env_file {

@@ -1135,3 +1135,104 @@ async fn a_dry_run_of_an_amendment_shows_the_allocation_with_its_proration_and_c
         status.stdout
     );
 }
+
+/// An `sf data export tree` folder (with its plan) of a customer the bundled seed does not have.
+fn harbor_export() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/harbor-export")
+}
+
+#[tokio::test]
+async fn the_sandbox_rehearses_an_export_of_its_own_and_syncs_its_deal_end_to_end() {
+    let moto_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap()
+        .port();
+    let sandbox = serve_sandbox(&SandboxOptions {
+        data: vec![harbor_export()],
+        moto_port: Some(moto_port),
+        ..SandboxOptions::ephemeral()
+    })
+    .await
+    .expect("the sandbox starts from the export alone");
+    assert_eq!(
+        sandbox.var("AWS_ENDPOINT_URL"),
+        Some(format!("http://127.0.0.1:{moto_port}").as_str()),
+        "moto on the port asked for"
+    );
+    assert!(
+        sandbox.id_of("VolumeOpportunity").is_none(),
+        "no bundled record"
+    );
+    assert!(
+        sandbox
+            .core_source
+            .starts_with("derived from the loaded data: 1 customer"),
+        "{}",
+        sandbox.core_source
+    );
+    let deals = sandbox.deals();
+    let opportunity = id(&sandbox, "OpportunityRef1");
+    assert_eq!(
+        deals
+            .iter()
+            .map(|d| (d.sobject, d.reference.as_deref()))
+            .collect::<Vec<_>>(),
+        [
+            ("Opportunity", Some("OpportunityRef1")),
+            ("Order", Some("OrderRef1"))
+        ]
+    );
+    assert_eq!(deals[0].id, opportunity.to_string());
+    assert_eq!(deals[0].name, "Harbor Freight - Platform 2027");
+
+    let run = dealbridge(&sandbox, &["sync", opportunity.as_str()])
+        .await
+        .expect(0);
+    assert!(run.stdout.contains("COMPLETED"), "{}", run.stdout);
+    let customers = sandbox.maxio_ab.customers();
+    assert_eq!(customers.len(), 1);
+    assert_eq!(customers[0]["organization"], "Harbor Freight Logistics LLC");
+    assert_eq!(
+        customers[0]["state"], "Oregon",
+        "BillingState as the org holds it"
+    );
+    assert_eq!(sandbox.maxio_ab.subscriptions().len(), 1);
+    let opp = record(&sandbox, &opportunity);
+    assert_eq!(field(&opp, "Maxio_Sync_Status__c"), "Synced");
+    assert_eq!(field(&opp, "Maxio_Core_Link_Status__c"), "Linked");
+    let contract = sandbox
+        .maxio_core
+        .contracts()
+        .into_iter()
+        .find(|c| c["sf_id"] == opportunity.as_str())
+        .expect("the derived Core contract");
+    assert_eq!(
+        field(&opp, "Maxio_Core_Contract_Id__c"),
+        contract["id"].to_string()
+    );
+}
+
+#[tokio::test]
+async fn an_error_is_printed_once_as_text_or_as_json() {
+    let sandbox = sandbox().await;
+    let ghost = "006SB0000009999";
+    for json in [false, true] {
+        let mut args = vec!["sync", ghost];
+        if json {
+            args.insert(0, "--json");
+        }
+        let run = dealbridge(&sandbox, &args).await;
+        assert_ne!(run.code, 0);
+        let all = format!("{}{}", run.stdout, run.stderr);
+        let times = all.matches("does not exist").count();
+        assert_eq!(
+            times, 1,
+            "json {json}:\nstdout:\n{}\nstderr:\n{}",
+            run.stdout, run.stderr
+        );
+        if json {
+            assert!(run.json()["error"]["message"].is_string());
+            assert!(run.stderr.is_empty(), "{}", run.stderr);
+        }
+    }
+}

@@ -11,6 +11,7 @@ pub mod maxio_ab;
 pub mod maxio_core;
 pub mod moto;
 pub mod observe;
+pub mod rehearsal;
 pub mod salesforce;
 pub mod serve;
 pub mod serve_all;

@@ -48,15 +48,28 @@ fn free_port() -> Result<u16, MotoError> {
 }
 
 impl Moto {
-    /// Starts a fresh server and waits until it answers.
+    /// Starts a fresh server on a free port and waits until it answers.
     pub async fn start() -> Result<Moto, MotoError> {
+        Moto::start_on(None).await
+    }
+
+    /// Starts a fresh server on `port` (a free one when `None`) and waits until it answers. A
+    /// chosen port is tried once: a taken one is an error naming it.
+    pub async fn start_on(port: Option<u16>) -> Result<Moto, MotoError> {
         let binary = moto_binary();
         if !binary.exists() {
             return Err(MotoError::NotInstalled(binary));
         }
+        if let Some(port) = port {
+            TcpListener::bind(("127.0.0.1", port))
+                .map_err(|e| MotoError::Start(format!("port {port} cannot be used: {e}")))?;
+        }
         let mut last_error = String::new();
-        for _ in 0..3 {
-            let port = free_port()?;
+        for _ in 0..if port.is_some() { 1 } else { 3 } {
+            let port = match port {
+                Some(p) => p,
+                None => free_port()?,
+            };
             let child = Command::new(&binary)
                 .args(["-H", "127.0.0.1", "-p", &port.to_string()])
                 .stdin(Stdio::null())

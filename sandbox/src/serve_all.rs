@@ -23,6 +23,7 @@ use crate::local::{
 use crate::maxio_ab::MaxioAbSandbox;
 use crate::maxio_core::{CoreSettings, MaxioCoreSandbox, SEED_FILE as CORE_SEED_FILE};
 use crate::moto::Moto;
+use crate::rehearsal;
 use crate::salesforce::{OrgSettings, SalesforceSandbox, data_dir};
 use crate::whmcs::{WhmcsSandbox, WhmcsSettings};
 
@@ -115,6 +116,14 @@ pub struct SandboxOptions {
     /// Leave the `Repair` deal's AB subscription as an earlier run left it wrong (with the
     /// bundled seed), so a sync shows the repair.
     pub broken_subscription: bool,
+    /// The Maxio Core tenant's seed. `None`: the bundled one when every record it names was
+    /// loaded, else a tenant derived from the loaded data ([`rehearsal::seed_core_from`]).
+    pub core_seed: Option<PathBuf>,
+    /// With `aws`: moto's port (a free one when `None`).
+    pub moto_port: Option<u16>,
+    /// Without `aws`: the AWS endpoint the written environment points at (a moto or LocalStack
+    /// already running), with its test credentials; no AWS variables when `None`.
+    pub aws_endpoint: Option<String>,
 }
 
 impl Default for SandboxOptions {
@@ -132,6 +141,9 @@ impl Default for SandboxOptions {
             dead_letter_queues: true,
             env_file: Some(PathBuf::from("target/sandbox.env")),
             broken_subscription: true,
+            core_seed: None,
+            moto_port: None,
+            aws_endpoint: None,
         }
     }
 }
@@ -170,6 +182,8 @@ pub struct ServedSandbox {
     pub dead_letter_queues: Option<QueueUrls>,
     /// The functions' environment, in the order it is written.
     pub env: Vec<(String, String)>,
+    /// Where the Maxio Core tenant's customers came from, in words.
+    pub core_source: String,
 }
 
 impl ServedSandbox {
@@ -186,12 +200,27 @@ impl ServedSandbox {
         self.env.iter().map(|(k, v)| format!("{k}={v}\n")).collect()
     }
 
+    /// Every deal of the loaded data (Opportunities, then Orders).
+    pub fn deals(&self) -> Vec<rehearsal::LoadedDeal> {
+        self.salesforce.with_org(|org| rehearsal::deals(org))
+    }
+
     /// The 18-character Id of a seeded record (its `referenceId` in the seed).
     pub fn id_of(&self, reference: &str) -> Option<SfId> {
         self.salesforce
             .id_of(reference)
             .and_then(|id| SfId::parse(&id).ok())
     }
+}
+
+/// The AWS variables of an environment whose AWS is at `endpoint` (moto's test credentials).
+fn aws_endpoint_env(endpoint: &str) -> [(String, String); 4] {
+    [
+        ("AWS_ENDPOINT_URL".to_string(), endpoint.to_string()),
+        ("AWS_REGION".into(), "us-east-1".into()),
+        ("AWS_ACCESS_KEY_ID".into(), "test".into()),
+        ("AWS_SECRET_ACCESS_KEY".into(), "test".into()),
+    ]
 }
 
 /// Starts every fake as `options` says, and writes the environment file if asked.
@@ -205,7 +234,7 @@ pub async fn serve_sandbox(options: &SandboxOptions) -> anyhow::Result<ServedSan
     let data = if options.data.is_empty() {
         vec![dir.join("seed.json")]
     } else {
-        options.data.clone()
+        rehearsal::data_files(&options.data)?
     };
     let org = dealbridge_org::Org::from_files(&schema, &data)
         .with_context(|| format!("loading {}", schema.display()))?;
@@ -240,15 +269,39 @@ pub async fn serve_sandbox(options: &SandboxOptions) -> anyhow::Result<ServedSan
         MaxioCoreSandbox::start_on(CoreSettings::default(), loopback(options.maxio_core_port))
             .await
             .context("starting the Maxio Core fake")?;
-    maxio_core.seed(&data_dir().join(CORE_SEED_FILE), |r| {
+    let resolve = |r: &str| {
         salesforce
             .id_of(r)
             .and_then(|id| SfId::parse(&id).ok())
             .map(|id| id.to_string())
-    })?;
+    };
+    let bundled_core = data_dir().join(CORE_SEED_FILE);
+    let core_source = match &options.core_seed {
+        Some(file) => {
+            maxio_core.seed(file, resolve)?;
+            format!("seeded from {}", file.display())
+        }
+        None if crate::maxio_core::unresolved(&bundled_core, resolve)?.is_empty() => {
+            maxio_core.seed(&bundled_core, resolve)?;
+            "the bundled seed".to_string()
+        }
+        None => {
+            let customers = salesforce.with_org(|org| rehearsal::seed_core_from(org, &maxio_core));
+            format!(
+                "derived from the loaded data: {customers} customer(s), one per Account, with a contract per won Opportunity"
+            )
+        }
+    };
     let whmcs = WhmcsSandbox::start_on(WhmcsSettings::default(), loopback(options.whmcs_port))
         .await
         .context("starting the WHMCS fake")?;
+    if let Some(field) = dealbridge::mapping::Mapping::default()
+        .account
+        .whmcs_client_id
+        .as_deref()
+    {
+        salesforce.with_org(|org| rehearsal::add_whmcs_clients_from(org, &whmcs, field));
+    }
 
     let mut env: Vec<(String, String)> = vec![
         ("SALESFORCE_LOGIN_URL".into(), salesforce.url().into()),
@@ -289,7 +342,7 @@ pub async fn serve_sandbox(options: &SandboxOptions) -> anyhow::Result<ServedSan
     let mut queues = None;
     let mut dead_letter_queues = None;
     let moto = if options.aws {
-        let moto = Moto::start()
+        let moto = Moto::start_on(options.moto_port)
             .await
             .context("starting moto (run `make venv` first, or serve without AWS)")?;
         let aws = moto.sdk_config().await;
@@ -335,15 +388,13 @@ pub async fn serve_sandbox(options: &SandboxOptions) -> anyhow::Result<ServedSan
                 ));
             }
         }
-        env.extend([
-            ("AWS_ENDPOINT_URL".to_string(), moto.endpoint().to_string()),
-            ("AWS_REGION".into(), "us-east-1".into()),
-            ("AWS_ACCESS_KEY_ID".into(), "test".into()),
-            ("AWS_SECRET_ACCESS_KEY".into(), "test".into()),
-        ]);
+        env.extend(aws_endpoint_env(moto.endpoint()));
         queues = Some(urls);
         Some(moto)
     } else {
+        if let Some(endpoint) = &options.aws_endpoint {
+            env.extend(aws_endpoint_env(endpoint));
+        }
         None
     };
 
@@ -357,6 +408,7 @@ pub async fn serve_sandbox(options: &SandboxOptions) -> anyhow::Result<ServedSan
         queues,
         dead_letter_queues,
         env,
+        core_source,
     };
     if let Some(path) = &options.env_file {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {

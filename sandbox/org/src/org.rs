@@ -120,6 +120,14 @@ impl Org {
             .cloned()
     }
 
+    /// The `referenceId` a record was loaded with, if it had one.
+    pub fn reference_of(&self, id: &SfId) -> Option<&str> {
+        self.references
+            .iter()
+            .find(|(_, v)| v.same_record(id))
+            .map(|(k, _)| k.as_str())
+    }
+
     /// The sObject type of a record Id (15 or 18 characters): the record's type if it exists,
     /// otherwise the type whose key prefix the Id carries.
     pub fn sobject_of(&self, id: &str) -> Option<&str> {

@@ -66,6 +66,7 @@ async fn main() -> anyhow::Result<()> {
         dead_letter_queues: true,
         env_file: Some(args.env_file.clone()),
         broken_subscription: true,
+        ..SandboxOptions::default()
     };
     let served = serve_sandbox(&options).await?;
     println!("Salesforce sandbox org:        {}", served.salesforce.url());

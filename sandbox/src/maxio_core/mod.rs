@@ -14,7 +14,7 @@ pub mod routes;
 mod seed;
 mod state;
 
-pub use seed::{SEED_FILE, SeedError};
+pub use seed::{SEED_FILE, SeedError, unresolved};
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};

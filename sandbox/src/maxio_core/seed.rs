@@ -18,7 +18,7 @@ pub enum SeedError {
     Read(PathBuf, std::io::Error),
     #[error("{0} is not a Maxio Core seed: {1}")]
     Shape(PathBuf, serde_json::Error),
-    #[error("{path} refers to {reference}, which the Salesforce seed does not have")]
+    #[error("{path} refers to {reference}, which the loaded Salesforce data does not have")]
     Unknown { path: PathBuf, reference: String },
 }
 
@@ -32,6 +32,30 @@ struct SeedCustomer {
     fields: Map<String, Value>,
     #[serde(default)]
     contracts: Vec<Map<String, Value>>,
+}
+
+/// The `@references` of the seed document at `path` that `resolve` does not know, in order.
+pub fn unresolved(
+    path: &std::path::Path,
+    resolve: impl Fn(&str) -> Option<String>,
+) -> Result<Vec<String>, SeedError> {
+    let text = std::fs::read_to_string(path).map_err(|e| SeedError::Read(path.to_path_buf(), e))?;
+    let seed: Seed =
+        serde_json::from_str(&text).map_err(|e| SeedError::Shape(path.to_path_buf(), e))?;
+    let mut missing = Vec::new();
+    for customer in &seed.customers {
+        for fields in std::iter::once(&customer.fields).chain(&customer.contracts) {
+            for value in fields.values() {
+                if let Some(reference) = value.as_str().and_then(|s| s.strip_prefix('@'))
+                    && resolve(reference).is_none()
+                    && !missing.iter().any(|m| m == reference)
+                {
+                    missing.push(reference.to_string());
+                }
+            }
+        }
+    }
+    Ok(missing)
 }
 
 impl MaxioCoreSandbox {
