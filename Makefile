@@ -3,7 +3,7 @@
 CARGO ?= cargo
 VENV  := .venv
 
-.PHONY: all demo test venv fmt fmt-check lint template sandbox watch build cli deploy bench clean
+.PHONY: all demo test venv fmt fmt-check lint template salesforce-check sandbox watch build cli deploy bench clean
 
 all: test
 
@@ -11,8 +11,8 @@ all: test
 demo:
 	$(CARGO) run --quiet -p dealbridge-sandbox --bin demo
 
-## test: formatting, lints and the full test suite (what .ci/run runs)
-test: venv fmt-check lint
+## test: formatting, lints, the Salesforce package's offline checks and the full test suite (what .ci/run runs)
+test: venv fmt-check lint salesforce-check
 	$(CARGO) test --workspace --all-targets --locked
 
 ## venv: the Python tools the tests use (moto's server), in .venv
@@ -32,6 +32,12 @@ lint: venv template
 template: venv
 	SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION=us-east-1 .venv-sam/bin/sam validate --lint
 	$(VENV)/bin/cfn-lint template.yaml -a cfn_lint_serverless.rules
+
+## salesforce-check: the Salesforce package (salesforce/) offline: the Salesforce CLI converts it as a
+##                   deploy would, every Apex class and trigger parses, every metadata file matches
+##                   the Metadata API's types (installs the CLI into salesforce/node_modules once)
+salesforce-check:
+	scripts/check-salesforce-package.sh
 
 ## sandbox: serve the fake Salesforce org (127.0.0.1:8440) and moto with the queues and secrets;
 ##          writes target/sandbox.env for `make watch`
@@ -64,4 +70,4 @@ bench: venv
 
 clean:
 	$(CARGO) clean
-	rm -rf $(VENV) .venv-sam .aws-sam
+	rm -rf $(VENV) .venv-sam .aws-sam salesforce/node_modules
