@@ -3,7 +3,7 @@
 CARGO ?= cargo
 VENV  := .venv
 
-.PHONY: all demo test venv fmt fmt-check lint template salesforce-check sandbox watch build cli deploy bench clean
+.PHONY: all demo test venv fmt fmt-check lint template deploy-rehearsal salesforce-check sandbox watch build cli deploy bench clean
 
 all: test
 
@@ -11,8 +11,9 @@ all: test
 demo:
 	$(CARGO) run --quiet -p dealbridge-sandbox --bin demo
 
-## test: formatting, lints, the Salesforce package's offline checks and the full test suite (what .ci/run runs)
-test: venv fmt-check lint salesforce-check
+## test: formatting, lints, the deploy rehearsal, the Salesforce package's offline checks and the
+##       full test suite (what .ci/run runs)
+test: venv fmt-check lint deploy-rehearsal salesforce-check
 	$(CARGO) test --workspace --all-targets --locked
 
 ## venv: the Python tools the tests use (moto's server), in .venv
@@ -32,6 +33,11 @@ lint: venv template
 template: venv
 	SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION=us-east-1 .venv-sam/bin/sam validate --lint
 	$(VENV)/bin/cfn-lint template.yaml -a cfn_lint_serverless.rules
+
+## deploy-rehearsal: the stack as sam deploy would create it, on moto's CloudFormation (with every
+##                   option on, then off), read back and checked against the template
+deploy-rehearsal: venv
+	$(VENV)/bin/python scripts/rehearsal/rehearse.py
 
 ## salesforce-check: the Salesforce package (salesforce/) offline: the Salesforce CLI converts it as a
 ##                   deploy would, every Apex class and trigger parses, every metadata file matches

@@ -1,8 +1,9 @@
 //! A burst of won deals handled by workers running concurrently, as Lambda runs them: several
 //! tasks per queue, each taking a batch of up to 10 messages and handing it to the same handler
-//! `LocalStack::run_batch` uses, on a multi-thread runtime. The Maxio AB workers' concurrency is
-//! the template's reserved concurrency (1, 2, 1: at most 4 AB requests in flight, AB's limit per
-//! site).
+//! `LocalStack::run_batch` uses, on a multi-thread runtime. Every worker count is the template's
+//! (read from template.yaml); each AB function instance has its own AB clients, whose request
+//! budgets share one slot table (as the deployed containers share DynamoDB), answering after
+//! [`BUDGET_TABLE_LATENCY`].
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -10,9 +11,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use dealbridge::maxio::steps::MaxioDeps;
 use dealbridge::queue::QueueName;
 use dealbridge::salesforce::SfId;
+use dealbridge_sandbox::ab_sites::UK_SITE;
 use dealbridge_sandbox::local::LocalStack;
+use dealbridge_sandbox::maxio_ab::AbSettings;
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
 
@@ -23,59 +27,108 @@ use crate::deals::{Trigger, clear_logs, sample_event, send, set_latency, warm_up
 /// How many function instances consume each queue.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Concurrency {
-    pub name: &'static str,
+    pub name: String,
     pub workers: Vec<(QueueName, usize)>,
 }
 
+/// The SAM template the numbers are read from.
+const TEMPLATE: &str = include_str!("../../template.yaml");
+
+/// Instances of a queue function the template does not bound (WHMCS: no WHMCS deal in the
+/// burst).
+const UNBOUNDED_INSTANCES: usize = 4;
+
 impl Concurrency {
-    /// The template: reserved concurrency 1 / 2 / 1 for the AB workers, 1 for the Core link,
-    /// the delayed queue's maximum concurrency 2, WHMCS unreserved (4 here; no WHMCS deal in
-    /// the burst).
-    pub fn template() -> Concurrency {
-        Concurrency {
-            name: "template (customer 1, price points 2, subscription 1, Core link 1)",
-            workers: vec![
-                (QueueName::MaxioCustomer, 1),
-                (QueueName::MaxioPricePoints, 2),
-                (QueueName::MaxioSubscription, 1),
-                (QueueName::MaxioCoreLink, 1),
-                (QueueName::WhmcsProvision, 4),
-                (QueueName::Delayed, 2),
-            ],
-        }
+    /// template.yaml's: each worker function's SQS event source `ScalingConfig.MaximumConcurrency`,
+    /// else its `ReservedConcurrentExecutions`, else [`UNBOUNDED_INSTANCES`].
+    pub fn template() -> anyhow::Result<Concurrency> {
+        Concurrency::from_template(TEMPLATE)
     }
 
-    /// AB's 4 slots split by the calls each step makes (2, 2, 3), and a Core link as wide as
-    /// AB: what the burst would take with the reserved concurrency changed (not deployed).
-    pub fn balanced() -> Concurrency {
-        Concurrency {
-            name: "alternative (customer 1, price points 1, subscription 2, Core link 4)",
-            workers: vec![
-                (QueueName::MaxioCustomer, 1),
-                (QueueName::MaxioPricePoints, 1),
-                (QueueName::MaxioSubscription, 2),
-                (QueueName::MaxioCoreLink, 4),
-                (QueueName::WhmcsProvision, 4),
-                (QueueName::Delayed, 2),
-            ],
+    /// The numbers of the template `text` (`<Queue>Function` consumes the queue `<Queue>`).
+    pub fn from_template(text: &str) -> anyhow::Result<Concurrency> {
+        use yaml_rust2::{Yaml, YamlLoader};
+        let docs = YamlLoader::load_from_str(text).context("template.yaml is not YAML")?;
+        let resources = &docs.first().context("template.yaml is empty")?["Resources"];
+        let whole = |y: &Yaml| match y {
+            Yaml::Integer(n) => usize::try_from(*n).ok(),
+            Yaml::String(s) => s.parse().ok(),
+            _ => None,
+        };
+        let mut workers = Vec::new();
+        for queue in QueueName::ALL {
+            let logical = format!("{queue:?}Function");
+            let function = &resources[logical.as_str()];
+            if function.is_badvalue() {
+                anyhow::bail!("template.yaml has no {logical}");
+            }
+            let properties = &function["Properties"];
+            let from_events = properties["Events"].as_hash().and_then(|events| {
+                events
+                    .values()
+                    .find_map(|e| whole(&e["Properties"]["ScalingConfig"]["MaximumConcurrency"]))
+            });
+            let n = from_events
+                .or_else(|| whole(&properties["ReservedConcurrentExecutions"]))
+                .unwrap_or(UNBOUNDED_INSTANCES);
+            workers.push((queue, n));
         }
+        let name = format!(
+            "template (customer {}, price points {}, subscription {}, Core link {})",
+            of(&workers, QueueName::MaxioCustomer),
+            of(&workers, QueueName::MaxioPricePoints),
+            of(&workers, QueueName::MaxioSubscription),
+            of(&workers, QueueName::MaxioCoreLink),
+        );
+        Ok(Concurrency { name, workers })
     }
 
     /// Instances consuming `queue`.
     pub fn of(&self, queue: QueueName) -> usize {
-        self.workers
-            .iter()
-            .find(|(q, _)| *q == queue)
-            .map_or(0, |(_, n)| *n)
+        of(&self.workers, queue)
     }
+}
 
-    /// Maxio AB requests that can be in flight at once (the three AB workers handle a batch's
-    /// records one after the other, one request at a time).
-    pub fn ab_slots(&self) -> usize {
-        self.of(QueueName::MaxioCustomer)
-            + self.of(QueueName::MaxioPricePoints)
-            + self.of(QueueName::MaxioSubscription)
-    }
+fn of(workers: &[(QueueName, usize)], queue: QueueName) -> usize {
+    workers
+        .iter()
+        .find(|(q, _)| *q == queue)
+        .map_or(0, |(_, n)| *n)
+}
+
+/// The queues whose functions call Maxio AB: each instance has its own AB clients and budgets.
+const AB_QUEUES: [QueueName; 3] = [
+    QueueName::MaxioCustomer,
+    QueueName::MaxioPricePoints,
+    QueueName::MaxioSubscription,
+];
+
+/// The round trip assumed for each call to the budget's table (DynamoDB answers a single-item
+/// read or write within a region in single-digit milliseconds).
+pub const BUDGET_TABLE_LATENCY: Duration = Duration::from_millis(5);
+
+/// What the AB request budget cost in a burst.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BudgetCost {
+    /// Calls to the slot table (reads, takes, give-backs).
+    pub table_calls: u64,
+    /// Requests sent on a slot.
+    pub permits: u64,
+    /// Of those, on a slot the instance already held (no table call).
+    pub reused: u64,
+    /// Time requests waited for a slot, in all.
+    pub waited: Duration,
+}
+
+/// One AB site's share of a burst.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SiteShare {
+    pub site: String,
+    /// Requests answered (not 429).
+    pub answered: usize,
+    pub rate_limited: usize,
+    /// Its budget's slots.
+    pub slots: usize,
 }
 
 /// What a burst did.
@@ -101,6 +154,22 @@ pub struct BurstResult {
     /// Deals that did not end Synced and linked, with the first reasons.
     pub failures: Vec<String>,
     pub dead_letters: usize,
+    /// Each AB site's requests.
+    pub sites: Vec<SiteShare>,
+    pub budget: BudgetCost,
+}
+
+impl BurstResult {
+    /// What AB's budgets allow: the busiest site's answered requests × the latency / its slots.
+    pub fn bound(&self) -> Duration {
+        self.sites
+            .iter()
+            .map(|s| {
+                self.latency * u32::try_from(s.answered).unwrap_or(u32::MAX) / s.slots.max(1) as u32
+            })
+            .max()
+            .unwrap_or_default()
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -129,14 +198,23 @@ struct Shared {
     stop: AtomicUsize,
 }
 
-/// Loads `deals` copies of the volume deal, with Core customers and contracts for them.
-fn seed(stack: &LocalStack, deals: usize) -> anyhow::Result<Vec<(SfId, SfId)>> {
-    let ids = load_copies(
+/// Loads `deals` copies of the volume deal (USD, the default site), or with `two_sites` every
+/// other one a copy of the sterling deal (GBP, the `uk` site), with Core customers and contracts
+/// for them.
+fn seed(stack: &LocalStack, deals: usize, two_sites: bool) -> anyhow::Result<Vec<(SfId, SfId)>> {
+    let sterling = if two_sites { deals / 2 } else { 0 };
+    let mut ids = load_copies(
         &stack.salesforce,
         "Volume",
-        deals,
+        deals - sterling,
         &["Opportunity", "Account"],
     )?;
+    ids.extend(load_copies(
+        &stack.salesforce,
+        "Sterling",
+        sterling,
+        &["Opportunity", "Account"],
+    )?);
     let mut out = Vec::with_capacity(ids.len());
     for (n, pair) in ids.into_iter().enumerate() {
         let [opportunity, account] = <[SfId; 2]>::try_from(pair)
@@ -162,6 +240,7 @@ async fn worker(
     stack: Arc<LocalStack>,
     shared: Arc<Shared>,
     queue: QueueName,
+    instance: Option<Arc<MaxioDeps>>,
     handled: Arc<Mutex<BTreeMap<String, usize>>>,
     ab_done: Arc<Mutex<Option<Instant>>>,
 ) {
@@ -178,7 +257,10 @@ async fn worker(
             continue;
         }
         shared.generation.fetch_add(1, Ordering::SeqCst);
-        let failed = stack.run_batch(queue, &batch).await;
+        let failed = match &instance {
+            Some(handler) => stack.run_batch_on(handler.as_ref(), queue, &batch).await,
+            None => stack.run_batch(queue, &batch).await,
+        };
         for r in &batch {
             if !failed.contains(&r.message_id) {
                 stack.queue.delete(queue, &r.receipt);
@@ -278,12 +360,15 @@ pub async fn run(
     deals: usize,
     latency: Duration,
     concurrency: Concurrency,
+    two_sites: bool,
 ) -> anyhow::Result<BurstResult> {
     let stack = LocalStack::start().await?;
-    let ids = Arc::new(seed(&stack, deals)?);
+    let ids = Arc::new(seed(&stack, deals, two_sites)?);
     warm_up(&stack).await?;
     clear_logs(&stack);
     set_latency(&stack, latency);
+    stack.budget_table.set_latency(BUDGET_TABLE_LATENCY);
+    let table_calls_before = stack.budget_table.calls();
     let stack = Arc::new(stack);
     let shared = Arc::new(Shared::default());
     let handled = Arc::new(Mutex::new(BTreeMap::new()));
@@ -291,12 +376,25 @@ pub async fn run(
 
     let started = Instant::now();
     let mut workers = Vec::new();
+    let mut instances = Vec::new();
     for (queue, n) in &concurrency.workers {
-        for _ in 0..*n {
+        for i in 0..*n {
+            // Each AB function instance is a container of its own: its own AB clients, its own
+            // holder name in the shared budget table.
+            let instance = if AB_QUEUES.contains(queue) {
+                let deps = stack
+                    .maxio_instance(&format!("{queue}-{i}"))
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+                instances.push(deps.clone());
+                Some(deps)
+            } else {
+                None
+            };
             workers.push(tokio::spawn(worker(
                 stack.clone(),
                 shared.clone(),
                 *queue,
+                instance,
                 handled.clone(),
                 ab_done.clone(),
             )));
@@ -370,9 +468,34 @@ pub async fn run(
         .iter()
         .map(|q| stack.queue.dead_letters(*q).len())
         .sum();
+    let mut budget = BudgetCost {
+        table_calls: stack.budget_table.calls() - table_calls_before,
+        ..BudgetCost::default()
+    };
+    for deps in &instances {
+        for b in deps.sites.budgets() {
+            let stats = b.stats();
+            budget.permits += stats.permits;
+            budget.reused += stats.reused;
+            budget.waited += Duration::from_micros(stats.waited_micros);
+        }
+    }
+    let slots = AbSettings::default().max_concurrent_requests;
+    let share = |site: &str, requests: Vec<dealbridge_sandbox::observe::LoggedRequest>| SiteShare {
+        site: site.to_string(),
+        answered: requests.iter().filter(|r| r.status != 429).count(),
+        rate_limited: requests.iter().filter(|r| r.status == 429).count(),
+        slots,
+    };
+    let mut sites = vec![share("default", stack.maxio_ab.observer().requests())];
+    if two_sites {
+        sites.push(share(UK_SITE, stack.maxio_ab_uk.observer().requests()));
+    }
     Ok(BurstResult {
         deals,
         concurrency,
+        sites,
+        budget,
         latency,
         wall,
         ab_phase,

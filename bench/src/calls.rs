@@ -17,7 +17,7 @@ pub struct Calls {
     pub sf_token: usize,
     pub sf_reads: usize,
     pub sf_writes: usize,
-    /// Maxio AB requests, 429 answers included.
+    /// Maxio AB requests (every site), 429 answers included.
     pub ab: usize,
     /// Maxio AB requests answered 429 (over the site's concurrency limit).
     pub ab_429: usize,
@@ -156,7 +156,14 @@ pub fn count(stack: &LocalStack) -> Calls {
     for r in stack.salesforce.observer().requests() {
         salesforce(&mut calls, &r);
     }
-    for r in stack.maxio_ab.observer().requests() {
+    // Every AB site's requests (the `uk` site's too: a cold process reads its currencies).
+    for r in stack
+        .maxio_ab
+        .observer()
+        .requests()
+        .into_iter()
+        .chain(stack.maxio_ab_uk.observer().requests())
+    {
         maxio_ab(&mut calls, &r);
     }
     for r in stack.maxio_core.observer().requests() {

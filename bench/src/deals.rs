@@ -298,6 +298,7 @@ pub async fn warm_up(stack: &LocalStack) -> anyhow::Result<()> {
 pub fn clear_logs(stack: &LocalStack) {
     stack.salesforce.observer().clear_log();
     stack.maxio_ab.observer().clear_log();
+    stack.maxio_ab_uk.observer().clear_log();
     stack.maxio_core.observer().clear_log();
     stack.whmcs.observer().clear_log();
 }
@@ -306,6 +307,7 @@ pub fn clear_logs(stack: &LocalStack) {
 pub fn set_latency(stack: &LocalStack, latency: Duration) {
     stack.salesforce.observer().set_default_latency(latency);
     stack.maxio_ab.observer().set_default_latency(latency);
+    stack.maxio_ab_uk.observer().set_default_latency(latency);
     stack.maxio_core.observer().set_default_latency(latency);
     stack.whmcs.observer().set_default_latency(latency);
 }

@@ -47,6 +47,7 @@ pub const FUNCTIONS: [&str; 9] = [
 
 /// The ledger table created in moto.
 const LEDGER_TABLE: &str = "dealbridge-ledger";
+const BUDGET_TABLE: &str = "dealbridge-ab-budget";
 
 /// Lost won deals the reconciler finds on each run (its per-run bound, 50 by default).
 const RECONCILER_DEALS: usize = 50;
@@ -172,6 +173,7 @@ fn function_env(name: &str, at: &Endpoints) -> Vec<(String, String)> {
         ("WHMCS_BASE_URL", at.whmcs.as_str()),
         ("WHMCS_SECRET_NAME", WHMCS_SECRET),
         ("LEDGER_TABLE_NAME", LEDGER_TABLE),
+        ("MAXIO_AB_BUDGET_TABLE", BUDGET_TABLE),
         ("LEDGER_RETENTION_DAYS", "90"),
         ("WORKER_MAX_RECEIVES", "10"),
         ("ENVELOPE_SECRET_NAME", ENVELOPE_SECRET),
@@ -442,6 +444,11 @@ async fn load_sandbox(deals: usize) -> anyhow::Result<LoadSandbox> {
     )
     .await?;
     create_ledger_table(&aws_sdk_dynamodb::Client::new(&aws), LEDGER_TABLE).await?;
+    dealbridge_sandbox::aws::create_budget_table(
+        &aws_sdk_dynamodb::Client::new(&aws),
+        BUDGET_TABLE,
+    )
+    .await?;
     let endpoints = Endpoints {
         aws: moto.endpoint().to_string(),
         queues: QueueName::ALL

@@ -3,7 +3,7 @@
 //!
 //! 1. API calls per seeded deal, per system, next to the fewest the flow needs.
 //! 2. End-to-end latency per deal (intake to last write-back), next to its critical path.
-//! 3. A burst of deals on concurrent workers, next to Maxio AB's 4 concurrent requests.
+//! 3. A burst of deals on concurrent workers, next to Maxio AB's 4 concurrent requests per site.
 //! 4. Per function: binary size, init time and peak memory of the release binaries.
 
 pub mod burst;
@@ -36,8 +36,8 @@ pub struct Options {
     pub runs: usize,
     /// Deals in the burst (0: no burst).
     pub burst: usize,
-    /// Also run the burst with the alternative reserved concurrency.
-    pub alternative_burst: bool,
+    /// Also run the burst with half its deals on a second AB site.
+    pub two_site_burst: bool,
     /// Where the release binaries are (`None`: functions not measured).
     pub functions_dir: Option<PathBuf>,
     /// Timed starts per function.
@@ -53,7 +53,7 @@ impl Options {
             latency,
             runs: 20,
             burst: 1000,
-            alternative_burst: true,
+            two_site_burst: true,
             functions_dir: None,
             starts: 10,
             load: 200,
@@ -66,7 +66,7 @@ impl Options {
             latency,
             runs: 3,
             burst: 40,
-            alternative_burst: true,
+            two_site_burst: true,
             functions_dir: None,
             starts: 3,
             load: 20,
@@ -125,16 +125,27 @@ pub async fn run(options: &Options) -> anyhow::Result<Results> {
     }
     let mut bursts = Vec::new();
     if options.burst > 0 {
-        let mut configs = vec![Concurrency::template()];
-        if options.alternative_burst {
-            configs.push(Concurrency::balanced());
+        let concurrency = Concurrency::template()?;
+        let mut runs = vec![false];
+        if options.two_site_burst {
+            runs.push(true);
         }
-        for c in configs {
+        for two_sites in runs {
             progress(&format!(
-                "burst of {} deals, workers: {}",
-                options.burst, c.name
+                "burst of {} deals on {} AB site(s), workers: {}",
+                options.burst,
+                if two_sites { 2 } else { 1 },
+                concurrency.name
             ));
-            bursts.push(burst::run(options.burst, options.latency, c).await?);
+            bursts.push(
+                burst::run(
+                    options.burst,
+                    options.latency,
+                    concurrency.clone(),
+                    two_sites,
+                )
+                .await?,
+            );
         }
     }
     let functions = match &options.functions_dir {

@@ -38,9 +38,9 @@ struct Args {
     /// Invocations per function for its peak RSS (default 200; 20 with --quick; 0 for none).
     #[arg(long)]
     load: Option<usize>,
-    /// Only the template's reserved concurrency in the burst.
+    /// Only the one-site burst (not the one with half its deals on a second AB site).
     #[arg(long)]
-    no_alternative: bool,
+    one_site: bool,
     /// Another build to compare with, as LABEL=DIR (DIR holds its binaries and its `bench`);
     /// repeatable.
     #[arg(long = "compare", value_name = "LABEL=DIR")]
@@ -69,7 +69,7 @@ fn options(args: &Args) -> anyhow::Result<Options> {
     if let Some(l) = args.load {
         o.load = l;
     }
-    o.alternative_burst = !args.no_alternative;
+    o.two_site_burst = !args.one_site;
     if !args.no_functions {
         let dir = match &args.functions_dir {
             Some(d) => d.clone(),
@@ -104,7 +104,7 @@ fn compare(spec: &str, o: &Options) -> anyhow::Result<Comparison> {
             &o.starts.to_string(),
             "--load",
             "0",
-            "--no-alternative",
+            "--one-site",
             "--functions-dir",
             dir,
         ])

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use dealbridge::queue::QueueName;
 use dealbridge_bench::report::{Context, render};
 use dealbridge_bench::{Options, run};
 
@@ -11,7 +12,7 @@ async fn the_quick_benchmark_runs_and_every_deal_makes_the_fewest_calls() {
     let mut options = Options::quick(Duration::from_millis(1));
     options.runs = 1;
     options.burst = 12;
-    options.alternative_burst = false;
+    options.two_site_burst = false;
     let results = run(&options).await.unwrap();
 
     assert_eq!(results.calls.len(), 9);
@@ -35,8 +36,8 @@ async fn the_quick_benchmark_runs_and_every_deal_makes_the_fewest_calls() {
     assert_eq!(volume.warm.sf_writes, 1);
     assert_eq!(
         volume.cold.ab,
-        volume.warm.ab + 4,
-        "a cold process reads the site's currencies, the product and the two components once"
+        volume.warm.ab + 5,
+        "a cold process reads both sites' currencies, the product and the two components once"
     );
 
     assert_eq!(results.latency.len(), 8);
@@ -59,7 +60,24 @@ async fn the_quick_benchmark_runs_and_every_deal_makes_the_fewest_calls() {
     assert!(burst.failures.is_empty(), "{:?}", burst.failures);
     assert_eq!(burst.dead_letters, 0);
     assert_eq!(burst.calls.ab_429, 0);
-    assert_eq!(burst.calls.ab, 12 * volume.warm.ab);
+    // Each AB function instance is a container of its own: a cold one reads both sites'
+    // currencies, the product and the two components once.
+    let cold = burst.calls.ab - 12 * volume.warm.ab;
+    let instances: usize = [
+        QueueName::MaxioCustomer,
+        QueueName::MaxioPricePoints,
+        QueueName::MaxioSubscription,
+    ]
+    .iter()
+    .map(|q| burst.concurrency.of(*q))
+    .sum();
+    assert!(cold <= 5 * instances, "{cold} cold reads");
+    assert_eq!(
+        burst.budget.permits as usize, burst.calls.ab,
+        "every AB request was sent on a slot of the site's budget"
+    );
+    assert!(burst.budget.table_calls > 0);
+    assert_eq!(burst.sites.len(), 1);
     assert_eq!(burst.calls.core, 12 * volume.warm.core);
     assert_eq!(burst.calls.sf_reads, 12);
     assert_eq!(burst.calls.sf_writes, 12);

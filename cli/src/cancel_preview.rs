@@ -54,11 +54,12 @@ pub async fn preview(
         return Ok((lines, true));
     }
     if let Some(sub) = &plan.subscription {
-        let AbConfig { client, .. } = section(AbConfig::read)?;
+        let ab = section(AbConfig::read)?;
         let sites = dealbridge::maxio::sites::build(
-            &client,
+            &ab.client,
             &connected.mapping.maxio,
             connected.secrets.clone(),
+            connected.budget_table(&ab),
         )
         .map_err(CliError::config)?;
         let system = format!("AB subscription {} (site {})", sub.id, sub.site);

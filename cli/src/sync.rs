@@ -292,11 +292,14 @@ async fn dry_run(connected: &Connected, deal: &DealRef) -> Result<Outcome, CliEr
     for step in &work.steps {
         match step {
             PlannedStep::MaxioCustomer { .. } => {
+                let ab = section(AbConfig::read)?;
+                let budget = connected.budget_table(&ab);
                 let AbConfig {
                     client,
                     deal: settings,
                     core_link,
-                } = section(AbConfig::read)?;
+                    ..
+                } = ab;
                 let core = if core_link {
                     let CoreConfig { client, link } = section(CoreConfig::read)?;
                     Some((client, link))
@@ -307,6 +310,7 @@ async fn dry_run(connected: &Connected, deal: &DealRef) -> Result<Outcome, CliEr
                     &client,
                     &connected.mapping.maxio,
                     connected.secrets.clone(),
+                    budget,
                 )
                 .map_err(CliError::config)?;
                 let today = wiring::system_clock().now().date_naive();

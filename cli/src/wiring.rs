@@ -74,6 +74,20 @@ impl Connected {
         })
     }
 
+    /// The AB budgets' table when `MAXIO_AB_BUDGET_TABLE` names one: the CLI's AB requests then
+    /// count against the same budget as the deployed functions'. Else each site's budget is
+    /// this process's own.
+    pub fn budget_table(
+        &self,
+        ab: &dealbridge::maxio::settings::AbConfig,
+    ) -> Option<dealbridge::budget::SharedBudgets> {
+        ab.budget_table.as_deref().map(|table| {
+            dealbridge::budget::SharedBudgets::new(Arc::new(
+                dealbridge::budget::DynamoDbSlotTable::from_sdk(&self.aws, table),
+            ))
+        })
+    }
+
     /// The deal loader (one Composite call per deal).
     pub fn loader(&self) -> SnapshotLoader {
         SnapshotLoader::new(self.salesforce.clone(), self.mapping.clone())
@@ -114,6 +128,7 @@ impl Connected {
             ledger: Some(ledger),
             clock: system_clock(),
             retry: RetryPolicy::default(),
+            budget: settings.ab.as_ref().and_then(|ab| self.budget_table(ab)),
         };
         Wiring::new(settings, platform).map_err(|e| CliError::Config(e.problems))
     }

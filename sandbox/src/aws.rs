@@ -150,3 +150,51 @@ pub async fn create_ledger_table(
         .await?;
     Ok(())
 }
+
+/// Creates the AB request budgets' table as the template does: `site` (S) and `slot` (N) as
+/// partition and sort key, on demand, with TTL on `expires_at`.
+pub async fn create_budget_table(
+    client: &aws_sdk_dynamodb::Client,
+    name: &str,
+) -> anyhow::Result<()> {
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+        TimeToLiveSpecification,
+    };
+    use dealbridge::budget::dynamodb::{EXPIRES_AT, SITE, SLOT};
+
+    let key = |attribute: &str, key_type: KeyType| {
+        KeySchemaElement::builder()
+            .attribute_name(attribute)
+            .key_type(key_type)
+            .build()
+    };
+    let attribute = |attribute: &str, kind: ScalarAttributeType| {
+        AttributeDefinition::builder()
+            .attribute_name(attribute)
+            .attribute_type(kind)
+            .build()
+    };
+    client
+        .create_table()
+        .table_name(name)
+        .billing_mode(BillingMode::PayPerRequest)
+        .key_schema(key(SITE, KeyType::Hash)?)
+        .key_schema(key(SLOT, KeyType::Range)?)
+        .attribute_definitions(attribute(SITE, ScalarAttributeType::S)?)
+        .attribute_definitions(attribute(SLOT, ScalarAttributeType::N)?)
+        .send()
+        .await?;
+    client
+        .update_time_to_live()
+        .table_name(name)
+        .time_to_live_specification(
+            TimeToLiveSpecification::builder()
+                .enabled(true)
+                .attribute_name(EXPIRES_AT)
+                .build()?,
+        )
+        .send()
+        .await?;
+    Ok(())
+}

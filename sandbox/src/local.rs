@@ -23,7 +23,7 @@ use dealbridge::secrets::InMemorySecrets;
 use dealbridge::settings::{Env, Section, Settings};
 use dealbridge::snapshot::SnapshotLoader;
 use dealbridge::whmcs::provision::WhmcsDeps;
-use dealbridge::wiring::{Platform, Wiring};
+use dealbridge::wiring::{Platform, StartError, Wiring};
 
 use crate::harness::{SALESFORCE_SECRET, credentials_secret, environment};
 use crate::maxio_ab::MaxioAbSandbox;
@@ -104,6 +104,10 @@ pub struct LocalStack {
     pub whmcs: WhmcsSandbox,
     pub ledger: InMemoryLedger,
     pub whmcs_deps: Arc<WhmcsDeps>,
+    /// The AB request budgets' slots, shared by every handler (and [`LocalStack::maxio_instance`]).
+    pub budget_table: Arc<dealbridge::budget::MemorySlotTable>,
+    /// The platform the wiring was built on, before it sealed the queue.
+    unsealed: Platform,
     /// The production wiring the handlers above were built with.
     pub wiring: Wiring,
 }
@@ -231,6 +235,9 @@ impl LocalStack {
         }
         let clock = ManualClock::new(sample_time());
         let ledger = InMemoryLedger::new(DEFAULT_RETENTION);
+        let budget_table = Arc::new(dealbridge::budget::MemorySlotTable::new());
+        let budgets = dealbridge::budget::SharedBudgets::new(budget_table.clone())
+            .as_holder("local", Arc::new(clock.clone()));
         let platform = Platform {
             secrets: Arc::new(secrets.clone()),
             queue: Arc::new(queue.clone()),
@@ -242,7 +249,10 @@ impl LocalStack {
                 base_delay: Duration::from_millis(5),
                 max_delay: Duration::from_millis(40),
             },
+            // One table for every handler, as the deployed containers share DynamoDB's.
+            budget: Some(budgets),
         };
+        let unsealed = platform.clone();
         let wiring = Wiring::new(settings, platform)?;
         Ok(LocalStack {
             config: wiring.settings.config.clone(),
@@ -262,8 +272,32 @@ impl LocalStack {
             maxio_core,
             whmcs,
             ledger,
+            budget_table,
+            unsealed,
             wiring,
         })
+    }
+
+    /// The Maxio AB steps' handler of another function instance: its own AB clients, whose
+    /// request budgets share this stack's slot table under `holder`'s name, as the deployed
+    /// containers share DynamoDB's.
+    pub fn maxio_instance(&self, holder: &str) -> Result<Arc<MaxioDeps>, StartError> {
+        self.maxio_instance_at(holder, Arc::new(self.clock.clone()))
+    }
+
+    /// [`LocalStack::maxio_instance`] whose leases are read by `clock` (a container whose clock
+    /// is skewed).
+    pub fn maxio_instance_at(
+        &self,
+        holder: &str,
+        clock: Arc<dyn dealbridge::clock::Clock>,
+    ) -> Result<Arc<MaxioDeps>, StartError> {
+        // Wiring::new seals what the platform's queue is given: from the platform before it did.
+        let mut platform = self.unsealed.clone();
+        platform.budget = platform.budget.map(|b| b.as_holder(holder, clock));
+        Ok(Arc::new(
+            Wiring::new(self.wiring.settings.clone(), platform)?.maxio()?,
+        ))
     }
 
     /// Leaves the `Repair` deal's subscription in AB as an earlier run left it wrong (see
@@ -337,18 +371,22 @@ impl LocalStack {
         let Some(handler) = router.handler(queue) else {
             return batch.iter().map(|r| r.message_id.clone()).collect();
         };
-        run_batch(
-            queue,
-            handler.as_ref(),
-            &self.queue,
-            &sqs_event(batch),
-            None,
-        )
-        .await
-        .batch_item_failures
-        .into_iter()
-        .map(|f| f.item_identifier)
-        .collect()
+        self.run_batch_on(handler.as_ref(), queue, batch).await
+    }
+
+    /// [`LocalStack::run_batch`] with `handler` (another function instance's).
+    pub async fn run_batch_on(
+        &self,
+        handler: &dyn dealbridge::runner::QueueHandler,
+        queue: QueueName,
+        batch: &[Received],
+    ) -> Vec<String> {
+        run_batch(queue, handler, &self.queue, &sqs_event(batch), None)
+            .await
+            .batch_item_failures
+            .into_iter()
+            .map(|f| f.item_identifier)
+            .collect()
     }
 
     /// Runs every function over its queue until all queues are empty, moving virtual time

@@ -91,6 +91,8 @@ pub const SEEDED_DEALS: &[&str] = &[
 
 /// The ledger table created in moto (the name `make sandbox` uses).
 pub const LEDGER_TABLE: &str = "dealbridge-ledger";
+/// The AB request budgets' table the sandbox creates on moto.
+pub const BUDGET_TABLE: &str = "dealbridge-ab-budget";
 
 /// What to serve, and where. Port 0 picks a free port.
 #[derive(Debug, Clone)]
@@ -374,6 +376,11 @@ pub async fn serve_sandbox(options: &SandboxOptions) -> anyhow::Result<ServedSan
         put_secret(&secrets, WHMCS_SECRET, &whmcs_secret).await?;
         create_ledger_table(&aws_sdk_dynamodb::Client::new(&aws), LEDGER_TABLE).await?;
         env.push(("LEDGER_TABLE_NAME".into(), LEDGER_TABLE.into()));
+        crate::aws::create_budget_table(&aws_sdk_dynamodb::Client::new(&aws), BUDGET_TABLE).await?;
+        env.push((
+            dealbridge::budget::BUDGET_TABLE_VARIABLE.into(),
+            BUDGET_TABLE.into(),
+        ));
         for q in QueueName::ALL {
             env.push((
                 q.url_variable().into(),

@@ -100,6 +100,9 @@ pub enum ErrorCode {
     MaxioRateLimited,
     /// AB answered 408 or 5xx. Transient.
     MaxioUnavailable,
+    /// No request slot of the AB site's budget could be had in time: the budget stayed full, or
+    /// its DynamoDB table did not answer. Nothing was sent to AB. Transient.
+    MaxioBudgetBusy,
     /// AB could not be reached, or the request timed out. Transient.
     MaxioUnreachable,
     /// The AB credentials could not be read or parsed from the secret store. Transient.
@@ -378,6 +381,7 @@ impl ErrorCode {
         ErrorCode::MaxioUnexpectedAnswer,
         ErrorCode::MaxioRateLimited,
         ErrorCode::MaxioUnavailable,
+        ErrorCode::MaxioBudgetBusy,
         ErrorCode::MaxioUnreachable,
         ErrorCode::MaxioCredentials,
         ErrorCode::MaxioGaveUp,
@@ -506,6 +510,7 @@ impl ErrorCode {
             ErrorCode::MaxioUnexpectedAnswer => "MAXIO_UNEXPECTED_ANSWER",
             ErrorCode::MaxioRateLimited => "MAXIO_RATE_LIMITED",
             ErrorCode::MaxioUnavailable => "MAXIO_UNAVAILABLE",
+            ErrorCode::MaxioBudgetBusy => "MAXIO_BUDGET_BUSY",
             ErrorCode::MaxioUnreachable => "MAXIO_UNREACHABLE",
             ErrorCode::MaxioCredentials => "MAXIO_CREDENTIALS",
             ErrorCode::MaxioGaveUp => "MAXIO_GAVE_UP",

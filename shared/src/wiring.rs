@@ -6,6 +6,7 @@
 
 use std::sync::Arc;
 
+use crate::budget::{DynamoDbSlotTable, SharedBudgets};
 use crate::clock::{Clock, SystemClock};
 use crate::config::ConfigError;
 use crate::delayed::DelayedDeps;
@@ -67,6 +68,10 @@ pub struct Platform {
     pub clock: Arc<dyn Clock>,
     /// The retry policy of every HTTP client and of the Salesforce write-back.
     pub retry: RetryPolicy,
+    /// Where the AB sites' request budgets keep their slots: the deployed functions' DynamoDB
+    /// table, or one table for every handler of the local stack. `None`: each site's budget is
+    /// this process's own.
+    pub budget: Option<SharedBudgets>,
 }
 
 impl Platform {
@@ -92,6 +97,11 @@ impl Platform {
             Arc::new(SqsDeadLetters::new(sqs.clone(), urls)) as Arc<dyn DeadLetterQueue>
         });
         let queue: Arc<dyn Queue> = Arc::new(SqsQueue::new(sqs, urls));
+        let budget = settings
+            .ab
+            .as_ref()
+            .and_then(|ab| ab.budget_table.as_deref())
+            .map(|table| SharedBudgets::new(Arc::new(DynamoDbSlotTable::from_sdk(aws, table))));
         Ok(Platform {
             secrets,
             queue,
@@ -99,6 +109,7 @@ impl Platform {
             ledger: None,
             clock: Arc::new(SystemClock),
             retry: RetryPolicy::default(),
+            budget,
         })
     }
 
@@ -142,6 +153,17 @@ impl Wiring {
     /// A deployed queue function's wiring: as [`Wiring::from_env`], with the DynamoDB ledger.
     pub async fn for_queue(function: Function) -> Result<Wiring, StartError> {
         let settings = Settings::from_env(function)?;
+        if settings
+            .ab
+            .as_ref()
+            .is_some_and(|ab| ab.budget_table.is_none())
+        {
+            return Err(StartError::new(format!(
+                "{} is not set (the DynamoDB table of the AB sites' request budgets, which every \
+                 AB function's containers share)",
+                crate::budget::BUDGET_TABLE_VARIABLE
+            )));
+        }
         let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
         let platform =
             Platform::aws_with(&aws, &settings)?.with_dynamodb_ledger(&aws, &settings)?;
@@ -233,9 +255,13 @@ impl Wiring {
             .ok_or_else(|| missing("Maxio AB"))?;
         let mut client = ab.client.clone();
         client.retry = self.platform.retry.clone();
-        let sites =
-            crate::maxio::sites::build(&client, &self.mapping.maxio, self.platform.secrets.clone())
-                .map_err(StartError::new)?;
+        let sites = crate::maxio::sites::build(
+            &client,
+            &self.mapping.maxio,
+            self.platform.secrets.clone(),
+            self.platform.budget.clone(),
+        )
+        .map_err(StartError::new)?;
         Ok(MaxioDeps {
             sites: Arc::new(sites),
             queue: self.platform.queue.clone(),

@@ -4,6 +4,7 @@
 mod amendments;
 mod cancellations;
 mod chaos;
+mod chaos_budget;
 mod first_sale;
 mod forged_envelopes;
 mod hostile_input;

@@ -16,6 +16,10 @@ pub struct AbConfig {
     /// `MAXIO_CORE_LINK_ENABLED`: a synced subscription goes on to the Maxio Core link, which
     /// then writes the outcome and the link to the Opportunity in one call.
     pub core_link: bool,
+    /// `MAXIO_AB_BUDGET_TABLE`: the DynamoDB table of the AB sites' request budgets, shared by
+    /// every container ([`crate::budget`]). The deployed AB functions refuse to start without
+    /// it; elsewhere (the operator CLI) its absence makes each site's budget the process's own.
+    pub budget_table: Option<String>,
 }
 
 const PAYMENT_COLLECTION_METHODS: [&str; 4] = ["automatic", "remittance", "prepaid", "invoice"];
@@ -37,6 +41,7 @@ impl AbConfig {
         }
         let product_handle = env.or("MAXIO_AB_PRODUCT_HANDLE", "monthly-usage");
         let core_link = env.flag("MAXIO_CORE_LINK_ENABLED", false);
+        let budget_table = env.var(crate::budget::BUDGET_TABLE_VARIABLE);
         Some(AbConfig {
             client: AbClientSettings {
                 base_url: base_url?,
@@ -50,6 +55,7 @@ impl AbConfig {
                 payment_collection_method: method,
             },
             core_link,
+            budget_table,
         })
     }
 }

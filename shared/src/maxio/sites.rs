@@ -16,6 +16,7 @@ use super::facts::{
 };
 use super::options::DEFAULT_SITE;
 use super::prepare::{AbDealPlan, AbSettings, DealProblem, prepare};
+use crate::budget::{Budgets, SharedBudgets, SiteBudget};
 use crate::mapping::Mapping;
 use crate::ports::MaxioAb;
 use crate::snapshot::DealSnapshot;
@@ -59,11 +60,30 @@ impl Site {
 /// Every configured site, the default one first.
 pub struct Sites {
     sites: Vec<Site>,
+    budgets: Budgets,
 }
 
 impl Sites {
     pub fn new(sites: Vec<Site>) -> Sites {
-        Sites { sites }
+        Sites {
+            sites,
+            budgets: Budgets::new(),
+        }
+    }
+
+    /// The sites, whose clients send on `budgets`' slots.
+    pub fn with_budgets(sites: Vec<Site>, budgets: Budgets) -> Sites {
+        Sites { sites, budgets }
+    }
+
+    /// Each site's request budget (as this container sees it).
+    pub fn budgets(&self) -> Vec<Arc<SiteBudget>> {
+        self.budgets.all()
+    }
+
+    /// Gives back the request slots the container holds (the end of a batch).
+    pub async fn release_slots(&self) {
+        self.budgets.release_all().await;
     }
 
     /// The one default site, with whatever currencies it reports.
@@ -233,14 +253,26 @@ pub async fn check_deal(
 }
 
 /// The sites of a deployment: the default one from `MAXIO_AB_*` (`default`), then every site the
-/// mapping declares, each with its own client (its own secret and concurrency limit), sharing the
-/// default site's timeout and retries.
+/// mapping declares, each with its own client (its own secret and request budget), sharing the
+/// default site's timeout and retries. The budgets' slots are kept in `shared` (the deployed
+/// functions' DynamoDB table, shared by every container); without it, each site's budget is this
+/// process's alone.
 pub fn build(
     default: &super::ab::AbClientSettings,
     options: &super::options::MaxioOptions,
     secrets: Arc<dyn crate::secrets::SecretStore>,
+    shared: Option<SharedBudgets>,
 ) -> Result<Sites, String> {
-    use super::ab::AbClient;
+    let budgets = Budgets::new();
+    let client = |name: &str, settings: super::ab::AbClientSettings| {
+        let budget = Arc::new(match &shared {
+            Some(shared) => shared.site(name, settings.budget()),
+            None => SiteBudget::in_process(name, settings.budget()),
+        });
+        budgets.add(budget.clone());
+        super::ab::AbClient::with_budget(settings, secrets.clone(), budget)
+            .map_err(|e| e.to_string())
+    };
     let limit = |decl: Option<&super::options::SiteDecl>, fallback: usize| {
         decl.and_then(|d| d.max_concurrency)
             .map_or(fallback, |n| usize::try_from(n).unwrap_or(fallback))
@@ -248,10 +280,9 @@ pub fn build(
     let default_decl = options.site(DEFAULT_SITE);
     let mut settings = default.clone();
     settings.max_concurrent_requests = limit(default_decl, default.max_concurrent_requests);
-    let client = AbClient::new(settings, secrets.clone()).map_err(|e| e.to_string())?;
     let mut sites = vec![Site::new(
         DEFAULT_SITE,
-        Arc::new(client),
+        Arc::new(client(DEFAULT_SITE, settings)?),
         default_decl.and_then(|d| d.currencies.clone()),
     )];
     for decl in options.sites.iter().filter(|d| d.name != DEFAULT_SITE) {
@@ -272,12 +303,11 @@ pub fn build(
             retry: default.retry.clone(),
             max_concurrent_requests: limit(Some(decl), super::ab::MAX_CONCURRENT_REQUESTS),
         };
-        let client = AbClient::new(settings, secrets.clone()).map_err(|e| e.to_string())?;
         sites.push(Site::new(
             &decl.name,
-            Arc::new(client),
+            Arc::new(client(&decl.name, settings)?),
             decl.currencies.clone(),
         ));
     }
-    Ok(Sites::new(sites))
+    Ok(Sites::with_budgets(sites, budgets))
 }

@@ -150,6 +150,10 @@ impl QueueHandler for MaxioDeps {
     async fn handle(&self, envelope: Envelope, delivery: &Delivery) -> Handled {
         self.handle_message(envelope, delivery.receive_count).await
     }
+
+    async fn batch_done(&self) {
+        self.sites.release_slots().await;
+    }
 }
 
 impl MaxioDeps {

@@ -137,6 +137,11 @@ pub trait QueueHandler: Send + Sync {
 
     /// Handles one message whose envelope belongs on `delivery.queue`.
     async fn handle(&self, envelope: Envelope, delivery: &Delivery) -> Handled;
+
+    /// Called once a batch's records are handled, before the invocation answers: what the
+    /// handler held for the batch is given back (the AB request slots, [`crate::budget`]), so a
+    /// container frozen between invocations holds nothing.
+    async fn batch_done(&self) {}
 }
 
 /// What became of one record of a batch.
@@ -322,6 +327,7 @@ pub async fn run_records(
         }
         results.push(result);
     }
+    handler.batch_done().await;
     results
 }
 

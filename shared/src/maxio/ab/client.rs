@@ -1,6 +1,7 @@
 //! The Maxio Advanced Billing client: Basic auth (API key, password `x`), wrapped JSON resources,
 //! a `uniqueness_token` on every POST, retries with backoff and jitter on 429, 5xx and timeouts,
-//! and at most 4 requests in flight per site from this process.
+//! and every request sent on a slot of the site's request budget ([`crate::budget`]: at most 4
+//! in flight per site across every container).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -10,19 +11,19 @@ use reqwest::Method;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use tokio::sync::Semaphore;
 use tracing::debug;
 use url::Url;
 
 use super::error::{MaxioError, parse_messages};
 use super::model::*;
+use crate::budget::{BudgetSettings, SiteBudget};
 use crate::http::{self, Answer, Class};
 use crate::maxio::pricing::PricePointSpec;
 use crate::retry::RetryPolicy;
 use crate::retry::{Again, run_with_retries};
 use crate::secrets::{Secret, SecretStore, parse_json_secret};
 
-/// Maxio allows 4 concurrent requests per site.
+/// Maxio allows 4 concurrent requests per site (the budget's slots unless the site says otherwise).
 pub const MAX_CONCURRENT_REQUESTS: usize = 4;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -41,11 +42,21 @@ pub struct AbClientSettings {
     pub max_concurrent_requests: usize,
 }
 
+impl AbClientSettings {
+    /// The budget of these settings' site: its slots, for requests of at most its timeout.
+    pub fn budget(&self) -> BudgetSettings {
+        BudgetSettings::new(
+            u32::try_from(self.max_concurrent_requests).unwrap_or(u32::MAX),
+            self.timeout,
+        )
+    }
+}
+
 pub struct AbClient {
     http: reqwest::Client,
     settings: AbClientSettings,
     secrets: Arc<dyn SecretStore>,
-    permits: Arc<Semaphore>,
+    budget: Arc<SiteBudget>,
     components: Mutex<HashMap<String, Component>>,
     products: Mutex<HashMap<String, Product>>,
 }
@@ -65,9 +76,24 @@ pub(super) struct Wrapped<T> {
 }
 
 impl AbClient {
+    /// A client whose budget is this process's alone (the operator CLI, tests): it holds across
+    /// the process's requests, not across containers.
     pub fn new(
         settings: AbClientSettings,
         secrets: Arc<dyn SecretStore>,
+    ) -> Result<Self, MaxioError> {
+        let budget = Arc::new(SiteBudget::in_process(
+            settings.base_url.as_str(),
+            settings.budget(),
+        ));
+        AbClient::with_budget(settings, secrets, budget)
+    }
+
+    /// A client sending every request on a slot of `budget`.
+    pub fn with_budget(
+        settings: AbClientSettings,
+        secrets: Arc<dyn SecretStore>,
+        budget: Arc<SiteBudget>,
     ) -> Result<Self, MaxioError> {
         let http = reqwest::Client::builder()
             .timeout(settings.timeout)
@@ -75,15 +101,19 @@ impl AbClient {
             .user_agent(concat!("dealbridge/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| MaxioError::Transport(e.to_string()))?;
-        let permits = Arc::new(Semaphore::new(settings.max_concurrent_requests.max(1)));
         Ok(AbClient {
             http,
             settings,
             secrets,
-            permits,
+            budget,
             components: Mutex::new(HashMap::new()),
             products: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// The site's request budget.
+    pub fn budget(&self) -> &Arc<SiteBudget> {
+        &self.budget
     }
 
     async fn api_key(&self) -> Result<Secret, MaxioError> {
@@ -131,7 +161,8 @@ impl AbClient {
             "Maxio AB",
             |_| self.once(&method, &url, &key, body),
             |e: &MaxioError| {
-                if e.is_retryable() {
+                // A request that found no slot waited long enough already: its step is retried.
+                if e.is_retryable() && !matches!(e, MaxioError::Budget(_)) {
                     Again::After(e.retry_after())
                 } else {
                     Again::No
@@ -148,11 +179,11 @@ impl AbClient {
         key: &Secret,
         body: Option<&Value>,
     ) -> Result<Option<String>, MaxioError> {
-        let _permit = self
-            .permits
-            .acquire()
+        let _slot = self
+            .budget
+            .take()
             .await
-            .map_err(|_| MaxioError::Transport("client closed".into()))?;
+            .map_err(|e| MaxioError::Budget(e.to_string()))?;
         debug!(%method, path = url.path(), "maxio request");
         let request = self
             .http

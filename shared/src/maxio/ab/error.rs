@@ -120,6 +120,9 @@ pub enum MaxioError {
     Decode(String),
     #[error("Maxio credentials unavailable: {0}")]
     Credentials(String),
+    /// Nothing was sent: no slot of the site's request budget ([`crate::budget`]).
+    #[error("{0}")]
+    Budget(String),
 }
 
 fn join(messages: &[AbMessage]) -> String {
@@ -146,6 +149,7 @@ impl MaxioError {
                 | MaxioError::Server { .. }
                 | MaxioError::Transport(_)
                 | MaxioError::Credentials(_)
+                | MaxioError::Budget(_)
         )
     }
 
@@ -179,6 +183,7 @@ impl MaxioError {
             MaxioError::Transport(_) => ErrorCode::MaxioUnreachable,
             MaxioError::Decode(_) => ErrorCode::MaxioUnexpectedAnswer,
             MaxioError::Credentials(_) => ErrorCode::MaxioCredentials,
+            MaxioError::Budget(_) => ErrorCode::MaxioBudgetBusy,
         }
     }
 }
