@@ -258,5 +258,18 @@ pub fn flush(function: &str) {
     }
 }
 
+/// How much of the counter `name` the process has gathered for `value` of `dimension` since it
+/// was last flushed (for tests elsewhere in the crate, which share the process's set: it only
+/// grows while nothing flushes it, so they compare it before and after).
+#[cfg(test)]
+pub(crate) fn counted(name: &str, dimension: &'static str, value: &str) -> f64 {
+    GLOBAL.with(|r| {
+        r.by.get(&(dimension, value.to_string()))
+            .and_then(|v| v.counters.get(name))
+            .copied()
+            .unwrap_or(0.0)
+    })
+}
+
 #[cfg(test)]
 mod tests;
