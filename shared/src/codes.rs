@@ -611,6 +611,12 @@ impl ErrorCode {
     pub fn parse(s: &str) -> Option<ErrorCode> {
         ErrorCode::ALL.iter().copied().find(|c| c.as_str() == s)
     }
+
+    /// The code a `CODE: message` text (a [`crate::failure::Failure`] as written) starts with, if
+    /// any.
+    pub fn of_text(text: &str) -> Option<ErrorCode> {
+        text.split(':').next().and_then(ErrorCode::parse)
+    }
 }
 
 impl fmt::Display for ErrorCode {
@@ -657,6 +663,16 @@ mod tests {
         assert_eq!(ErrorCode::parse("maxio_no_billing_email"), None);
         assert_eq!(ErrorCode::parse("MAXIO_NO_BILLING_EMAIL "), None);
         assert_eq!(ErrorCode::parse(""), None);
+        assert_eq!(
+            ErrorCode::of_text("MAXIO_GAVE_UP: last error: MAXIO_UNAVAILABLE: 503"),
+            Some(ErrorCode::MaxioGaveUp)
+        );
+        assert_eq!(
+            ErrorCode::of_text("MAXIO_GAVE_UP"),
+            Some(ErrorCode::MaxioGaveUp)
+        );
+        assert_eq!(ErrorCode::of_text("Core link pending: MAXIO_GAVE_UP"), None);
+        assert_eq!(ErrorCode::of_text(""), None);
         assert!(serde_json::from_str::<ErrorCode>("\"NOT_A_CODE\"").is_err());
     }
 

@@ -8,6 +8,7 @@ use serde_json::{Map, Value};
 use tracing::info;
 
 use crate::clock::Clock;
+use crate::codes::ErrorCode;
 use crate::contract::cancel::{CancellationOutcome, CancellationPlan, Source};
 use crate::mapping::Mapping;
 use crate::ports::SalesforceWrites;
@@ -77,6 +78,16 @@ pub struct WriteBack {
 fn put(fields: &mut Map<String, Value>, name: &Option<String>, value: Value) {
     if let Some(n) = name {
         fields.insert(n.clone(), value);
+    }
+}
+
+/// Counts a failure written to a Salesforce record, by its stable error code (the failure's, or
+/// the one its `CODE: message` text starts with); one without a code counts in the roll-ups only.
+fn count_reported(code: Option<ErrorCode>) {
+    use crate::metrics::{CODE, FAILURES_REPORTED, count, count_by};
+    match code {
+        Some(code) => count_by(FAILURES_REPORTED, CODE, code.as_str(), 1),
+        None => count(FAILURES_REPORTED, 1),
     }
 }
 
@@ -252,8 +263,8 @@ impl WriteBack {
     ) -> Result<(), SalesforceError> {
         let records = self.core_link_records(opportunity, account, link, maxio);
         self.update(&records).await?;
-        if matches!(link, CoreLinkOutcome::Failed { .. }) {
-            crate::metrics::count(crate::metrics::FAILURES_REPORTED, 1);
+        if let CoreLinkOutcome::Failed { error } = link {
+            count_reported(ErrorCode::of_text(error));
         }
         info!(opportunity = %opportunity, ?link, with_maxio_outcome = maxio.is_some(), "Maxio Core link written to Salesforce");
         Ok(())
@@ -374,8 +385,8 @@ impl WriteBack {
         for chunk in records.chunks(200) {
             self.update(chunk).await?;
         }
-        if matches!(outcome, WhmcsOutcome::Failed { .. }) {
-            crate::metrics::count(crate::metrics::FAILURES_REPORTED, 1);
+        if let WhmcsOutcome::Failed { error } = outcome {
+            count_reported(ErrorCode::of_text(error));
         }
         info!(order = %order, ?outcome, "WHMCS outcome written to Salesforce");
         Ok(())
@@ -424,8 +435,8 @@ impl WriteBack {
     ) -> Result<(), SalesforceError> {
         let records = self.maxio_records(opportunity, account, outcome);
         self.update(&records).await?;
-        if matches!(outcome, MaxioOutcome::Failed { .. }) {
-            crate::metrics::count(crate::metrics::FAILURES_REPORTED, 1);
+        if let MaxioOutcome::Failed { error, .. } = outcome {
+            count_reported(ErrorCode::of_text(error));
         }
         info!(opportunity = %opportunity, ?outcome, "Maxio outcome written to Salesforce");
         Ok(())
@@ -508,8 +519,8 @@ impl WriteBack {
             return Ok(());
         }
         self.update(&records).await?;
-        if outcome.error.is_some() {
-            crate::metrics::count(crate::metrics::FAILURES_REPORTED, 1);
+        if let Some(failure) = &outcome.error {
+            count_reported(Some(failure.code));
         }
         info!(opportunity = %plan.opportunity_id, status = %outcome.status, done = outcome.done, "cancellation written to Salesforce");
         Ok(())
@@ -564,7 +575,73 @@ impl WriteBack {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Mutex;
+
+    use async_trait::async_trait;
+
     use super::*;
+    use crate::clock::SystemClock;
+    use crate::metrics::{CODE, FAILURES_REPORTED, counted};
+    use crate::salesforce::SaveResult;
+
+    /// Salesforce accepting every update.
+    #[derive(Default)]
+    struct Accepting(Mutex<Vec<RecordUpdate>>);
+
+    #[async_trait]
+    impl SalesforceWrites for Accepting {
+        async fn update_records(
+            &self,
+            records: &[RecordUpdate],
+            _all_or_none: bool,
+        ) -> Result<Vec<SaveResult>, SalesforceError> {
+            self.0.lock().unwrap().extend(records.iter().cloned());
+            Ok(records
+                .iter()
+                .map(|r| SaveResult {
+                    id: Some(r.id.to_string()),
+                    success: true,
+                    errors: Vec::new(),
+                })
+                .collect())
+        }
+    }
+
+    #[tokio::test]
+    async fn failures_written_are_counted_by_their_error_code() {
+        let salesforce = Arc::new(Accepting::default());
+        let writeback = WriteBack::new(
+            salesforce.clone(),
+            Arc::new(Mapping::default()),
+            Arc::new(SystemClock),
+            RetryPolicy::immediate(1),
+        );
+        let order = SfId::parse("801A000010khO8J").unwrap();
+        let opportunity = SfId::parse("006A000010khO8J").unwrap();
+        let gave_up = counted(FAILURES_REPORTED, CODE, "WHMCS_GAVE_UP");
+        let price = counted(FAILURES_REPORTED, CODE, "MAXIO_INVALID_PRICE");
+
+        let failed = WhmcsOutcome::Failed {
+            error: "WHMCS_GAVE_UP: failed 10 times".into(),
+        };
+        writeback.whmcs(&order, &failed).await.unwrap();
+        writeback
+            .deal_failure(
+                &crate::snapshot::DealRef::Opportunity(opportunity.clone()),
+                "MAXIO_INVALID_PRICE: -1 is negative",
+            )
+            .await
+            .unwrap();
+        writeback
+            .whmcs(&order, &WhmcsOutcome::Activating)
+            .await
+            .unwrap();
+
+        assert_eq!(salesforce.0.lock().unwrap().len(), 3);
+        // Other tests count in the same process meanwhile: at least these.
+        assert!(counted(FAILURES_REPORTED, CODE, "WHMCS_GAVE_UP") - gave_up >= 1.0);
+        assert!(counted(FAILURES_REPORTED, CODE, "MAXIO_INVALID_PRICE") - price >= 1.0);
+    }
 
     #[test]
     fn long_errors_are_cut_on_a_character_boundary() {

@@ -107,7 +107,29 @@ async fn every_log_line_of_a_deal_carries_its_correlation_id_ids_and_step_and_me
     );
     assert_eq!(main["DealsDispatched"], 1.0);
     assert!(main["MessagesDone"].as_f64().unwrap() >= 4.0, "{main}");
-    assert!(main["SalesforceApiUsagePercent"].is_number(), "{main}");
+    // A gauge: one value per Salesforce answer, a list when there were several.
+    let usage = &main["SalesforceApiUsagePercent"];
+    assert!(
+        usage.is_number()
+            || usage
+                .as_array()
+                .is_some_and(|v| v.iter().all(Value::is_number)),
+        "{main}"
+    );
+    // Every message's step was read, so the per-step counts add up to the roll-up.
+    let per_step: Vec<(&str, f64)> = emf
+        .iter()
+        .filter_map(|d| Some((d["Step"].as_str()?, d["MessagesDone"].as_f64()?)))
+        .collect();
+    assert!(
+        per_step.iter().any(|(step, _)| *step == "maxio-customer"),
+        "{per_step:?}"
+    );
+    assert_eq!(
+        per_step.iter().map(|(_, n)| n).sum::<f64>(),
+        main["MessagesDone"].as_f64().unwrap(),
+        "{per_step:?}"
+    );
     let services: Vec<&str> = emf[1..]
         .iter()
         .filter_map(|d| d["Service"].as_str())

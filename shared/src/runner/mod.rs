@@ -316,11 +316,11 @@ pub async fn run_records(
         }
         let result = handle_record(queue, handler, dead_letters, record, deadline).await;
         if result.handled.is_finished() {
-            crate::metrics::count(crate::metrics::MESSAGES_DONE, 1);
+            count_for_step(crate::metrics::MESSAGES_DONE, result.step);
         } else {
             let reason = result.handled.reason().unwrap_or_default();
             warn!(message_id = %result.message_id, %queue, %reason, "record will be retried");
-            crate::metrics::count(crate::metrics::MESSAGES_RETRIED, 1);
+            count_for_step(crate::metrics::MESSAGES_RETRIED, result.step);
             if queue.is_fifo() {
                 stopped.push(group);
             }
@@ -329,6 +329,15 @@ pub async fn run_records(
     }
     handler.batch_done().await;
     results
+}
+
+/// Counts one message in `metric`, per step when its step could be read (a message that could
+/// not be read counts in the roll-ups only).
+fn count_for_step(metric: &'static str, step: Option<&'static str>) {
+    match step {
+        Some(step) => crate::metrics::count_by(metric, crate::metrics::STEP, step, 1),
+        None => crate::metrics::count(metric, 1),
+    }
 }
 
 /// The SQS entry of every worker Lambda: handles the batch, moves what can never be handled to
@@ -627,6 +636,29 @@ mod tests {
         .await;
         assert_eq!(failures(&r), ["m2"]);
         assert_eq!(*handler.seen.lock().unwrap(), [1, 2, 3]);
+    }
+
+    #[tokio::test]
+    async fn messages_done_and_retried_are_counted_per_step() {
+        use crate::metrics::{MESSAGES_DONE, MESSAGES_RETRIED, STEP, counted};
+        let handler = Recorder {
+            retry: vec![2],
+            seen: Mutex::new(vec![]),
+        };
+        let done = counted(MESSAGES_DONE, STEP, "dispatch");
+        let retried = counted(MESSAGES_RETRIED, STEP, "dispatch");
+        let event = event(records(QueueName::Delayed, &[1, 2, 3]));
+        run_batch(
+            QueueName::Delayed,
+            &handler,
+            &DeadLetters::default(),
+            &event,
+            None,
+        )
+        .await;
+        // Other tests count in the same process meanwhile: at least these.
+        assert!(counted(MESSAGES_DONE, STEP, "dispatch") - done >= 2.0);
+        assert!(counted(MESSAGES_RETRIED, STEP, "dispatch") - retried >= 1.0);
     }
 
     #[tokio::test]

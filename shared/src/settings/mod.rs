@@ -6,6 +6,8 @@
 //! command needs. [`variables`] lists what a function reads, which a test checks against
 //! `template.yaml`.
 
+#[cfg(test)]
+mod dashboard_tests;
 mod env;
 mod intake;
 #[cfg(test)]

@@ -9,7 +9,7 @@ use yaml_rust2::{Yaml, YamlLoader};
 
 use super::{Function, Need, variables};
 
-const TEMPLATE: &str = include_str!("../../../template.yaml");
+pub(super) const TEMPLATE: &str = include_str!("../../../template.yaml");
 
 /// Read by the runtime libraries, not by dealbridge's configuration.
 const RUNTIME_VARIABLES: [&str; 1] = [
@@ -17,7 +17,7 @@ const RUNTIME_VARIABLES: [&str; 1] = [
     "AWS_LAMBDA_HTTP_IGNORE_STAGE_IN_PATH",
 ];
 
-fn text(y: &Yaml) -> Option<String> {
+pub(super) fn text(y: &Yaml) -> Option<String> {
     match y {
         Yaml::String(s) => Some(s.clone()),
         Yaml::Integer(i) => Some(i.to_string()),
@@ -25,7 +25,7 @@ fn text(y: &Yaml) -> Option<String> {
     }
 }
 
-fn keys(y: &Yaml) -> BTreeMap<String, Yaml> {
+pub(super) fn keys(y: &Yaml) -> BTreeMap<String, Yaml> {
     y.as_hash()
         .map(|h| {
             h.iter()
