@@ -54,19 +54,22 @@ sandbox: venv
 watch: venv
 	PATH="$(CURDIR)/.venv-sam/bin:$$PATH" cargo lambda watch -A 127.0.0.1 -P 9000 --env-file target/sandbox.env
 
-SAM := SAM_CLI_TELEMETRY=0 PATH="$(CURDIR)/.venv-sam/bin:$$PATH" $(CURDIR)/.venv-sam/bin/sam
-
 ## cli: the operator CLI for operators, without the sandbox's fakes (target/release/dealbridge)
 cli:
 	$(CARGO) build --release --locked -p dealbridge-cli --no-default-features
 
-## build: build the functions for AWS Lambda (sam build: cargo lambda, release, provided.al2023)
+## build: build the nine functions for AWS Lambda (provided.al2023) in one release build
+##        (cargo lambda) into dist/lambda/<binary>/bootstrap, for arm64 when the aarch64
+##        standard library is installed, else x86_64 with a warning; ARCH=arm64|x86_64 chooses.
+##        The architecture built is recorded in dist/lambda/architecture
 build: venv
-	$(SAM) build
+	scripts/build-functions.sh
 
-## deploy: deploy the stack (guided the first time; answers are kept in samconfig.toml)
+## deploy: build, then deploy the stack with those binaries as the architecture they were built for
+##         (FunctionArchitecture); guided the first time or with GUIDED=1, the answers are kept in
+##         samconfig.toml
 deploy: build
-	$(SAM) deploy --guided
+	scripts/deploy.sh
 
 ## bench: measure API calls, latency, a burst of 1,000 deals and the release binaries against the
 ##        sandbox (50 ms per external call) and write BENCHMARKS.md
@@ -74,6 +77,7 @@ bench: venv
 	$(CARGO) build --release --workspace --bins --locked
 	target/release/bench --out BENCHMARKS.md
 
+## clean: cargo's build, the Lambda artifacts (dist/), the virtualenvs and the Salesforce CLI
 clean:
 	$(CARGO) clean
-	rm -rf $(VENV) .venv-sam .aws-sam salesforce/node_modules
+	rm -rf dist $(VENV) .venv-sam .aws-sam salesforce/node_modules

@@ -346,8 +346,9 @@ fn functions_section(out: &mut String, results: &Results) {
     };
     let _ = writeln!(
         out,
-        "## 4. Functions\n\nThe release binaries in `{}` (the release profile strips them). Each is started {} times under a fake Lambda Runtime API with the template's environment (Globals and its own variables, 256 MB, JSON logs; dummy AWS credentials; every endpoint a local listener that counts connections): init is the time from spawning the process until its first `GET /2018-06-01/runtime/invocation/next`; the RSS after init is its `VmHWM` at that moment. Connections made during all those starts: **{}** (init calls nothing: no Secrets Manager, SQS, DynamoDB or Salesforce).\n",
+        "## 4. Functions\n\nThe release binaries in `{}`, built for this host ({}, `cargo build --release`), not the Lambda artifacts `make build` builds into `dist/lambda` with cargo-lambda (arm64 unless the aarch64 standard library is missing); the release profile strips them. Each is started {} times under a fake Lambda Runtime API with the template's environment (Globals and its own variables, 256 MB, JSON logs; dummy AWS credentials; every endpoint a local listener that counts connections): init is the time from spawning the process until its first `GET /2018-06-01/runtime/invocation/next`; the RSS after init is its `VmHWM` at that moment. Connections made during all those starts: **{}** (init calls nothing: no Secrets Manager, SQS, DynamoDB or Salesforce).\n",
         shown(&f.dir),
+        std::env::consts::ARCH,
         results.options.starts,
         f.init_connections
     );

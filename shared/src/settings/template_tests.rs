@@ -2,6 +2,9 @@
 //! (every variable given is read, every required one is given), each worker's
 //! `WORKER_MAX_RECEIVES` is its queue's `maxReceiveCount`, and each worker's `<QUEUE>_DLQ_URL` is
 //! its queue's dead-letter queue, to which it may send (and only it among the dead-letter queues).
+//! A function's binary is named by its `CodeUri`, `dist/lambda/<binary>/`, where `make build`
+//! puts that binary's `bootstrap`; every function runs on the `FunctionArchitecture` parameter,
+//! which `make deploy` sets to the architecture `make build` built.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -10,6 +13,9 @@ use yaml_rust2::{Yaml, YamlLoader};
 use super::{Function, Need, variables};
 
 pub(super) const TEMPLATE: &str = include_str!("../../../template.yaml");
+
+/// Where `make build` (scripts/build-functions.sh) puts each binary: `<LAMBDA_DIR><binary>/bootstrap`.
+const LAMBDA_DIR: &str = "dist/lambda/";
 
 /// Read by the runtime libraries, not by dealbridge's configuration.
 const RUNTIME_VARIABLES: [&str; 1] = [
@@ -35,6 +41,15 @@ pub(super) fn keys(y: &Yaml) -> BTreeMap<String, Yaml> {
         .unwrap_or_default()
 }
 
+/// The binary a function of the template runs: its `CodeUri` is `dist/lambda/<binary>/`.
+fn binary(resource: &Yaml) -> Option<&str> {
+    resource["Properties"]["CodeUri"]
+        .as_str()?
+        .strip_prefix(LAMBDA_DIR)?
+        .strip_suffix('/')
+        .filter(|b| !b.is_empty() && !b.contains('/'))
+}
+
 /// Everything wrong between `template` and the configuration, one line each.
 fn check(template: &str) -> Vec<String> {
     let docs = match YamlLoader::load_from_str(template) {
@@ -45,13 +60,55 @@ fn check(template: &str) -> Vec<String> {
     let globals = keys(&doc["Globals"]["Function"]["Environment"]["Variables"]);
     let resources = keys(&doc["Resources"]);
     let mut problems = Vec::new();
+    // The build reads the binaries from the CodeUris, and the deploy sets every function's
+    // architecture through the one parameter.
+    let names: BTreeSet<&str> = Function::ALL.iter().map(|f| f.name()).collect();
+    for (logical, resource) in &resources {
+        if resource["Type"].as_str() != Some("AWS::Serverless::Function") {
+            continue;
+        }
+        match binary(resource) {
+            Some(b) if names.contains(b) => {}
+            _ => problems.push(format!(
+                "{logical} has CodeUri {:?}; it should be {LAMBDA_DIR}<binary>/ with the binary of a Function",
+                text(&resource["Properties"]["CodeUri"])
+            )),
+        }
+        if !resource["Properties"]["Architectures"].is_badvalue() {
+            problems.push(format!(
+                "{logical} sets Architectures; every function takes Globals' (FunctionArchitecture)"
+            ));
+        }
+    }
+    let architectures: Vec<Option<String>> = doc["Globals"]["Function"]["Architectures"]
+        .as_vec()
+        .into_iter()
+        .flatten()
+        .map(text)
+        .collect();
+    if architectures != [Some("FunctionArchitecture".to_string())] {
+        problems.push(format!(
+            "Globals' Architectures is {architectures:?}; it should be [!Ref FunctionArchitecture]"
+        ));
+    }
+    let allowed: Vec<Option<String>> = doc["Parameters"]["FunctionArchitecture"]["AllowedValues"]
+        .as_vec()
+        .into_iter()
+        .flatten()
+        .map(text)
+        .collect();
+    if allowed != [Some("arm64".to_string()), Some("x86_64".to_string())] {
+        problems.push(format!(
+            "FunctionArchitecture allows {allowed:?}; it should allow [arm64, x86_64], what make build builds"
+        ));
+    }
     for function in Function::ALL {
         let name = function.name();
-        let Some((logical, resource)) = resources
-            .iter()
-            .find(|(_, r)| r["Metadata"]["BuildProperties"]["Binary"].as_str() == Some(name))
+        let Some((logical, resource)) = resources.iter().find(|(_, r)| binary(r) == Some(name))
         else {
-            problems.push(format!("no function in the template builds {name}"));
+            problems.push(format!(
+                "no function in the template runs {name} (CodeUri {LAMBDA_DIR}{name}/)"
+            ));
             continue;
         };
         let own = keys(&resource["Properties"]["Environment"]["Variables"]);
@@ -189,5 +246,65 @@ fn the_template_check_catches_a_missing_an_unread_and_a_mismatched_variable() {
     assert!(
         problems[0].starts_with("WhmcsProvisionFunction may sqs:SendMessage to [\"DelayedDLQ\"]"),
         "{problems:?}"
+    );
+}
+
+/// The build reads the binaries from the CodeUris and the deploy sets one architecture for all:
+/// a function whose code is not `dist/lambda/<binary>/` (such as the whole repository, `.`), a
+/// function with an architecture of its own and a fixed architecture in Globals are each named.
+#[test]
+fn the_template_check_catches_code_the_build_does_not_make_and_a_fixed_architecture() {
+    let whole_repository = TEMPLATE.replacen(
+        "      CodeUri: dist/lambda/reconciler/\n",
+        "      CodeUri: .\n",
+        1,
+    );
+    assert_eq!(
+        check(&whole_repository),
+        [
+            "ReconcilerFunction has CodeUri Some(\".\"); it should be dist/lambda/<binary>/ with the binary of a Function",
+            "no function in the template runs reconciler (CodeUri dist/lambda/reconciler/)",
+        ]
+    );
+    let unknown = TEMPLATE.replacen(
+        "      CodeUri: dist/lambda/delayed/\n",
+        "      CodeUri: dist/lambda/delay/\n",
+        1,
+    );
+    assert_eq!(
+        check(&unknown),
+        [
+            "DelayedFunction has CodeUri Some(\"dist/lambda/delay/\"); it should be dist/lambda/<binary>/ with the binary of a Function",
+            "no function in the template runs delayed (CodeUri dist/lambda/delayed/)",
+        ]
+    );
+    let own = TEMPLATE.replacen(
+        "      CodeUri: dist/lambda/intake/\n",
+        "      CodeUri: dist/lambda/intake/\n      Architectures: [x86_64]\n",
+        1,
+    );
+    assert_eq!(
+        check(&own),
+        ["IntakeFunction sets Architectures; every function takes Globals' (FunctionArchitecture)"]
+    );
+    let fixed = TEMPLATE.replacen(
+        "    Architectures: [!Ref FunctionArchitecture]\n",
+        "    Architectures: [x86_64]\n",
+        1,
+    );
+    assert_eq!(
+        check(&fixed),
+        ["Globals' Architectures is [Some(\"x86_64\")]; it should be [!Ref FunctionArchitecture]"]
+    );
+    let one = TEMPLATE.replacen(
+        "    AllowedValues: [arm64, x86_64]\n",
+        "    AllowedValues: [x86_64]\n",
+        1,
+    );
+    assert_eq!(
+        check(&one),
+        [
+            "FunctionArchitecture allows [Some(\"x86_64\")]; it should allow [arm64, x86_64], what make build builds"
+        ]
     );
 }
