@@ -237,10 +237,11 @@ impl SiteBudget {
         loop {
             if let Some(slot) = self.reuse().await {
                 self.counters.reused.fetch_add(1, Ordering::Relaxed);
-                return Ok(self.permit(slot, local, started));
+                let held = self.held() + 1;
+                return Ok(self.permit(slot, held, local, started));
             }
             let last_error = match self.take_free().await {
-                Ok(Some(slot)) => return Ok(self.permit(slot, local, started)),
+                Ok(Some((slot, in_use))) => return Ok(self.permit(slot, in_use, local, started)),
                 Ok(None) => None,
                 Err(e) => Some(e),
             };
@@ -270,14 +271,33 @@ impl SiteBudget {
         }
     }
 
+    /// The request's slot, `in_use` slots of the site held as it was taken (its own included).
     fn permit<'a>(
         &'a self,
         held: Held,
+        in_use: usize,
         local: tokio::sync::SemaphorePermit<'a>,
         started: Instant,
     ) -> Permit<'a> {
+        use crate::metrics::{
+            AB_BUDGET_SLOTS, AB_BUDGET_SLOTS_IN_USE, AB_BUDGET_WAIT_MILLISECONDS, SITE, gauge_by,
+        };
         self.counters.permits.fetch_add(1, Ordering::Relaxed);
-        let waited = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        let elapsed = started.elapsed();
+        gauge_by(
+            AB_BUDGET_SLOTS,
+            SITE,
+            &self.site,
+            f64::from(self.settings.slots),
+        );
+        gauge_by(AB_BUDGET_SLOTS_IN_USE, SITE, &self.site, in_use as f64);
+        gauge_by(
+            AB_BUDGET_WAIT_MILLISECONDS,
+            SITE,
+            &self.site,
+            elapsed.as_secs_f64() * 1000.0,
+        );
+        let waited = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
         self.counters
             .waited_micros
             .fetch_add(waited, Ordering::Relaxed);
@@ -311,8 +331,9 @@ impl SiteBudget {
         usable
     }
 
-    /// Reads the site's slots and takes a free one. `Ok(None)`: none is free.
-    async fn take_free(&self) -> Result<Option<Held>, TableError> {
+    /// Reads the site's slots and takes a free one, answering it with the slots then held (its
+    /// own included). `Ok(None)`: none is free.
+    async fn take_free(&self) -> Result<Option<(Held, usize)>, TableError> {
         let now = self.now_ms();
         let stale_before = now - millis(self.settings.skew);
         let records = self.counted(self.table.slots(&self.site).await)?;
@@ -346,7 +367,11 @@ impl SiteBudget {
                     .take(&self.site, slot, &self.holder, until_ms, stale_before)
                     .await,
             )? {
-                return Ok(Some(Held { slot, until_ms }));
+                let others = records
+                    .iter()
+                    .filter(|r| r.until_ms >= stale_before && !mine.contains(&r.slot))
+                    .count();
+                return Ok(Some((Held { slot, until_ms }, others + mine.len() + 1)));
             }
         }
         Ok(None)

@@ -202,7 +202,15 @@ impl AbClient {
             Class::Unauthorized => Err(MaxioError::Unauthorized),
             Class::NotFound => Ok(None),
             Class::Conflict => Err(MaxioError::DuplicateSubmission),
-            Class::RateLimited => Err(MaxioError::RateLimited { retry_after }),
+            Class::RateLimited => {
+                crate::metrics::count_by(
+                    crate::metrics::AB_RATE_LIMITED,
+                    crate::metrics::SITE,
+                    self.budget.site(),
+                    1,
+                );
+                Err(MaxioError::RateLimited { retry_after })
+            }
             Class::Passing => Err(MaxioError::Server {
                 status,
                 message: text.chars().take(300).collect(),
