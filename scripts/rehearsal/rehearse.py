@@ -9,7 +9,8 @@ concurrency; every queue's FIFO, dead-letter queue, redrive and visibility; ever
 mapping's batch size and ReportBatchItemFailures; the table's keys and TTL; the schedule; the
 alarms; the outputs.
 
-Two workarounds for moto, here only: moto does not generate a `.fifo` name for a FIFO queue
+Workarounds for moto, here only (each said where it is made): the dashboard is left out (moto
+refuses its conditional references, and does not model dashboards), and moto does not generate a `.fifo` name for a FIFO queue
 created without `QueueName` (CloudFormation does), so the rehearsal names each FIFO queue
 `<LogicalId>.fifo`; and moto looks a rule's event bus up by the last `/` segment of its name (as
 if it were an ARN), so beside the partner bus (which Event Relay makes on AWS) the rehearsal
@@ -119,6 +120,18 @@ def translate():
         env=env,
     )
     template = json.loads(out.read_text())
+    # moto's CloudFormation refuses a Fn::GetAtt of a conditional resource even in the branch of
+    # Fn::If that only exists under its condition (CloudFormation allows it), which the
+    # dashboard's body does for the conditional alarms; moto does not model dashboards anyway.
+    # The dashboard is left out here: shared/src/settings/dashboard_tests.rs renders its body with
+    # every condition on and off and checks it.
+    dashboards = {
+        k for k, r in template["Resources"].items() if r["Type"] == "AWS::CloudWatch::Dashboard"
+    }
+    for k in dashboards:
+        del template["Resources"][k]
+    for k in [k for k, o in template.get("Outputs", {}).items() if refers_to(o.get("Value"), dashboards)]:
+        del template["Outputs"][k]
     # The workaround (see the module's note).
     for name, resource in template["Resources"].items():
         props = resource.get("Properties", {})
@@ -144,7 +157,11 @@ PARAMETERS_ON = {
     "AlarmEmail": "oncall@example.com",
 }
 PARAMETERS_OFF = dict(
-    PARAMETERS_ON, SalesforceEventBusName="", MaxioCoreBaseUrl="", AlarmEmail=""
+    PARAMETERS_ON,
+    SalesforceEventBusName="",
+    MaxioCoreBaseUrl="",
+    AlarmEmail="",
+    FunctionArchitecture="x86_64",
 )
 
 
@@ -170,7 +187,15 @@ def create_stack(clients, template, name, parameters):
     return stack, resources
 
 
-def check_stack(c, clients, template, stack, resources, on):
+def resolve(template, parameters, value):
+    """A literal, or the value (given, else default) of the parameter a Ref names."""
+    if isinstance(value, dict) and "Ref" in value:
+        name = value["Ref"]
+        return parameters.get(name, template["Parameters"][name].get("Default"))
+    return value
+
+
+def check_stack(c, clients, template, stack, resources, on, parameters):
     label = "on" if on else "off"
     c.equal(stack["StackStatus"], "CREATE_COMPLETE", f"[{label}] stack status")
     for logical, r in resources.items():
@@ -215,11 +240,19 @@ def check_stack(c, clients, template, stack, resources, on):
         got = lam.get_function_configuration(FunctionName=physical[logical])
         c.equal(got["Handler"], want["Handler"], f"[{label}] {logical} handler")
         c.equal(got["Runtime"], want["Runtime"], f"[{label}] {logical} runtime")
+        architectures = [
+            resolve(template, parameters, a) for a in want.get("Architectures", ["x86_64"])
+        ]
         c.equal(
-            got.get("Architectures"),
-            want.get("Architectures", ["x86_64"]),
-            f"[{label}] {logical} architecture",
+            architectures,
+            [parameters.get("FunctionArchitecture", "arm64")],
+            f"[{label}] {logical} runs as FunctionArchitecture",
         )
+        # moto's CloudFormation creates every function as x86_64 whatever Architectures says: its
+        # answer is compared only where that is what the template asks for (the run with every
+        # option off deploys x86_64).
+        if architectures == ["x86_64"]:
+            c.equal(got.get("Architectures"), architectures, f"[{label}] {logical} architecture")
         c.equal(got["MemorySize"], want["MemorySize"], f"[{label}] {logical} memory")
         c.equal(got["Timeout"], want["Timeout"], f"[{label}] {logical} timeout")
         env = got.get("Environment", {}).get("Variables", {})
@@ -415,7 +448,7 @@ def main():
         for on, params in [(True, PARAMETERS_ON), (False, PARAMETERS_OFF)]:
             name = "dealbridge-on" if on else "dealbridge-off"
             stack, resources = create_stack(clients, template, name, params)
-            check_stack(c, clients, template, stack, resources, on)
+            check_stack(c, clients, template, stack, resources, on, params)
             clients("cloudformation").delete_stack(StackName=name)
     finally:
         proc.kill()
