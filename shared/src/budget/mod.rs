@@ -37,6 +37,7 @@ pub use dynamodb::{BUDGET_TABLE_VARIABLE, DynamoDbSlotTable};
 pub use table::{MemorySlotTable, SlotRecord, SlotTable, TableError};
 
 use crate::clock::{Clock, SystemClock};
+use crate::retry::RetryPolicy;
 
 /// How a site's budget behaves.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,8 +52,10 @@ pub struct BudgetSettings {
     pub skew: Duration,
     /// How long a request waits for a slot before its step is retried later.
     pub max_wait: Duration,
-    /// The first and the longest pause between looks at a full (or unavailable) table.
-    pub poll: (Duration, Duration),
+    /// The pauses between looks at a full (or unavailable) table: the one backoff of
+    /// [`crate::retry`] (its `max_attempts` is not used: [`BudgetSettings::max_wait`] ends the
+    /// waiting).
+    pub poll: RetryPolicy,
 }
 
 impl BudgetSettings {
@@ -64,7 +67,11 @@ impl BudgetSettings {
             hold: Duration::from_secs(5),
             skew: Duration::from_secs(5),
             max_wait: Duration::from_secs(20),
-            poll: (Duration::from_millis(2), Duration::from_millis(50)),
+            poll: RetryPolicy {
+                max_attempts: u32::MAX,
+                base_delay: Duration::from_millis(2),
+                max_delay: Duration::from_millis(50),
+            },
         }
     }
 
@@ -233,7 +240,7 @@ impl SiteBudget {
                 waited: started.elapsed(),
                 reason: "the budget was closed".into(),
             })?;
-        let mut pause = self.settings.poll.0;
+        let mut looks: u32 = 0;
         loop {
             if let Some(slot) = self.reuse().await {
                 self.counters.reused.fetch_add(1, Ordering::Relaxed);
@@ -264,10 +271,10 @@ impl SiteBudget {
                 tracing::warn!(site = %self.site, error = %e, "AB request budget unavailable; waiting");
             }
             // Waiting for another container's request to end: nothing in this process can
-            // signal it, so look again after a pause (full jitter, doubling to the cap).
-            let jittered = rand::rng().random_range(pause / 2..=pause);
-            tokio::time::sleep(jittered.min(self.settings.max_wait - waited)).await;
-            pause = (pause * 2).min(self.settings.poll.1);
+            // signal it, so look again after the retry policy's backoff.
+            looks = looks.saturating_add(1);
+            let pause = self.settings.poll.delay(looks, None);
+            tokio::time::sleep(pause.min(self.settings.max_wait - waited)).await;
         }
     }
 
