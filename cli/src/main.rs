@@ -59,13 +59,21 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 fn init_logs() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env(LOG_VARIABLE)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(|| dealbridge::logs::EscapedLines::new(std::io::stderr()))
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_target(false)
+    use tracing_subscriber::Layer;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let filter = dealbridge::logs::filter_from_env(
+        LOG_VARIABLE,
+        tracing_subscriber::filter::LevelFilter::WARN,
+    );
+    let _ = tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(|| dealbridge::logs::EscapedLines::new(std::io::stderr()))
+                .with_ansi(std::io::stderr().is_terminal())
+                .with_target(false)
+                .with_filter(filter),
+        )
         .try_init();
 }
 

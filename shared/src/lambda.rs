@@ -13,9 +13,33 @@ use crate::runner::{QueueHandler, run_batch};
 use crate::settings::Function;
 use crate::wiring::StartError;
 
-/// JSON logs (Lambda's advanced logging) filtered by `RUST_LOG`, once per container.
+/// Logs as Lambda's advanced logging controls ask, once per container: JSON when
+/// `AWS_LAMBDA_LOG_FORMAT` is `JSON` (template.yaml's `LoggingConfig`), at `AWS_LAMBDA_LOG_LEVEL`,
+/// with `RUST_LOG`'s levels per target (and its default level when Lambda sets none; INFO
+/// without either), without timestamps (CloudWatch has them) or targets: the lines
+/// `lambda_runtime`'s default subscriber writes, with the filter of [`crate::logs::filter`].
 pub fn init_tracing() {
-    lambda_runtime::tracing::init_default_subscriber();
+    use tracing_subscriber::filter::LevelFilter;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::{Layer, fmt, registry};
+
+    let var = |name: &str| std::env::var(name).ok();
+    let filter = crate::logs::filter(
+        var("RUST_LOG").as_deref(),
+        var("AWS_LAMBDA_LOG_LEVEL")
+            .as_deref()
+            .and_then(crate::logs::lambda_level),
+        LevelFilter::INFO,
+    );
+    let json = var("AWS_LAMBDA_LOG_FORMAT").is_some_and(|f| f.eq_ignore_ascii_case("json"));
+    let layer = fmt::layer().with_target(false).without_time();
+    // Already set (a test harness, a second call): the first subscriber stays.
+    let _ = if json {
+        registry().with(layer.json().with_filter(filter)).try_init()
+    } else {
+        registry().with(layer.with_filter(filter)).try_init()
+    };
 }
 
 /// Serves `function`'s queue with `handler` until the runtime stops, moving what can never be

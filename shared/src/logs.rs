@@ -7,6 +7,38 @@
 
 use std::io::{self, Write};
 
+use tracing_subscriber::filter::{LevelFilter, Targets};
+
+/// The log filter of a `RUST_LOG`-style value (`warn`, `dealbridge=debug,info`: a default level
+/// and levels per target; a value that does not parse is ignored), its default level `level`
+/// when given, else the value's own, else `fallback`.
+///
+/// Targets, not `EnvFilter`: the same directives but span filters, without the regular
+/// expression engine `EnvFilter` links (a few hundred kB in every function binary).
+pub fn filter(value: Option<&str>, level: Option<LevelFilter>, fallback: LevelFilter) -> Targets {
+    let targets = value
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .and_then(|v| v.parse::<Targets>().ok())
+        .unwrap_or_default();
+    let default = level.or(targets.default_level()).unwrap_or(fallback);
+    targets.with_default(default)
+}
+
+/// A level of Lambda's advanced logging controls (`AWS_LAMBDA_LOG_LEVEL`: TRACE, DEBUG, INFO,
+/// WARN, ERROR, FATAL; FATAL is ERROR here), `None` for anything else.
+pub fn lambda_level(value: &str) -> Option<LevelFilter> {
+    match value.trim().to_ascii_uppercase().as_str() {
+        "FATAL" => Some(LevelFilter::ERROR),
+        other => other.parse().ok(),
+    }
+}
+
+/// The filter of the environment variable `variable` (default `fallback`).
+pub fn filter_from_env(variable: &str, fallback: LevelFilter) -> Targets {
+    filter(std::env::var(variable).ok().as_deref(), None, fallback)
+}
+
 /// Wraps a writer that receives one formatted log line per `write` (as `tracing-subscriber`'s
 /// fmt layer writes them); the line's last newline is kept, every other control character is
 /// escaped.
@@ -54,6 +86,36 @@ impl<W: Write> Write for EscapedLines<W> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use tracing::Level;
+
+    #[test]
+    fn the_filter_takes_levels_per_target_and_a_default() {
+        let f = filter(Some("dealbridge=debug,warn"), None, LevelFilter::INFO);
+        assert!(f.would_enable("dealbridge::maxio", &Level::DEBUG));
+        assert!(!f.would_enable("hyper", &Level::INFO));
+        assert!(f.would_enable("hyper", &Level::WARN));
+    }
+
+    #[test]
+    fn lambdas_level_is_the_default_and_rust_log_still_names_targets() {
+        let level = lambda_level("FATAL");
+        assert_eq!(level, Some(LevelFilter::ERROR));
+        let f = filter(Some("dealbridge=trace"), level, LevelFilter::INFO);
+        assert!(f.would_enable("dealbridge", &Level::TRACE));
+        assert!(!f.would_enable("aws_config", &Level::WARN));
+        assert_eq!(lambda_level("debug"), Some(LevelFilter::DEBUG));
+        assert_eq!(lambda_level("loud"), None);
+    }
+
+    #[test]
+    fn without_a_usable_value_the_fallback_level_holds() {
+        for value in [None, Some(""), Some("dealbridge=chatty")] {
+            let f = filter(value, None, LevelFilter::WARN);
+            assert!(f.would_enable("dealbridge", &Level::WARN), "{value:?}");
+            assert!(!f.would_enable("dealbridge", &Level::INFO), "{value:?}");
+        }
+    }
 
     #[test]
     fn a_line_break_inside_a_line_is_escaped_and_the_last_one_kept() {

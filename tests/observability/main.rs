@@ -45,11 +45,20 @@ fn span_fields(line: &Value) -> serde_json::Map<String, Value> {
 #[tokio::test]
 async fn every_log_line_of_a_deal_carries_its_correlation_id_ids_and_step_and_metrics_are_emf() {
     let captured = Captured::default();
-    let subscriber = tracing_subscriber::fmt()
-        .json()
-        .with_writer(captured.clone())
-        .with_env_filter("dealbridge=info,dealbridge_intake=info")
-        .finish();
+    use tracing_subscriber::Layer;
+    use tracing_subscriber::layer::SubscriberExt;
+    // The functions' filter (`dealbridge::logs::filter`) as RUST_LOG would set it.
+    let filter = dealbridge::logs::filter(
+        Some("dealbridge=info,dealbridge_intake=info"),
+        None,
+        tracing_subscriber::filter::LevelFilter::OFF,
+    );
+    let subscriber = tracing_subscriber::registry().with(
+        tracing_subscriber::fmt::layer()
+            .json()
+            .with_writer(captured.clone())
+            .with_filter(filter),
+    );
     let _guard = tracing::subscriber::set_default(subscriber);
     let _ = dealbridge::metrics::take_emf("before", 0);
 
