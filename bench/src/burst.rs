@@ -157,6 +157,21 @@ pub struct BurstResult {
     /// Each AB site's requests.
     pub sites: Vec<SiteShare>,
     pub budget: BudgetCost,
+    /// Sampled every millisecond of the AB phase, per site (in [`BurstResult::sites`]' order).
+    pub occupancy: Vec<Occupancy>,
+}
+
+/// How busy one AB site's budget was: means over samples taken every millisecond of the AB
+/// phase.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Occupancy {
+    /// Slots held in the slot table.
+    pub held: f64,
+    /// Requests the site was answering.
+    pub in_flight: f64,
+    /// The mean time the fake site took to answer a request (the injected latency and its own
+    /// work).
+    pub answer_time: Duration,
 }
 
 impl BurstResult {
@@ -369,6 +384,7 @@ pub async fn run(
     set_latency(&stack, latency);
     stack.budget_table.set_latency(BUDGET_TABLE_LATENCY);
     let table_calls_before = stack.budget_table.calls();
+    let answered_before = [stack.maxio_ab.answered(), stack.maxio_ab_uk.answered()];
     let stack = Arc::new(stack);
     let shared = Arc::new(Shared::default());
     let handled = Arc::new(Mutex::new(BTreeMap::new()));
@@ -400,6 +416,20 @@ pub async fn run(
             )));
         }
     }
+    // Every millisecond: each site's slots held and requests in flight.
+    let sampler = {
+        let (stack, shared) = (stack.clone(), shared.clone());
+        tokio::spawn(async move {
+            let mut samples = Vec::new();
+            while shared.stop.load(Ordering::SeqCst) == 0 {
+                let sites = [("default", &stack.maxio_ab), (UK_SITE, &stack.maxio_ab_uk)]
+                    .map(|(site, fake)| (stack.budget_table.held(site), fake.in_flight()));
+                samples.push((Instant::now(), sites));
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            samples
+        })
+    };
     let intake_task = {
         let (stack, ids, shared) = (stack.clone(), ids.clone(), shared.clone());
         tokio::spawn(async move {
@@ -456,11 +486,30 @@ pub async fn run(
         w.await.context("a worker task panicked")?;
     }
     intake_task.await.context("the intake task panicked")??;
+    let samples = sampler.await.context("the sampler panicked")?;
 
     let ab_phase = ab_done
         .lock()
         .await
         .map_or(Duration::ZERO, |t| t.saturating_duration_since(started));
+    let ab_over = started + ab_phase;
+    let in_phase: Vec<_> = samples.iter().filter(|(t, _)| *t <= ab_over).collect();
+    let n = in_phase.len().max(1) as f64;
+    let fakes = [&stack.maxio_ab, &stack.maxio_ab_uk];
+    let occupancy = (0..if two_sites { 2 } else { 1 })
+        .map(|i| {
+            let (answered, took) = fakes[i].answered();
+            let (answered, took) = (
+                answered - answered_before[i].0,
+                took.saturating_sub(answered_before[i].1),
+            );
+            Occupancy {
+                held: in_phase.iter().map(|(_, s)| s[i].0 as f64).sum::<f64>() / n,
+                in_flight: in_phase.iter().map(|(_, s)| s[i].1 as f64).sum::<f64>() / n,
+                answer_time: took / u32::try_from(answered.max(1)).unwrap_or(u32::MAX),
+            }
+        })
+        .collect();
     let calls = count(&stack);
     let handled = handled.lock().await.clone();
     let (duplicates, failures) = audit(&stack, &ids);
@@ -496,6 +545,7 @@ pub async fn run(
         concurrency,
         sites,
         budget,
+        occupancy,
         latency,
         wall,
         ab_phase,

@@ -290,6 +290,9 @@ pub async fn warm_up(stack: &LocalStack) -> anyhow::Result<()> {
             .await
             .context("warming up the AB product")?;
     }
+    // Outside a batch nothing gives the warm-up's request slots back (the runner does at the end
+    // of each batch): give them back, or they stay held for the whole burst.
+    stack.maxio.sites.release_slots().await;
     clear_logs(stack);
     Ok(())
 }

@@ -137,15 +137,33 @@ pub async fn run(options: &Options) -> anyhow::Result<Results> {
                 if two_sites { 2 } else { 1 },
                 concurrency.name
             ));
-            bursts.push(
-                burst::run(
-                    options.burst,
-                    options.latency,
-                    concurrency.clone(),
-                    two_sites,
-                )
-                .await?,
-            );
+            let result = burst::run(
+                options.burst,
+                options.latency,
+                concurrency.clone(),
+                two_sites,
+            )
+            .await?;
+            progress(&format!(
+                "burst done in {:.1} s (AB phase {:.1} s, bound {:.1} s); slots held / requests in flight: {}",
+                result.wall.as_secs_f64(),
+                result.ab_phase.as_secs_f64(),
+                result.bound().as_secs_f64(),
+                result
+                    .occupancy
+                    .iter()
+                    .zip(&result.sites)
+                    .map(|(o, s)| format!(
+                        "{} {:.2} / {:.2}, answers {:.1} ms",
+                        s.site,
+                        o.held,
+                        o.in_flight,
+                        o.answer_time.as_secs_f64() * 1000.0
+                    ))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+            bursts.push(result);
         }
     }
     let functions = match &options.functions_dir {

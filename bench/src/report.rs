@@ -306,7 +306,7 @@ fn burst_section(out: &mut String, results: &Results) {
     }
     let _ = writeln!(
         out,
-        "\nWhat the budget costs: a request takes a slot with one read of the site's slots and one conditional write, and an instance keeps its slots for the rest of its batch (while a slot's lease still covers a whole request), giving them back (one delete each) before it answers. So most requests need no table call at all.\n\n| AB sites | AB requests | on a slot already held | table calls | table calls per AB request | mean wait for a slot |\n|---|---|---|---|---|---|"
+        "\nWhat the budget costs: a request takes a slot with one read of the site's slots and one conditional write, and an instance keeps its slots for the rest of its batch (while a slot's lease still covers a whole request), giving them back (one delete each) before it answers, and its idle slots of another site before a request on this one. So most requests need no table call at all.\n\n| AB sites | AB requests | on a slot already held | table calls | table calls per AB request | mean wait for a slot |\n|---|---|---|---|---|---|"
     );
     for b in &results.bursts {
         let c = &b.budget;
@@ -321,6 +321,27 @@ fn burst_section(out: &mut String, results: &Results) {
             c.reused as f64 * 100.0 / c.permits.max(1) as f64,
             c.table_calls,
         );
+    }
+    let _ = writeln!(
+        out,
+        "\nHow busy each site's budget was during the AB phase (sampled every millisecond): the slots held in the table and the requests the fake site was answering, against its {site} slots; and the time the fake took per answer, measured in the fake: the injected {latency:.0} ms plus its own work and this process's scheduling (every fake, function and worker shares one process on this machine's cores). *Bound at that time* is the bound with the measured answer time instead of {latency:.0} ms: what the slots allow for answers that slow.\n\n| AB sites | site | slots held | requests in flight | answer time | bound at that time | AB phase / it |\n|---|---|---|---|---|---|---|"
+    );
+    for b in &results.bursts {
+        for (o, s) in b.occupancy.iter().zip(&b.sites) {
+            let at = o.answer_time * u32::try_from(s.answered).unwrap_or(u32::MAX)
+                / s.slots.max(1) as u32;
+            let _ = writeln!(
+                out,
+                "| {} | {} | {:.2} | {:.2} | {:.1} ms | {:.1} s | {:.2}× |",
+                b.sites.len(),
+                s.site,
+                o.held,
+                o.in_flight,
+                ms(o.answer_time),
+                at.as_secs_f64(),
+                b.ab_phase.as_secs_f64() / at.as_secs_f64().max(f64::MIN_POSITIVE),
+            );
+        }
     }
     for b in &results.bursts {
         if !b.failures.is_empty() {

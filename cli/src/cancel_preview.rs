@@ -67,7 +67,10 @@ pub async fn preview(
             .get(&sub.site)
             .map(|s| s.ab.clone())
             .ok_or_else(|| CliError::config(format!("AB site {} is not configured", sub.site)))?;
-        match ab.read_subscription(sub.id).await {
+        let read = ab.read_subscription(sub.id).await;
+        // Outside the runner's batches nothing else gives the request slot back.
+        sites.release_slots().await;
+        match read {
             Ok(Some(current)) => match ab_moves(&plan.target, &current, now) {
                 Ok(state) => {
                     let (line, failed) = state_line(&system, &state);

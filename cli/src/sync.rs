@@ -315,7 +315,10 @@ async fn dry_run(connected: &Connected, deal: &DealRef) -> Result<Outcome, CliEr
                 .map_err(CliError::config)?;
                 let today = wiring::system_clock().now().date_naive();
                 let preview =
-                    preview(&sites, &snapshot, &connected.mapping, &settings, today).await?;
+                    preview(&sites, &snapshot, &connected.mapping, &settings, today).await;
+                // Outside the runner's batches nothing else gives the request slots back.
+                sites.release_slots().await;
+                let preview = preview?;
                 match (preview.plan, preview.problems.is_empty()) {
                     (Some(ab_plan), true) => {
                         let base = site_url(&client, &connected.mapping, &ab_plan.site)?;

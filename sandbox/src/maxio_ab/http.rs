@@ -100,6 +100,9 @@ pub(super) struct Limiter {
     in_flight: Arc<AtomicUsize>,
     denials: AtomicU64,
     max: usize,
+    /// Admitted requests answered, and the time they took in all (µs).
+    answered: AtomicU64,
+    answering_micros: AtomicU64,
 }
 
 impl Limiter {
@@ -108,7 +111,21 @@ impl Limiter {
             in_flight: Arc::new(AtomicUsize::new(0)),
             denials: AtomicU64::new(0),
             max,
+            answered: AtomicU64::new(0),
+            answering_micros: AtomicU64::new(0),
         }
+    }
+
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::SeqCst)
+    }
+
+    /// Admitted requests answered so far, and the time they took in all.
+    pub fn answered(&self) -> (u64, std::time::Duration) {
+        (
+            self.answered.load(Ordering::SeqCst),
+            std::time::Duration::from_micros(self.answering_micros.load(Ordering::SeqCst)),
+        )
     }
 
     fn try_enter(&self) -> Option<Slot> {
@@ -141,9 +158,15 @@ pub(super) async fn admit(
 ) -> Response {
     match app.limiter.try_enter() {
         Some(slot) => {
+            let started = std::time::Instant::now();
             request.extensions_mut().insert(Admission::Admitted);
             let response = next.run(request).await;
             drop(slot);
+            let took = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+            app.limiter.answered.fetch_add(1, Ordering::SeqCst);
+            app.limiter
+                .answering_micros
+                .fetch_add(took, Ordering::SeqCst);
             response
         }
         None => {

@@ -197,6 +197,17 @@ impl MaxioAbSandbox {
         self.app.settings.clone()
     }
 
+    /// Requests being answered now (admitted, not 429).
+    pub fn in_flight(&self) -> usize {
+        self.app.limiter.in_flight()
+    }
+
+    /// Requests answered (admitted, not 429) so far, and the time they took in all (injected
+    /// latency included).
+    pub fn answered(&self) -> (u64, std::time::Duration) {
+        self.app.limiter.answered()
+    }
+
     fn store(&self) -> MutexGuard<'_, Store> {
         self.app.store()
     }

@@ -11,8 +11,11 @@
 //!
 //! A container keeps the slots it took for the rest of its batch: its next request reuses one
 //! without a table call while the lease still covers a whole request. At the end of every batch
-//! ([`release_all`], called by the runner) the container gives every slot back, so a frozen
-//! container holds none.
+//! ([`Budgets::release_all`], called by the runner) the container gives every slot back, so a
+//! frozen container holds none; whatever sends AB requests outside a batch (the operator CLI's
+//! previews) gives them back the same way when it is done. A request on one site first gives
+//! back the container's idle slots of every other site ([`Budgets`] knows them): a batch that
+//! mixes sites must not keep a slot of one site idle while it works on another.
 //!
 //! Clock skew: a slot is taken over only when its lease ended more than
 //! [`BudgetSettings::skew`] ago by the taker's clock, so clocks that disagree by less than that
@@ -26,7 +29,7 @@ pub mod dynamodb;
 mod table;
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -148,6 +151,8 @@ pub struct SiteBudget {
     local_permits: tokio::sync::Semaphore,
     local: Mutex<Local>,
     counters: Counters,
+    /// The container's budgets of every site, once this one is in a [`Budgets`].
+    siblings: OnceLock<Weak<Mutex<Vec<Arc<SiteBudget>>>>>,
 }
 
 /// A random name for this container, the holder of its slots.
@@ -188,6 +193,7 @@ impl SiteBudget {
             local_permits: tokio::sync::Semaphore::new(permits),
             local: Mutex::new(Local::default()),
             counters: Counters::default(),
+            siblings: OnceLock::new(),
             settings,
         }
     }
@@ -240,6 +246,7 @@ impl SiteBudget {
                 waited: started.elapsed(),
                 reason: "the budget was closed".into(),
             })?;
+        self.release_other_sites().await;
         let mut looks: u32 = 0;
         loop {
             if let Some(slot) = self.reuse().await {
@@ -391,6 +398,23 @@ impl SiteBudget {
         }
     }
 
+    /// Gives back the container's idle slots of every other site (none: no table call).
+    async fn release_other_sites(&self) {
+        let Some(siblings) = self.siblings.get().and_then(Weak::upgrade) else {
+            return;
+        };
+        let others: Vec<Arc<SiteBudget>> = siblings
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .filter(|b| b.site != self.site)
+            .cloned()
+            .collect();
+        for other in others {
+            other.release_idle().await;
+        }
+    }
+
     /// Gives back every slot the container holds and is not using (the end of a batch).
     pub async fn release_idle(&self) {
         let idle = std::mem::take(&mut self.local().idle);
@@ -481,7 +505,11 @@ impl Budgets {
         Budgets::default()
     }
 
+    /// Adds `budget`: from now on a request on its site first gives back this container's idle
+    /// slots of the others (a budget belongs to one `Budgets`; a second `add` elsewhere keeps the
+    /// first).
     pub fn add(&self, budget: Arc<SiteBudget>) {
+        let _ = budget.siblings.set(Arc::downgrade(&self.sites));
         self.sites
             .lock()
             .unwrap_or_else(|p| p.into_inner())

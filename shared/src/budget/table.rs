@@ -82,6 +82,12 @@ impl MemorySlotTable {
         }
     }
 
+    /// `site`'s slots held now (expired leases included), without a call.
+    pub fn held(&self, site: &str) -> usize {
+        let slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        slots.keys().filter(|(s, _)| s == site).count()
+    }
+
     /// Calls made so far (reads and writes, failed ones included).
     pub fn calls(&self) -> u64 {
         self.calls.load(std::sync::atomic::Ordering::SeqCst)

@@ -179,3 +179,42 @@ async fn clocks_that_disagree_within_the_allowance_never_share_a_slot() {
         "a may still be sending by its own clock: b never takes its slot"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_request_on_one_site_gives_back_the_containers_idle_slot_of_another() {
+    let table = Arc::new(MemorySlotTable::new());
+    let clock = ManualClock::new(start());
+    let shared = SharedBudgets {
+        table: table.clone(),
+        holder: "c1".into(),
+        clock: Arc::new(clock.clone()),
+    };
+    let budgets = Budgets::new();
+    let us = Arc::new(shared.site("us", settings(4)));
+    let uk = Arc::new(shared.site("uk", settings(4)));
+    budgets.add(us.clone());
+    budgets.add(uk.clone());
+
+    drop(us.take().await.unwrap());
+    assert_eq!(table.held("us"), 1, "kept for the batch's next request");
+    drop(us.take().await.unwrap());
+    assert_eq!(
+        table.calls(),
+        2,
+        "the second request reused the slot: no table call"
+    );
+
+    drop(uk.take().await.unwrap());
+    assert_eq!(
+        table.held("us"),
+        0,
+        "the us slot is given back before the uk request"
+    );
+    assert_eq!(table.held("uk"), 1);
+    assert_eq!((us.held(), uk.held()), (0, 1));
+
+    // A budget outside any Budgets gives nothing else back.
+    let alone = shared.site("eu", settings(4));
+    drop(alone.take().await.unwrap());
+    assert_eq!(table.held("uk"), 1);
+}
