@@ -161,8 +161,8 @@ pub struct BurstResult {
     pub occupancy: Vec<Occupancy>,
 }
 
-/// How busy one AB site's budget was: means over samples taken every millisecond of the AB
-/// phase.
+/// How busy one AB site's budget was: time-weighted means over samples taken every millisecond
+/// of the AB phase.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Occupancy {
     /// Slots held in the slot table.
@@ -493,8 +493,25 @@ pub async fn run(
         .await
         .map_or(Duration::ZERO, |t| t.saturating_duration_since(started));
     let ab_over = started + ab_phase;
-    let in_phase: Vec<_> = samples.iter().filter(|(t, _)| *t <= ab_over).collect();
-    let n = in_phase.len().max(1) as f64;
+    // Each sample weighs the time until the next one: the sampler wakes late when the runtime is
+    // busy, which is when answers arrive and requests leave, so plain means over samples would
+    // overweight the quiet moments with every slot in flight.
+    let in_phase: Vec<(f64, [(usize, usize); 2])> = samples
+        .windows(2)
+        .filter(|w| w[0].0 <= ab_over)
+        .map(|w| {
+            let until = w[1].0.min(ab_over);
+            (
+                until.saturating_duration_since(w[0].0).as_secs_f64(),
+                w[0].1,
+            )
+        })
+        .collect();
+    let n = in_phase
+        .iter()
+        .map(|(w, _)| w)
+        .sum::<f64>()
+        .max(f64::MIN_POSITIVE);
     let fakes = [&stack.maxio_ab, &stack.maxio_ab_uk];
     let occupancy = (0..if two_sites { 2 } else { 1 })
         .map(|i| {
@@ -504,8 +521,8 @@ pub async fn run(
                 took.saturating_sub(answered_before[i].1),
             );
             Occupancy {
-                held: in_phase.iter().map(|(_, s)| s[i].0 as f64).sum::<f64>() / n,
-                in_flight: in_phase.iter().map(|(_, s)| s[i].1 as f64).sum::<f64>() / n,
+                held: in_phase.iter().map(|(w, s)| w * s[i].0 as f64).sum::<f64>() / n,
+                in_flight: in_phase.iter().map(|(w, s)| w * s[i].1 as f64).sum::<f64>() / n,
                 answer_time: took / u32::try_from(answered.max(1)).unwrap_or(u32::MAX),
             }
         })

@@ -324,7 +324,7 @@ fn burst_section(out: &mut String, results: &Results) {
     }
     let _ = writeln!(
         out,
-        "\nHow busy each site's budget was during the AB phase (sampled every millisecond): the slots held in the table and the requests the fake site was answering, against its {site} slots; and the time the fake took per answer, measured in the fake: the injected {latency:.0} ms plus its own work and this process's scheduling (every fake, function and worker shares one process on this machine's cores). *Bound at that time* is the bound with the measured answer time instead of {latency:.0} ms: what the slots allow for answers that slow.\n\n| AB sites | site | slots held | requests in flight | answer time | bound at that time | AB phase / it |\n|---|---|---|---|---|---|---|"
+        "\nHow busy each site's budget was during the AB phase (sampled every millisecond, each sample weighted by the time until the next): the slots held in the table and the requests the fake site was answering, against its {site} slots; and the time the fake took per answer, measured in the fake: the injected {latency:.0} ms, within which the fake does its own work, plus whatever this process's scheduling adds (every fake, function and worker shares one process on this machine's cores). *Bound at that time* is the bound with the measured answer time instead of {latency:.0} ms: what the slots allow for answers that slow.\n\n| AB sites | site | slots held | requests in flight | answer time | bound at that time | AB phase / it |\n|---|---|---|---|---|---|---|"
     );
     for b in &results.bursts {
         for (o, s) in b.occupancy.iter().zip(&b.sites) {

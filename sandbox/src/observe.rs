@@ -245,12 +245,14 @@ impl Observer {
         }
     }
 
-    /// Adds `latency` to every answer from `route`.
+    /// Every answer from `route` takes `latency` from the request's arrival (or longer, if the
+    /// fake's own work takes longer).
     pub fn set_latency(&self, route: &str, latency: Duration) {
         self.lock().latency.insert(route.to_string(), latency);
     }
 
-    /// Adds `latency` to every answer of this fake.
+    /// Every answer of this fake takes `latency` from the request's arrival (or longer, if the
+    /// fake's own work takes longer).
     pub fn set_default_latency(&self, latency: Duration) {
         self.lock().default_latency = latency;
     }
@@ -289,6 +291,7 @@ pub async fn observe(
     request: Request,
     next: Next,
 ) -> Response {
+    let arrived = tokio::time::Instant::now();
     let method = request.method().to_string();
     let route = format!(
         "{method} {}",
@@ -306,24 +309,24 @@ pub async fn observe(
         format!("<{} bytes>", bytes.len())
     };
     let (latency, fault) = observer.plan(&route);
-    if !latency.is_zero() {
-        tokio::time::sleep(latency).await;
-    }
+    // The injected latency is the answer's time from arrival, the fake's own work included (as a
+    // real service's response time includes its work): the fake acts at once and holds the answer
+    // until `answer_at`, so a loaded test process does not add its work on top of the latency.
+    let answer_at = arrived + latency;
     let act = match fault {
         Some(f) => Some(Act::Fail(Box::new(f))),
         None => observer.chaos_act(&method, &route),
     };
     let (response, injected) = match act {
         Some(Act::Fail(fault)) => {
-            if !fault.delay.is_zero() {
-                tokio::time::sleep(fault.delay).await;
-            }
+            tokio::time::sleep_until(answer_at + fault.delay).await;
             (fault_response(&fault), true)
         }
         Some(Act::LoseAnswer) => {
             let done = next
                 .run(Request::from_parts(parts, Body::from(bytes)))
                 .await;
+            tokio::time::sleep_until(answer_at).await;
             let (head, _) = done.into_parts();
             let broken = futures_util::stream::once(async {
                 Err::<axum::body::Bytes, std::io::Error>(std::io::Error::new(
@@ -337,14 +340,17 @@ pub async fn observe(
             let done = next
                 .run(Request::from_parts(parts, Body::from(bytes)))
                 .await;
+            tokio::time::sleep_until(answer_at).await;
             observer.crash();
             (done, true)
         }
-        None => (
-            next.run(Request::from_parts(parts, Body::from(bytes)))
-                .await,
-            false,
-        ),
+        None => {
+            let done = next
+                .run(Request::from_parts(parts, Body::from(bytes)))
+                .await;
+            tokio::time::sleep_until(answer_at).await;
+            (done, false)
+        }
     };
     observer.record(LoggedRequest {
         service: observer.service,
