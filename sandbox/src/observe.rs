@@ -312,6 +312,8 @@ pub async fn observe(
     // The injected latency is the answer's time from arrival, the fake's own work included (as a
     // real service's response time includes its work): the fake acts at once and holds the answer
     // until `answer_at`, so a loaded test process does not add its work on top of the latency.
+    // ASSUMED (the sandbox's model, not a documented fact of any of the APIs): a service's work is
+    // done early in its response time, so a caller that gives up within the latency finds it done.
     let answer_at = arrived + latency;
     let act = match fault {
         Some(f) => Some(Act::Fail(Box::new(f))),
