@@ -35,6 +35,7 @@
 
 mod error;
 mod load;
+mod lookups;
 mod org;
 mod schema;
 mod soql;

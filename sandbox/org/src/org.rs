@@ -10,6 +10,7 @@ use serde_json::{Map, Value};
 
 use crate::error::{ApiError, LoadError, SfError};
 use crate::load;
+use crate::lookups::Lookups;
 use crate::schema::{FieldType, SObject, SYSTEM_DATETIME_FIELDS, Schema};
 use crate::soql;
 use crate::value::{self, Mode, ValueError};
@@ -55,6 +56,10 @@ pub struct Org {
     records: HashMap<String, Record>,
     /// Per sObject (canonical name), the 15-character Ids in insertion order.
     order: HashMap<String, Vec<String>>,
+    /// Each record's place in its sObject's insertion order.
+    position: HashMap<String, usize>,
+    /// The records each lookup value points at.
+    lookups: Lookups,
     references: HashMap<String, SfId>,
     clock: Option<DateTime<Utc>>,
 }
@@ -73,6 +78,8 @@ impl Org {
             schema,
             records: HashMap::new(),
             order: HashMap::new(),
+            position: HashMap::new(),
+            lookups: Lookups::default(),
             references: HashMap::new(),
             clock: None,
         }
@@ -198,6 +205,14 @@ impl Org {
             .get_mut(sfid.to_15())
             .ok_or_else(ApiError::not_found)?;
         for (name, v) in changes {
+            if so
+                .field(&name)
+                .is_some_and(|f| f.field_type == FieldType::Reference)
+            {
+                let old = record.fields.get(&name).unwrap_or(&Value::Null);
+                self.lookups.remove(&so.name, &name, old, sfid.to_15());
+                self.lookups.add(&so.name, &name, &v, sfid.to_15());
+            }
             record.fields.insert(name, v);
         }
         record
@@ -451,12 +466,48 @@ impl Org {
         }
     }
 
+    /// The records of `sobject` (deleted ones included) whose lookup `field` names `target`, in
+    /// insertion order.
+    pub(crate) fn referrers<'a>(
+        &'a self,
+        sobject: &str,
+        field: &str,
+        target: &str,
+    ) -> Vec<&'a Record> {
+        let ids = self.lookups.referrers(sobject, field, target);
+        self.in_order(sobject, ids.iter().map(String::as_str))
+    }
+
+    /// The records of `sobject` among these 15-character Ids (deleted ones included), in
+    /// insertion order.
+    pub(crate) fn in_order<'a, 'i>(
+        &'a self,
+        sobject: &str,
+        ids: impl Iterator<Item = &'i str>,
+    ) -> Vec<&'a Record> {
+        let mut found: Vec<(usize, &'a Record)> = ids
+            .filter_map(|id| Some((*self.position.get(id)?, self.records.get(id)?)))
+            .filter(|(_, r)| r.sobject.eq_ignore_ascii_case(sobject))
+            .collect();
+        found.sort_by_key(|(position, _)| *position);
+        found.dedup_by_key(|(position, _)| *position);
+        found.into_iter().map(|(_, r)| r).collect()
+    }
+
     pub(crate) fn store(&mut self, record: Record) {
         let key = record.id.to_15().to_string();
-        self.order
-            .entry(record.sobject.clone())
-            .or_default()
-            .push(key.clone());
+        if let Some(so) = self.schema.sobject(&record.sobject) {
+            for field in so.fields() {
+                if field.field_type == FieldType::Reference
+                    && let Some(v) = record.fields.get(&field.name)
+                {
+                    self.lookups.add(&so.name, &field.name, v, &key);
+                }
+            }
+        }
+        let order = self.order.entry(record.sobject.clone()).or_default();
+        self.position.insert(key.clone(), order.len());
+        order.push(key.clone());
         self.records.insert(key, record);
     }
 }

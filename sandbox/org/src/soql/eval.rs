@@ -28,7 +28,7 @@ pub(crate) fn execute(org: &Org, opts: &QueryOptions, compiled: &Compiled) -> Ve
         .semi_joins
         .iter()
         .map(|sj| {
-            eval.rows(&sj.plan, eval.candidates(&sj.plan.sobject))
+            eval.rows(&sj.plan, eval.candidates(&sj.plan))
                 .into_iter()
                 .filter_map(|r| eval.scalar(r, &sj.field))
                 .filter_map(|s| match s {
@@ -39,7 +39,7 @@ pub(crate) fn execute(org: &Org, opts: &QueryOptions, compiled: &Compiled) -> Ve
         })
         .collect();
     eval.sets = sets;
-    let rows = eval.rows(&compiled.plan, eval.candidates(&compiled.plan.sobject));
+    let rows = eval.rows(&compiled.plan, eval.candidates(&compiled.plan));
     rows.into_iter()
         .map(|r| eval.render(&compiled.plan, r))
         .collect()
@@ -56,11 +56,93 @@ impl<'a> Eval<'a> {
         self.opts.include_deleted || !r.deleted
     }
 
-    fn candidates(&self, sobject: &str) -> Vec<&'a Record> {
-        self.org
-            .all_records(sobject)
-            .filter(|r| self.visible(r))
-            .collect()
+    /// The visible records of the plan's sObject that its filter can match, in insertion order:
+    /// those the lookup index narrows the filter to, or every record where it cannot.
+    fn candidates(&self, plan: &Plan) -> Vec<&'a Record> {
+        let narrowed = plan
+            .filter
+            .as_ref()
+            .and_then(|f| self.narrow(&plan.sobject, f));
+        let records = match narrowed {
+            Some(ids) => self
+                .org
+                .in_order(&plan.sobject, ids.iter().map(String::as_str)),
+            None => self.org.all_records(&plan.sobject).collect(),
+        };
+        records.into_iter().filter(|r| self.visible(r)).collect()
+    }
+
+    /// A superset of the records of `sobject` (15-character Ids) that `filter` can match, where
+    /// the filter pins an Id or a lookup (directly or through parent paths) to known values; None
+    /// where it does not.
+    fn narrow(&self, sobject: &str, filter: &Filter) -> Option<HashSet<String>> {
+        match filter {
+            Filter::And(items) => items
+                .iter()
+                .filter_map(|f| self.narrow(sobject, f))
+                .min_by_key(HashSet::len),
+            Filter::Or(items) => items
+                .iter()
+                .map(|f| self.narrow(sobject, f))
+                .collect::<Option<Vec<_>>>()
+                .map(|sets| sets.into_iter().flatten().collect()),
+            Filter::Compare {
+                field,
+                op: CmpOp::Eq,
+                value: Scalar::Id(id),
+            } => self.holding(sobject, field, std::iter::once(id)),
+            Filter::In {
+                field,
+                negated: false,
+                values,
+            } => {
+                let ids = values
+                    .iter()
+                    .map(|v| match v {
+                        Scalar::Id(id) => Some(id),
+                        _ => None,
+                    })
+                    .collect::<Option<Vec<_>>>()?;
+                self.holding(sobject, field, ids.into_iter())
+            }
+            Filter::SemiJoin {
+                field,
+                negated: false,
+                slot,
+            } => self.holding(sobject, field, self.sets.get(*slot)?.iter()),
+            _ => None,
+        }
+    }
+
+    /// The records of `sobject` whose `field` (an Id or a lookup, reached through its parent
+    /// path) can hold one of `ids`.
+    fn holding<'i>(
+        &self,
+        sobject: &str,
+        field: &FieldRef,
+        ids: impl Iterator<Item = &'i String>,
+    ) -> Option<HashSet<String>> {
+        let owner_of_field = field.steps.last().map_or(sobject, |s| s.target.as_str());
+        let mut set: HashSet<String> = match field.field_type {
+            FieldType::Id => ids.cloned().collect(),
+            FieldType::Reference => ids
+                .flat_map(|id| self.org.referrers(owner_of_field, &field.field, id))
+                .map(|r| r.id.to_15().to_string())
+                .collect(),
+            _ => return None,
+        };
+        for (i, step) in field.steps.iter().enumerate().rev() {
+            let owner = match i {
+                0 => sobject,
+                _ => field.steps[i - 1].target.as_str(),
+            };
+            set = set
+                .iter()
+                .flat_map(|id| self.org.referrers(owner, &step.lookup, id))
+                .map(|r| r.id.to_15().to_string())
+                .collect();
+        }
+        Some(set)
     }
 
     /// Filters, sorts and pages `candidates` by `plan`.
@@ -161,6 +243,32 @@ impl<'a> Eval<'a> {
         }
     }
 
+    /// The visible records of `sobject` whose `lookup` names `parent`, in insertion order: from
+    /// the lookup index where `lookup` is a lookup field, else by reading every record.
+    fn children(&self, sobject: &str, lookup: &str, parent: &Record) -> Vec<&'a Record> {
+        let indexed = self
+            .org
+            .schema()
+            .sobject(sobject)
+            .and_then(|so| so.field(lookup))
+            .is_some_and(|f| f.field_type == FieldType::Reference && f.name == lookup);
+        let records: Vec<&'a Record> = if indexed {
+            self.org.referrers(sobject, lookup, parent.id.to_15())
+        } else {
+            self.org
+                .all_records(sobject)
+                .filter(|c| {
+                    c.fields
+                        .get(lookup)
+                        .and_then(Value::as_str)
+                        .and_then(|v| v.get(..15))
+                        == Some(parent.id.to_15())
+                })
+                .collect()
+        };
+        records.into_iter().filter(|r| self.visible(r)).collect()
+    }
+
     fn attributes(&self, record: &Record) -> Value {
         json!({
             "type": record.sobject,
@@ -184,17 +292,7 @@ impl<'a> Eval<'a> {
                     lookup,
                     plan: child,
                 } => {
-                    let linked: Vec<&'a Record> = self
-                        .candidates(&child.sobject)
-                        .into_iter()
-                        .filter(|c| {
-                            c.fields
-                                .get(lookup)
-                                .and_then(Value::as_str)
-                                .and_then(|v| v.get(..15))
-                                == Some(record.id.to_15())
-                        })
-                        .collect();
+                    let linked = self.children(&child.sobject, lookup, record);
                     let rows = self.rows(child, linked);
                     let value = if rows.is_empty() {
                         Value::Null

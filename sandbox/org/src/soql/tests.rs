@@ -514,3 +514,79 @@ fn unbounded_fields_need_a_limit_of_at_most_200_and_no_field_twice() {
     );
     assert_eq!(e.error_code(), "MALFORMED_QUERY");
 }
+
+fn last_names(rows: Vec<Value>) -> Vec<String> {
+    rows.iter()
+        .map(|r| r["LastName"].as_str().unwrap_or("null").to_string())
+        .collect()
+}
+
+#[test]
+fn lookup_filters_and_child_subqueries_follow_inserts_updates_and_deletes() {
+    let mut org = org();
+    let acme = org.id_of("Acme").unwrap();
+    let japan = org.id_of("AcmeJapan").unwrap();
+    let contact = |last: &str, account: &str| {
+        json!({"LastName": last, "AccountId": account})
+            .as_object()
+            .unwrap()
+            .clone()
+    };
+    let sato = org
+        .insert("Contact", &contact("Sato", acme.as_str()))
+        .unwrap();
+    let kato = org
+        .insert("Contact", &contact("Kato", acme.to_15()))
+        .unwrap();
+    let mori = org
+        .insert("Contact", &contact("Mori", japan.as_str()))
+        .unwrap();
+    let moved = json!({"AccountId": japan.as_str()});
+    org.update(None, sato.as_str(), moved.as_object().unwrap())
+        .unwrap();
+    org.delete(None, kato.as_str()).unwrap();
+
+    let by_account = |org: &Org, id: &str| {
+        last_names(query(
+            org,
+            &format!("SELECT LastName FROM Contact WHERE AccountId = '{id}'"),
+        ))
+    };
+    assert_eq!(by_account(&org, acme.as_str()), ["Ito"]);
+    assert_eq!(by_account(&org, acme.to_15()), ["Ito"]);
+    assert_eq!(by_account(&org, japan.as_str()), ["Sato", "Mori"]);
+    let all = QueryOptions {
+        include_deleted: true,
+        ..QueryOptions::default()
+    };
+    let soql = format!("SELECT LastName FROM Contact WHERE AccountId = '{acme}'");
+    assert_eq!(last_names(org.query(&soql, &all).unwrap()), ["Ito", "Kato"]);
+
+    // Through a parent path, in an OR of lookups, and by Id: rows keep insertion order.
+    let soql = format!("SELECT LastName FROM Contact WHERE Account.ParentId = '{acme}'");
+    assert_eq!(last_names(query(&org, &soql)), ["Sato", "Mori"]);
+    let soql =
+        format!("SELECT LastName FROM Contact WHERE AccountId = '{japan}' OR AccountId = '{acme}'");
+    assert_eq!(last_names(query(&org, &soql)), ["Ito", "Sato", "Mori"]);
+    let soql =
+        format!("SELECT LastName FROM Contact WHERE AccountId = '{acme}' OR LastName = 'Mori'");
+    assert_eq!(last_names(query(&org, &soql)), ["Ito", "Mori"]);
+    let soql = format!("SELECT LastName FROM Contact WHERE Id IN ('{mori}', '{sato}', '{kato}')");
+    assert_eq!(last_names(query(&org, &soql)), ["Sato", "Mori"]);
+    let soql = format!("SELECT LastName FROM Contact WHERE Id = '{acme}'");
+    assert!(query(&org, &soql).is_empty());
+    let soql = format!(
+        "SELECT LastName FROM Contact WHERE AccountId IN (SELECT Id FROM Account WHERE ParentId = '{acme}')"
+    );
+    assert_eq!(last_names(query(&org, &soql)), ["Sato", "Mori"]);
+
+    let soql = "SELECT Name, (SELECT LastName FROM Contacts) FROM Account WHERE Name != null";
+    let children: Vec<Vec<String>> = query(&org, soql)
+        .into_iter()
+        .map(|r| match r["Contacts"]["records"].as_array() {
+            Some(rows) => last_names(rows.clone()),
+            None => Vec::new(),
+        })
+        .collect();
+    assert_eq!(children, [vec!["Ito"], vec!["Sato", "Mori"]]);
+}
