@@ -4,6 +4,7 @@
 //! client, the deal snapshot model and loader, and the mapping configuration. Pure logic (Id
 //! checksums, SOQL escaping, snapshot parsing) lives apart from I/O so it is unit-tested.
 
+pub mod billing;
 pub mod budget;
 pub mod clock;
 pub mod codes;

@@ -125,6 +125,10 @@ pub struct StatusValues {
     pub cancellation_cancelled: String,
     pub cancellation_withdrawn: String,
     pub cancellation_failed: String,
+    /// AB subscription state → the Opportunity stage the billing sync writes when a subscription
+    /// is in it (seed 001's `△Cancelled` for `canceled` and `expired`); a state not listed leaves
+    /// the stage alone.
+    pub billing_stages: std::collections::BTreeMap<String, String>,
 }
 
 impl Default for StatusValues {
@@ -146,6 +150,12 @@ impl Default for StatusValues {
             cancellation_cancelled: "Cancelled".into(),
             cancellation_withdrawn: "Withdrawn".into(),
             cancellation_failed: "Failed".into(),
+            billing_stages: [
+                ("canceled".to_string(), "\u{25b3}Cancelled".to_string()),
+                ("expired".to_string(), "\u{25b3}Cancelled".to_string()),
+            ]
+            .into_iter()
+            .collect(),
         }
     }
 }
@@ -223,6 +233,19 @@ pub struct OpportunityFields {
     pub cancellation_status: Option<String>,
     pub cancellation_detail: Option<String>,
     pub cancellation_error: Option<String>,
+    /// The billing state read back from AB (written by the billing sync, never read): the
+    /// subscription's state, when its period ends, when AB bills next, the recurring amount, the
+    /// balance owed, whether it cancels at the end of the period, when a pending cancellation
+    /// takes effect, and when it was read. Written by upsert on `maxio_subscription_id`, which
+    /// must then be an External ID field.
+    pub maxio_billing_state: Option<String>,
+    pub maxio_period_ends: Option<String>,
+    pub maxio_next_billing: Option<String>,
+    pub maxio_recurring_amount: Option<String>,
+    pub maxio_balance: Option<String>,
+    pub maxio_cancel_at_period_end: Option<String>,
+    pub maxio_pending_cancellation: Option<String>,
+    pub maxio_billing_synced_at: Option<String>,
     /// Whether to read the Opportunity's contact roles as a fallback billing contact.
     pub contact_roles: bool,
 }
@@ -368,6 +391,14 @@ impl Default for OpportunityFields {
             cancellation_status: some("Cancellation_Status__c"),
             cancellation_detail: some("Cancellation_Detail__c"),
             cancellation_error: some("Cancellation_Error__c"),
+            maxio_billing_state: some("Maxio_Billing_State__c"),
+            maxio_period_ends: some("Maxio_Current_Period_Ends__c"),
+            maxio_next_billing: some("Maxio_Next_Billing_At__c"),
+            maxio_recurring_amount: some("Maxio_Recurring_Amount__c"),
+            maxio_balance: some("Maxio_Balance__c"),
+            maxio_cancel_at_period_end: some("Maxio_Cancel_At_Period_End__c"),
+            maxio_pending_cancellation: some("Maxio_Pending_Cancellation_At__c"),
+            maxio_billing_synced_at: some("Maxio_Billing_Synced_At__c"),
             contact_roles: true,
         }
     }

@@ -12,7 +12,9 @@ use crate::maxio::ab::{
 };
 use crate::maxio::core::{CoreClient, CoreError, CoreRecord};
 use crate::maxio::pricing::PricePointSpec;
-use crate::salesforce::{RecordUpdate, SalesforceClient, SalesforceError, SaveResult};
+use crate::salesforce::{
+    RecordUpdate, RecordUpsert, SalesforceClient, SalesforceError, SaveResult, UpsertResult,
+};
 use crate::whmcs::model::{
     AddOrder, AddOrderResult, ClientDetails, Currency, GetOrdersQuery, Order, OrdersPage,
 };
@@ -408,5 +410,30 @@ impl SalesforceWrites for SalesforceClient {
         all_or_none: bool,
     ) -> Result<Vec<SaveResult>, SalesforceError> {
         SalesforceClient::update_records(self, records, all_or_none).await
+    }
+}
+
+/// Salesforce, as the billing sync uses it: sObject Collections upserts by External ID.
+#[async_trait]
+pub trait SalesforceUpserts: Send + Sync {
+    async fn upsert_records(
+        &self,
+        sobject: &str,
+        key_field: &str,
+        records: &[RecordUpsert],
+        all_or_none: bool,
+    ) -> Result<Vec<UpsertResult>, SalesforceError>;
+}
+
+#[async_trait]
+impl SalesforceUpserts for SalesforceClient {
+    async fn upsert_records(
+        &self,
+        sobject: &str,
+        key_field: &str,
+        records: &[RecordUpsert],
+        all_or_none: bool,
+    ) -> Result<Vec<UpsertResult>, SalesforceError> {
+        SalesforceClient::upsert_records(self, sobject, key_field, records, all_or_none).await
     }
 }

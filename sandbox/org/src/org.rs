@@ -250,6 +250,91 @@ impl Org {
         Ok(id)
     }
 
+    /// One record of `PATCH /composite/sobjects/{sobject}/{key_field}`: updates the live record
+    /// whose External ID `key_field` holds the record's value of it, or creates one with it.
+    /// Returns the record's Id and whether it was created.
+    ///
+    /// ASSUMED (lifecycle.md §5.1 leaves the codes unconfirmed): a key field that is not an
+    /// External ID is `INVALID_FIELD` for the whole call (the caller's check); a record without a
+    /// value for the key is `MISSING_ARGUMENT`; a value matching several records is
+    /// `DUPLICATE_EXTERNAL_ID`. Text keys match case-insensitively, as Salesforce's
+    /// non-case-sensitive External IDs do. Upserting by `Id` is not supported here.
+    pub fn upsert(
+        &mut self,
+        sobject: &str,
+        key_field: &str,
+        fields: &Map<String, Value>,
+    ) -> Result<(SfId, bool), ApiError> {
+        let (canonical, key) = self.external_key(sobject, key_field)?;
+        let value = fields
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(&key))
+            .map(|(_, v)| v)
+            .filter(|v| !v.is_null() && v.as_str() != Some(""))
+            .ok_or_else(|| {
+                ApiError::with_fields(
+                    400,
+                    "MISSING_ARGUMENT",
+                    format!("{key} not specified"),
+                    vec![key.clone()],
+                )
+            })?;
+        let wanted = key_text(value);
+        let matches: Vec<SfId> = self
+            .all_records(&canonical)
+            .filter(|r| !r.deleted)
+            .filter(|r| r.fields.get(&key).map(key_text) == Some(wanted.clone()))
+            .map(|r| r.id.clone())
+            .collect();
+        match matches.as_slice() {
+            [] => self.insert(&canonical, fields).map(|id| (id, true)),
+            [one] => {
+                let changes: Map<String, Value> = fields
+                    .iter()
+                    .filter(|(k, _)| !k.eq_ignore_ascii_case(&key))
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect();
+                self.update(Some(&canonical), one.as_str(), &changes)?;
+                Ok((one.clone(), false))
+            }
+            several => Err(ApiError::with_fields(
+                300,
+                "DUPLICATE_EXTERNAL_ID",
+                format!(
+                    "{key}: more than one record found for external id field: [{}]",
+                    several
+                        .iter()
+                        .map(SfId::as_str)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                vec![key.clone()],
+            )),
+        }
+    }
+
+    /// The canonical names of `sobject` and of its External ID field `key_field`.
+    pub fn external_key(
+        &self,
+        sobject: &str,
+        key_field: &str,
+    ) -> Result<(String, String), ApiError> {
+        let so = self
+            .schema
+            .sobject(sobject)
+            .ok_or_else(ApiError::not_found)?;
+        match so.field(key_field) {
+            Some(f) if f.external_id => Ok((so.name.clone(), f.name.clone())),
+            _ => Err(ApiError::new(
+                400,
+                "INVALID_FIELD",
+                format!(
+                    "Provided external ID field does not exist or is not accessible: {key_field}"
+                ),
+            )),
+        }
+    }
+
     /// `DELETE /sobjects/{sobject}/{id}`: moves the record to the recycle bin, where only
     /// `queryAll` sees it.
     pub fn delete(&mut self, sobject: Option<&str>, id: &str) -> Result<(), ApiError> {
@@ -527,6 +612,14 @@ pub(crate) fn blank_record(so: &SObject, id: &SfId) -> Map<String, Value> {
         .collect()
 }
 
+/// An External ID value as compared: text without regard to case, numbers as written.
+fn key_text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.to_lowercase(),
+        other => other.to_string(),
+    }
+}
+
 fn read_json(path: &Path) -> Result<Value, LoadError> {
     let text = std::fs::read_to_string(path).map_err(|source| LoadError::Io {
         path: path.to_path_buf(),
@@ -621,6 +714,71 @@ mod tests {
         assert_eq!(rec["Name"], json!("Lower"));
         assert_eq!(rec["Rating"], json!("Hot"));
         assert!(rec.get("name").is_none());
+    }
+
+    #[test]
+    fn an_upsert_updates_the_record_its_key_names_creates_one_for_a_new_key_and_refuses_ambiguity()
+    {
+        let schema = json!({"sobjects": {"Account": {"keyPrefix": "001", "fields": {
+            "Name": {"type": "string"},
+            "Billing_Key__c": {"type": "string", "externalId": true}
+        }}}});
+        let data = json!({"records": [
+            {"attributes": {"type": "Account", "referenceId": "Acme"}, "Name": "Acme",
+             "Billing_Key__c": "AB-1"}
+        ]});
+        let mut org = Org::from_json(&schema, &[data]).unwrap();
+        let acme = org.id_of("Acme").unwrap();
+        let body = |pairs: Value| pairs.as_object().unwrap().clone();
+        let (id, created) = org
+            .upsert(
+                "account",
+                "billing_key__c",
+                &body(json!({"Billing_Key__c": "ab-1", "Name": "Acme Renamed"})),
+            )
+            .unwrap();
+        assert!(id.same_record(&acme) && !created);
+        assert_eq!(
+            org.get(acme.as_str()).unwrap()["Name"],
+            json!("Acme Renamed")
+        );
+        assert_eq!(
+            org.get(acme.as_str()).unwrap()["Billing_Key__c"],
+            json!("AB-1"),
+            "the key is not rewritten"
+        );
+        let (new, created) = org
+            .upsert(
+                "Account",
+                "Billing_Key__c",
+                &body(json!({"Billing_Key__c": "AB-2", "Name": "Second"})),
+            )
+            .unwrap();
+        assert!(created);
+        assert_eq!(
+            org.get(new.as_str()).unwrap()["Billing_Key__c"],
+            json!("AB-2")
+        );
+
+        let missing = org
+            .upsert("Account", "Billing_Key__c", &body(json!({"Name": "x"})))
+            .unwrap_err();
+        assert_eq!(missing.errors[0].error_code, "MISSING_ARGUMENT");
+        let not_external = org
+            .upsert("Account", "Name", &body(json!({"Name": "x"})))
+            .unwrap_err();
+        assert_eq!(not_external.errors[0].error_code, "INVALID_FIELD");
+        org.update(None, new.as_str(), &body(json!({"Billing_Key__c": "AB-1"})))
+            .unwrap();
+        let ambiguous = org
+            .upsert(
+                "Account",
+                "Billing_Key__c",
+                &body(json!({"Billing_Key__c": "AB-1", "Name": "x"})),
+            )
+            .unwrap_err();
+        assert_eq!(ambiguous.errors[0].error_code, "DUPLICATE_EXTERNAL_ID");
+        assert_eq!(org.records("Account").len(), 2, "nothing created");
     }
 
     #[test]

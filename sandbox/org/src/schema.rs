@@ -116,6 +116,8 @@ pub struct Field {
     pub createable: bool,
     pub picklist_values: Vec<String>,
     pub restricted: bool,
+    /// An External ID field: records can be upserted by its value.
+    pub external_id: bool,
 }
 
 /// A parent-to-child relationship: `Account.Contacts` is `Contact` records whose `AccountId` is the
@@ -400,6 +402,7 @@ fn implicit_field(name: &str, field_type: FieldType) -> Field {
         createable: false,
         picklist_values: Vec::new(),
         restricted: false,
+        external_id: false,
     }
 }
 
@@ -431,6 +434,7 @@ fn parse_field(sobject: &str, name: &str, def: &Value) -> Result<Field, LoadErro
     let updateable = !is_id && flag("updateable", !system)?;
     let createable = !is_id && flag("createable", !system)?;
     let restricted = flag("restricted", false)?;
+    let external_id = flag("externalId", false)?;
     let label = match def.get("label") {
         None => default_label(name),
         Some(Value::String(s)) => s.clone(),
@@ -498,6 +502,7 @@ fn parse_field(sobject: &str, name: &str, def: &Value) -> Result<Field, LoadErro
         createable,
         picklist_values,
         restricted,
+        external_id,
     })
 }
 

@@ -210,6 +210,7 @@ mod tests {
             createable: true,
             picklist_values: vec!["Open".into()],
             restricted: true,
+            external_id: false,
         }
     }
 

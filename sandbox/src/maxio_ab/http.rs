@@ -334,6 +334,7 @@ pub(super) fn write(
         let now = store.now();
         store.tokens.insert(token, now);
     }
+    store.record_events();
     reply.into_response()
 }
 
@@ -348,7 +349,9 @@ pub(super) fn write_optional(
 ) -> Response {
     if body.iter().all(u8::is_ascii_whitespace) {
         let mut store = app.store();
-        return handle(&mut store, &Value::Object(Default::default())).into_response();
+        let reply = handle(&mut store, &Value::Object(Default::default()));
+        store.record_events();
+        return reply.into_response();
     }
     write(app, headers, body, handle)
 }

@@ -14,6 +14,7 @@ mod cancellations;
 mod catalog;
 mod countries;
 mod customers;
+mod events;
 mod http;
 mod price_points;
 mod products;
@@ -45,6 +46,7 @@ use state::Store;
 /// Route names for fault injection and request counting.
 pub mod routes {
     pub const SITE: &str = "GET /site.json";
+    pub const EVENTS_LIST: &str = "GET /events.json";
     pub const CUSTOMERS_CREATE: &str = "POST /customers.json";
     pub const CUSTOMERS_LIST: &str = "GET /customers.json";
     pub const CUSTOMER_LOOKUP: &str = "GET /customers/lookup.json";
@@ -308,6 +310,7 @@ impl MaxioAbSandbox {
             }
             _ => row.allocated_quantity = quantity.normalize(),
         }
+        store.record_events();
         Ok(())
     }
 
@@ -320,6 +323,8 @@ impl MaxioAbSandbox {
             return Err(format!("{state} is not a subscription state"));
         };
         let mut store = self.store();
+        // What happened before this change is recorded as it was.
+        store.record_events();
         let now = store.now();
         let Some(s) = store.subscription_mut(subscription_id) else {
             return Err(format!("no subscription {subscription_id}"));
@@ -327,7 +332,20 @@ impl MaxioAbSandbox {
         s.previous_state = s.state;
         s.state = state;
         s.updated_at = now;
+        store.record_events();
         Ok(())
+    }
+
+    /// The site's event log as `GET /events.json?direction=asc` renders it (unwrapped), oldest
+    /// first, with every change made so far recorded.
+    pub fn events(&self) -> Vec<Value> {
+        let mut store = self.store();
+        store.record_events();
+        store
+            .events
+            .iter()
+            .map(|e| e.render()["event"].clone())
+            .collect()
     }
 
     /// Turns the site feature "Schedule Subscription Cancellation" on or off (see
@@ -385,6 +403,7 @@ async fn not_found(AxState(app): AxState<Arc<App>>, request: Request) -> Respons
 fn router(app: Arc<App>, observer: Observer) -> Router {
     Router::new()
         .route("/site.json", get(price_points::site))
+        .route("/events.json", get(events::list))
         .route(
             "/customers.json",
             get(customers::list).post(customers::create),

@@ -254,6 +254,7 @@ impl Sequences {
             "subscription_component" => 8_000,
             "allocation" => 10_000,
             "currency_price" => 11_000,
+            "event" => 20_000,
             _ => 9_000,
         };
         let n = self.next.entry(kind).or_insert(base + self.offset);
@@ -289,6 +290,11 @@ pub(super) struct Store {
     /// Every negative component quantity the site was sent, described (see
     /// `MaxioAbSandbox::negative_quantities`).
     pub negative_quantities: Vec<String>,
+    /// The event log, oldest first, and what it last saw of each subscription (`events.rs`).
+    pub events: Vec<super::events::Event>,
+    pub seen: HashMap<i64, super::events::Seen>,
+    /// Subscriptions changed since the log last looked.
+    pub dirty: HashSet<i64>,
 }
 
 impl Store {
@@ -325,6 +331,9 @@ impl Store {
             forced_default: HashSet::new(),
             schedule_cancellation: settings.schedule_cancellation,
             negative_quantities: Vec::new(),
+            events: Vec::new(),
+            seen: HashMap::new(),
+            dirty: HashSet::new(),
         };
         catalog::seed(&mut store, settings, now);
         store
@@ -360,6 +369,7 @@ impl Store {
                 (a, b) => a.or(b),
             };
             if let Some(due) = due.filter(|due| *due <= now) {
+                self.dirty.insert(s.id);
                 s.previous_state = s.state;
                 s.state = "canceled";
                 c.canceled_at = Some(due);
@@ -370,6 +380,7 @@ impl Store {
     }
 
     pub fn subscription_mut(&mut self, id: i64) -> Option<&mut Subscription> {
+        self.dirty.insert(id);
         self.subscriptions.iter_mut().find(|s| s.id == id)
     }
 
@@ -474,6 +485,7 @@ impl Store {
         component_id: i64,
         price_point_id: i64,
     ) -> &mut SubscriptionComponent {
+        self.dirty.insert(subscription_id);
         let now = self.now();
         let index =
             match self.subscription_components.iter().position(|a| {
@@ -699,6 +711,9 @@ impl Store {
             "balance_in_cents": 0,
             "total_revenue_in_cents": 0,
             "product_price_in_cents": price_in_cents,
+            // ASSUMED: what the next renewal bills is the product's price; the fake does not add
+            // components' recurring charges.
+            "current_billing_amount_in_cents": price_in_cents,
             "product_version_number": 1,
             "current_period_ends_at": ts(s.current_period_ends_at),
             "next_assessment_at": ts(s.next_assessment_at),

@@ -225,7 +225,10 @@ pub(super) async fn composite(
             split_url(path).is_some_and(|(_, p, _)| {
                 matches!(
                     resource(&p, Some("q=x")),
-                    Resource::Query { .. } | Resource::QueryMore { .. } | Resource::Collection
+                    Resource::Query { .. }
+                        | Resource::QueryMore { .. }
+                        | Resource::Collection
+                        | Resource::Upsert { .. }
                 )
             })
         })

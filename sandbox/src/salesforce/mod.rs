@@ -30,6 +30,8 @@ pub mod routes {
     pub const SOBJECT_PATCH: &str = "PATCH /services/data/{version}/sobjects/{sobject}/{id}";
     pub const SOBJECT_GET: &str = "GET /services/data/{version}/sobjects/{sobject}/{id}";
     pub const COLLECTIONS_PATCH: &str = "PATCH /services/data/{version}/composite/sobjects";
+    pub const COLLECTIONS_UPSERT: &str =
+        "PATCH /services/data/{version}/composite/sobjects/{sobject}/{field}";
 }
 
 /// Who may log in, and how the org behaves.
@@ -229,6 +231,10 @@ fn router(state: Arc<State>, observer: Observer) -> Router {
         .route(
             "/services/data/{version}/composite/sobjects",
             patch(rest::patch_collection),
+        )
+        .route(
+            "/services/data/{version}/composite/sobjects/{sobject}/{field}",
+            patch(rest::upsert_collection_route),
         )
         .fallback(rest::not_found)
         .with_state(state)

@@ -57,10 +57,23 @@ impl Reply {
 
 /// Where a request goes, parsed from the part of the path after `/services/data/vNN.N`.
 pub(super) enum Resource {
-    Query { soql: Option<String>, all: bool },
-    QueryMore { locator: String },
-    Record { sobject: String, id: String },
+    Query {
+        soql: Option<String>,
+        all: bool,
+    },
+    QueryMore {
+        locator: String,
+    },
+    Record {
+        sobject: String,
+        id: String,
+    },
     Collection,
+    /// `composite/sobjects/{sobject}/{field}`: upsert by an External ID.
+    Upsert {
+        sobject: String,
+        field: String,
+    },
     Unknown,
 }
 
@@ -90,6 +103,10 @@ pub(super) fn resource(rest: &str, query: Option<&str>) -> Resource {
             id: (*id).to_string(),
         },
         ["composite", "sobjects"] => Resource::Collection,
+        ["composite", "sobjects", sobject, field] => Resource::Upsert {
+            sobject: (*sobject).to_string(),
+            field: (*field).to_string(),
+        },
         _ => Resource::Unknown,
     }
 }
@@ -146,6 +163,9 @@ pub(super) fn dispatch(
             }
         }
         ("PATCH", Resource::Collection) => update_collection(state, body),
+        ("PATCH", Resource::Upsert { sobject, field }) => {
+            upsert_collection(state, &sobject, &field, body)
+        }
         (_, Resource::Unknown) => {
             Reply::error(404, "NOT_FOUND", "The requested resource does not exist")
         }
@@ -333,6 +353,103 @@ fn update_collection(state: &State, body: Option<&Value>) -> Reply {
     Reply::ok(Value::Array(results))
 }
 
+/// `PATCH /composite/sobjects/{sobject}/{field}`: up to 200 records upserted by the External ID
+/// `field`, answered in order with one UpsertResult each (lifecycle.md §5.1).
+///
+/// ASSUMED: a record of another type than the URI's, or one carrying an `Id`, fails alone with
+/// `INVALID_TYPE` / `INVALID_FIELD`; the real codes are unconfirmed.
+fn upsert_collection(state: &State, sobject: &str, field: &str, body: Option<&Value>) -> Reply {
+    let Some(body) = body.and_then(Value::as_object) else {
+        return Reply::error(
+            400,
+            "JSON_PARSER_ERROR",
+            "The request body must be a JSON object",
+        );
+    };
+    let all_or_none = body
+        .get("allOrNone")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let Some(records) = body.get("records").and_then(Value::as_array) else {
+        return Reply::error(400, "INVALID_FIELD", "records are required");
+    };
+    if records.len() > MAX_COLLECTION_RECORDS {
+        return Reply::error(
+            400,
+            "EXCEEDED_ID_LIMIT",
+            "record limit reached. cannot submit more than 200 records into this call",
+        );
+    }
+    let mut org = lock(&state.org);
+    let (canonical, _) = match org.external_key(sobject, field) {
+        Ok(names) => names,
+        Err(e) => return Reply::from_api(&e),
+    };
+    let before = all_or_none.then(|| org.clone());
+    let mut results = Vec::with_capacity(records.len());
+    let mut failed = false;
+    for record in records {
+        let Some(fields) = record.as_object() else {
+            return Reply::error(
+                400,
+                "JSON_PARSER_ERROR",
+                "each record must be a JSON object",
+            );
+        };
+        let declared = fields
+            .get("attributes")
+            .and_then(|a| a.get("type"))
+            .and_then(Value::as_str);
+        let mut changes = fields.clone();
+        changes.remove("attributes");
+        let outcome = match declared {
+            None => Err(ApiError::new(
+                400,
+                "INVALID_TYPE",
+                "Must send a concrete entity type.",
+            )),
+            Some(t) if !t.eq_ignore_ascii_case(&canonical) => Err(ApiError::new(
+                400,
+                "INVALID_TYPE",
+                format!("records must all be of type {canonical}, got {t}"),
+            )),
+            Some(_) if changes.keys().any(|k| k.eq_ignore_ascii_case("id")) => Err(ApiError::new(
+                400,
+                "INVALID_FIELD",
+                "Id is not allowed in an upsert by external id; the key field carries the key",
+            )),
+            Some(_) => org.upsert(&canonical, field, &changes),
+        };
+        match outcome {
+            Ok((id, created)) => results.push(
+                json!({"id": id.as_str(), "success": true, "errors": [], "created": created}),
+            ),
+            Err(e) => {
+                failed = true;
+                let errors: Vec<Value> = e
+                    .errors
+                    .iter()
+                    .map(|x| json!({"statusCode": x.error_code, "message": x.message, "fields": x.fields}))
+                    .collect();
+                results.push(json!({"id": null, "success": false, "errors": errors}));
+            }
+        }
+    }
+    if let (true, Some(before)) = (failed, before) {
+        *org = before;
+        for r in &mut results {
+            if r["success"] == Value::Bool(true) {
+                r["success"] = Value::Bool(false);
+                r["id"] = Value::Null;
+                r["errors"] = json!([{"statusCode": "ALL_OR_NONE_OPERATION_ROLLED_BACK",
+                    "message": "Record rolled back because not all records were valid and the request was using AllOrNone header",
+                    "fields": []}]);
+            }
+        }
+    }
+    Reply::ok(Value::Array(results))
+}
+
 /// Authenticates and counts the call against the org's allocation. Salesforce checks the session
 /// before the allocation.
 pub(super) fn admit(state: &State, headers: &HeaderMap) -> Result<(), Reply> {
@@ -506,6 +623,25 @@ pub(super) async fn patch_collection(
             &version,
             "PATCH",
             Resource::Collection,
+            value.as_ref(),
+        ),
+        Err(reply) => respond(&state, reply),
+    }
+}
+
+pub(super) async fn upsert_collection_route(
+    AxState(state): AxState<Arc<State>>,
+    Path((version, sobject, field)): Path<(String, String, String)>,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
+    match parse_body(&body) {
+        Ok(value) => serve(
+            &state,
+            &headers,
+            &version,
+            "PATCH",
+            Resource::Upsert { sobject, field },
             value.as_ref(),
         ),
         Err(reply) => respond(&state, reply),

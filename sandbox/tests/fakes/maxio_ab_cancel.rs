@@ -583,3 +583,118 @@ async fn every_negative_quantity_sent_is_remembered_and_still_refused() {
         "{seen:?}"
     );
 }
+
+#[tokio::test]
+async fn every_change_is_an_event_and_since_id_is_a_cursor_that_misses_and_repeats_nothing() {
+    let site = Site::start(AbSettings::default()).await;
+    let id = site.subscription("006-events", json!({})).await;
+    site.client
+        .delayed_cancel(id, &Cancellation::default())
+        .await
+        .expect("delayed");
+    site.ab.set_state(id, "past_due").expect("state set");
+    let events = site.ab.events();
+    let keys: Vec<&str> = events
+        .iter()
+        .map(|e| e["key"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "signup_success",
+            "pending_cancellation_change",
+            "subscription_state_change"
+        ]
+    );
+    assert!(events.iter().all(|e| e["subscription_id"] == id));
+    assert_eq!(
+        events[1]["event_specific_data"]["cancellation_state"],
+        "scheduled"
+    );
+    assert_eq!(
+        events[2]["event_specific_data"],
+        json!({"previous_subscription_state": "active", "new_subscription_state": "past_due"})
+    );
+    let first = events[0]["id"].as_i64().expect("id");
+
+    let ids = |body: &Value| -> Vec<i64> {
+        body.as_array()
+            .expect("a bare array")
+            .iter()
+            .map(|e| e["event"]["id"].as_i64().expect("id"))
+            .collect()
+    };
+    let (status, after) = site
+        .send(
+            reqwest::Method::GET,
+            &format!("/events.json?since_id={first}&direction=asc"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{after}");
+    assert_eq!(ids(&after), [first + 1, first + 2]);
+    let (_, newest_first) = site.send(reqwest::Method::GET, "/events.json", None).await;
+    assert_eq!(ids(&newest_first), [first + 2, first + 1, first]);
+    let (_, capped) = site
+        .send(
+            reqwest::Method::GET,
+            &format!(
+                "/events.json?since_id={first}&max_id={}&direction=asc",
+                first + 1
+            ),
+            None,
+        )
+        .await;
+    assert_eq!(ids(&capped), [first + 1]);
+    let (_, filtered) = site
+        .send(
+            reqwest::Method::GET,
+            "/events.json?filter=subscription_state_change,renewal_success",
+            None,
+        )
+        .await;
+    assert_eq!(ids(&filtered), [first + 2]);
+    let (_, nothing_new) = site
+        .send(
+            reqwest::Method::GET,
+            &format!("/events.json?since_id={}", first + 2),
+            None,
+        )
+        .await;
+    assert_eq!(ids(&nothing_new), Vec::<i64>::new());
+    let (status, refused) = site
+        .send(reqwest::Method::GET, "/events.json?since_id=latest", None)
+        .await;
+    assert_eq!(status, 422, "{refused}");
+    assert_eq!(site.ab.observer().count(routes::EVENTS_LIST), 6);
+
+    let read = site
+        .client
+        .events_since(Some(first), 200)
+        .await
+        .expect("events");
+    let read: Vec<(i64, &str, Option<i64>)> = read
+        .iter()
+        .map(|e| (e.id, e.key.as_str(), e.subscription_id))
+        .collect();
+    assert_eq!(
+        read,
+        [
+            (first + 1, "pending_cancellation_change", Some(id)),
+            (first + 2, "subscription_state_change", Some(id))
+        ]
+    );
+    let all = site.client.events_since(None, 2).await.expect("events");
+    assert_eq!(
+        all.iter().map(|e| e.id).collect::<Vec<_>>(),
+        [first, first + 1]
+    );
+
+    site.ab.set_state(id, "canceled").expect("state set");
+    let last = site.ab.events();
+    assert_eq!(last.len(), 4);
+    assert_eq!(
+        last[3]["event_specific_data"]["new_subscription_state"],
+        "canceled"
+    );
+}

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use dealbridge::config::AuthFlow;
 use dealbridge::salesforce::soql::{id_literal, quote};
-use dealbridge::salesforce::{CompositeRequest, RecordUpdate, SalesforceError, SfId};
+use dealbridge::salesforce::{CompositeRequest, RecordUpdate, RecordUpsert, SalesforceError, SfId};
 use dealbridge::snapshot::{DealRef, SnapshotError};
 use dealbridge_sandbox::harness::{SALESFORCE_SECRET, connect};
 use dealbridge_sandbox::observe::Fault;
@@ -416,6 +416,83 @@ async fn collection_updates_report_each_record() {
         "Activated",
         "rolled back"
     );
+}
+
+#[tokio::test]
+async fn upserts_by_external_id_update_the_matching_record_and_report_each_record() {
+    let sf = sandbox().await;
+    let c = connect(&sf, AuthFlow::ClientCredentials, &[]).unwrap();
+    let opp = id(&sf, "InternetOpportunity");
+    c.client
+        .update(
+            "Opportunity",
+            &opp,
+            &fields(&[("Maxio_Subscription_Id__c", json!("80293620"))]),
+        )
+        .await
+        .unwrap();
+    let upsert = |key: &str, pairs: &[(&str, Value)]| RecordUpsert {
+        key: key.into(),
+        fields: fields(pairs),
+    };
+    let results = c
+        .client
+        .upsert_records(
+            "Opportunity",
+            "Maxio_Subscription_Id__c",
+            &[
+                upsert("80293620", &[("Name", json!("Renamed by billing"))]),
+                upsert("80293620", &[("No_Such_Field__c", json!("x"))]),
+            ],
+            false,
+        )
+        .await
+        .unwrap();
+    assert!(results[0].success, "{results:?}");
+    assert_eq!(results[0].id.as_deref(), Some(opp.as_str()));
+    assert_eq!(results[0].created, Some(false));
+    assert!(!results[1].success);
+    assert_eq!(results[1].errors[0].error_code, "INVALID_FIELD");
+    assert_eq!(
+        sf.record(opp.as_str()).unwrap()["Name"],
+        "Renamed by billing"
+    );
+    assert_eq!(sf.observer().count(routes::COLLECTIONS_UPSERT), 1);
+
+    let rolled_back = c
+        .client
+        .upsert_records(
+            "Opportunity",
+            "Maxio_Subscription_Id__c",
+            &[
+                upsert("80293620", &[("Name", json!("Not kept"))]),
+                upsert("80293620", &[("No_Such_Field__c", json!("x"))]),
+            ],
+            true,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        rolled_back[0].errors[0].error_code,
+        "ALL_OR_NONE_OPERATION_ROLLED_BACK"
+    );
+    assert_eq!(
+        sf.record(opp.as_str()).unwrap()["Name"],
+        "Renamed by billing"
+    );
+
+    let not_external = c
+        .client
+        .upsert_records(
+            "Opportunity",
+            "Maxio_Site__c",
+            &[upsert("default", &[("Name", json!("x"))])],
+            false,
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(not_external.error_code(), Some("INVALID_FIELD"));
+    assert!(!not_external.is_retryable());
 }
 
 #[tokio::test]

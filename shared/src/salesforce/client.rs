@@ -52,6 +52,25 @@ pub struct SaveResult {
     pub errors: Vec<ApiErrorItem>,
 }
 
+/// One record to upsert by an External ID field: the key's value and the other fields to write.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordUpsert {
+    pub key: String,
+    pub fields: serde_json::Map<String, Value>,
+}
+
+/// The outcome of one record of an upsert by External ID: `created` is false for an update.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct UpsertResult {
+    #[serde(default)]
+    pub id: Option<String>,
+    pub success: bool,
+    #[serde(default)]
+    pub errors: Vec<ApiErrorItem>,
+    #[serde(default)]
+    pub created: Option<bool>,
+}
+
 struct Answer {
     body: String,
 }
@@ -183,6 +202,43 @@ impl SalesforceClient {
         if results.len() != records.len() {
             return Err(SalesforceError::Decode(format!(
                 "{} save results for {} records",
+                results.len(),
+                records.len()
+            )));
+        }
+        Ok(results)
+    }
+
+    /// Upserts up to 200 records of one sObject by its External ID field `key_field`
+    /// (`PATCH /composite/sobjects/{sobject}/{key_field}`): a record whose key matches is
+    /// updated, any other is created. One UpsertResult per record, in order; a record's failure
+    /// is in its result, not an `Err`.
+    pub async fn upsert_records(
+        &self,
+        sobject: &str,
+        key_field: &str,
+        records: &[RecordUpsert],
+        all_or_none: bool,
+    ) -> Result<Vec<UpsertResult>, SalesforceError> {
+        if records.is_empty() {
+            return Ok(Vec::new());
+        }
+        if records.len() > MAX_COLLECTION_RECORDS {
+            return Err(SalesforceError::InvalidRequest(format!(
+                "sObject Collections upsert at most {MAX_COLLECTION_RECORDS} records, got {}",
+                records.len()
+            )));
+        }
+        let body = upsert_body(sobject, key_field, records, all_or_none)?;
+        let path = format!(
+            "{}/composite/sobjects/{sobject}/{key_field}",
+            self.data_path()
+        );
+        let answer = self.send(Method::PATCH, &path, Some(&body)).await?;
+        let results: Vec<UpsertResult> = decode(&answer.body, "collection upsert results")?;
+        if results.len() != records.len() {
+            return Err(SalesforceError::Decode(format!(
+                "{} upsert results for {} records",
                 results.len(),
                 records.len()
             )));
@@ -341,6 +397,46 @@ pub fn collection_body(
     Ok(serde_json::json!({"allOrNone": all_or_none, "records": out}))
 }
 
+/// The body of an upsert by External ID: every record of the URI's type, its key in the key
+/// field and no `Id` (lifecycle.md §5.1).
+pub fn upsert_body(
+    sobject: &str,
+    key_field: &str,
+    records: &[RecordUpsert],
+    all_or_none: bool,
+) -> Result<Value, SalesforceError> {
+    check_sobject(sobject)?;
+    if !is_api_name(key_field) || key_field.eq_ignore_ascii_case("id") {
+        return Err(SalesforceError::InvalidRequest(format!(
+            "{key_field:?} is not an External ID field name"
+        )));
+    }
+    let mut out = Vec::with_capacity(records.len());
+    for r in records {
+        if r.key.trim().is_empty() {
+            return Err(SalesforceError::InvalidRequest(format!(
+                "a record to upsert by {key_field} has no key"
+            )));
+        }
+        let mut rec = serde_json::Map::new();
+        rec.insert("attributes".into(), serde_json::json!({"type": sobject}));
+        for (k, v) in &r.fields {
+            if k.eq_ignore_ascii_case("id")
+                || k == "attributes"
+                || k.eq_ignore_ascii_case(key_field)
+            {
+                return Err(SalesforceError::InvalidRequest(format!(
+                    "field {k:?} cannot be set in an upsert by {key_field}"
+                )));
+            }
+            rec.insert(k.clone(), v.clone());
+        }
+        rec.insert(key_field.to_string(), Value::String(r.key.clone()));
+        out.push(Value::Object(rec));
+    }
+    Ok(serde_json::json!({"allOrNone": all_or_none, "records": out}))
+}
+
 fn decode<T: serde::de::DeserializeOwned>(body: &str, what: &str) -> Result<T, SalesforceError> {
     serde_json::from_str(body).map_err(|e| SalesforceError::Decode(format!("{what}: {e}")))
 }
@@ -368,6 +464,40 @@ mod tests {
             serde_json::json!({"allOrNone": false, "records": [
                 {"attributes": {"type": "Order"}, "id": id.as_str(), "Status": "Activated"}]})
         );
+    }
+
+    #[test]
+    fn upsert_bodies_carry_the_type_and_the_key_and_refuse_ids_and_second_keys() {
+        let mut fields = serde_json::Map::new();
+        fields.insert("AB_Subscription_State__c".into(), "past_due".into());
+        let record = RecordUpsert {
+            key: "80293620".into(),
+            fields: fields.clone(),
+        };
+        let body =
+            upsert_body("Opportunity", "Maxio_Subscription_Id__c", &[record], false).unwrap();
+        assert_eq!(
+            body,
+            serde_json::json!({"allOrNone": false, "records": [
+                {"attributes": {"type": "Opportunity"}, "AB_Subscription_State__c": "past_due",
+                 "Maxio_Subscription_Id__c": "80293620"}]})
+        );
+        for bad in ["Id", "maxio_subscription_id__c", "attributes"] {
+            let mut f = fields.clone();
+            f.insert(bad.into(), "x".into());
+            let r = RecordUpsert {
+                key: "1".into(),
+                fields: f,
+            };
+            assert!(upsert_body("Opportunity", "Maxio_Subscription_Id__c", &[r], false).is_err());
+        }
+        let keyless = RecordUpsert {
+            key: " ".into(),
+            fields,
+        };
+        assert!(upsert_body("Opportunity", "Maxio_Subscription_Id__c", &[keyless], false).is_err());
+        assert!(upsert_body("Opportunity", "Id", &[], false).is_err());
+        assert!(upsert_body("Opportunity", "Bad Field", &[], false).is_err());
     }
 
     #[test]

@@ -8,7 +8,9 @@ pub mod id;
 pub mod limits;
 pub mod soql;
 
-pub use client::{QueryResult, RecordUpdate, SalesforceClient, SaveResult};
+pub use client::{
+    QueryResult, RecordUpdate, RecordUpsert, SalesforceClient, SaveResult, UpsertResult,
+};
 pub use composite::{CompositeRequest, CompositeResponse};
 pub use error::{ApiErrorItem, SalesforceError};
 pub use id::{IdError, SfId};

@@ -70,7 +70,8 @@ pub(super) struct Wrapped<T> {
         alias = "component",
         alias = "site",
         alias = "product",
-        alias = "allocation"
+        alias = "allocation",
+        alias = "event"
     )]
     pub(super) inner: T,
 }

@@ -307,6 +307,12 @@ pub struct SubscriptionLifecycle {
     pub current_period_ends_at: Option<String>,
     #[serde(default)]
     pub next_assessment_at: Option<String>,
+    /// Integer cents (a number; a string is tolerated): what the customer owes now.
+    #[serde(default)]
+    pub balance_in_cents: Option<serde_json::Value>,
+    /// Integer cents: what the next renewal bills, before usage.
+    #[serde(default)]
+    pub current_billing_amount_in_cents: Option<serde_json::Value>,
 }
 
 impl SubscriptionLifecycle {

@@ -1,0 +1,6 @@
+//! Billing state flowing back into Salesforce: AB's webhooks (hints that something changed), the
+//! billing state read from AB, and the fields it is written to.
+
+pub mod state;
+pub mod upsert;
+pub mod webhook;
