@@ -41,6 +41,9 @@ pub enum Command {
     Status(StatusArgs),
     /// Run the reconciler once and print its report.
     Reconcile(ReconcileArgs),
+    /// Run the billing sync once: AB's events since each site's cursor, the billing state of
+    /// the subscriptions they name upserted onto their Opportunities.
+    BillingSync(BillingSyncArgs),
     /// Move a queue's dead-lettered messages back to the queue.
     Redrive(RedriveArgs),
     /// Serve the sandbox's fakes and moto, write their environment, and wait for Ctrl-C.
@@ -75,6 +78,21 @@ pub struct ReconcileArgs {
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub since: Option<Duration>,
     /// Load and plan every deal found, enqueue nothing (no queue is needed).
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct BillingSyncArgs {
+    /// Only this AB site (default: every configured site).
+    #[arg(long, value_name = "NAME")]
+    pub site: Option<String>,
+    /// Start after this AB event id instead of the site's stored cursor (needs --site when
+    /// several sites are configured).
+    #[arg(long, value_name = "EVENT_ID", value_parser = clap::value_parser!(i64).range(0..))]
+    pub since: Option<i64>,
+    /// Read AB and show the fields each Opportunity would get; write nothing and move no
+    /// cursor.
     #[arg(long)]
     pub dry_run: bool,
 }

@@ -11,6 +11,7 @@
 //! [`error::CliError`]; `main` prints them.
 
 pub mod args;
+pub mod billing_sync;
 pub mod cancel_preview;
 pub mod env_file;
 pub mod error;

@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Parser;
 use dealbridge_cli::args::{Cli, Command};
+use dealbridge_cli::billing_sync::BillingSyncOptions;
 use dealbridge_cli::error::CliError;
 use dealbridge_cli::output::Outcome;
 use dealbridge_cli::reconcile::ReconcileOptions;
@@ -15,7 +16,7 @@ use dealbridge_cli::redrive::RedriveOptions;
 #[cfg(feature = "sandbox")]
 use dealbridge_cli::sandbox;
 use dealbridge_cli::sync::SyncOptions;
-use dealbridge_cli::{env_file, reconcile, redrive, status, sync};
+use dealbridge_cli::{billing_sync, env_file, reconcile, redrive, status, sync};
 #[cfg(feature = "sandbox")]
 use dealbridge_sandbox::serve_all::SandboxOptions;
 
@@ -90,6 +91,14 @@ async fn run(command: Command, json: bool) -> Result<Outcome, CliError> {
         Command::Status(a) => status::status(&a.id).await,
         Command::Reconcile(a) => {
             reconcile::reconcile(ReconcileOptions {
+                since: a.since,
+                dry_run: a.dry_run,
+            })
+            .await
+        }
+        Command::BillingSync(a) => {
+            billing_sync::billing_sync(&BillingSyncOptions {
+                site: a.site,
                 since: a.since,
                 dry_run: a.dry_run,
             })

@@ -622,6 +622,59 @@ async fn status_after_a_sync_shows_the_ledger_records() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn billing_sync_writes_what_ab_shows_a_dry_run_writes_nothing_and_a_rerun_sends_nothing() {
+    let sandbox = sandbox().await;
+    let opportunity = id(&sandbox, "GraduatedOpportunity");
+    dealbridge(&sandbox, &["sync", opportunity.as_str()])
+        .await
+        .expect(0);
+    let sub: i64 = field(&record(&sandbox, &opportunity), "Maxio_Subscription_Id__c")
+        .parse()
+        .expect("a subscription id");
+    sandbox.maxio_ab.set_state(sub, "past_due").unwrap();
+
+    let dry = dealbridge(
+        &sandbox,
+        &["--json", "billing-sync", "--site", "default", "--dry-run"],
+    )
+    .await
+    .expect(0)
+    .json();
+    let planned = &dry["sites"][0]["planned"];
+    assert_eq!(planned[0]["subscription"], sub.to_string(), "{dry}");
+    assert_eq!(planned[0]["fields"]["Maxio_Billing_State__c"], "past_due");
+    assert_eq!(dry["sites"][0]["salesforceCalls"], 0);
+    assert_eq!(
+        field(&record(&sandbox, &opportunity), "Maxio_Billing_State__c"),
+        ""
+    );
+
+    let run = dealbridge(&sandbox, &["billing-sync"]).await.expect(0);
+    assert!(run.stdout.contains("caught up"), "{}", run.stdout);
+    assert_eq!(
+        field(&record(&sandbox, &opportunity), "Maxio_Billing_State__c"),
+        "past_due"
+    );
+    let again = dealbridge(&sandbox, &["--json", "billing-sync"])
+        .await
+        .expect(0)
+        .json();
+    for site in again["sites"].as_array().unwrap() {
+        assert_eq!(site["events"], 0, "{again}");
+        assert_eq!(site["salesforceCalls"], 0, "{again}");
+    }
+
+    let unknown = dealbridge(&sandbox, &["billing-sync", "--site", "nowhere"])
+        .await
+        .expect(2);
+    assert!(unknown.stderr.contains("nowhere"), "{}", unknown.stderr);
+    let ambiguous = dealbridge(&sandbox, &["billing-sync", "--since", "5"])
+        .await
+        .expect(2);
+    assert!(ambiguous.stderr.contains("--site"), "{}", ambiguous.stderr);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sync_that_waits_for_maxio_core_says_so_and_hands_the_wait_to_the_delayed_queue() {
     let sandbox = sandbox().await;
     let empty_core = MaxioCoreSandbox::start(CoreSettings::default())
@@ -772,7 +825,14 @@ async fn redrive_lists_in_a_dry_run_and_moves_the_dead_letters_back() {
 #[tokio::test]
 async fn help_works_for_every_subcommand() {
     let top = dealbridge_with(&[], &["--help"]).await.expect(0);
-    for sub in ["sync", "status", "reconcile", "redrive", "sandbox"] {
+    for sub in [
+        "sync",
+        "status",
+        "reconcile",
+        "billing-sync",
+        "redrive",
+        "sandbox",
+    ] {
         assert!(
             top.stdout.contains(sub),
             "{sub} missing in:\n{}",

@@ -6,9 +6,9 @@
 use async_trait::async_trait;
 
 use crate::maxio::ab::{
-    AbClient, AbMessage, Allocation, Cancellation, Component, CurrencyPrice, Customer, MaxioError,
-    NewAllocation, NewCurrencyPrice, NewCustomer, NewSubscription, PricePoint, Product, Site,
-    Subscription, SubscriptionComponent, SubscriptionLifecycle,
+    AbClient, AbEvent, AbMessage, Allocation, Cancellation, Component, CurrencyPrice, Customer,
+    MaxioError, NewAllocation, NewCurrencyPrice, NewCustomer, NewSubscription, PricePoint, Product,
+    Site, Subscription, SubscriptionComponent, SubscriptionLifecycle,
 };
 use crate::maxio::core::{CoreClient, CoreError, CoreRecord};
 use crate::maxio::pricing::PricePointSpec;
@@ -111,6 +111,14 @@ pub trait MaxioAb: Send + Sync {
         _subscription_id: i64,
     ) -> Result<Option<SubscriptionLifecycle>, MaxioError> {
         Err(ab_unsupported("read_subscription"))
+    }
+    /// `GET /events.json`: up to `per_page` events after `since_id`, oldest first.
+    async fn events_since(
+        &self,
+        _since_id: Option<i64>,
+        _per_page: u32,
+    ) -> Result<Vec<AbEvent>, MaxioError> {
+        Err(ab_unsupported("events_since"))
     }
     /// Cancels now, or schedules the cancellation (`cancel_at_end_of_period`,
     /// `scheduled_cancellation_at`: site feature needed). A second cancel is a 422
@@ -235,6 +243,13 @@ impl MaxioAb for AbClient {
         subscription_id: i64,
     ) -> Result<Option<SubscriptionLifecycle>, MaxioError> {
         AbClient::read_subscription(self, subscription_id).await
+    }
+    async fn events_since(
+        &self,
+        since_id: Option<i64>,
+        per_page: u32,
+    ) -> Result<Vec<AbEvent>, MaxioError> {
+        AbClient::events_since(self, since_id, per_page).await
     }
     async fn cancel_subscription(
         &self,

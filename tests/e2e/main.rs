@@ -2,6 +2,7 @@
 //! virtual time (one test binary, so CI links once).
 
 mod amendments;
+mod billing_sync;
 mod cancellations;
 mod chaos;
 mod chaos_budget;

@@ -2,5 +2,6 @@
 //! billing state read from AB, and the fields it is written to.
 
 pub mod state;
+pub mod sync;
 pub mod upsert;
 pub mod webhook;

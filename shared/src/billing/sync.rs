@@ -1,0 +1,323 @@
+//! The billing sync of one AB site: brings what Salesforce shows of each subscription to what AB
+//! holds now, for every subscription AB recorded a change to since the site's cursor.
+//!
+//! - AB's event log is read forward from the cursor (`since_id`, exclusive) in pages of 200, and
+//!   the subscriptions its billing events name are gathered, 200 distinct ones a batch.
+//! - Each is read from AB (the state now, not the event's), and kept only when its `reference`
+//!   is an Opportunity Id: dealbridge creates its subscriptions with the Opportunity's Id, so AB
+//!   itself is the map from a subscription to its Opportunity, and no Salesforce query is needed.
+//! - The batch is upserted on the Opportunity's subscription id field (one call per 200
+//!   subscriptions; a refused record retried alone), and only then the cursor moves to the batch's
+//!   last event. A run that stops (its bounds, an error) resumes from there: nothing is missed,
+//!   and nothing Salesforce accepted is sent again.
+//!
+//! Webhooks only make this faster; a run on its own reaches the same state, and running it twice
+//! changes nothing the second time.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value};
+
+use super::state::{BillingReadError, SubscriptionBilling, opportunity_billing_fields};
+use super::upsert::{BATCH, upsert_all};
+use super::webhook::BILLING_EVENTS;
+use crate::clock::Clock;
+use crate::ledger::{Ledger, LedgerError, StepStatus};
+use crate::mapping::Mapping;
+use crate::maxio::ab::{MAX_EVENTS_PER_PAGE, MaxioError};
+use crate::ports::{MaxioAb, SalesforceUpserts};
+use crate::salesforce::{RecordUpsert, SalesforceError, SfId};
+
+/// Where each site's cursor is kept between runs.
+#[async_trait]
+pub trait Cursors: Send + Sync {
+    async fn get(&self, site: &str) -> Result<Option<i64>, LedgerError>;
+    async fn put(&self, site: &str, since_id: i64) -> Result<(), LedgerError>;
+}
+
+/// The step name of a site's cursor record in the ledger.
+pub const CURSOR_STEP: &str = "billing-events-cursor";
+
+/// The ledger key of a site's cursor record.
+pub fn cursor_key(site: &str) -> String {
+    format!("billing-sync:{site}")
+}
+
+/// Each site's cursor as a ledger record of its own (`billing-sync:<site>`), its `since_id` a
+/// target.
+pub struct LedgerCursors {
+    pub ledger: Arc<dyn Ledger>,
+    pub clock: Arc<dyn Clock>,
+}
+
+#[async_trait]
+impl Cursors for LedgerCursors {
+    async fn get(&self, site: &str) -> Result<Option<i64>, LedgerError> {
+        let record = self.ledger.get(&cursor_key(site), CURSOR_STEP).await?;
+        Ok(record
+            .and_then(|r| r.targets.get("since_id").cloned())
+            .and_then(|v| v.parse().ok()))
+    }
+
+    async fn put(&self, site: &str, since_id: i64) -> Result<(), LedgerError> {
+        let targets = [("since_id".to_string(), since_id.to_string())]
+            .into_iter()
+            .collect();
+        self.ledger
+            .note(
+                &cursor_key(site),
+                CURSOR_STEP,
+                StepStatus::Completed,
+                &targets,
+                None,
+                self.clock.now(),
+            )
+            .await
+            .map(|_| ())
+    }
+}
+
+/// How far one run may go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SyncBounds {
+    /// Stop before a batch that would start after this time.
+    pub deadline: Option<DateTime<Utc>>,
+    /// Stop before a batch once this many Salesforce calls were made.
+    pub max_salesforce_calls: usize,
+    /// Subscriptions per batch (and so per upsert call): Salesforce's 200 unless smaller.
+    pub batch: usize,
+}
+
+impl Default for SyncBounds {
+    fn default() -> Self {
+        SyncBounds {
+            deadline: None,
+            max_salesforce_calls: 100,
+            batch: BATCH,
+        }
+    }
+}
+
+/// What to do: the site, where to start, and whether to write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncRequest {
+    pub site: String,
+    /// Start after this event id instead of the stored cursor (the stored cursor still moves,
+    /// unless `dry_run`).
+    pub since: Option<i64>,
+    /// Read and compute, write nothing and leave the cursor.
+    pub dry_run: bool,
+    pub bounds: SyncBounds,
+}
+
+/// What a run did.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SiteReport {
+    pub site: String,
+    /// The cursor the run started from, and where it stands now.
+    pub from: Option<i64>,
+    pub cursor: Option<i64>,
+    /// Events read, and the distinct subscriptions their billing events named.
+    pub events: usize,
+    pub subscriptions: usize,
+    /// Opportunities written (or, in a dry run, that would be), by subscription id.
+    pub written: Vec<String>,
+    /// Subscriptions Salesforce refused (twice) or AB answered unreadably, with why.
+    pub failed: Vec<(String, String)>,
+    /// Subscriptions whose `reference` is no Opportunity Id: not dealbridge's, left alone.
+    pub not_ours: Vec<i64>,
+    /// Subscriptions AB no longer has.
+    pub gone: Vec<i64>,
+    pub salesforce_calls: usize,
+    /// True when the run read the log to its end.
+    pub caught_up: bool,
+    /// Why a run stopped before the end of the log.
+    pub stopped: Option<String>,
+    /// In a dry run: the fields each Opportunity would get, by subscription id.
+    pub planned: Vec<(String, Map<String, Value>)>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error(
+        "the mapping names no opportunity.maxio_subscription_id; the billing sync writes by it"
+    )]
+    NoKeyField,
+    #[error("AB: {0}")]
+    Ab(#[from] MaxioError),
+    #[error("Salesforce: {0}")]
+    Salesforce(#[from] SalesforceError),
+    #[error("the cursor store: {0}")]
+    Cursor(#[from] LedgerError),
+}
+
+impl SyncError {
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            SyncError::NoKeyField => false,
+            SyncError::Ab(e) => e.is_retryable(),
+            SyncError::Salesforce(e) => e.is_retryable(),
+            SyncError::Cursor(_) => true,
+        }
+    }
+}
+
+/// The next batch: up to `size` distinct subscriptions named by billing events after `cursor`,
+/// and the id of the last event it covers.
+struct Batch {
+    subscriptions: Vec<i64>,
+    last_event: Option<i64>,
+    events: usize,
+    end_of_log: bool,
+}
+
+async fn next_batch(
+    ab: &dyn MaxioAb,
+    cursor: Option<i64>,
+    size: usize,
+) -> Result<Batch, MaxioError> {
+    let mut batch = Batch {
+        subscriptions: Vec::new(),
+        last_event: cursor,
+        events: 0,
+        end_of_log: false,
+    };
+    let mut named = BTreeSet::new();
+    loop {
+        let page = ab
+            .events_since(batch.last_event, MAX_EVENTS_PER_PAGE)
+            .await?;
+        let full_page = page.len() >= MAX_EVENTS_PER_PAGE as usize;
+        for event in &page {
+            // Events must move forward; one that does not would loop the cursor.
+            if batch.last_event.is_some_and(|last| event.id <= last) {
+                continue;
+            }
+            let id = event
+                .subscription_id
+                .filter(|_| BILLING_EVENTS.contains(&event.key.as_str()));
+            if let Some(id) = id
+                && !named.contains(&id)
+            {
+                if batch.subscriptions.len() >= size {
+                    // This event starts the next batch.
+                    return Ok(batch);
+                }
+                named.insert(id);
+                batch.subscriptions.push(id);
+            }
+            batch.last_event = Some(event.id);
+            batch.events += 1;
+        }
+        if !full_page {
+            batch.end_of_log = true;
+            return Ok(batch);
+        }
+    }
+}
+
+/// Whether a subscription's `reference` names an Opportunity.
+fn opportunity_of(reference: Option<&str>) -> Option<SfId> {
+    SfId::parse(reference?.trim())
+        .ok()
+        .filter(|id| id.key_prefix() == "006")
+}
+
+/// Runs the sync of one site.
+pub async fn sync_site(
+    ab: &dyn MaxioAb,
+    sf: &dyn SalesforceUpserts,
+    cursors: &dyn Cursors,
+    mapping: &Mapping,
+    clock: &dyn Clock,
+    request: &SyncRequest,
+) -> Result<SiteReport, SyncError> {
+    let key_field = mapping
+        .opportunity
+        .maxio_subscription_id
+        .as_deref()
+        .ok_or(SyncError::NoKeyField)?;
+    let from = match request.since {
+        Some(since) => Some(since),
+        None => cursors.get(&request.site).await?,
+    };
+    let mut report = SiteReport {
+        site: request.site.clone(),
+        from,
+        cursor: from,
+        ..SiteReport::default()
+    };
+    loop {
+        if request
+            .bounds
+            .deadline
+            .is_some_and(|deadline| clock.now() >= deadline)
+        {
+            report.stopped = Some("the run's time is up".into());
+            break;
+        }
+        if report.salesforce_calls >= request.bounds.max_salesforce_calls {
+            report.stopped = Some(format!(
+                "the run's {} Salesforce calls are spent",
+                request.bounds.max_salesforce_calls
+            ));
+            break;
+        }
+        let size = request.bounds.batch.clamp(1, BATCH);
+        let batch = next_batch(ab, report.cursor, size).await?;
+        report.events += batch.events;
+        report.subscriptions += batch.subscriptions.len();
+        let mut records = Vec::new();
+        for id in &batch.subscriptions {
+            let Some(subscription) = ab.read_subscription(*id).await? else {
+                report.gone.push(*id);
+                continue;
+            };
+            if opportunity_of(subscription.reference.as_deref()).is_none() {
+                report.not_ours.push(*id);
+                continue;
+            }
+            match SubscriptionBilling::from_ab(&subscription) {
+                Ok(billing) => records.push(RecordUpsert {
+                    key: id.to_string(),
+                    fields: opportunity_billing_fields(&billing, mapping, clock.now()),
+                }),
+                Err(BillingReadError { problem, .. }) => {
+                    report.failed.push((id.to_string(), problem));
+                }
+            }
+        }
+        if request.dry_run {
+            report.written.extend(records.iter().map(|r| r.key.clone()));
+            report
+                .planned
+                .extend(records.into_iter().map(|r| (r.key, r.fields)));
+        } else if !records.is_empty() {
+            let written = upsert_all(sf, "Opportunity", key_field, records).await?;
+            report.salesforce_calls += written.calls;
+            report.written.extend(written.written);
+            report
+                .failed
+                .extend(written.failed.into_iter().map(|(key, errors)| {
+                    let why: Vec<String> = errors.iter().map(ToString::to_string).collect();
+                    (key, why.join("; "))
+                }));
+        }
+        if let Some(last) = batch.last_event
+            && Some(last) != report.cursor
+        {
+            if !request.dry_run {
+                cursors.put(&request.site, last).await?;
+            }
+            report.cursor = Some(last);
+        }
+        if batch.end_of_log {
+            report.caught_up = true;
+            break;
+        }
+    }
+    Ok(report)
+}

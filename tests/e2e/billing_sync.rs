@@ -1,0 +1,213 @@
+//! The billing sync end to end: a subscription's state changed in AB (past due, canceled)
+//! reaches its Opportunity through AB's event log and an upsert by subscription id; a second run
+//! sends nothing; a run stopped by its bounds or by a Salesforce failure resumes from its cursor
+//! without gaps or repeats, as the fakes' request logs show.
+
+use std::sync::Arc;
+
+use dealbridge::billing::sync::{
+    LedgerCursors, SiteReport, SyncBounds, SyncRequest, cursor_key, sync_site,
+};
+use dealbridge::maxio::options::DEFAULT_SITE;
+use dealbridge_sandbox::local::LocalStack;
+use dealbridge_sandbox::observe::Fault;
+use dealbridge_sandbox::salesforce::routes;
+use serde_json::{Value, json};
+
+use crate::support::{record, run_deal};
+
+const CANCELLED: &str = "\u{25b3}Cancelled";
+
+async fn billed(stack: &LocalStack, opportunity: &str) -> i64 {
+    run_deal(stack, opportunity).await;
+    let opp = record(stack, opportunity);
+    assert_eq!(opp["Maxio_Sync_Status__c"], "Synced", "{opp:?}");
+    opp["Maxio_Subscription_Id__c"]
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .expect("subscription id")
+}
+
+fn request(bounds: SyncBounds) -> SyncRequest {
+    SyncRequest {
+        site: DEFAULT_SITE.into(),
+        since: None,
+        dry_run: false,
+        bounds,
+    }
+}
+
+async fn sync(stack: &LocalStack, request: &SyncRequest) -> Result<SiteReport, String> {
+    let site = stack.maxio.sites.get(DEFAULT_SITE).expect("default site");
+    let cursors = LedgerCursors {
+        ledger: stack.maxio.ledger.clone(),
+        clock: Arc::new(stack.clock.clone()),
+    };
+    sync_site(
+        site.ab.as_ref(),
+        stack.client.as_ref(),
+        &cursors,
+        &stack.maxio.mapping,
+        &stack.clock,
+        request,
+    )
+    .await
+    .map_err(|e| e.to_string())
+}
+
+/// The subscription ids each accepted upsert call carried, in order.
+fn upserted(stack: &LocalStack) -> Vec<Vec<String>> {
+    stack
+        .salesforce
+        .observer()
+        .requests()
+        .into_iter()
+        .filter(|r| r.route == routes::COLLECTIONS_UPSERT && !r.injected)
+        .map(|r| {
+            let body: Value = serde_json::from_str(&r.body).expect("json body");
+            body["records"]
+                .as_array()
+                .expect("records")
+                .iter()
+                .map(|rec| {
+                    rec["Maxio_Subscription_Id__c"]
+                        .as_str()
+                        .unwrap()
+                        .to_string()
+                })
+                .collect()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_past_due_then_canceled_subscription_reaches_its_opportunity_and_a_rerun_sends_nothing() {
+    let stack = LocalStack::start().await.unwrap();
+    let sub = billed(&stack, "VolumeOpportunity").await;
+    let stage_before = record(&stack, "VolumeOpportunity")["StageName"].clone();
+    stack.maxio_ab.set_state(sub, "past_due").unwrap();
+
+    let report = sync(&stack, &request(SyncBounds::default())).await.unwrap();
+    assert!(report.caught_up, "{report:?}");
+    assert_eq!(report.written, [sub.to_string()]);
+    assert_eq!(report.salesforce_calls, 1);
+    assert!(report.failed.is_empty(), "{report:?}");
+    let opp = record(&stack, "VolumeOpportunity");
+    assert_eq!(opp["Maxio_Billing_State__c"], "past_due");
+    assert_eq!(opp["StageName"], stage_before, "past due leaves the stage");
+    assert_eq!(opp["Maxio_Cancel_At_Period_End__c"], false);
+    assert!(opp["Maxio_Next_Billing_At__c"].is_string(), "{opp:?}");
+    assert!(opp["Maxio_Recurring_Amount__c"].is_number(), "{opp:?}");
+    let cursor = report.cursor.expect("a cursor");
+    let stored = stack
+        .maxio
+        .ledger
+        .get(&cursor_key(DEFAULT_SITE), "billing-events-cursor")
+        .await
+        .unwrap()
+        .expect("the cursor is kept");
+    assert_eq!(stored.targets["since_id"], cursor.to_string());
+
+    let again = sync(&stack, &request(SyncBounds::default())).await.unwrap();
+    assert_eq!(
+        (again.events, again.salesforce_calls, again.cursor),
+        (0, 0, Some(cursor))
+    );
+
+    stack.maxio_ab.set_state(sub, "canceled").unwrap();
+    let report = sync(&stack, &request(SyncBounds::default())).await.unwrap();
+    assert_eq!(report.written, [sub.to_string()]);
+    let opp = record(&stack, "VolumeOpportunity");
+    assert_eq!(opp["Maxio_Billing_State__c"], "canceled");
+    assert_eq!(opp["StageName"], CANCELLED);
+    assert_eq!(upserted(&stack).len(), 2, "one call per run with changes");
+}
+
+#[tokio::test]
+async fn a_dry_run_shows_the_fields_and_writes_nothing() {
+    let stack = LocalStack::start().await.unwrap();
+    let sub = billed(&stack, "VolumeOpportunity").await;
+    stack.maxio_ab.set_state(sub, "past_due").unwrap();
+    let mut dry = request(SyncBounds::default());
+    dry.dry_run = true;
+    let report = sync(&stack, &dry).await.unwrap();
+    assert_eq!(report.planned.len(), 1);
+    assert_eq!(
+        report.planned[0].1["Maxio_Billing_State__c"],
+        json!("past_due")
+    );
+    assert_eq!(report.salesforce_calls, 0);
+    assert!(upserted(&stack).is_empty());
+    assert!(
+        record(&stack, "VolumeOpportunity")["Maxio_Billing_State__c"].is_null(),
+        "nothing written"
+    );
+    let stored = stack
+        .maxio
+        .ledger
+        .get(&cursor_key(DEFAULT_SITE), "billing-events-cursor")
+        .await
+        .unwrap();
+    assert!(stored.is_none(), "the cursor does not move");
+}
+
+#[tokio::test]
+async fn a_run_stopped_after_some_batches_resumes_without_gaps_or_repeats() {
+    let stack = LocalStack::start().await.unwrap();
+    let mut subs = Vec::new();
+    for opp in [
+        "VolumeOpportunity",
+        "GraduatedOpportunity",
+        "FlatFeeOpportunity",
+        "NoScheduleOpportunity",
+    ] {
+        subs.push(billed(&stack, opp).await);
+    }
+    // A first run takes the log as it is: the subscriptions as created.
+    let first = sync(&stack, &request(SyncBounds::default())).await.unwrap();
+    assert!(first.caught_up);
+    stack.salesforce.observer().clear_log();
+    for sub in &subs {
+        stack.maxio_ab.set_state(*sub, "past_due").unwrap();
+    }
+
+    // One subscription a batch; the run's Salesforce calls are spent after the first.
+    let bounded = SyncBounds {
+        max_salesforce_calls: 1,
+        batch: 1,
+        ..SyncBounds::default()
+    };
+    let stopped = sync(&stack, &request(bounded)).await.unwrap();
+    assert!(!stopped.caught_up);
+    assert!(stopped.stopped.is_some(), "{stopped:?}");
+    assert_eq!(stopped.written, [subs[0].to_string()]);
+
+    // The next run's first call fails: Salesforce refuses it as a whole, and the run stops.
+    stack.salesforce.observer().inject(
+        routes::COLLECTIONS_UPSERT,
+        Fault::json(
+            400,
+            json!([{"message": "Request body is malformed", "errorCode": "JSON_PARSER_ERROR"}]),
+        ),
+    );
+    let two = SyncBounds {
+        batch: 1,
+        ..SyncBounds::default()
+    };
+    let failed = sync(&stack, &request(two)).await;
+    assert!(failed.is_err(), "{failed:?}");
+
+    let rest = sync(&stack, &request(two)).await.unwrap();
+    assert!(rest.caught_up, "{rest:?}");
+    let sent: Vec<String> = upserted(&stack).into_iter().flatten().collect();
+    let expected: Vec<String> = subs.iter().map(ToString::to_string).collect();
+    assert_eq!(sent, expected, "each subscription once, in order");
+    for opp in [
+        "VolumeOpportunity",
+        "GraduatedOpportunity",
+        "FlatFeeOpportunity",
+        "NoScheduleOpportunity",
+    ] {
+        assert_eq!(record(&stack, opp)["Maxio_Billing_State__c"], "past_due");
+    }
+}
