@@ -211,3 +211,65 @@ async fn a_run_stopped_after_some_batches_resumes_without_gaps_or_repeats() {
         assert_eq!(record(&stack, opp)["Maxio_Billing_State__c"], "past_due");
     }
 }
+
+#[tokio::test]
+async fn a_subscription_no_opportunity_carries_is_reported_and_creates_no_opportunity() {
+    let stack = LocalStack::start().await.unwrap();
+    let sub = billed(&stack, "VolumeOpportunity").await;
+    // The subscription id never reached the Opportunity (someone cleared it).
+    let id = stack.id("VolumeOpportunity");
+    stack.salesforce.with_org(|org| {
+        let cleared = json!({"Maxio_Subscription_Id__c": null});
+        org.update(None, id.as_str(), cleared.as_object().unwrap())
+            .unwrap();
+    });
+    let opportunities = stack
+        .salesforce
+        .with_org(|org| org.records("Opportunity").len());
+    stack.maxio_ab.set_state(sub, "past_due").unwrap();
+
+    let report = sync(&stack, &request(SyncBounds::default())).await.unwrap();
+    assert!(report.written.is_empty(), "{report:?}");
+    assert_eq!(report.failed.len(), 1, "{report:?}");
+    assert_eq!(report.failed[0].0, sub.to_string());
+    assert!(
+        report.failed[0].1.contains("REQUIRED_FIELD_MISSING"),
+        "{report:?}"
+    );
+    assert_eq!(
+        report.salesforce_calls, 2,
+        "the batch, then the record alone"
+    );
+    assert_eq!(
+        stack
+            .salesforce
+            .with_org(|org| org.records("Opportunity").len()),
+        opportunities,
+        "no Opportunity is created for a key none carries"
+    );
+    assert!(
+        report.caught_up,
+        "a refused record does not hold the cursor"
+    );
+
+    // The refusal is kept: the next run, with no new event, tries it again.
+    let again = sync(&stack, &request(SyncBounds::default())).await.unwrap();
+    assert_eq!(again.events, 0);
+    assert_eq!(again.failed.len(), 1, "{again:?}");
+    // Once the Opportunity carries its subscription id again, the next run writes it and
+    // forgets the refusal.
+    stack.salesforce.with_org(|org| {
+        let restored = json!({"Maxio_Subscription_Id__c": sub.to_string()});
+        org.update(None, id.as_str(), restored.as_object().unwrap())
+            .unwrap();
+    });
+    let repaired = sync(&stack, &request(SyncBounds::default())).await.unwrap();
+    assert_eq!(repaired.written, [sub.to_string()], "{repaired:?}");
+    assert!(repaired.failed.is_empty());
+    assert_eq!(
+        record(&stack, "VolumeOpportunity")["Maxio_Billing_State__c"],
+        "past_due"
+    );
+    let quiet = sync(&stack, &request(SyncBounds::default())).await.unwrap();
+    assert_eq!((quiet.subscriptions, quiet.salesforce_calls), (0, 0));
+}

@@ -451,6 +451,26 @@ impl Org {
             changes.retain(|(n, _)| n != &field.name);
             changes.push((field.name.clone(), v));
         }
+        if matches!(write, Write::Create) {
+            let missing: Vec<String> = so
+                .fields()
+                .iter()
+                .filter(|f| !f.nillable && f.createable && f.field_type != FieldType::Boolean)
+                .filter(|f| {
+                    !changes
+                        .iter()
+                        .any(|(n, v)| n == &f.name && !v.is_null() && v.as_str() != Some(""))
+                })
+                .map(|f| f.name.clone())
+                .collect();
+            if !missing.is_empty() {
+                errors.push(SfError {
+                    message: format!("Required fields are missing: [{}]", missing.join(", ")),
+                    error_code: "REQUIRED_FIELD_MISSING".to_string(),
+                    fields: missing,
+                });
+            }
+        }
         if !not_writable.is_empty() {
             errors.insert(
                 0,
@@ -779,6 +799,38 @@ mod tests {
             .unwrap_err();
         assert_eq!(ambiguous.errors[0].error_code, "DUPLICATE_EXTERNAL_ID");
         assert_eq!(org.records("Account").len(), 2, "nothing created");
+    }
+
+    #[test]
+    fn a_record_is_not_created_without_its_required_fields() {
+        let schema = json!({"sobjects": {"Opportunity": {"keyPrefix": "006", "fields": {
+            "Name": {"type": "string", "nillable": false},
+            "CloseDate": {"type": "date", "nillable": false},
+            "IsPrivate": {"type": "boolean", "nillable": false},
+            "Key__c": {"type": "string", "externalId": true}
+        }}}});
+        let mut org = Org::from_json(&schema, &[]).unwrap();
+        let body = |v: Value| v.as_object().unwrap().clone();
+        let e = org
+            .insert("Opportunity", &body(json!({"Name": "", "Key__c": "1"})))
+            .unwrap_err();
+        assert_eq!(e.errors[0].error_code, "REQUIRED_FIELD_MISSING");
+        assert_eq!(e.errors[0].fields, ["Name", "CloseDate"]);
+        assert_eq!(
+            e.errors[0].message,
+            "Required fields are missing: [Name, CloseDate]"
+        );
+        let e = org
+            .upsert("Opportunity", "Key__c", &body(json!({"Key__c": "1"})))
+            .unwrap_err();
+        assert_eq!(e.errors[0].error_code, "REQUIRED_FIELD_MISSING");
+        assert!(org.records("Opportunity").is_empty());
+        org.insert(
+            "Opportunity",
+            &body(json!({"Name": "Deal", "CloseDate": "2026-12-31"})),
+        )
+        .unwrap();
+        assert_eq!(org.records("Opportunity").len(), 1);
     }
 
     #[test]

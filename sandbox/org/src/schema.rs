@@ -118,6 +118,9 @@ pub struct Field {
     pub restricted: bool,
     /// An External ID field: records can be upserted by its value.
     pub external_id: bool,
+    /// False for a field a record cannot be created without (`"nillable": false`, like
+    /// Opportunity `Name`, `StageName` and `CloseDate`).
+    pub nillable: bool,
 }
 
 /// A parent-to-child relationship: `Account.Contacts` is `Contact` records whose `AccountId` is the
@@ -403,6 +406,7 @@ fn implicit_field(name: &str, field_type: FieldType) -> Field {
         picklist_values: Vec::new(),
         restricted: false,
         external_id: false,
+        nillable: true,
     }
 }
 
@@ -435,6 +439,7 @@ fn parse_field(sobject: &str, name: &str, def: &Value) -> Result<Field, LoadErro
     let createable = !is_id && flag("createable", !system)?;
     let restricted = flag("restricted", false)?;
     let external_id = flag("externalId", false)?;
+    let nillable = flag("nillable", true)?;
     let label = match def.get("label") {
         None => default_label(name),
         Some(Value::String(s)) => s.clone(),
@@ -503,6 +508,7 @@ fn parse_field(sobject: &str, name: &str, def: &Value) -> Result<Field, LoadErro
         picklist_values,
         restricted,
         external_id,
+        nillable,
     })
 }
 

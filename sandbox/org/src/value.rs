@@ -211,6 +211,7 @@ mod tests {
             picklist_values: vec!["Open".into()],
             restricted: true,
             external_id: false,
+            nillable: true,
         }
     }
 

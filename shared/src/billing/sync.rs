@@ -9,7 +9,8 @@
 //! - The batch is upserted on the Opportunity's subscription id field (one call per 200
 //!   subscriptions; a refused record retried alone), and only then the cursor moves to the batch's
 //!   last event. A run that stops (its bounds, an error) resumes from there: nothing is missed,
-//!   and nothing Salesforce accepted is sent again.
+//!   and nothing Salesforce accepted is sent again. What Salesforce refused is kept with the
+//!   cursor and tried again at the start of the next run (and reported again while it fails).
 //!
 //! Webhooks only make this faster; a run on its own reaches the same state, and running it twice
 //! changes nothing the second time.
@@ -31,11 +32,19 @@ use crate::maxio::ab::{MAX_EVENTS_PER_PAGE, MaxioError};
 use crate::ports::{MaxioAb, SalesforceUpserts};
 use crate::salesforce::{RecordUpsert, SalesforceError, SfId};
 
-/// Where each site's cursor is kept between runs.
+/// Where a site's runs stand: the last event handled, and the subscriptions Salesforce refused
+/// (tried again at the start of the next run, so a refusal is never forgotten).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Position {
+    pub since_id: Option<i64>,
+    pub refused: Vec<i64>,
+}
+
+/// Where each site's position is kept between runs.
 #[async_trait]
 pub trait Cursors: Send + Sync {
-    async fn get(&self, site: &str) -> Result<Option<i64>, LedgerError>;
-    async fn put(&self, site: &str, since_id: i64) -> Result<(), LedgerError>;
+    async fn get(&self, site: &str) -> Result<Position, LedgerError>;
+    async fn put(&self, site: &str, position: &Position) -> Result<(), LedgerError>;
 }
 
 /// The step name of a site's cursor record in the ledger.
@@ -46,8 +55,8 @@ pub fn cursor_key(site: &str) -> String {
     format!("billing-sync:{site}")
 }
 
-/// Each site's cursor as a ledger record of its own (`billing-sync:<site>`), its `since_id` a
-/// target.
+/// Each site's position as a ledger record of its own (`billing-sync:<site>`): `since_id` and
+/// `refused` (comma-separated subscription ids) are its targets.
 pub struct LedgerCursors {
     pub ledger: Arc<dyn Ledger>,
     pub clock: Arc<dyn Clock>,
@@ -55,17 +64,31 @@ pub struct LedgerCursors {
 
 #[async_trait]
 impl Cursors for LedgerCursors {
-    async fn get(&self, site: &str) -> Result<Option<i64>, LedgerError> {
-        let record = self.ledger.get(&cursor_key(site), CURSOR_STEP).await?;
-        Ok(record
-            .and_then(|r| r.targets.get("since_id").cloned())
-            .and_then(|v| v.parse().ok()))
+    async fn get(&self, site: &str) -> Result<Position, LedgerError> {
+        let Some(record) = self.ledger.get(&cursor_key(site), CURSOR_STEP).await? else {
+            return Ok(Position::default());
+        };
+        Ok(Position {
+            since_id: record.targets.get("since_id").and_then(|v| v.parse().ok()),
+            refused: record
+                .targets
+                .get("refused")
+                .map(|v| {
+                    v.split(',')
+                        .filter_map(|id| id.trim().parse().ok())
+                        .collect()
+                })
+                .unwrap_or_default(),
+        })
     }
 
-    async fn put(&self, site: &str, since_id: i64) -> Result<(), LedgerError> {
-        let targets = [("since_id".to_string(), since_id.to_string())]
-            .into_iter()
-            .collect();
+    async fn put(&self, site: &str, position: &Position) -> Result<(), LedgerError> {
+        let mut targets = std::collections::BTreeMap::new();
+        if let Some(since) = position.since_id {
+            targets.insert("since_id".to_string(), since.to_string());
+        }
+        let refused: Vec<String> = position.refused.iter().map(ToString::to_string).collect();
+        targets.insert("refused".to_string(), refused.join(","));
         self.ledger
             .note(
                 &cursor_key(site),
@@ -240,16 +263,17 @@ pub async fn sync_site(
         .maxio_subscription_id
         .as_deref()
         .ok_or(SyncError::NoKeyField)?;
-    let from = match request.since {
-        Some(since) => Some(since),
-        None => cursors.get(&request.site).await?,
-    };
+    let stored = cursors.get(&request.site).await?;
+    let from = request.since.or(stored.since_id);
     let mut report = SiteReport {
         site: request.site.clone(),
         from,
         cursor: from,
         ..SiteReport::default()
     };
+    // What Salesforce refused last time is tried again first.
+    let mut retry = stored.refused;
+    let mut refused: Vec<i64> = Vec::new();
     loop {
         if request
             .bounds
@@ -267,8 +291,13 @@ pub async fn sync_site(
             break;
         }
         let size = request.bounds.batch.clamp(1, BATCH);
-        let batch = next_batch(ab, report.cursor, size).await?;
+        let mut batch = next_batch(ab, report.cursor, size).await?;
         report.events += batch.events;
+        for id in std::mem::take(&mut retry).into_iter().rev() {
+            if !batch.subscriptions.contains(&id) {
+                batch.subscriptions.insert(0, id);
+            }
+        }
         report.subscriptions += batch.subscriptions.len();
         let mut records = Vec::new();
         for id in &batch.subscriptions {
@@ -299,21 +328,20 @@ pub async fn sync_site(
             let written = upsert_all(sf, "Opportunity", key_field, records).await?;
             report.salesforce_calls += written.calls;
             report.written.extend(written.written);
-            report
-                .failed
-                .extend(written.failed.into_iter().map(|(key, errors)| {
-                    let why: Vec<String> = errors.iter().map(ToString::to_string).collect();
-                    (key, why.join("; "))
-                }));
-        }
-        if let Some(last) = batch.last_event
-            && Some(last) != report.cursor
-        {
-            if !request.dry_run {
-                cursors.put(&request.site, last).await?;
+            for (key, errors) in written.failed {
+                refused.extend(key.parse::<i64>().ok());
+                let why: Vec<String> = errors.iter().map(ToString::to_string).collect();
+                report.failed.push((key, why.join("; ")));
             }
-            report.cursor = Some(last);
         }
+        if !request.dry_run {
+            let position = Position {
+                since_id: batch.last_event,
+                refused: refused.clone(),
+            };
+            cursors.put(&request.site, &position).await?;
+        }
+        report.cursor = batch.last_event;
         if batch.end_of_log {
             report.caught_up = true;
             break;
