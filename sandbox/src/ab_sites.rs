@@ -28,6 +28,7 @@ pub fn uk_site() -> AbSettings {
     AbSettings {
         api_key: "sandbox-maxio-ab-uk-key".into(),
         subdomain: "dealbridge-sandbox-uk".into(),
+        webhook_shared_key: "sandbox-maxio-webhook-key-uk".into(),
         currency: "GBP".into(),
         non_primary_currencies: Vec::new(),
         id_base: 100_000,

@@ -197,6 +197,7 @@ impl Store {
         }
         for mut event in found {
             event.id = self.ids.next("event");
+            self.queue_webhooks(&event);
             self.events.push(event);
         }
         self.seen.extend(seen_now);

@@ -21,6 +21,7 @@ mod products;
 mod state;
 mod subscriptions;
 mod validate;
+mod webhooks;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -42,11 +43,18 @@ pub use catalog::{
 
 use http::{Limiter, Reply};
 use state::Store;
+pub use webhooks::Delivery;
 
 /// Route names for fault injection and request counting.
 pub mod routes {
     pub const SITE: &str = "GET /site.json";
     pub const EVENTS_LIST: &str = "GET /events.json";
+    pub const ENDPOINTS_CREATE: &str = "POST /endpoints.json";
+    pub const ENDPOINTS_LIST: &str = "GET /endpoints.json";
+    /// `PUT /endpoints/{id}.json`
+    pub const ENDPOINT_UPDATE: &str = "PUT /endpoints/{file}";
+    pub const WEBHOOKS_LIST: &str = "GET /webhooks.json";
+    pub const WEBHOOKS_REPLAY: &str = "POST /webhooks/replay.json";
     pub const CUSTOMERS_CREATE: &str = "POST /customers.json";
     pub const CUSTOMERS_LIST: &str = "GET /customers.json";
     pub const CUSTOMER_LOOKUP: &str = "GET /customers/lookup.json";
@@ -112,6 +120,8 @@ pub struct AbSettings {
     /// `cancel_at_end_of_period` or `scheduled_cancellation_at` needs (DOC). Off by default, as on
     /// a site that never turned it on; see also [`MaxioAbSandbox::set_schedule_cancellation`].
     pub schedule_cancellation: bool,
+    /// The site's shared key, which signs its webhooks.
+    pub webhook_shared_key: String,
 }
 
 impl Default for AbSettings {
@@ -126,6 +136,7 @@ impl Default for AbSettings {
             currency: "USD".into(),
             non_primary_currencies: Vec::new(),
             schedule_cancellation: false,
+            webhook_shared_key: "sandbox-maxio-webhook-key".into(),
         }
     }
 }
@@ -348,6 +359,40 @@ impl MaxioAbSandbox {
             .collect()
     }
 
+    /// Sends every webhook due on the site's clock to its endpoint (form-encoded, signed, with
+    /// `X-Chargify-Webhook-Id`), records each answer, and schedules AB's retries after a non-2xx
+    /// answer (see `webhooks.rs`). Returns the attempts made, in order.
+    pub async fn deliver_webhooks(&self) -> Vec<webhooks::Delivery> {
+        let due = webhooks::due(&mut self.store());
+        let client = reqwest::Client::new();
+        let mut made = Vec::with_capacity(due.len());
+        for (id, event, url, body, signature) in due {
+            let sent = client
+                .post(&url)
+                .header("Content-Type", "application/x-www-form-urlencoded")
+                .header("X-Chargify-Webhook-Id", id.to_string())
+                .header(dealbridge::billing::webhook::SIGNATURE_HEADER, signature)
+                .timeout(std::time::Duration::from_secs(15))
+                .body(body)
+                .send()
+                .await;
+            let status = sent.ok().map(|r| r.status().as_u16());
+            webhooks::attempted(&mut self.store(), id, &url, status);
+            made.push(webhooks::Delivery {
+                webhook_id: id,
+                event: event.to_string(),
+                url,
+                status,
+            });
+        }
+        made
+    }
+
+    /// The shared key the site signs its webhooks with.
+    pub fn webhook_shared_key(&self) -> String {
+        self.store().webhook_key.clone()
+    }
+
     /// Turns the site feature "Schedule Subscription Cancellation" on or off (see
     /// [`AbSettings::schedule_cancellation`]).
     pub fn set_schedule_cancellation(&self, on: bool) {
@@ -404,6 +449,13 @@ fn router(app: Arc<App>, observer: Observer) -> Router {
     Router::new()
         .route("/site.json", get(price_points::site))
         .route("/events.json", get(events::list))
+        .route(
+            "/endpoints.json",
+            get(webhooks::list_endpoints).post(webhooks::create_endpoint),
+        )
+        .route("/endpoints/{file}", put(webhooks::update_endpoint))
+        .route("/webhooks.json", get(webhooks::list_webhooks))
+        .route("/webhooks/replay.json", post(webhooks::replay))
         .route(
             "/customers.json",
             get(customers::list).post(customers::create),

@@ -255,6 +255,8 @@ impl Sequences {
             "allocation" => 10_000,
             "currency_price" => 11_000,
             "event" => 20_000,
+            "endpoint" => 21_000,
+            "webhook" => 22_000,
             _ => 9_000,
         };
         let n = self.next.entry(kind).or_insert(base + self.offset);
@@ -295,6 +297,12 @@ pub(super) struct Store {
     pub seen: HashMap<i64, super::events::Seen>,
     /// Subscriptions changed since the log last looked.
     pub dirty: HashSet<i64>,
+    /// Webhook endpoints and the webhooks queued for them (`webhooks.rs`), signed with the
+    /// site's shared key; the subdomain goes into each payload.
+    pub endpoints: Vec<super::webhooks::Endpoint>,
+    pub webhooks: Vec<super::webhooks::Webhook>,
+    pub webhook_key: String,
+    pub subdomain: String,
 }
 
 impl Store {
@@ -334,6 +342,10 @@ impl Store {
             events: Vec::new(),
             seen: HashMap::new(),
             dirty: HashSet::new(),
+            endpoints: Vec::new(),
+            webhooks: Vec::new(),
+            webhook_key: settings.webhook_shared_key.clone(),
+            subdomain: settings.subdomain.clone(),
         };
         catalog::seed(&mut store, settings, now);
         store

@@ -1,7 +1,8 @@
 //! The fake AB site's end of a subscription's life, through dealbridge's AB client where it can
 //! be: read by id, cancel now (and the second cancel), size limits, scheduled cancellation and
 //! its site feature, delayed cancel and its withdrawal, reactivation, the clock-driven
-//! transitions, and the audit of negative quantities.
+//! transitions, the audit of negative quantities, and what the site tells about its changes:
+//! the event log and its cursor, and signed webhooks with their retries and replays.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -697,4 +698,195 @@ async fn every_change_is_an_event_and_since_id_is_a_cursor_that_misses_and_repea
         last[3]["event_specific_data"]["new_subscription_state"],
         "canceled"
     );
+}
+
+/// A webhook receiver on loopback: answers the statuses it is given in turn (200 after them),
+/// and keeps each request's webhook id, signature and body.
+struct Receiver {
+    url: String,
+    got: Arc<std::sync::Mutex<Vec<(String, String, String)>>>,
+}
+
+async fn receiver(statuses: Vec<u16>) -> Receiver {
+    use axum::extract::State;
+    use axum::http::{HeaderMap, StatusCode};
+    type Shared = (
+        Arc<std::sync::Mutex<Vec<(String, String, String)>>>,
+        Arc<std::sync::Mutex<std::collections::VecDeque<u16>>>,
+    );
+    async fn take(
+        State((got, statuses)): State<Shared>,
+        headers: HeaderMap,
+        body: String,
+    ) -> StatusCode {
+        let header = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_string()
+        };
+        got.lock().unwrap().push((
+            header("x-chargify-webhook-id"),
+            header("x-chargify-webhook-signature-hmac-sha-256"),
+            body,
+        ));
+        let status = statuses.lock().unwrap().pop_front().unwrap_or(200);
+        StatusCode::from_u16(status).unwrap()
+    }
+    let got = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let shared: Shared = (
+        got.clone(),
+        Arc::new(std::sync::Mutex::new(statuses.into())),
+    );
+    let app = axum::Router::new()
+        .route("/hooks", axum::routing::post(take))
+        .with_state(shared);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hooks", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    Receiver { url, got }
+}
+
+#[tokio::test]
+async fn webhooks_are_signed_form_bodies_retried_on_ab_schedule_and_replayed_with_their_id() {
+    use dealbridge::billing::webhook::{parse, verify};
+    let site = Site::start(AbSettings::default()).await;
+    let hooks = receiver(vec![500]).await;
+    let (status, bad) = site
+        .send(
+            reqwest::Method::POST,
+            "/endpoints.json",
+            Some(json!({"endpoint": {"url": "ftp://x", "webhook_subscriptions": []}})),
+        )
+        .await;
+    assert_eq!(status, 422);
+    assert_eq!(
+        bad["errors"][0],
+        "URL: invalid, only http and https supported"
+    );
+    let (status, bad) = site
+        .send(
+            reqwest::Method::POST,
+            "/endpoints.json",
+            Some(json!({"endpoint": {"url": hooks.url, "webhook_subscriptions": ["foobar"]}})),
+        )
+        .await;
+    assert_eq!(status, 422);
+    assert_eq!(bad["errors"][0], "Event key is not valid - foobar");
+    let (status, endpoint) = site
+        .send(
+            reqwest::Method::POST,
+            "/endpoints.json",
+            Some(json!({"endpoint": {"url": hooks.url,
+                "webhook_subscriptions": ["subscription_state_change"]}})),
+        )
+        .await;
+    assert_eq!(status, 200, "{endpoint}");
+    assert_eq!(endpoint["endpoint"]["status"], "enabled");
+
+    let id = site.subscription("006-hooks", json!({})).await;
+    assert!(
+        site.ab.deliver_webhooks().await.is_empty(),
+        "no endpoint takes signup_success"
+    );
+    site.ab.set_state(id, "past_due").unwrap();
+    let first = site.ab.deliver_webhooks().await;
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0].status, Some(500));
+    assert!(
+        site.ab.deliver_webhooks().await.is_empty(),
+        "the retry waits 10 s"
+    );
+    site.ab.advance_clock(Duration::from_secs(10));
+    let second = site.ab.deliver_webhooks().await;
+    assert_eq!(second.len(), 1);
+    assert_eq!(second[0].status, Some(200));
+    site.ab.advance_clock(Duration::from_secs(600));
+    assert!(
+        site.ab.deliver_webhooks().await.is_empty(),
+        "accepted: sent no more"
+    );
+
+    let got = hooks.got.lock().unwrap().clone();
+    assert_eq!(got.len(), 2);
+    assert_eq!(got[0], got[1], "a retry is the same webhook, byte for byte");
+    let (webhook_id, signature, body) = &got[0];
+    let key = site.ab.webhook_shared_key();
+    assert_eq!(
+        verify(key.as_bytes(), body.as_bytes(), Some(signature)),
+        Ok(())
+    );
+    assert!(verify(b"another key", body.as_bytes(), Some(signature)).is_err());
+    let webhook = parse(body.as_bytes()).unwrap();
+    assert_eq!(&webhook.id, webhook_id);
+    assert_eq!(webhook.event, "subscription_state_change");
+    assert_eq!(webhook.subscription_id, Some(id));
+    assert!(
+        body.contains("payload%5Bsubscription%5D%5Bstate%5D=past_due"),
+        "{body}"
+    );
+
+    let (_, log) = site
+        .send(reqwest::Method::GET, "/webhooks.json", None)
+        .await;
+    assert_eq!(log[0]["webhook"]["successful"], true, "{log}");
+    assert_eq!(
+        log[0]["webhook"]["signature_hmac_sha_256"],
+        json!(signature)
+    );
+    let (status, replayed) = site
+        .send(
+            reqwest::Method::POST,
+            "/webhooks/replay.json",
+            Some(json!({"ids": [webhook_id.parse::<i64>().unwrap()]})),
+        )
+        .await;
+    assert_eq!((status, replayed), (200, json!({"status": "ok"})));
+    let again = site.ab.deliver_webhooks().await;
+    assert_eq!(again.len(), 1);
+    assert_eq!(
+        hooks.got.lock().unwrap()[2],
+        got[0],
+        "a replay keeps the id"
+    );
+}
+
+#[tokio::test]
+async fn a_refused_webhook_is_tried_five_times_at_abs_intervals_then_left() {
+    let site = Site::start(AbSettings::default()).await;
+    let hooks = receiver(vec![503; 10]).await;
+    let (status, _) = site
+        .send(
+            reqwest::Method::POST,
+            "/endpoints.json",
+            Some(json!({"endpoint": {"url": hooks.url,
+                "webhook_subscriptions": ["subscription_state_change"]}})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let id = site.subscription("006-refused", json!({})).await;
+    site.ab.set_state(id, "past_due").unwrap();
+    assert_eq!(site.ab.deliver_webhooks().await.len(), 1, "sent at once");
+    // Then 10 s, 15 s, 90 s and 180 s after each refusal (checked a second early, and on time).
+    for delay in [10, 15, 90, 180] {
+        site.ab.advance_clock(Duration::from_secs(delay - 1));
+        assert!(
+            site.ab.deliver_webhooks().await.is_empty(),
+            "{delay} s: early"
+        );
+        site.ab.advance_clock(Duration::from_secs(1));
+        assert_eq!(site.ab.deliver_webhooks().await.len(), 1, "{delay} s: due");
+    }
+    site.ab.advance_clock(Duration::from_secs(3600));
+    assert!(
+        site.ab.deliver_webhooks().await.is_empty(),
+        "five attempts in all"
+    );
+    assert_eq!(hooks.got.lock().unwrap().len(), 5);
+    let (_, log) = site
+        .send(reqwest::Method::GET, "/webhooks.json", None)
+        .await;
+    assert_eq!(log[0]["webhook"]["successful"], false);
+    assert_eq!(log[0]["webhook"]["last_error"], "HTTP 503");
 }
