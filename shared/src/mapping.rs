@@ -286,7 +286,14 @@ pub struct OrderFields {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct OrderItemFields {
+    /// The WHMCS service of the order product: written by provisioning, and the External ID the
+    /// billing sync upserts the service's state by.
     pub whmcs_service_id: Option<String>,
+    /// The WHMCS service's state (written by the billing sync): its status, its next due date,
+    /// and when it was read.
+    pub whmcs_service_status: Option<String>,
+    pub whmcs_next_due_date: Option<String>,
+    pub whmcs_service_synced_at: Option<String>,
     /// On an amendment's line, the original order product it changes (CPQ
     /// `SBQQ__RevisedOrderProduct__c`); empty on a new product's line.
     pub revised_item: Option<String>,
@@ -435,6 +442,9 @@ impl Default for OrderItemFields {
     fn default() -> Self {
         OrderItemFields {
             whmcs_service_id: some("WHMCS_Service_ID__c"),
+            whmcs_service_status: some("WHMCS_Service_Status__c"),
+            whmcs_next_due_date: some("WHMCS_Next_Due_Date__c"),
+            whmcs_service_synced_at: some("WHMCS_Service_Synced_At__c"),
             revised_item: some("SBQQ__RevisedOrderProduct__c"),
             segment_index: some("SBQQ__SegmentIndex__c"),
         }

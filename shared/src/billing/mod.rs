@@ -1,6 +1,7 @@
 //! Billing state flowing back into Salesforce: AB's webhooks (hints that something changed), the
 //! billing state read from AB, and the fields it is written to.
 
+pub mod service;
 pub mod state;
 pub mod sync;
 pub mod upsert;
