@@ -3,6 +3,9 @@
 //! since the site's cursor, the subscriptions they name read from AB, their billing state upserted
 //! onto their Opportunities, the cursor moved once Salesforce accepted each batch.
 //!
+//! With WHMCS configured (`WHMCS_BASE_URL`), the WHMCS services of the order products are synced
+//! too: each service's status and next due date, upserted where they changed.
+//!
 //! The cursor lives in the ledger (`LEDGER_TABLE_NAME`); without a table it is this process's
 //! own, so each run starts from the beginning of the log. A dry run reads and shows the fields
 //! each Opportunity would get, and writes nothing (no upsert, no cursor).
@@ -10,6 +13,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use dealbridge::billing::services_sync::{ServicesReport, sync_services};
 use dealbridge::billing::sync::{LedgerCursors, SiteReport, SyncBounds, SyncRequest, sync_site};
 use dealbridge::queue::InMemoryQueue;
 use dealbridge::settings::Section;
@@ -55,7 +59,13 @@ pub async fn billing_sync(options: &BillingSyncOptions) -> Result<Outcome, CliEr
     let (ledger, choice) = wiring::ledger(&connected.aws)?;
     // The sync sends nothing to a queue; the wiring wants one.
     let queue = Arc::new(InMemoryQueue::new(Duration::from_secs(30), 1));
-    let wiring = connected.wiring(&[Section::MaxioAb], queue, ledger.clone())?;
+    let with_whmcs = wiring::var("WHMCS_BASE_URL").is_some();
+    let sections: &[Section] = if with_whmcs {
+        &[Section::MaxioAb, Section::Whmcs]
+    } else {
+        &[Section::MaxioAb]
+    };
+    let wiring = connected.wiring(sections, queue, ledger.clone())?;
     let maxio = wiring.maxio().map_err(|e| CliError::Config(e.problems))?;
     let names: Vec<String> = match &options.site {
         Some(site) => {
@@ -104,6 +114,23 @@ pub async fn billing_sync(options: &BillingSyncOptions) -> Result<Outcome, CliEr
         failed |= !report.failed.is_empty();
         reports.push(report);
     }
+    let services: Option<ServicesReport> = if with_whmcs {
+        let whmcs = wiring.whmcs().map_err(|e| CliError::Config(e.problems))?;
+        let report = sync_services(
+            whmcs.whmcs.as_ref(),
+            connected.salesforce.as_ref(),
+            connected.salesforce.as_ref(),
+            &connected.mapping,
+            clock.now(),
+            options.dry_run,
+        )
+        .await
+        .map_err(|e| CliError::Failed(format!("the WHMCS services sync failed: {e}")))?;
+        failed |= !report.failed.is_empty();
+        Some(report)
+    } else {
+        None
+    };
     let mut text = String::new();
     if matches!(choice, LedgerChoice::InMemory) {
         text.push_str("LEDGER_TABLE_NAME is not set: the cursors are this run's own, so the sync read each site's log from its start.\n");
@@ -161,8 +188,32 @@ pub async fn billing_sync(options: &BillingSyncOptions) -> Result<Outcome, CliEr
             ));
         }
     }
+    if let Some(s) = &services {
+        text.push_str(&format!(
+            "WHMCS services: {} on order products, {} {}, {} failed, {} gone from WHMCS, {} Salesforce write call(s)\n",
+            s.services,
+            s.written.len(),
+            if options.dry_run { "would be written" } else { "written" },
+            s.failed.len(),
+            s.gone.len(),
+            s.salesforce_calls
+        ));
+        for (key, why) in &s.failed {
+            text.push_str(&format!("  WHMCS service {key}: {why}\n"));
+        }
+    }
+    let services_json = services.as_ref().map(|s| {
+        json!({
+            "services": s.services,
+            "written": s.written,
+            "gone": s.gone,
+            "failed": s.failed.iter().map(|(k, why)| json!({"service": k, "error": why})).collect::<Vec<_>>(),
+            "salesforceCalls": s.salesforce_calls,
+        })
+    });
     Ok(Outcome::new(
-        json!({"dryRun": options.dry_run, "sites": reports.iter().map(report_json).collect::<Vec<_>>()}),
+        json!({"dryRun": options.dry_run, "sites": reports.iter().map(report_json).collect::<Vec<_>>(),
+               "whmcs": services_json}),
         text,
         failed,
     ))

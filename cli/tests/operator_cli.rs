@@ -644,6 +644,7 @@ async fn billing_sync_writes_what_ab_shows_a_dry_run_writes_nothing_and_a_rerun_
     assert_eq!(planned[0]["subscription"], sub.to_string(), "{dry}");
     assert_eq!(planned[0]["fields"]["Maxio_Billing_State__c"], "past_due");
     assert_eq!(dry["sites"][0]["salesforceCalls"], 0);
+    assert_eq!(dry["whmcs"]["salesforceCalls"], 0, "{dry}");
     assert_eq!(
         field(&record(&sandbox, &opportunity), "Maxio_Billing_State__c"),
         ""

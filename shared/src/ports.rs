@@ -452,3 +452,16 @@ impl SalesforceUpserts for SalesforceClient {
         SalesforceClient::upsert_records(self, sobject, key_field, records, all_or_none).await
     }
 }
+
+/// Salesforce, as the billing sync reads it: a query, every page.
+#[async_trait]
+pub trait SalesforceQueries: Send + Sync {
+    async fn query_all(&self, soql: &str) -> Result<Vec<serde_json::Value>, SalesforceError>;
+}
+
+#[async_trait]
+impl SalesforceQueries for SalesforceClient {
+    async fn query_all(&self, soql: &str) -> Result<Vec<serde_json::Value>, SalesforceError> {
+        SalesforceClient::query_all(self, soql).await
+    }
+}

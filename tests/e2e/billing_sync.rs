@@ -273,3 +273,81 @@ async fn a_subscription_no_opportunity_carries_is_reported_and_creates_no_opport
     let quiet = sync(&stack, &request(SyncBounds::default())).await.unwrap();
     assert_eq!((quiet.subscriptions, quiet.salesforce_calls), (0, 0));
 }
+
+#[tokio::test]
+async fn a_suspended_and_a_terminated_whmcs_service_reach_their_order_products_once() {
+    use dealbridge::billing::services_sync::sync_services;
+    use dealbridge::clock::Clock;
+    use dealbridge_sandbox::whmcs::model::ServiceStatus;
+
+    let stack = LocalStack::start().await.unwrap();
+    crate::support::provision_internet_order(&stack).await;
+    let services = stack.whmcs.services();
+    let run = |dry_run: bool| {
+        let stack = &stack;
+        async move {
+            sync_services(
+                stack.whmcs_deps.whmcs.as_ref(),
+                stack.client.as_ref(),
+                stack.client.as_ref(),
+                &stack.maxio.mapping,
+                stack.clock.now(),
+                dry_run,
+            )
+            .await
+            .unwrap()
+        }
+    };
+    // The first run shows every service as WHMCS has it.
+    let first = run(false).await;
+    assert_eq!(first.services, 3);
+    assert_eq!(first.written.len(), 3, "{first:?}");
+    assert_eq!(first.salesforce_calls, 1);
+    let quiet = run(false).await;
+    assert!(quiet.written.is_empty(), "nothing changed: {quiet:?}");
+    assert_eq!(quiet.salesforce_calls, 0);
+
+    stack
+        .whmcs
+        .set_service_status(services[0].id, ServiceStatus::Suspended);
+    stack
+        .whmcs
+        .set_service_status(services[1].id, ServiceStatus::Terminated);
+    let dry = run(true).await;
+    assert_eq!(dry.written.len(), 2);
+    assert_eq!(dry.salesforce_calls, 0);
+    let changed = run(false).await;
+    let mut written = changed.written.clone();
+    written.sort();
+    let mut expected = vec![services[0].id.to_string(), services[1].id.to_string()];
+    expected.sort();
+    assert_eq!(written, expected);
+    assert_eq!(changed.salesforce_calls, 1);
+    let statuses: Vec<(String, String)> = stack.salesforce.with_org(|org| {
+        org.records("OrderItem")
+            .into_iter()
+            .filter(|r| !r["WHMCS_Service_ID__c"].is_null())
+            .map(|r| {
+                (
+                    r["WHMCS_Service_ID__c"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string(),
+                    r["WHMCS_Service_Status__c"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string(),
+                )
+            })
+            .collect()
+    });
+    let status_of = |id: u64| {
+        statuses
+            .iter()
+            .find(|(s, _)| *s == id.to_string())
+            .map(|(_, st)| st.clone())
+    };
+    assert_eq!(status_of(services[0].id).as_deref(), Some("Suspended"));
+    assert_eq!(status_of(services[1].id).as_deref(), Some("Terminated"));
+    assert_eq!(status_of(services[2].id).as_deref(), Some("Active"));
+}

@@ -2,6 +2,7 @@
 //! billing state read from AB, and the fields it is written to.
 
 pub mod service;
+pub mod services_sync;
 pub mod state;
 pub mod sync;
 pub mod upsert;
