@@ -42,7 +42,7 @@ pub enum Command {
     /// Run the reconciler once and print its report.
     Reconcile(ReconcileArgs),
     /// Run the billing sync once: AB's events since each site's cursor, the billing state of
-    /// the subscriptions they name upserted onto their Opportunities.
+    /// the subscriptions they name written to their Opportunities.
     BillingSync(BillingSyncArgs),
     /// Move a queue's dead-lettered messages back to the queue.
     Redrive(RedriveArgs),

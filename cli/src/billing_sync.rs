@@ -1,6 +1,6 @@
 //! `dealbridge billing-sync [--site <name>] [--since <event id>] [--dry-run]`: one run of the
 //! billing sync (`dealbridge::billing::sync`) for each AB site (or the one named): AB's events
-//! since the site's cursor, the subscriptions they name read from AB, their billing state upserted
+//! since the site's cursor, the subscriptions they name read from AB, their billing state written
 //! onto their Opportunities, the cursor moved once Salesforce accepted each batch.
 //!
 //! With WHMCS configured (`WHMCS_BASE_URL`), the WHMCS services of the order products are synced
@@ -8,7 +8,7 @@
 //!
 //! The cursor lives in the ledger (`LEDGER_TABLE_NAME`); without a table it is this process's
 //! own, so each run starts from the beginning of the log. A dry run reads and shows the fields
-//! each Opportunity would get, and writes nothing (no upsert, no cursor).
+//! each Opportunity would get, and writes nothing (no Salesforce write, no cursor).
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -55,27 +55,27 @@ async fn sync(stack: &LocalStack, request: &SyncRequest) -> Result<SiteReport, S
     .map_err(|e| e.to_string())
 }
 
-/// The subscription ids each accepted upsert call carried, in order.
-fn upserted(stack: &LocalStack) -> Vec<Vec<String>> {
+/// The Opportunities each accepted billing-sync call wrote (sObject Collections updates carrying
+/// the billing state), in order.
+fn written(stack: &LocalStack) -> Vec<Vec<String>> {
     stack
         .salesforce
         .observer()
         .requests()
         .into_iter()
-        .filter(|r| r.route == routes::COLLECTIONS_UPSERT && !r.injected)
-        .map(|r| {
+        .filter(|r| r.route == routes::COLLECTIONS_PATCH && !r.injected)
+        .filter_map(|r| {
             let body: Value = serde_json::from_str(&r.body).expect("json body");
-            body["records"]
-                .as_array()
-                .expect("records")
+            let records = body["records"].as_array()?.clone();
+            let billing = records
                 .iter()
-                .map(|rec| {
-                    rec["Maxio_Subscription_Id__c"]
-                        .as_str()
-                        .unwrap()
-                        .to_string()
-                })
-                .collect()
+                .any(|rec| rec.get("Maxio_Billing_State__c").is_some());
+            billing.then(|| {
+                records
+                    .iter()
+                    .map(|rec| rec["id"].as_str().unwrap().to_string())
+                    .collect()
+            })
         })
         .collect()
 }
@@ -120,7 +120,7 @@ async fn a_past_due_then_canceled_subscription_reaches_its_opportunity_and_a_rer
     let opp = record(&stack, "VolumeOpportunity");
     assert_eq!(opp["Maxio_Billing_State__c"], "canceled");
     assert_eq!(opp["StageName"], CANCELLED);
-    assert_eq!(upserted(&stack).len(), 2, "one call per run with changes");
+    assert_eq!(written(&stack).len(), 2, "one call per run with changes");
 }
 
 #[tokio::test]
@@ -137,7 +137,7 @@ async fn a_dry_run_shows_the_fields_and_writes_nothing() {
         json!("past_due")
     );
     assert_eq!(report.salesforce_calls, 0);
-    assert!(upserted(&stack).is_empty());
+    assert!(written(&stack).is_empty());
     assert!(
         record(&stack, "VolumeOpportunity")["Maxio_Billing_State__c"].is_null(),
         "nothing written"
@@ -184,7 +184,7 @@ async fn a_run_stopped_after_some_batches_resumes_without_gaps_or_repeats() {
 
     // The next run's first call fails: Salesforce refuses it as a whole, and the run stops.
     stack.salesforce.observer().inject(
-        routes::COLLECTIONS_UPSERT,
+        routes::COLLECTIONS_PATCH,
         Fault::json(
             400,
             json!([{"message": "Request body is malformed", "errorCode": "JSON_PARSER_ERROR"}]),
@@ -199,8 +199,16 @@ async fn a_run_stopped_after_some_batches_resumes_without_gaps_or_repeats() {
 
     let rest = sync(&stack, &request(two)).await.unwrap();
     assert!(rest.caught_up, "{rest:?}");
-    let sent: Vec<String> = upserted(&stack).into_iter().flatten().collect();
-    let expected: Vec<String> = subs.iter().map(ToString::to_string).collect();
+    let sent: Vec<String> = written(&stack).into_iter().flatten().collect();
+    let expected: Vec<String> = [
+        "VolumeOpportunity",
+        "GraduatedOpportunity",
+        "FlatFeeOpportunity",
+        "NoScheduleOpportunity",
+    ]
+    .iter()
+    .map(|r| stack.id(r).to_string())
+    .collect();
     assert_eq!(sent, expected, "each subscription once, in order");
     for opp in [
         "VolumeOpportunity",
@@ -213,15 +221,12 @@ async fn a_run_stopped_after_some_batches_resumes_without_gaps_or_repeats() {
 }
 
 #[tokio::test]
-async fn a_subscription_no_opportunity_carries_is_reported_and_creates_no_opportunity() {
+async fn a_subscription_whose_opportunity_is_gone_is_reported_kept_and_creates_nothing() {
     let stack = LocalStack::start().await.unwrap();
     let sub = billed(&stack, "VolumeOpportunity").await;
-    // The subscription id never reached the Opportunity (someone cleared it).
     let id = stack.id("VolumeOpportunity");
     stack.salesforce.with_org(|org| {
-        let cleared = json!({"Maxio_Subscription_Id__c": null});
-        org.update(None, id.as_str(), cleared.as_object().unwrap())
-            .unwrap();
+        org.delete(Some("Opportunity"), id.as_str()).unwrap();
     });
     let opportunities = stack
         .salesforce
@@ -233,7 +238,7 @@ async fn a_subscription_no_opportunity_carries_is_reported_and_creates_no_opport
     assert_eq!(report.failed.len(), 1, "{report:?}");
     assert_eq!(report.failed[0].0, sub.to_string());
     assert!(
-        report.failed[0].1.contains("REQUIRED_FIELD_MISSING"),
+        report.failed[0].1.contains("ENTITY_IS_DELETED"),
         "{report:?}"
     );
     assert_eq!(
@@ -245,33 +250,39 @@ async fn a_subscription_no_opportunity_carries_is_reported_and_creates_no_opport
             .salesforce
             .with_org(|org| org.records("Opportunity").len()),
         opportunities,
-        "no Opportunity is created for a key none carries"
+        "nothing is created"
     );
     assert!(
         report.caught_up,
         "a refused record does not hold the cursor"
     );
 
-    // The refusal is kept: the next run, with no new event, tries it again.
+    // The refusal is kept: the next run, with no new event, tries it again and says so.
     let again = sync(&stack, &request(SyncBounds::default())).await.unwrap();
     assert_eq!(again.events, 0);
     assert_eq!(again.failed.len(), 1, "{again:?}");
-    // Once the Opportunity carries its subscription id again, the next run writes it and
-    // forgets the refusal.
+}
+
+#[tokio::test]
+async fn an_amended_contract_s_billing_state_is_written_to_its_first_sale_only() {
+    let stack = LocalStack::start().await.unwrap();
+    let sub = billed(&stack, "VolumeOpportunity").await;
+    // A later Opportunity of the same Contract carries the same subscription id.
+    let later = stack.id("GraduatedOpportunity");
     stack.salesforce.with_org(|org| {
-        let restored = json!({"Maxio_Subscription_Id__c": sub.to_string()});
-        org.update(None, id.as_str(), restored.as_object().unwrap())
+        let same = json!({"Maxio_Subscription_Id__c": sub.to_string()});
+        org.update(None, later.as_str(), same.as_object().unwrap())
             .unwrap();
     });
-    let repaired = sync(&stack, &request(SyncBounds::default())).await.unwrap();
-    assert_eq!(repaired.written, [sub.to_string()], "{repaired:?}");
-    assert!(repaired.failed.is_empty());
+    stack.maxio_ab.set_state(sub, "past_due").unwrap();
+    let report = sync(&stack, &request(SyncBounds::default())).await.unwrap();
+    assert!(report.failed.is_empty(), "{report:?}");
+    assert_eq!(report.written, [sub.to_string()]);
     assert_eq!(
         record(&stack, "VolumeOpportunity")["Maxio_Billing_State__c"],
         "past_due"
     );
-    let quiet = sync(&stack, &request(SyncBounds::default())).await.unwrap();
-    assert_eq!((quiet.subscriptions, quiet.salesforce_calls), (0, 0));
+    assert!(record(&stack, "GraduatedOpportunity")["Maxio_Billing_State__c"].is_null());
 }
 
 #[tokio::test]

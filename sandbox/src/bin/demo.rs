@@ -281,6 +281,7 @@ async fn main() -> anyhow::Result<()> {
 
     amendments_walk(&stack).await?;
     cancellations_walk(&stack).await?;
+    billing_state_walk(&stack).await?;
 
     println!("── WHMCS: the approved internet Order (seed 003) ──");
     print_whmcs(&stack);
@@ -470,6 +471,90 @@ async fn cancellations_walk(stack: &LocalStack) -> anyhow::Result<()> {
     println!(
         "  sent again: {} new AB request(s) (a cancelled deal is billed no more)\n",
         stack.maxio_ab.observer().requests().len() - writes
+    );
+    Ok(())
+}
+
+/// Billing state back into Salesforce: a subscription goes past due, then is canceled, in AB;
+/// the billing sync reads AB's event log and shows it on the Opportunity.
+async fn billing_state_walk(stack: &LocalStack) -> anyhow::Result<()> {
+    use dealbridge::billing::sync::{LedgerCursors, SyncBounds, SyncRequest, sync_site};
+    use dealbridge::maxio::options::DEFAULT_SITE;
+    println!("── Billing state back into Salesforce: AB's events, written to the Opportunity ──\n");
+    let reference = "VolumeOpportunity";
+    let Some(subscription) = field(stack, reference, "Maxio_Subscription_Id__c")
+        .parse::<i64>()
+        .ok()
+    else {
+        println!("  {reference} has no AB subscription; nothing to show\n");
+        return Ok(());
+    };
+    let Some(site) = stack.maxio.sites.get(DEFAULT_SITE) else {
+        anyhow::bail!("no default AB site");
+    };
+    let cursors = LedgerCursors {
+        ledger: stack.maxio.ledger.clone(),
+        clock: std::sync::Arc::new(stack.clock.clone()),
+    };
+    let request = SyncRequest {
+        site: DEFAULT_SITE.into(),
+        since: None,
+        dry_run: false,
+        bounds: SyncBounds::default(),
+    };
+    for state in ["past_due", "canceled"] {
+        stack
+            .maxio_ab
+            .set_state(subscription, state)
+            .map_err(anyhow::Error::msg)?;
+        println!("■ AB: subscription {subscription} is now {state}");
+        let report = sync_site(
+            site.ab.as_ref(),
+            stack.client.as_ref(),
+            &cursors,
+            &stack.maxio.mapping,
+            &stack.clock,
+            &request,
+        )
+        .await?;
+        println!(
+            "  billing sync: {} event(s) read, {} Opportunit{} written in {} Salesforce call(s), cursor {}",
+            report.events,
+            report.written.len(),
+            if report.written.len() == 1 {
+                "y"
+            } else {
+                "ies"
+            },
+            report.salesforce_calls,
+            report
+                .cursor
+                .map_or_else(|| "-".to_string(), |c| c.to_string())
+        );
+        for (key, why) in &report.failed {
+            println!("  refused: subscription {key}: {why}");
+        }
+        for name in [
+            "Maxio_Billing_State__c",
+            "StageName",
+            "Maxio_Next_Billing_At__c",
+            "Maxio_Billing_Synced_At__c",
+        ] {
+            println!("    {name} = {}", field(stack, reference, name));
+        }
+    }
+    let again = sync_site(
+        site.ab.as_ref(),
+        stack.client.as_ref(),
+        &cursors,
+        &stack.maxio.mapping,
+        &stack.clock,
+        &request,
+    )
+    .await?;
+    println!(
+        "  run again: {} new event(s), {} Salesforce call(s)\n",
+        again.events, again.salesforce_calls
     );
     Ok(())
 }

@@ -6,8 +6,11 @@
 //! - Each is read from AB (the state now, not the event's), and kept only when its `reference`
 //!   is an Opportunity Id: dealbridge creates its subscriptions with the Opportunity's Id, so AB
 //!   itself is the map from a subscription to its Opportunity, and no Salesforce query is needed.
-//! - The batch is upserted on the Opportunity's subscription id field (one call per 200
-//!   subscriptions; a refused record retried alone), and only then the cursor moves to the batch's
+//! - The batch is written to those Opportunities by Id (sObject Collections, one call per 200
+//!   subscriptions; a refused record retried alone). Not by upsert on the subscription id: an
+//!   amended or renewed Contract's later Opportunities carry the same subscription id, so the key
+//!   names several records and Salesforce refuses it; the reference names exactly one, and an
+//!   update never creates a record. Only then the cursor moves to the batch's
 //!   last event. A run that stops (its bounds, an error) resumes from there: nothing is missed,
 //!   and nothing Salesforce accepted is sent again. What Salesforce refused is kept with the
 //!   cursor and tried again at the start of the next run (and reported again while it fails).
@@ -23,14 +26,14 @@ use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
 use super::state::{BillingReadError, SubscriptionBilling, opportunity_billing_fields};
-use super::upsert::{BATCH, upsert_all};
+use super::upsert::{BATCH, update_all};
 use super::webhook::BILLING_EVENTS;
 use crate::clock::Clock;
 use crate::ledger::{Ledger, LedgerError, StepStatus};
 use crate::mapping::Mapping;
 use crate::maxio::ab::{MAX_EVENTS_PER_PAGE, MaxioError};
-use crate::ports::{MaxioAb, SalesforceUpserts};
-use crate::salesforce::{RecordUpsert, SalesforceError, SfId};
+use crate::ports::{MaxioAb, SalesforceWrites};
+use crate::salesforce::{RecordUpdate, SalesforceError, SfId};
 
 /// Where a site's runs stand: the last event handled, and the subscriptions Salesforce refused
 /// (tried again at the start of the next run, so a refusal is never forgotten).
@@ -165,10 +168,6 @@ pub struct SiteReport {
 
 #[derive(Debug, thiserror::Error)]
 pub enum SyncError {
-    #[error(
-        "the mapping names no opportunity.maxio_subscription_id; the billing sync writes by it"
-    )]
-    NoKeyField,
     #[error("AB: {0}")]
     Ab(#[from] MaxioError),
     #[error("Salesforce: {0}")]
@@ -180,7 +179,6 @@ pub enum SyncError {
 impl SyncError {
     pub fn is_retryable(&self) -> bool {
         match self {
-            SyncError::NoKeyField => false,
             SyncError::Ab(e) => e.is_retryable(),
             SyncError::Salesforce(e) => e.is_retryable(),
             SyncError::Cursor(_) => true,
@@ -252,17 +250,12 @@ fn opportunity_of(reference: Option<&str>) -> Option<SfId> {
 /// Runs the sync of one site.
 pub async fn sync_site(
     ab: &dyn MaxioAb,
-    sf: &dyn SalesforceUpserts,
+    sf: &dyn SalesforceWrites,
     cursors: &dyn Cursors,
     mapping: &Mapping,
     clock: &dyn Clock,
     request: &SyncRequest,
 ) -> Result<SiteReport, SyncError> {
-    let key_field = mapping
-        .opportunity
-        .maxio_subscription_id
-        .as_deref()
-        .ok_or(SyncError::NoKeyField)?;
     let stored = cursors.get(&request.site).await?;
     let from = request.since.or(stored.since_id);
     let mut report = SiteReport {
@@ -305,27 +298,33 @@ pub async fn sync_site(
                 report.gone.push(*id);
                 continue;
             };
-            if opportunity_of(subscription.reference.as_deref()).is_none() {
+            let Some(opportunity) = opportunity_of(subscription.reference.as_deref()) else {
                 report.not_ours.push(*id);
                 continue;
-            }
+            };
             match SubscriptionBilling::from_ab(&subscription) {
-                Ok(billing) => records.push(RecordUpsert {
-                    key: id.to_string(),
-                    fields: opportunity_billing_fields(&billing, mapping, clock.now()),
-                }),
+                Ok(billing) => records.push((
+                    id.to_string(),
+                    RecordUpdate {
+                        sobject: "Opportunity".into(),
+                        id: opportunity,
+                        fields: opportunity_billing_fields(&billing, mapping, clock.now()),
+                    },
+                )),
                 Err(BillingReadError { problem, .. }) => {
                     report.failed.push((id.to_string(), problem));
                 }
             }
         }
         if request.dry_run {
-            report.written.extend(records.iter().map(|r| r.key.clone()));
+            report
+                .written
+                .extend(records.iter().map(|(k, _)| k.clone()));
             report
                 .planned
-                .extend(records.into_iter().map(|r| (r.key, r.fields)));
+                .extend(records.into_iter().map(|(k, r)| (k, r.fields)));
         } else if !records.is_empty() {
-            let written = upsert_all(sf, "Opportunity", key_field, records).await?;
+            let written = update_all(sf, records).await?;
             report.salesforce_calls += written.calls;
             report.written.extend(written.written);
             for (key, errors) in written.failed {

@@ -6,8 +6,8 @@
 
 use std::collections::BTreeMap;
 
-use crate::ports::SalesforceUpserts;
-use crate::salesforce::{ApiErrorItem, RecordUpsert, SalesforceError};
+use crate::ports::{SalesforceUpserts, SalesforceWrites};
+use crate::salesforce::{ApiErrorItem, RecordUpdate, RecordUpsert, SalesforceError};
 
 /// Salesforce's limit on records in one sObject Collections call.
 pub const BATCH: usize = 200;
@@ -65,6 +65,53 @@ pub async fn upsert_all(
             Some(r) if r.success => report.written.push(record.key),
             Some(r) => report.failed.push((record.key, r.errors)),
             None => report.failed.push((record.key, Vec::new())),
+        }
+    }
+    Ok(report)
+}
+
+/// Updates `records` (each with the key it is reported by) through sObject Collections, 200 a
+/// call, with the same rules as [`upsert_all`]: one record per Id (the last wins), a refused
+/// record sent again alone once, what still fails reported by its key.
+pub async fn update_all(
+    sf: &dyn SalesforceWrites,
+    records: Vec<(String, RecordUpdate)>,
+) -> Result<UpsertReport, SalesforceError> {
+    let mut by_id: BTreeMap<String, usize> = BTreeMap::new();
+    let mut unique: Vec<(String, RecordUpdate)> = Vec::with_capacity(records.len());
+    for record in records {
+        let id = record.1.id.to_string();
+        match by_id.get(&id) {
+            Some(&i) => unique[i] = record,
+            None => {
+                by_id.insert(id, unique.len());
+                unique.push(record);
+            }
+        }
+    }
+    let mut report = UpsertReport::default();
+    let mut refused = Vec::new();
+    for batch in unique.chunks(BATCH) {
+        let updates: Vec<RecordUpdate> = batch.iter().map(|(_, r)| r.clone()).collect();
+        let results = sf.update_records(&updates, false).await?;
+        report.calls += 1;
+        for ((key, record), result) in batch.iter().zip(results) {
+            if result.success {
+                report.written.push(key.clone());
+            } else {
+                refused.push((key.clone(), record.clone()));
+            }
+        }
+    }
+    for (key, record) in refused {
+        let results = sf
+            .update_records(std::slice::from_ref(&record), false)
+            .await?;
+        report.calls += 1;
+        match results.into_iter().next() {
+            Some(r) if r.success => report.written.push(key),
+            Some(r) => report.failed.push((key, r.errors)),
+            None => report.failed.push((key, Vec::new())),
         }
     }
     Ok(report)
