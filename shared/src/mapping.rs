@@ -236,8 +236,8 @@ pub struct OpportunityFields {
     /// The billing state read back from AB (written by the billing sync, never read): the
     /// subscription's state, when its period ends, when AB bills next, the recurring amount, the
     /// balance owed, whether it cancels at the end of the period, when a pending cancellation
-    /// takes effect, and when it was read. Written by upsert on `maxio_subscription_id`, which
-    /// must then be an External ID field.
+    /// takes effect, and when it was read. Written to the Opportunity the subscription's
+    /// `reference` names, by Id.
     pub maxio_billing_state: Option<String>,
     pub maxio_period_ends: Option<String>,
     pub maxio_next_billing: Option<String>,

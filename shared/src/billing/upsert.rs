@@ -1,8 +1,9 @@
-//! Writing billing states to Salesforce by upsert on an External ID: at most 200 records a call
-//! (one call per 200 changed records), one record per key (the last state wins), and a record
-//! Salesforce refuses retried alone once, so one bad record never holds back the others of its
-//! batch and a per-record failure caused by its batch (a lock, a duplicate) gets a second chance.
-//! What still fails is reported with Salesforce's errors.
+//! Writing billing states to Salesforce, by Id ([`update_all`]: the Opportunities) or by upsert
+//! on an External ID ([`upsert_all`]: the order products, by WHMCS service id): at most 200
+//! records a call (one call per 200 changed records), one record per key (the last state wins),
+//! and a record Salesforce refuses retried alone once, so one bad record never holds back the
+//! others of its batch and a per-record failure caused by its batch (a lock, a duplicate) gets a
+//! second chance. What still fails is reported with Salesforce's errors.
 
 use std::collections::BTreeMap;
 
