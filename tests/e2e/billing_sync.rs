@@ -14,19 +14,9 @@ use dealbridge_sandbox::observe::Fault;
 use dealbridge_sandbox::salesforce::routes;
 use serde_json::{Value, json};
 
-use crate::support::{record, run_deal};
+use crate::support::{billed, record};
 
 const CANCELLED: &str = "\u{25b3}Cancelled";
-
-async fn billed(stack: &LocalStack, opportunity: &str) -> i64 {
-    run_deal(stack, opportunity).await;
-    let opp = record(stack, opportunity);
-    assert_eq!(opp["Maxio_Sync_Status__c"], "Synced", "{opp:?}");
-    opp["Maxio_Subscription_Id__c"]
-        .as_str()
-        .and_then(|s| s.parse().ok())
-        .expect("subscription id")
-}
 
 fn request(bounds: SyncBounds) -> SyncRequest {
     SyncRequest {

@@ -8,7 +8,7 @@
 use dealbridge_sandbox::local::LocalStack;
 use serde_json::{Map, Value, json};
 
-use crate::support::{record, run_deal, send_deal};
+use crate::support::{billed, record, run_deal, send_deal};
 
 const CANCELLING: &str = "\u{25b3}Cancelling";
 const CANCELLED: &str = "\u{25b3}Cancelled";
@@ -43,16 +43,6 @@ fn ab_writes(stack: &LocalStack) -> Vec<String> {
 
 fn subscription(stack: &LocalStack, id: i64) -> Value {
     stack.maxio_ab.subscription(id).expect("subscription")
-}
-
-async fn billed(stack: &LocalStack, opportunity: &str) -> i64 {
-    run_deal(stack, opportunity).await;
-    let opp = record(stack, opportunity);
-    assert_eq!(opp["Maxio_Sync_Status__c"], "Synced", "{opp:?}");
-    opp["Maxio_Subscription_Id__c"]
-        .as_str()
-        .and_then(|s| s.parse().ok())
-        .expect("subscription id")
 }
 
 /// Dispatches the Opportunity and runs the workers (not the delayed queue: nothing comes due).

@@ -35,6 +35,17 @@ pub async fn run_deal(stack: &LocalStack, opportunity: &str) {
     stack.drain(2000).await;
 }
 
+/// Runs the seeded Opportunity's deal; it must end Synced. Its AB subscription id.
+pub async fn billed(stack: &LocalStack, opportunity: &str) -> i64 {
+    run_deal(stack, opportunity).await;
+    let opp = record(stack, opportunity);
+    assert_eq!(opp["Maxio_Sync_Status__c"], "Synced", "{opp:?}");
+    opp["Maxio_Subscription_Id__c"]
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .expect("subscription id")
+}
+
 /// A seeded record as the org holds it now.
 pub fn record(stack: &LocalStack, reference: &str) -> Map<String, Value> {
     stack

@@ -502,13 +502,8 @@ async fn billing_state_walk(stack: &LocalStack) -> anyhow::Result<()> {
         dry_run: false,
         bounds: SyncBounds::default(),
     };
-    for state in ["past_due", "canceled"] {
-        stack
-            .maxio_ab
-            .set_state(subscription, state)
-            .map_err(anyhow::Error::msg)?;
-        println!("■ AB: subscription {subscription} is now {state}");
-        let report = sync_site(
+    let sync = || {
+        sync_site(
             site.ab.as_ref(),
             stack.client.as_ref(),
             &cursors,
@@ -516,7 +511,14 @@ async fn billing_state_walk(stack: &LocalStack) -> anyhow::Result<()> {
             &stack.clock,
             &request,
         )
-        .await?;
+    };
+    for state in ["past_due", "canceled"] {
+        stack
+            .maxio_ab
+            .set_state(subscription, state)
+            .map_err(anyhow::Error::msg)?;
+        println!("■ AB: subscription {subscription} is now {state}");
+        let report = sync().await?;
         println!(
             "  billing sync: {} event(s) read, {} Opportunit{} written in {} Salesforce call(s), cursor {}",
             report.events,
@@ -543,15 +545,7 @@ async fn billing_state_walk(stack: &LocalStack) -> anyhow::Result<()> {
             println!("    {name} = {}", field(stack, reference, name));
         }
     }
-    let again = sync_site(
-        site.ab.as_ref(),
-        stack.client.as_ref(),
-        &cursors,
-        &stack.maxio.mapping,
-        &stack.clock,
-        &request,
-    )
-    .await?;
+    let again = sync().await?;
     println!(
         "  run again: {} new event(s), {} Salesforce call(s)\n",
         again.events, again.salesforce_calls

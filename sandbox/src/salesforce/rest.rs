@@ -9,7 +9,7 @@ use axum::body::Body;
 use axum::extract::{Path, RawQuery, State as AxState};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use dealbridge_org::{ApiError, QueryOptions};
+use dealbridge_org::{ApiError, Org, QueryOptions};
 use serde_json::{Map, Value, json};
 
 use super::{Cursor, State, auth, lock};
@@ -266,99 +266,24 @@ fn next_page(state: &State, version: &str, locator: &str) -> Reply {
     Reply::ok(out)
 }
 
-fn update_collection(state: &State, body: Option<&Value>) -> Reply {
-    let Some(body) = body.and_then(Value::as_object) else {
-        return Reply::error(
-            400,
-            "JSON_PARSER_ERROR",
-            "The request body must be a JSON object",
-        );
-    };
-    let all_or_none = body
-        .get("allOrNone")
-        .and_then(Value::as_bool)
-        .unwrap_or(false);
-    let Some(records) = body.get("records").and_then(Value::as_array) else {
-        return Reply::error(400, "INVALID_FIELD", "records are required");
-    };
-    if records.len() > MAX_COLLECTION_RECORDS {
-        return Reply::error(
-            400,
-            "EXCEEDED_ID_LIMIT",
-            "record limit reached. cannot submit more than 200 records into this call",
-        );
-    }
-    let mut org = lock(&state.org);
-    let before = all_or_none.then(|| org.clone());
-    let mut results = Vec::with_capacity(records.len());
-    let mut failed = false;
-    for record in records {
-        let Some(fields) = record.as_object() else {
-            return Reply::error(
-                400,
-                "JSON_PARSER_ERROR",
-                "each record must be a JSON object",
-            );
-        };
-        let sobject = fields
-            .get("attributes")
-            .and_then(|a| a.get("type"))
-            .and_then(Value::as_str);
-        let Some(sobject) = sobject else {
-            return Reply::error(400, "INVALID_TYPE", "Must send a concrete entity type.");
-        };
-        let id = fields
-            .get("id")
-            .or_else(|| fields.get("Id"))
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string();
-        let mut changes = fields.clone();
-        changes.remove("attributes");
-        changes.remove("id");
-        changes.remove("Id");
-        let outcome = if id.is_empty() {
-            Err(ApiError::new(
-                400,
-                "MISSING_ARGUMENT",
-                "Id not specified in an update call",
-            ))
-        } else {
-            org.update(Some(sobject), &id, &changes)
-        };
-        match outcome {
-            Ok(()) => results.push(json!({"id": id, "success": true, "errors": []})),
-            Err(e) => {
-                failed = true;
-                let errors: Vec<Value> = e
-                    .errors
-                    .iter()
-                    .map(|x| json!({"statusCode": x.error_code, "message": x.message, "fields": x.fields}))
-                    .collect();
-                results.push(json!({"id": id, "success": false, "errors": errors}));
-            }
-        }
-    }
-    if let (true, Some(before)) = (failed, before) {
-        *org = before;
-        for r in &mut results {
-            if r["success"] == Value::Bool(true) {
-                r["success"] = Value::Bool(false);
-                r["errors"] = json!([{"statusCode": "ALL_OR_NONE_OPERATION_ROLLED_BACK",
-                    "message": "Record rolled back because not all records were valid and the request was using AllOrNone header",
-                    "fields": []}]);
-            }
-        }
-    }
-    Reply::ok(Value::Array(results))
+/// What writing one record of a collection call gave: the result's `id` and, on success, its
+/// extra fields (`created` for an upsert); or a refusal of the whole call.
+enum RecordOutcome {
+    Written(Value, Map<String, Value>),
+    Refused(Value, ApiError),
+    Call(Reply),
 }
 
-/// `PATCH /composite/sobjects/{sobject}/{field}`: up to 200 records upserted by the External ID
-/// `field`, answered in order with one UpsertResult each (lifecycle.md §5.1).
-///
-/// ASSUMED: a record of another type than the URI's, or one carrying an `Id`, fails alone with
-/// `INVALID_TYPE` / `INVALID_FIELD`; the real codes are unconfirmed.
-fn upsert_collection(state: &State, sobject: &str, field: &str, body: Option<&Value>) -> Reply {
+/// The shape every sObject Collections write shares: the body's checks (a JSON object, at most
+/// 200 `records`), `check` on the org before any record (what it answers is handed to `each`),
+/// one result per record in order, and `allOrNone`'s rollback (a created record rolled back has
+/// no Id).
+fn collection<C>(
+    state: &State,
+    body: Option<&Value>,
+    check: impl FnOnce(&Org) -> Result<C, ApiError>,
+    mut each: impl FnMut(&mut Org, &C, &Map<String, Value>) -> RecordOutcome,
+) -> Reply {
     let Some(body) = body.and_then(Value::as_object) else {
         return Reply::error(
             400,
@@ -381,8 +306,8 @@ fn upsert_collection(state: &State, sobject: &str, field: &str, body: Option<&Va
         );
     }
     let mut org = lock(&state.org);
-    let (canonical, _) = match org.external_key(sobject, field) {
-        Ok(names) => names,
+    let checked = match check(&org) {
+        Ok(c) => c,
         Err(e) => return Reply::from_api(&e),
     };
     let before = all_or_none.then(|| org.clone());
@@ -396,43 +321,24 @@ fn upsert_collection(state: &State, sobject: &str, field: &str, body: Option<&Va
                 "each record must be a JSON object",
             );
         };
-        let declared = fields
-            .get("attributes")
-            .and_then(|a| a.get("type"))
-            .and_then(Value::as_str);
-        let mut changes = fields.clone();
-        changes.remove("attributes");
-        let outcome = match declared {
-            None => Err(ApiError::new(
-                400,
-                "INVALID_TYPE",
-                "Must send a concrete entity type.",
-            )),
-            Some(t) if !t.eq_ignore_ascii_case(&canonical) => Err(ApiError::new(
-                400,
-                "INVALID_TYPE",
-                format!("records must all be of type {canonical}, got {t}"),
-            )),
-            Some(_) if changes.keys().any(|k| k.eq_ignore_ascii_case("id")) => Err(ApiError::new(
-                400,
-                "INVALID_FIELD",
-                "Id is not allowed in an upsert by external id; the key field carries the key",
-            )),
-            Some(_) => org.upsert(&canonical, field, &changes),
-        };
-        match outcome {
-            Ok((id, created)) => results.push(
-                json!({"id": id.as_str(), "success": true, "errors": [], "created": created}),
-            ),
-            Err(e) => {
+        match each(&mut org, &checked, fields) {
+            RecordOutcome::Written(id, extra) => {
+                let mut result = json!({"id": id, "success": true, "errors": []});
+                if let Value::Object(r) = &mut result {
+                    r.extend(extra);
+                }
+                results.push(result);
+            }
+            RecordOutcome::Refused(id, e) => {
                 failed = true;
                 let errors: Vec<Value> = e
                     .errors
                     .iter()
                     .map(|x| json!({"statusCode": x.error_code, "message": x.message, "fields": x.fields}))
                     .collect();
-                results.push(json!({"id": null, "success": false, "errors": errors}));
+                results.push(json!({"id": id, "success": false, "errors": errors}));
             }
+            RecordOutcome::Call(reply) => return reply,
         }
     }
     if let (true, Some(before)) = (failed, before) {
@@ -440,7 +346,9 @@ fn upsert_collection(state: &State, sobject: &str, field: &str, body: Option<&Va
         for r in &mut results {
             if r["success"] == Value::Bool(true) {
                 r["success"] = Value::Bool(false);
-                r["id"] = Value::Null;
+                if r["created"] == Value::Bool(true) {
+                    r["id"] = Value::Null;
+                }
                 r["errors"] = json!([{"statusCode": "ALL_OR_NONE_OPERATION_ROLLED_BACK",
                     "message": "Record rolled back because not all records were valid and the request was using AllOrNone header",
                     "fields": []}]);
@@ -448,6 +356,103 @@ fn upsert_collection(state: &State, sobject: &str, field: &str, body: Option<&Va
         }
     }
     Reply::ok(Value::Array(results))
+}
+
+/// `PATCH /composite/sobjects`: up to 200 records updated by their `id`.
+fn update_collection(state: &State, body: Option<&Value>) -> Reply {
+    collection(
+        state,
+        body,
+        |_| Ok(()),
+        |org, (), fields| {
+            let sobject = fields
+                .get("attributes")
+                .and_then(|a| a.get("type"))
+                .and_then(Value::as_str);
+            let Some(sobject) = sobject else {
+                return RecordOutcome::Call(Reply::error(
+                    400,
+                    "INVALID_TYPE",
+                    "Must send a concrete entity type.",
+                ));
+            };
+            let id = fields
+                .get("id")
+                .or_else(|| fields.get("Id"))
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
+            let mut changes = fields.clone();
+            changes.remove("attributes");
+            changes.remove("id");
+            changes.remove("Id");
+            let outcome = if id.is_empty() {
+                Err(ApiError::new(
+                    400,
+                    "MISSING_ARGUMENT",
+                    "Id not specified in an update call",
+                ))
+            } else {
+                org.update(Some(sobject), &id, &changes)
+            };
+            match outcome {
+                Ok(()) => RecordOutcome::Written(Value::String(id), Map::new()),
+                Err(e) => RecordOutcome::Refused(Value::String(id), e),
+            }
+        },
+    )
+}
+
+/// `PATCH /composite/sobjects/{sobject}/{field}`: up to 200 records upserted by the External ID
+/// `field`, answered in order with one UpsertResult each (lifecycle.md §5.1).
+///
+/// ASSUMED: a record of another type than the URI's, or one carrying an `Id`, fails alone with
+/// `INVALID_TYPE` / `INVALID_FIELD`; the real codes are unconfirmed.
+fn upsert_collection(state: &State, sobject: &str, field: &str, body: Option<&Value>) -> Reply {
+    collection(
+        state,
+        body,
+        |org| {
+            org.external_key(sobject, field)
+                .map(|(canonical, _)| canonical)
+        },
+        |org, canonical, fields| {
+            let declared = fields
+                .get("attributes")
+                .and_then(|a| a.get("type"))
+                .and_then(Value::as_str);
+            let mut changes = fields.clone();
+            changes.remove("attributes");
+            let outcome = match declared {
+                None => Err(ApiError::new(
+                    400,
+                    "INVALID_TYPE",
+                    "Must send a concrete entity type.",
+                )),
+                Some(t) if !t.eq_ignore_ascii_case(canonical) => Err(ApiError::new(
+                    400,
+                    "INVALID_TYPE",
+                    format!("records must all be of type {canonical}, got {t}"),
+                )),
+                Some(_) if changes.keys().any(|k| k.eq_ignore_ascii_case("id")) => {
+                    Err(ApiError::new(
+                        400,
+                        "INVALID_FIELD",
+                        "Id is not allowed in an upsert by external id; the key field carries the key",
+                    ))
+                }
+                Some(_) => org.upsert(canonical, field, &changes),
+            };
+            match outcome {
+                Ok((id, created)) => {
+                    let mut extra = Map::new();
+                    extra.insert("created".into(), Value::Bool(created));
+                    RecordOutcome::Written(Value::String(id.as_str().to_string()), extra)
+                }
+                Err(e) => RecordOutcome::Refused(Value::Null, e),
+            }
+        },
+    )
 }
 
 /// Authenticates and counts the call against the org's allocation. Salesforce checks the session

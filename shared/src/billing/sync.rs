@@ -176,16 +176,6 @@ pub enum SyncError {
     Cursor(#[from] LedgerError),
 }
 
-impl SyncError {
-    pub fn is_retryable(&self) -> bool {
-        match self {
-            SyncError::Ab(e) => e.is_retryable(),
-            SyncError::Salesforce(e) => e.is_retryable(),
-            SyncError::Cursor(_) => true,
-        }
-    }
-}
-
 /// The next batch: up to `size` distinct subscriptions named by billing events after `cursor`,
 /// and the id of the last event it covers.
 struct Batch {

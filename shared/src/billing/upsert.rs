@@ -7,6 +7,8 @@
 
 use std::collections::BTreeMap;
 
+use async_trait::async_trait;
+
 use crate::ports::{SalesforceUpserts, SalesforceWrites};
 use crate::salesforce::{ApiErrorItem, RecordUpdate, RecordUpsert, SalesforceError};
 
@@ -33,86 +35,126 @@ pub async fn upsert_all(
     key_field: &str,
     records: Vec<RecordUpsert>,
 ) -> Result<UpsertReport, SalesforceError> {
-    let mut by_key: BTreeMap<String, usize> = BTreeMap::new();
-    let mut unique: Vec<RecordUpsert> = Vec::with_capacity(records.len());
-    for record in records {
-        match by_key.get(&record.key) {
-            Some(&i) => unique[i] = record,
-            None => {
-                by_key.insert(record.key.clone(), unique.len());
-                unique.push(record);
-            }
-        }
-    }
-    let mut report = UpsertReport::default();
-    let mut refused: Vec<RecordUpsert> = Vec::new();
-    for batch in unique.chunks(BATCH) {
-        let results = sf.upsert_records(sobject, key_field, batch, false).await?;
-        report.calls += 1;
-        for (record, result) in batch.iter().zip(results) {
-            if result.success {
-                report.written.push(record.key.clone());
-            } else {
-                refused.push(record.clone());
-            }
-        }
-    }
-    for record in refused {
-        let results = sf
-            .upsert_records(sobject, key_field, std::slice::from_ref(&record), false)
-            .await?;
-        report.calls += 1;
-        match results.into_iter().next() {
-            Some(r) if r.success => report.written.push(record.key),
-            Some(r) => report.failed.push((record.key, r.errors)),
-            None => report.failed.push((record.key, Vec::new())),
-        }
-    }
-    Ok(report)
+    let keyed = records
+        .into_iter()
+        .map(|r| Keyed {
+            same: r.key.clone(),
+            report: r.key.clone(),
+            record: r,
+        })
+        .collect();
+    write_all(
+        &Upserter {
+            sf,
+            sobject,
+            key_field,
+        },
+        keyed,
+    )
+    .await
 }
 
-/// Updates `records` (each with the key it is reported by) through sObject Collections, 200 a
-/// call, with the same rules as [`upsert_all`]: one record per Id (the last wins), a refused
-/// record sent again alone once, what still fails reported by its key.
+/// Updates `records` (each with the key it is reported by) by Id, with the same rules as
+/// [`upsert_all`]: one record per Id (the last wins).
 pub async fn update_all(
     sf: &dyn SalesforceWrites,
     records: Vec<(String, RecordUpdate)>,
 ) -> Result<UpsertReport, SalesforceError> {
-    let mut by_id: BTreeMap<String, usize> = BTreeMap::new();
-    let mut unique: Vec<(String, RecordUpdate)> = Vec::with_capacity(records.len());
+    let keyed = records
+        .into_iter()
+        .map(|(report, r)| Keyed {
+            same: r.id.to_string(),
+            report,
+            record: r,
+        })
+        .collect();
+    write_all(&Updater(sf), keyed).await
+}
+
+/// A record to write: what makes two records the same one, and the key it is reported by.
+struct Keyed<R> {
+    same: String,
+    report: String,
+    record: R,
+}
+
+/// Sends one batch and answers, per record in order, whether it was written and else why not.
+#[async_trait]
+trait BatchSender<R>: Sync {
+    async fn send(&self, batch: &[R]) -> Result<Vec<(bool, Vec<ApiErrorItem>)>, SalesforceError>;
+}
+
+struct Upserter<'a> {
+    sf: &'a dyn SalesforceUpserts,
+    sobject: &'a str,
+    key_field: &'a str,
+}
+
+#[async_trait]
+impl BatchSender<RecordUpsert> for Upserter<'_> {
+    async fn send(
+        &self,
+        batch: &[RecordUpsert],
+    ) -> Result<Vec<(bool, Vec<ApiErrorItem>)>, SalesforceError> {
+        let results = self
+            .sf
+            .upsert_records(self.sobject, self.key_field, batch, false)
+            .await?;
+        Ok(results.into_iter().map(|r| (r.success, r.errors)).collect())
+    }
+}
+
+struct Updater<'a>(&'a dyn SalesforceWrites);
+
+#[async_trait]
+impl BatchSender<RecordUpdate> for Updater<'_> {
+    async fn send(
+        &self,
+        batch: &[RecordUpdate],
+    ) -> Result<Vec<(bool, Vec<ApiErrorItem>)>, SalesforceError> {
+        let results = self.0.update_records(batch, false).await?;
+        Ok(results.into_iter().map(|r| (r.success, r.errors)).collect())
+    }
+}
+
+/// The one way both write: one record per `same` key (the last wins), [`BATCH`] a call, a refused
+/// record sent again alone once, and reported with its errors if refused again.
+async fn write_all<R: Clone + Send + Sync>(
+    sender: &dyn BatchSender<R>,
+    records: Vec<Keyed<R>>,
+) -> Result<UpsertReport, SalesforceError> {
+    let mut index: BTreeMap<String, usize> = BTreeMap::new();
+    let mut unique: Vec<Keyed<R>> = Vec::with_capacity(records.len());
     for record in records {
-        let id = record.1.id.to_string();
-        match by_id.get(&id) {
+        match index.get(&record.same) {
             Some(&i) => unique[i] = record,
             None => {
-                by_id.insert(id, unique.len());
+                index.insert(record.same.clone(), unique.len());
                 unique.push(record);
             }
         }
     }
     let mut report = UpsertReport::default();
-    let mut refused = Vec::new();
+    let mut refused: Vec<&Keyed<R>> = Vec::new();
     for batch in unique.chunks(BATCH) {
-        let updates: Vec<RecordUpdate> = batch.iter().map(|(_, r)| r.clone()).collect();
-        let results = sf.update_records(&updates, false).await?;
+        let records: Vec<R> = batch.iter().map(|k| k.record.clone()).collect();
+        let answers = sender.send(&records).await?;
         report.calls += 1;
-        for ((key, record), result) in batch.iter().zip(results) {
-            if result.success {
-                report.written.push(key.clone());
+        for (keyed, (written, _)) in batch.iter().zip(answers) {
+            if written {
+                report.written.push(keyed.report.clone());
             } else {
-                refused.push((key.clone(), record.clone()));
+                refused.push(keyed);
             }
         }
     }
-    for (key, record) in refused {
-        let results = sf
-            .update_records(std::slice::from_ref(&record), false)
-            .await?;
+    for keyed in refused {
+        let answers = sender.send(std::slice::from_ref(&keyed.record)).await?;
         report.calls += 1;
-        match results.into_iter().next() {
-            Some(r) if r.success => report.written.push(key),
-            Some(r) => report.failed.push((key, r.errors)),
-            None => report.failed.push((key, Vec::new())),
+        match answers.into_iter().next() {
+            Some((true, _)) => report.written.push(keyed.report.clone()),
+            Some((false, errors)) => report.failed.push((keyed.report.clone(), errors)),
+            None => report.failed.push((keyed.report.clone(), Vec::new())),
         }
     }
     Ok(report)
