@@ -58,7 +58,7 @@ watch: venv
 cli:
 	$(CARGO) build --release --locked -p dealbridge-cli --no-default-features
 
-## build: build the nine functions for AWS Lambda (provided.al2023) in one release build
+## build: build the ten functions for AWS Lambda (provided.al2023) in one release build
 ##        (cargo lambda) into dist/lambda/<binary>/bootstrap, for arm64 when the aarch64
 ##        standard library is installed, else x86_64 with a warning; ARCH=arm64|x86_64 chooses.
 ##        The architecture built is recorded in dist/lambda/architecture

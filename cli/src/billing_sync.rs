@@ -120,6 +120,7 @@ pub async fn billing_sync(options: &BillingSyncOptions) -> Result<Outcome, CliEr
             whmcs.whmcs.as_ref(),
             connected.salesforce.as_ref(),
             connected.salesforce.as_ref(),
+            connected.salesforce.as_ref(),
             &connected.mapping,
             clock.now(),
             options.dry_run,

@@ -11,6 +11,8 @@ use crate::maxio_ab::{AbSettings, MaxioAbSandbox};
 
 /// The second site's name in the mapping.
 pub const UK_SITE: &str = "uk";
+/// The shared key the UK site signs its webhooks with.
+pub const UK_WEBHOOK_KEY: &str = "sandbox-maxio-webhook-key-uk";
 /// The second site's API key secret.
 pub const MAXIO_AB_UK_SECRET: &str = "dealbridge/maxio-ab-uk";
 
@@ -28,7 +30,7 @@ pub fn uk_site() -> AbSettings {
     AbSettings {
         api_key: "sandbox-maxio-ab-uk-key".into(),
         subdomain: "dealbridge-sandbox-uk".into(),
-        webhook_shared_key: "sandbox-maxio-webhook-key-uk".into(),
+        webhook_shared_key: UK_WEBHOOK_KEY.into(),
         currency: "GBP".into(),
         non_primary_currencies: Vec::new(),
         id_base: 100_000,

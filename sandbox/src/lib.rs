@@ -6,6 +6,7 @@ pub mod aws;
 pub mod chaos;
 pub mod events;
 pub mod harness;
+pub mod intake_http;
 pub mod local;
 pub mod maxio_ab;
 pub mod maxio_core;

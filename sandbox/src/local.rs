@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
 use chrono::{DateTime, TimeZone, Utc};
+use dealbridge::billing::run::BillingRun;
 use dealbridge::clock::ManualClock;
 use dealbridge::config::{AuthFlow, Config};
 use dealbridge::delayed::DelayedDeps;
@@ -80,6 +81,10 @@ pub fn intake_secret_json() -> String {
         "hmac_key": SANDBOX_HMAC_KEY,
         "bearer_token": SANDBOX_BEARER_TOKEN,
         "soap_token": SANDBOX_SOAP_TOKEN,
+        "maxio_webhook_keys": {
+            "default": crate::maxio_ab::SANDBOX_WEBHOOK_KEY,
+            crate::ab_sites::UK_SITE: crate::ab_sites::UK_WEBHOOK_KEY,
+        },
     })
     .to_string()
 }
@@ -104,6 +109,8 @@ pub struct LocalStack {
     pub whmcs: WhmcsSandbox,
     pub ledger: InMemoryLedger,
     pub whmcs_deps: Arc<WhmcsDeps>,
+    /// The billing-sync function's runner (the billing-sync queue, the schedule).
+    pub billing: Arc<BillingRun>,
     /// The AB request budgets' slots, shared by every handler (and [`LocalStack::maxio_instance`]).
     pub budget_table: Arc<dealbridge::budget::MemorySlotTable>,
     /// The platform the wiring was built on, before it sealed the queue.
@@ -263,6 +270,7 @@ impl LocalStack {
             maxio: Arc::new(wiring.maxio()?),
             core_link: Arc::new(wiring.core_link()?),
             whmcs_deps: Arc::new(wiring.whmcs()?),
+            billing: Arc::new(wiring.billing_sync()?),
             salesforce,
             queue,
             clock,
@@ -415,6 +423,43 @@ impl LocalStack {
             .into_iter()
             .map(|d| (d.step.unwrap_or("unreadable"), d.handled))
             .collect()
+    }
+
+    /// Runs the billing-sync function over its queue, a batch of up to 10 at a time as Lambda
+    /// would, until the queue is empty or a batch leaves records to retry (they stay in flight
+    /// until their visibility timeout, as on SQS): what became of each record.
+    pub async fn drain_billing(&self, max_batches: usize) -> Vec<dealbridge::runner::RecordResult> {
+        self.drain_billing_on(&self.billing, max_batches).await
+    }
+
+    /// [`LocalStack::drain_billing`] with `billing` (another function instance's runner).
+    pub async fn drain_billing_on(
+        &self,
+        billing: &BillingRun,
+        max_batches: usize,
+    ) -> Vec<dealbridge::runner::RecordResult> {
+        let mut all = Vec::new();
+        for _ in 0..max_batches {
+            let batch = self.queue.receive(QueueName::BillingSync, 10);
+            if batch.is_empty() {
+                break;
+            }
+            let records: Vec<SqsMessage> = batch.iter().map(sqs_message).collect();
+            let results = billing.handle_records(&records, &self.queue, None).await;
+            let mut retried = false;
+            for (received, result) in batch.iter().zip(&results) {
+                if result.handled.is_finished() {
+                    self.queue.delete(QueueName::BillingSync, &received.receipt);
+                } else {
+                    retried = true;
+                }
+            }
+            all.extend(results);
+            if retried {
+                break;
+            }
+        }
+        all
     }
 
     /// As [`LocalStack::drain`], over `queues` only.

@@ -126,6 +126,11 @@ pub enum ErrorCode {
     /// The next step's message could not be sent to its queue for good (queue missing, access
     /// denied). Permanent.
     DealbridgeQueue,
+    /// A run of the billing sync failed (AB, Salesforce or the ledger unavailable, or a
+    /// configuration it cannot use); its hints are retried and end in the billing-sync
+    /// dead-letter queue if it never succeeds. Only in the logs and the queue: no deal's record
+    /// is to blame. Transient.
+    BillingSyncFailed,
     /// The next step's message could not be built. Permanent.
     DealbridgeInternal,
     /// A queue message without a valid seal: not sent by this stack's dealbridge, or sealed with
@@ -389,6 +394,7 @@ impl ErrorCode {
         ErrorCode::DelayedGaveUp,
         ErrorCode::SalesforceWriteFailed,
         ErrorCode::DealbridgeQueue,
+        ErrorCode::BillingSyncFailed,
         ErrorCode::DealbridgeInternal,
         ErrorCode::DealbridgeUnsealed,
         ErrorCode::DealbridgeBadMessage,
@@ -518,6 +524,7 @@ impl ErrorCode {
             ErrorCode::DelayedGaveUp => "DELAYED_GAVE_UP",
             ErrorCode::SalesforceWriteFailed => "SALESFORCE_WRITE_FAILED",
             ErrorCode::DealbridgeQueue => "DEALBRIDGE_QUEUE",
+            ErrorCode::BillingSyncFailed => "BILLING_SYNC_FAILED",
             ErrorCode::DealbridgeInternal => "DEALBRIDGE_INTERNAL",
             ErrorCode::DealbridgeBadMessage => "DEALBRIDGE_BAD_MESSAGE",
             ErrorCode::DealbridgeUnsealed => "DEALBRIDGE_UNSEALED",

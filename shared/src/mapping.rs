@@ -129,6 +129,10 @@ pub struct StatusValues {
     /// is in it (seed 001's `△Cancelled` for `canceled` and `expired`); a state not listed leaves
     /// the stage alone.
     pub billing_stages: std::collections::BTreeMap<String, String>,
+    /// The WHMCS service statuses of a service that no longer runs: when every service of a
+    /// deal is in one of them, and the deal has no AB subscription still billing, the billing
+    /// sync moves the Opportunity to `opportunity_cancelled_stage`.
+    pub whmcs_ended_statuses: Vec<String>,
 }
 
 impl Default for StatusValues {
@@ -156,6 +160,7 @@ impl Default for StatusValues {
             ]
             .into_iter()
             .collect(),
+            whmcs_ended_statuses: vec!["Terminated".into(), "Cancelled".into()],
         }
     }
 }
@@ -246,6 +251,8 @@ pub struct OpportunityFields {
     pub maxio_cancel_at_period_end: Option<String>,
     pub maxio_pending_cancellation: Option<String>,
     pub maxio_billing_synced_at: Option<String>,
+    /// The WHMCS services of the deal's Orders, summed up (written by the billing sync).
+    pub whmcs_services_status: Option<String>,
     /// Whether to read the Opportunity's contact roles as a fallback billing contact.
     pub contact_roles: bool,
 }
@@ -272,6 +279,9 @@ pub struct OrderFields {
     pub activation_status: Option<String>,
     pub activation_error: Option<String>,
     pub activation_error_datetime: Option<String>,
+    /// The Order's WHMCS services, summed up (written by the billing sync): their one status
+    /// when they agree (`Active`, `Terminated`), else each status with its count.
+    pub whmcs_services_status: Option<String>,
     pub whmcs_order_id: Option<String>,
     /// The currency the deal bills in (multi-currency orgs: `CurrencyIsoCode`). Null in an org
     /// without multi-currency (then `maxio.org_currency` is the currency).
@@ -406,6 +416,7 @@ impl Default for OpportunityFields {
             maxio_cancel_at_period_end: some("Maxio_Cancel_At_Period_End__c"),
             maxio_pending_cancellation: some("Maxio_Pending_Cancellation_At__c"),
             maxio_billing_synced_at: some("Maxio_Billing_Synced_At__c"),
+            whmcs_services_status: some("WHMCS_Services_Status__c"),
             contact_roles: true,
         }
     }
@@ -430,6 +441,7 @@ impl Default for OrderFields {
             activation_status: some("Activation_Status__c"),
             activation_error: some("Activation_Error__c"),
             activation_error_datetime: some("Activation_Error_DateTime__c"),
+            whmcs_services_status: some("WHMCS_Services_Status__c"),
             whmcs_order_id: some("WHMCS_Order_Id__c"),
             currency: some("CurrencyIsoCode"),
             start_date: "EffectiveDate".into(),
@@ -595,6 +607,47 @@ impl Mapping {
             ("quote.opportunity", &self.quote.opportunity),
             ("order.quote", &self.order.quote),
             ("order_item.revised_item", &self.order_item.revised_item),
+            (
+                "order_item.whmcs_service_status",
+                &self.order_item.whmcs_service_status,
+            ),
+            (
+                "order_item.whmcs_next_due_date",
+                &self.order_item.whmcs_next_due_date,
+            ),
+            (
+                "order_item.whmcs_service_synced_at",
+                &self.order_item.whmcs_service_synced_at,
+            ),
+            (
+                "opportunity.maxio_billing_state",
+                &self.opportunity.maxio_billing_state,
+            ),
+            (
+                "opportunity.maxio_period_ends",
+                &self.opportunity.maxio_period_ends,
+            ),
+            (
+                "opportunity.maxio_next_billing",
+                &self.opportunity.maxio_next_billing,
+            ),
+            (
+                "opportunity.maxio_recurring_amount",
+                &self.opportunity.maxio_recurring_amount,
+            ),
+            ("opportunity.maxio_balance", &self.opportunity.maxio_balance),
+            (
+                "opportunity.maxio_cancel_at_period_end",
+                &self.opportunity.maxio_cancel_at_period_end,
+            ),
+            (
+                "opportunity.maxio_pending_cancellation",
+                &self.opportunity.maxio_pending_cancellation,
+            ),
+            (
+                "opportunity.maxio_billing_synced_at",
+                &self.opportunity.maxio_billing_synced_at,
+            ),
             ("order_item.segment_index", &self.order_item.segment_index),
             ("contract.quote", &self.contract.quote),
             ("contract.coterm_disabled", &self.contract.coterm_disabled),
@@ -611,6 +664,14 @@ impl Mapping {
                 &self.order.activation_error_datetime,
             ),
             ("order.whmcs_order_id", &self.order.whmcs_order_id),
+            (
+                "order.whmcs_services_status",
+                &self.order.whmcs_services_status,
+            ),
+            (
+                "opportunity.whmcs_services_status",
+                &self.opportunity.whmcs_services_status,
+            ),
             ("order.currency", &self.order.currency),
             ("opportunity.currency", &self.opportunity.currency),
             ("opportunity.maxio_site", &self.opportunity.maxio_site),

@@ -321,6 +321,33 @@ impl Wiring {
         })
     }
 
+    /// The billing sync's runner (the billing-sync queue and its schedule): every AB site, and
+    /// the WHMCS services when WHMCS was configured; the site cursors in the ledger.
+    pub fn billing_sync(&self) -> Result<crate::billing::run::BillingRun, StartError> {
+        let sites = self.maxio()?.sites;
+        let whmcs = match self.settings.whmcs {
+            Some(_) => Some(self.whmcs()?.whmcs),
+            None => None,
+        };
+        let cursors = crate::billing::sync::LedgerCursors {
+            ledger: self.ledger()?,
+            clock: self.platform.clock.clone(),
+        };
+        Ok(crate::billing::run::BillingRun {
+            sites,
+            whmcs,
+            sf_writes: self.salesforce.clone(),
+            sf_queries: self.salesforce.clone(),
+            sf_upserts: self.salesforce.clone(),
+            cursors: Arc::new(cursors),
+            mapping: self.mapping(),
+            clock: self.platform.clock.clone(),
+            queue: self.platform.queue.clone(),
+            seal: self.seal.clone(),
+            bounds: crate::billing::sync::SyncBounds::default(),
+        })
+    }
+
     /// The delayed queue's handler.
     pub fn delayed(&self) -> Result<DelayedDeps, StartError> {
         Ok(DelayedDeps {

@@ -291,6 +291,7 @@ async fn a_suspended_and_a_terminated_whmcs_service_reach_their_order_products_o
                 stack.whmcs_deps.whmcs.as_ref(),
                 stack.client.as_ref(),
                 stack.client.as_ref(),
+                stack.client.as_ref(),
                 &stack.maxio.mapping,
                 stack.clock.now(),
                 dry_run,
@@ -299,11 +300,15 @@ async fn a_suspended_and_a_terminated_whmcs_service_reach_their_order_products_o
             .unwrap()
         }
     };
-    // The first run shows every service as WHMCS has it.
+    // The first run shows every service as WHMCS has it, and sums them up on the Order and the
+    // Opportunity (a second call).
     let first = run(false).await;
     assert_eq!(first.services, 3);
     assert_eq!(first.written.len(), 3, "{first:?}");
-    assert_eq!(first.salesforce_calls, 1);
+    assert_eq!(first.rolled_up.len(), 2, "{first:?}");
+    assert_eq!(first.salesforce_calls, 2);
+    let order = record(&stack, "InternetOrder");
+    assert_eq!(order["WHMCS_Services_Status__c"], "Active");
     let quiet = run(false).await;
     assert!(quiet.written.is_empty(), "nothing changed: {quiet:?}");
     assert_eq!(quiet.salesforce_calls, 0);
@@ -323,7 +328,12 @@ async fn a_suspended_and_a_terminated_whmcs_service_reach_their_order_products_o
     let mut expected = vec![services[0].id.to_string(), services[1].id.to_string()];
     expected.sort();
     assert_eq!(written, expected);
-    assert_eq!(changed.salesforce_calls, 1);
+    assert_eq!(changed.salesforce_calls, 2);
+    let order = record(&stack, "InternetOrder");
+    assert_eq!(
+        order["WHMCS_Services_Status__c"],
+        "Active (1), Suspended (1), Terminated (1)"
+    );
     let statuses: Vec<(String, String)> = stack.salesforce.with_org(|org| {
         org.records("OrderItem")
             .into_iter()

@@ -3,6 +3,7 @@
 
 mod amendments;
 mod billing_sync;
+mod billing_webhooks;
 mod cancellations;
 mod chaos;
 mod chaos_budget;

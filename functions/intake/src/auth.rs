@@ -22,6 +22,10 @@ pub struct IntakeCredentials {
     pub bearer_token: Option<Secret>,
     #[serde(default)]
     pub soap_token: Option<Secret>,
+    /// Each AB site's webhook shared key (AB's Settings → Webhooks), by the site's name in
+    /// dealbridge (`maxio.sites`): a site without one takes no webhooks.
+    #[serde(default)]
+    pub maxio_webhook_keys: std::collections::BTreeMap<String, Secret>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -145,6 +149,7 @@ mod tests {
             hmac_key: Some(Secret::new("k3y")),
             bearer_token: Some(Secret::new("t0ken")),
             soap_token: Some(Secret::new("s0ap")),
+            maxio_webhook_keys: Default::default(),
         }
     }
 

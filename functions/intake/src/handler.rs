@@ -3,14 +3,20 @@
 //! - `POST /v1/deals` with JSON, signed (HMAC-SHA256) or with a bearer token.
 //! - `POST /v1/outbound-messages/{token}` with a Salesforce Outbound Message (SOAP), from an
 //!   allowed Organization Id; acknowledged only after every notification is enqueued.
+//! - `POST /v1/maxio/webhooks/{site}` with an AB webhook (form-encoded), signed with the site's
+//!   shared key; verified over the raw body before it is read, and answered once its hint is on
+//!   the billing-sync queue (the Salesforce work is the billing sync's, never done inline).
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+use dealbridge::billing::hint::{Hint, Reason, Target};
+use dealbridge::billing::webhook;
 use dealbridge::clock::Clock;
 use dealbridge::dispatch::{DispatchError, DispatchOutcome, DispatchRequest, Dispatcher};
 use dealbridge::outbound::{self, FaultCode};
+use dealbridge::queue::Queue;
 use dealbridge::salesforce::SfId;
 use dealbridge::secrets::{SecretStore, SecretsError, parse_json_secret};
 use dealbridge::snapshot::{DealRef, SnapshotError};
@@ -30,6 +36,8 @@ use dealbridge::writeback::WriteBack;
 /// What the handler needs, built once per container.
 pub struct Deps {
     pub dispatcher: Dispatcher,
+    /// Where AB webhooks' hints go (the billing-sync queue).
+    pub queue: Arc<dyn Queue>,
     /// Where a notification that can never be dispatched is reported before it is acknowledged.
     pub writeback: Arc<WriteBack>,
     pub secrets: Arc<dyn SecretStore>,
@@ -47,6 +55,7 @@ impl Deps {
             .ok_or_else(|| StartError::new("the intake configuration was not read"))?;
         Ok(Deps {
             dispatcher: wiring.dispatcher(),
+            queue: wiring.platform.queue.clone(),
             writeback: wiring.writeback(),
             secrets: wiring.platform.secrets.clone(),
             settings,
@@ -76,6 +85,16 @@ const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(30);
 enum Route {
     Deals,
     OutboundMessage(String),
+    MaxioWebhook(String),
+}
+
+/// Whether `site` can be an AB site's name in dealbridge's configuration.
+fn is_site_name(site: &str) -> bool {
+    !site.is_empty()
+        && site.len() <= 64
+        && site
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 /// The route of `path`, exactly: `/v1/deals` or `/v1/outbound-messages/{token}`, after the
@@ -88,6 +107,9 @@ fn route(path: &str, stage: Option<&str>) -> Option<Route> {
         .unwrap_or(path);
     if path == "/v1/deals" || path == "/v1/deals/" {
         return Some(Route::Deals);
+    }
+    if let Some(site) = path.strip_prefix("/v1/maxio/webhooks/") {
+        return is_site_name(site).then(|| Route::MaxioWebhook(site.to_string()));
     }
     let token = path.strip_prefix("/v1/outbound-messages/")?;
     (!token.is_empty() && !token.contains('/')).then(|| Route::OutboundMessage(token.to_string()))
@@ -110,7 +132,7 @@ pub async fn handle(request: Request, deps: &Deps) -> Response<Body> {
         return json_error(
             StatusCode::NOT_FOUND,
             "not_found",
-            "no such resource; POST /v1/deals or /v1/outbound-messages/{token}",
+            "no such resource; POST /v1/deals, /v1/outbound-messages/{token} or /v1/maxio/webhooks/{site}",
             None,
             None,
             None,
@@ -129,6 +151,7 @@ pub async fn handle(request: Request, deps: &Deps) -> Response<Body> {
     match route {
         Route::Deals => deals(&request, deps).await,
         Route::OutboundMessage(token) => outbound_message(&request, &token, deps).await,
+        Route::MaxioWebhook(site) => maxio_webhook(&request, &site, deps).await,
     }
 }
 
@@ -510,4 +533,105 @@ async fn outbound_message(request: &Request, token: &str, deps: &Deps) -> Respon
     }
     info!(org = %message.organization_id, notifications = message.notifications.len(), deals = deals.len(), "outbound message acknowledged");
     soap_ack()
+}
+
+fn refuse(status: StatusCode, code: &str, message: &str) -> Response<Body> {
+    json_error(status, code, message, None, None, None)
+}
+
+/// An AB webhook: the signature checked over the raw body with the site's key (constant time)
+/// before anything is read, then its hint enqueued. AB retries any answer but 2xx, so nothing is
+/// acknowledged that is not on the queue; an event that cannot change billing state is
+/// acknowledged and ignored.
+async fn maxio_webhook(request: &Request, site: &str, deps: &Deps) -> Response<Body> {
+    let body: &[u8] = request.body().as_ref();
+    if body.len() > deps.settings.max_body_bytes {
+        return refuse(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            &format!(
+                "the body has {} bytes; the limit is {}",
+                body.len(),
+                deps.settings.max_body_bytes
+            ),
+        );
+    }
+    let creds = match credentials(deps).await {
+        Ok(c) => c,
+        Err((status, message, retry)) => {
+            return json_error(status, "unavailable", &message, None, None, retry);
+        }
+    };
+    let Some(key) = creds.maxio_webhook_keys.get(site) else {
+        warn!(site, "AB webhook for a site without a webhook key");
+        return refuse(
+            StatusCode::NOT_FOUND,
+            "unknown_site",
+            &format!(
+                "AB site {site} takes no webhooks here: the intake secret's maxio_webhook_keys has no key for it"
+            ),
+        );
+    };
+    let signature = request
+        .headers()
+        .get(webhook::SIGNATURE_HEADER)
+        .and_then(|v| v.to_str().ok());
+    if let Err(e) = webhook::verify(key.expose().as_bytes(), body, signature) {
+        warn!(site, reason = %e, "AB webhook refused");
+        let code = match e {
+            webhook::WebhookError::Unsigned => "unauthenticated",
+            _ => "invalid_signature",
+        };
+        return refuse(StatusCode::UNAUTHORIZED, code, &e.to_string());
+    }
+    let hook = match webhook::parse(body) {
+        Ok(h) => h,
+        Err(e) => {
+            warn!(site, error = %e, "AB webhook malformed");
+            return refuse(StatusCode::BAD_REQUEST, "malformed_webhook", &e.to_string());
+        }
+    };
+    if !hook.is_billing_event() {
+        info!(site, webhook = %hook.id, event = %hook.event, "AB webhook acknowledged; its event does not change billing state");
+        return json(
+            StatusCode::OK,
+            &json!({"webhookId": hook.id, "event": hook.event, "ignored": true}),
+        );
+    }
+    let hint = Hint::new(
+        Target::AbSite {
+            site: site.to_string(),
+        },
+        Reason::Webhook {
+            webhook_id: hook.id.clone(),
+            event: hook.event.clone(),
+        },
+    );
+    let sent = match hint.to_message() {
+        Ok(message) => deps.queue.send(&message).await,
+        Err(e) => Err(dealbridge::queue::QueueError::invalid(
+            dealbridge::queue::QueueName::BillingSync,
+            e.to_string(),
+        )),
+    };
+    match sent {
+        Ok(message_id) => {
+            info!(site, webhook = %hook.id, event = %hook.event, subscription = ?hook.subscription_id, %message_id, "AB webhook enqueued");
+            json(
+                StatusCode::OK,
+                &json!({"webhookId": hook.id, "event": hook.event, "enqueued": true}),
+            )
+        }
+        Err(e) => {
+            warn!(site, webhook = %hook.id, error = %e, "AB webhook not enqueued; AB will retry");
+            json_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                &format!("the webhook could not be enqueued: {e}"),
+                None,
+                None,
+                Some(DEFAULT_RETRY_AFTER),
+            )
+        }
+    }
 }

@@ -97,6 +97,9 @@ pub mod routes {
         "GET /subscriptions/{subscription_id}/components/{component_id}/allocations.json";
 }
 
+/// The shared key the default site signs its webhooks with.
+pub const SANDBOX_WEBHOOK_KEY: &str = "sandbox-maxio-webhook-key";
+
 /// Who may call the site, and what it sells.
 #[derive(Debug, Clone)]
 pub struct AbSettings {
@@ -136,7 +139,7 @@ impl Default for AbSettings {
             currency: "USD".into(),
             non_primary_currencies: Vec::new(),
             schedule_cancellation: false,
-            webhook_shared_key: "sandbox-maxio-webhook-key".into(),
+            webhook_shared_key: SANDBOX_WEBHOOK_KEY.into(),
         }
     }
 }

@@ -39,16 +39,20 @@ pub enum QueueName {
     /// Work to do later: re-dispatch a deal whose Order CPQ has not created yet, or forward a
     /// step that waits (standard queue, because FIFO queues have no per-message delay).
     Delayed,
+    /// Billing state to bring into Salesforce: an AB site's events since its cursor, or the
+    /// WHMCS services (FIFO, one message group per site, so one site's runs never overlap).
+    BillingSync,
 }
 
 impl QueueName {
-    pub const ALL: [QueueName; 6] = [
+    pub const ALL: [QueueName; 7] = [
         QueueName::MaxioCustomer,
         QueueName::MaxioPricePoints,
         QueueName::MaxioSubscription,
         QueueName::MaxioCoreLink,
         QueueName::WhmcsProvision,
         QueueName::Delayed,
+        QueueName::BillingSync,
     ];
 
     pub fn is_fifo(self) -> bool {
@@ -64,6 +68,7 @@ impl QueueName {
             QueueName::MaxioCoreLink => "MAXIO_CORE_LINK_QUEUE_URL",
             QueueName::WhmcsProvision => "WHMCS_PROVISION_QUEUE_URL",
             QueueName::Delayed => "DELAYED_QUEUE_URL",
+            QueueName::BillingSync => "BILLING_SYNC_QUEUE_URL",
         }
     }
 
@@ -77,6 +82,7 @@ impl QueueName {
             QueueName::MaxioCoreLink => "MAXIO_CORE_LINK_DLQ_URL",
             QueueName::WhmcsProvision => "WHMCS_PROVISION_DLQ_URL",
             QueueName::Delayed => "DELAYED_DLQ_URL",
+            QueueName::BillingSync => "BILLING_SYNC_DLQ_URL",
         }
     }
 
@@ -88,6 +94,7 @@ impl QueueName {
             QueueName::MaxioCoreLink => "maxio-core-link",
             QueueName::WhmcsProvision => "whmcs-provision",
             QueueName::Delayed => "delayed",
+            QueueName::BillingSync => "billing-sync",
         }
     }
 }

@@ -222,7 +222,7 @@ async fn read(queue: QueueName, handler: &dyn QueueHandler, record: &SqsMessage)
 /// Moves a record that can never be handled to `queue`'s dead-letter queue: `DeadLettered` once
 /// it is there, else `Retry` as any failure (it returns, and SQS dead-letters it after the
 /// queue's `maxReceiveCount`; a message is never lost).
-async fn move_to_dead_letters(
+pub(crate) async fn move_to_dead_letters(
     queue: QueueName,
     dead_letters: &dyn DeadLetterQueue,
     record: &SqsMessage,

@@ -39,6 +39,7 @@ pub enum Function {
     MaxioSubscription,
     MaxioCoreLink,
     WhmcsProvision,
+    BillingSync,
 }
 
 /// A part of the configuration, read as a whole.
@@ -88,7 +89,7 @@ impl Section {
 }
 
 impl Function {
-    pub const ALL: [Function; 9] = [
+    pub const ALL: [Function; 10] = [
         Function::Intake,
         Function::PlatformEvents,
         Function::Reconciler,
@@ -98,6 +99,7 @@ impl Function {
         Function::MaxioSubscription,
         Function::MaxioCoreLink,
         Function::WhmcsProvision,
+        Function::BillingSync,
     ];
 
     /// The name of the function (its crate directory, binary and metrics dimension).
@@ -112,6 +114,7 @@ impl Function {
             Function::MaxioSubscription => "maxio-subscription",
             Function::MaxioCoreLink => "maxio-core-link",
             Function::WhmcsProvision => "whmcs-provision",
+            Function::BillingSync => "billing-sync",
         }
     }
 
@@ -125,6 +128,7 @@ impl Function {
             Function::MaxioSubscription => Some(QueueName::MaxioSubscription),
             Function::MaxioCoreLink => Some(QueueName::MaxioCoreLink),
             Function::WhmcsProvision => Some(QueueName::WhmcsProvision),
+            Function::BillingSync => Some(QueueName::BillingSync),
         }
     }
 
@@ -180,6 +184,15 @@ impl Function {
                 Worker,
                 DeadLetterQueue(QueueName::WhmcsProvision),
                 Ledger,
+                Whmcs,
+            ],
+            Function::BillingSync => &[
+                Queues,
+                Seal,
+                Worker,
+                DeadLetterQueue(QueueName::BillingSync),
+                Ledger,
+                MaxioAb,
                 Whmcs,
             ],
         }
