@@ -6,6 +6,7 @@
 //! 3. A burst of deals on concurrent workers, next to Maxio AB's 4 concurrent requests per site.
 //! 4. Per function: binary size, init time and peak memory of the release binaries.
 
+pub mod backlog;
 pub mod burst;
 pub mod calls;
 pub mod clones;
@@ -44,6 +45,8 @@ pub struct Options {
     pub starts: usize,
     /// Invocations per function for the peak memory (0: not measured).
     pub load: usize,
+    /// AB events in the billing sync's backlog (0: not measured).
+    pub backlog: usize,
 }
 
 impl Options {
@@ -57,6 +60,7 @@ impl Options {
             functions_dir: None,
             starts: 10,
             load: 200,
+            backlog: 10_000,
         }
     }
 
@@ -70,6 +74,7 @@ impl Options {
             functions_dir: None,
             starts: 3,
             load: 20,
+            backlog: 1_000,
         }
     }
 }
@@ -85,6 +90,7 @@ pub struct Results {
     pub processing: Option<DealLatency>,
     pub bursts: Vec<BurstResult>,
     pub functions: Option<FunctionsReport>,
+    pub backlog: Option<backlog::BacklogResult>,
 }
 
 fn progress(message: &str) {
@@ -173,6 +179,24 @@ pub async fn run(options: &Options) -> anyhow::Result<Results> {
         }
         None => None,
     };
+    let backlog = if options.backlog > 0 {
+        progress(&format!(
+            "billing sync of a backlog of {} AB events",
+            options.backlog
+        ));
+        let result = backlog::run(options.backlog).await?;
+        progress(&format!(
+            "backlog synced in {:.1} s: {} events, {} Opportunities written, {} Salesforce calls (target {})",
+            result.wall.as_secs_f64(),
+            result.read,
+            result.written,
+            result.salesforce_calls,
+            result.target_calls
+        ));
+        Some(result)
+    } else {
+        None
+    };
     Ok(Results {
         options: options.clone(),
         calls,
@@ -180,5 +204,6 @@ pub async fn run(options: &Options) -> anyhow::Result<Results> {
         processing,
         bursts,
         functions,
+        backlog,
     })
 }

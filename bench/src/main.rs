@@ -38,6 +38,9 @@ struct Args {
     /// Invocations per function for its peak RSS (default 200; 20 with --quick; 0 for none).
     #[arg(long)]
     load: Option<usize>,
+    /// AB events in the billing sync's backlog (default 10000; 1000 with --quick; 0 for none).
+    #[arg(long)]
+    backlog: Option<usize>,
     /// Only the one-site burst (not the one with half its deals on a second AB site).
     #[arg(long)]
     one_site: bool,
@@ -65,6 +68,9 @@ fn options(args: &Args) -> anyhow::Result<Options> {
     }
     if let Some(s) = args.starts {
         o.starts = s;
+    }
+    if let Some(b) = args.backlog {
+        o.backlog = b;
     }
     if let Some(l) = args.load {
         o.load = l;

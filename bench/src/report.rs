@@ -703,6 +703,28 @@ fn how_section(out: &mut String, results: &Results) {
 }
 
 /// The whole report.
+/// The billing sync over a backlog of AB events.
+fn backlog_section(out: &mut String, results: &Results) {
+    let Some(b) = &results.backlog else {
+        return;
+    };
+    let _ = writeln!(
+        out,
+        "## Billing sync: a backlog of {} AB events\n\nOne run of the billing sync of one AB site whose event log holds {} events ({} subscriptions' signups and state changes), against the sandbox without injected latency: every event read, each named subscription read from AB once, its Opportunity written by Id, 200 a call.\n\n| events read | subscriptions | Opportunities written | Salesforce calls | target (1 per 200 written) | AB requests | time | met |\n|---|---|---|---|---|---|---|---|\n| {} | {} | {} | {} | ≤ {} | {} | {:.1} s | {} |\n",
+        b.events,
+        b.events,
+        b.subscriptions,
+        b.read,
+        b.subscriptions,
+        b.written,
+        b.salesforce_calls,
+        b.target_calls,
+        b.ab_requests,
+        b.wall.as_secs_f64(),
+        if b.met() { "yes" } else { "**no**" }
+    );
+}
+
 pub fn render(results: &Results, context: &Context, comparisons: &[Comparison]) -> String {
     let mut out = String::new();
     let _ = writeln!(
@@ -725,6 +747,7 @@ pub fn render(results: &Results, context: &Context, comparisons: &[Comparison]) 
     calls_section(&mut out, results);
     latency_section(&mut out, results);
     burst_section(&mut out, results);
+    backlog_section(&mut out, results);
     functions_section(&mut out, results);
     comparison_section(&mut out, results, comparisons);
     how_section(&mut out, results);

@@ -1,4 +1,7 @@
-//! `dealbridge status <id>`: the ledger's story of a deal, one row per step.
+//! `dealbridge status <id>`: the ledger's story of a deal, one row per step, and the id map it
+//! holds (the deal's AB site, customer and subscription, its Core contract, its WHMCS order and
+//! services). `dealbridge status billing:<site>`: where the billing sync of an AB site stands
+//! (the last event handled, the subscriptions Salesforce refused).
 //!
 //! The Maxio steps and the Core link are recorded under the Opportunity Id (the deal a sync was
 //! dispatched with), WHMCS provisioning under the Order Id; the records of the given Id are shown.
@@ -43,8 +46,37 @@ fn target_text(key: &str, value: &str) -> String {
     }
 }
 
+/// The ids the records hold, as `(what, id)`: the map from the deal to its records elsewhere.
+pub fn id_map(records: &[StepRecord]) -> Vec<(&'static str, String)> {
+    const KEYS: [(&str, &str); 6] = [
+        ("maxio_site", "AB site"),
+        ("maxio_customer_id", "AB customer"),
+        ("maxio_subscription_id", "AB subscription"),
+        ("maxio_core_contract_id", "Core contract"),
+        (dealbridge::whmcs::provision::TARGET_ORDER, "WHMCS order"),
+        (
+            dealbridge::whmcs::provision::TARGET_SERVICES,
+            "WHMCS services",
+        ),
+    ];
+    let mut out: Vec<(&'static str, String)> = Vec::new();
+    for (key, what) in KEYS {
+        for r in records {
+            if let Some(v) = r.targets.get(key).filter(|v| !v.trim().is_empty())
+                && !out.iter().any(|(w, seen)| *w == what && seen == v)
+            {
+                out.push((what, v.clone()));
+            }
+        }
+    }
+    out
+}
+
 /// Runs `status`.
 pub async fn status(id: &str) -> Result<Outcome, CliError> {
+    if let Some(site) = id.strip_prefix("billing:") {
+        return billing_status(site.trim()).await;
+    }
     let deal = parse_deal(id)?;
     let Some(table_name) = var(TABLE_VARIABLE) else {
         return Err(CliError::config(format!(
@@ -82,11 +114,61 @@ pub async fn status(id: &str) -> Result<Outcome, CliError> {
             &rows,
         ));
     }
+    let ids = id_map(&records);
+    if !ids.is_empty() {
+        let line: Vec<String> = ids
+            .iter()
+            .map(|(what, id)| format!("{what} {id}"))
+            .collect();
+        text.push_str(&format!("Ids: {}\n", line.join(", ")));
+    }
     let json = json!({
         "deal": {"type": deal.sobject(), "id": deal.id()},
         "table": table_name,
         "records": records,
+        "ids": ids.iter().map(|(what, id)| json!({"what": what, "id": id})).collect::<Vec<_>>(),
     });
+    Ok(Outcome::new(json, text, false))
+}
+
+/// `status billing:<site>`: the site's cursor record.
+async fn billing_status(site: &str) -> Result<Outcome, CliError> {
+    use dealbridge::billing::sync::{CURSOR_STEP, cursor_key};
+    if site.is_empty() {
+        return Err(CliError::Usage(
+            "billing: needs an AB site's name, e.g. billing:default".into(),
+        ));
+    }
+    let Some(table_name) = var(TABLE_VARIABLE) else {
+        return Err(CliError::config(format!(
+            "{TABLE_VARIABLE} is not set: the ledger's DynamoDB table (the stack's ledger table, or dealbridge-ledger in the sandbox)"
+        )));
+    };
+    let aws = wiring::aws().await;
+    let ledger = DynamoDbLedger::from_settings(&aws, &wiring::section(LedgerSettings::read)?);
+    let key = cursor_key(site);
+    let record = ledger.get(&key, CURSOR_STEP).await.map_err(|e| {
+        CliError::Failed(format!(
+            "reading the ledger (table {table_name}) failed: {}",
+            e.message
+        ))
+    })?;
+    let mut text = format!("Billing sync of AB site {site} — ledger table {table_name}\n");
+    match &record {
+        None => text.push_str(
+            "No cursor: the billing sync has not run for this site; its first run reads AB's event log from the start.\n",
+        ),
+        Some(r) => {
+            let since = r.targets.get("since_id").map_or("start", String::as_str);
+            let refused = r.targets.get("refused").filter(|v| !v.is_empty());
+            text.push_str(&format!(
+                "Last event handled: {since}, at {}\nRefused by Salesforce (tried again next run): {}\n",
+                instant(r.updated_at),
+                refused.map_or("none", String::as_str)
+            ));
+        }
+    }
+    let json = json!({"site": site, "table": table_name, "cursor": record});
     Ok(Outcome::new(json, text, false))
 }
 
@@ -122,6 +204,53 @@ mod tests {
         assert_eq!(
             row(&record)[5],
             "ab_subscription_42=(scheduled: AB cancels it at 2026-12-31T05:00:00Z) whmcs_requested_101=End of Billing Period"
+        );
+    }
+
+    #[test]
+    fn the_id_map_gathers_each_step_s_ids_once() {
+        let t = "2026-12-02T12:00:00Z".parse().unwrap();
+        let record = |step: &str, targets: &[(&str, &str)]| StepRecord {
+            deal_id: "006A000010khO8JIAU".into(),
+            step: step.into(),
+            status: StepStatus::Completed,
+            attempts: 1,
+            started_at: t,
+            updated_at: t,
+            lease_until: None,
+            targets: targets
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            last_error: None,
+            expires_at: 0,
+        };
+        let records = [
+            record(
+                "maxio-customer",
+                &[("maxio_site", "uk"), ("maxio_customer_id", "7")],
+            ),
+            record(
+                "maxio-subscription",
+                &[
+                    ("maxio_customer_id", "7"),
+                    ("maxio_subscription_id", "9001"),
+                ],
+            ),
+            record(
+                "whmcs-provision",
+                &[("whmcs_order_id", "55"), ("whmcs_service_ids", "101,102")],
+            ),
+        ];
+        assert_eq!(
+            id_map(&records),
+            [
+                ("AB site", "uk".to_string()),
+                ("AB customer", "7".to_string()),
+                ("AB subscription", "9001".to_string()),
+                ("WHMCS order", "55".to_string()),
+                ("WHMCS services", "101,102".to_string()),
+            ]
         );
     }
 }
