@@ -478,9 +478,8 @@ async fn cancellations_walk(stack: &LocalStack) -> anyhow::Result<()> {
 /// Billing state back into Salesforce: a subscription goes past due, then is canceled, in AB;
 /// the billing sync reads AB's event log and shows it on the Opportunity.
 async fn billing_state_walk(stack: &LocalStack) -> anyhow::Result<()> {
-    use dealbridge::billing::sync::{LedgerCursors, SyncBounds, SyncRequest, sync_site};
-    use dealbridge::maxio::options::DEFAULT_SITE;
-    println!("── Billing state back into Salesforce: AB's events, written to the Opportunity ──\n");
+    use dealbridge::clock::Clock;
+    println!("── Billing state back into Salesforce: the schedule and AB's webhooks ──\n");
     let reference = "VolumeOpportunity";
     let Some(subscription) = field(stack, reference, "Maxio_Subscription_Id__c")
         .parse::<i64>()
@@ -489,53 +488,21 @@ async fn billing_state_walk(stack: &LocalStack) -> anyhow::Result<()> {
         println!("  {reference} has no AB subscription; nothing to show\n");
         return Ok(());
     };
-    let Some(site) = stack.maxio.sites.get(DEFAULT_SITE) else {
-        anyhow::bail!("no default AB site");
-    };
-    let cursors = LedgerCursors {
-        ledger: stack.maxio.ledger.clone(),
-        clock: std::sync::Arc::new(stack.clock.clone()),
-    };
-    let request = SyncRequest {
-        site: DEFAULT_SITE.into(),
-        since: None,
-        dry_run: false,
-        bounds: SyncBounds::default(),
-    };
-    let sync = || {
-        sync_site(
-            site.ab.as_ref(),
-            stack.client.as_ref(),
-            &cursors,
-            &stack.maxio.mapping,
-            &stack.clock,
-            &request,
-        )
-    };
-    for state in ["past_due", "canceled"] {
-        stack
-            .maxio_ab
-            .set_state(subscription, state)
-            .map_err(anyhow::Error::msg)?;
-        println!("■ AB: subscription {subscription} is now {state}");
-        let report = sync().await?;
-        println!(
-            "  billing sync: {} event(s) read, {} Opportunit{} written in {} Salesforce call(s), cursor {}",
-            report.events,
-            report.written.len(),
-            if report.written.len() == 1 {
-                "y"
-            } else {
-                "ies"
-            },
-            report.salesforce_calls,
-            report
-                .cursor
-                .map_or_else(|| "-".to_string(), |c| c.to_string())
-        );
-        for (key, why) in &report.failed {
-            println!("  refused: subscription {key}: {why}");
-        }
+    // The intake on loopback HTTP, and the AB site's webhooks pointed at it.
+    let intake =
+        dealbridge_sandbox::intake_http::start(dealbridge_intake::Deps::new(&stack.wiring)?)
+            .await?;
+    let ab = stack.maxio_ab.settings();
+    let http = reqwest::Client::new();
+    http.post(format!("{}/endpoints.json", stack.maxio_ab.url()))
+        .basic_auth(&ab.api_key, Some("x"))
+        .json(&serde_json::json!({"endpoint": {
+            "url": format!("{}/v1/maxio/webhooks/default", intake.url),
+            "webhook_subscriptions": ["subscription_state_change"]}}))
+        .send()
+        .await?
+        .error_for_status()?;
+    let show = |stack: &LocalStack| {
         for name in [
             "Maxio_Billing_State__c",
             "StageName",
@@ -544,13 +511,75 @@ async fn billing_state_walk(stack: &LocalStack) -> anyhow::Result<()> {
         ] {
             println!("    {name} = {}", field(stack, reference, name));
         }
-    }
-    let again = sync().await?;
+    };
+    let writes = |stack: &LocalStack| stack.salesforce.observer().count(routes::COLLECTIONS_PATCH);
+
+    stack
+        .maxio_ab
+        .set_state(subscription, "past_due")
+        .map_err(anyhow::Error::msg)?;
+    println!("■ AB: subscription {subscription} is now past_due (webhooks not yet delivered)");
+    let targets = stack.billing.schedule(stack.clock.now()).await?;
     println!(
-        "  run again: {} new event(s), {} Salesforce call(s)\n",
-        again.events, again.salesforce_calls
+        "  the daily schedule fires: one hint each for {}",
+        targets
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    // The webhook of the past-due change is delivered too; its run finds nothing new.
+    stack.maxio_ab.deliver_webhooks().await;
+    run_billing(stack).await;
+    show(stack);
+
+    stack
+        .maxio_ab
+        .set_state(subscription, "canceled")
+        .map_err(anyhow::Error::msg)?;
+    println!("■ AB: subscription {subscription} is now canceled");
+    let sent = stack.maxio_ab.deliver_webhooks().await;
+    for d in &sent {
+        println!(
+            "  AB sends webhook {} ({}) to the intake: HTTP {}",
+            d.webhook_id,
+            d.event,
+            d.status.map_or_else(|| "-".to_string(), |s| s.to_string())
+        );
+    }
+    run_billing(stack).await;
+    show(stack);
+
+    let before = writes(stack);
+    let ids: Vec<i64> = sent.iter().map(|d| d.webhook_id).collect();
+    http.post(format!("{}/webhooks/replay.json", stack.maxio_ab.url()))
+        .basic_auth(&ab.api_key, Some("x"))
+        .json(&serde_json::json!({ "ids": ids }))
+        .send()
+        .await?
+        .error_for_status()?;
+    stack.maxio_ab.deliver_webhooks().await;
+    run_billing(stack).await;
+    println!(
+        "  AB replays the webhook (deduplicated by its id, and a run would find nothing new): {} more Salesforce write(s)\n",
+        writes(stack) - before
     );
     Ok(())
+}
+
+/// Runs the billing-sync function over its queue, and says what it handled.
+async fn run_billing(stack: &LocalStack) {
+    let results = stack.drain_billing(10).await;
+    let failed: Vec<String> = results.iter().filter_map(|r| r.handled.reason()).collect();
+    println!(
+        "  billing-sync function: {} hint(s) handled{}",
+        results.len(),
+        if failed.is_empty() {
+            String::new()
+        } else {
+            format!(", failed: {}", failed.join("; "))
+        }
+    );
 }
 
 /// One amendment: the subscription before and after, the allocations made, what was written,

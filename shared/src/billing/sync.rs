@@ -1,8 +1,10 @@
 //! The billing sync of one AB site: brings what Salesforce shows of each subscription to what AB
 //! holds now, for every subscription AB recorded a change to since the site's cursor.
 //!
-//! - AB's event log is read forward from the cursor (`since_id`, exclusive) in pages of 200, and
-//!   the subscriptions its billing events name are gathered, 200 distinct ones a batch.
+//! - AB's event log is read forward from the cursor (`since_id`, exclusive), up to
+//!   [`SCAN_PAGES`] pages of 200 at a time, and the distinct subscriptions its billing events
+//!   name are gathered in the order of their first event: a subscription named by a thousand
+//!   events of the stretch is read and written once. They are written 200 a batch.
 //! - Each is read from AB (the state now, not the event's), and kept only when its `reference`
 //!   is an Opportunity Id: dealbridge creates its subscriptions with the Opportunity's Id, so AB
 //!   itself is the map from a subscription to its Opportunity, and no Salesforce query is needed.
@@ -10,8 +12,10 @@
 //!   subscriptions; a refused record retried alone). Not by upsert on the subscription id: an
 //!   amended or renewed Contract's later Opportunities carry the same subscription id, so the key
 //!   names several records and Salesforce refuses it; the reference names exactly one, and an
-//!   update never creates a record. Only then the cursor moves to the batch's
-//!   last event. A run that stops (its bounds, an error) resumes from there: nothing is missed,
+//!   update never creates a record. Only then the cursor moves: to just before the first event
+//!   of the first subscription still to write (every event before it names one already written,
+//!   read from AB after that event), or to the stretch's end. A run that stops (its bounds, an
+//!   error) resumes from there: nothing is missed,
 //!   and nothing Salesforce accepted is sent again. What Salesforce refused is kept with the
 //!   cursor and tried again at the start of the next run (and reported again while it fails).
 //!
@@ -176,58 +180,66 @@ pub enum SyncError {
     Cursor(#[from] LedgerError),
 }
 
-/// The next batch: up to `size` distinct subscriptions named by billing events after `cursor`,
-/// and the id of the last event it covers.
-struct Batch {
-    subscriptions: Vec<i64>,
+/// How many pages of events one scan reads ahead (10,000 events): every subscription they name is
+/// read and written once, however many of the events name it.
+pub const SCAN_PAGES: usize = 50;
+
+/// A stretch of the log read ahead: the distinct subscriptions its billing events name, in the
+/// order of their first event, each with that event's id.
+#[derive(Default)]
+struct Scan {
+    pending: std::collections::VecDeque<(i64, i64)>,
     last_event: Option<i64>,
     events: usize,
     end_of_log: bool,
 }
 
-async fn next_batch(
-    ab: &dyn MaxioAb,
-    cursor: Option<i64>,
-    size: usize,
-) -> Result<Batch, MaxioError> {
-    let mut batch = Batch {
-        subscriptions: Vec::new(),
+impl Scan {
+    /// The cursor once every subscription before `pending`'s first is written: just before the
+    /// first event of the first one still pending (every event before it names a subscription
+    /// already written, read from AB after the event), or the scan's end when none is.
+    fn cursor(&self) -> Option<i64> {
+        match self.pending.front() {
+            Some((_, first_event)) => Some(first_event - 1),
+            None => self.last_event,
+        }
+    }
+}
+
+/// Reads up to [`SCAN_PAGES`] pages of events after `cursor`.
+async fn scan(ab: &dyn MaxioAb, cursor: Option<i64>) -> Result<Scan, MaxioError> {
+    let mut scan = Scan {
         last_event: cursor,
-        events: 0,
-        end_of_log: false,
+        ..Scan::default()
     };
     let mut named = BTreeSet::new();
-    loop {
+    for _ in 0..SCAN_PAGES {
         let page = ab
-            .events_since(batch.last_event, MAX_EVENTS_PER_PAGE)
+            .events_since(scan.last_event, MAX_EVENTS_PER_PAGE)
             .await?;
         let full_page = page.len() >= MAX_EVENTS_PER_PAGE as usize;
         for event in &page {
             // Events must move forward; one that does not would loop the cursor.
-            if batch.last_event.is_some_and(|last| event.id <= last) {
+            if scan.last_event.is_some_and(|last| event.id <= last) {
                 continue;
             }
             let id = event
                 .subscription_id
                 .filter(|_| BILLING_EVENTS.contains(&event.key.as_str()));
             if let Some(id) = id
-                && !named.contains(&id)
+                && named.insert(id)
             {
-                if batch.subscriptions.len() >= size {
-                    // This event starts the next batch.
-                    return Ok(batch);
-                }
-                named.insert(id);
-                batch.subscriptions.push(id);
+                scan.pending.push_back((id, event.id));
             }
-            batch.last_event = Some(event.id);
-            batch.events += 1;
+            scan.last_event = Some(event.id);
+            scan.events += 1;
         }
         if !full_page {
-            batch.end_of_log = true;
-            return Ok(batch);
+            scan.end_of_log = true;
+            break;
         }
     }
+    Ok(scan)
 }
 
 /// Whether a subscription's `reference` names an Opportunity.
@@ -257,6 +269,7 @@ pub async fn sync_site(
     // What Salesforce refused last time is tried again first.
     let mut retry = stored.refused;
     let mut refused: Vec<i64> = Vec::new();
+    let mut window = Scan::default();
     loop {
         if request
             .bounds
@@ -274,16 +287,21 @@ pub async fn sync_site(
             break;
         }
         let size = request.bounds.batch.clamp(1, BATCH);
-        let mut batch = next_batch(ab, report.cursor, size).await?;
-        report.events += batch.events;
+        if window.pending.is_empty() && !window.end_of_log {
+            window = scan(ab, report.cursor).await?;
+            report.events += window.events;
+        }
+        let take = size.min(window.pending.len());
+        let mut subscriptions: Vec<i64> = window.pending.drain(..take).map(|(id, _)| id).collect();
         for id in std::mem::take(&mut retry).into_iter().rev() {
-            if !batch.subscriptions.contains(&id) {
-                batch.subscriptions.insert(0, id);
+            if !subscriptions.contains(&id) {
+                subscriptions.insert(0, id);
             }
         }
-        report.subscriptions += batch.subscriptions.len();
+        let cursor = window.cursor();
+        report.subscriptions += subscriptions.len();
         let mut records = Vec::new();
-        for id in &batch.subscriptions {
+        for id in &subscriptions {
             let Some(subscription) = ab.read_subscription(*id).await? else {
                 report.gone.push(*id);
                 continue;
@@ -325,15 +343,19 @@ pub async fn sync_site(
         }
         if !request.dry_run {
             let position = Position {
-                since_id: batch.last_event,
+                since_id: cursor,
                 refused: refused.clone(),
             };
             cursors.put(&request.site, &position).await?;
         }
-        report.cursor = batch.last_event;
-        if batch.end_of_log {
-            report.caught_up = true;
-            break;
+        report.cursor = cursor;
+        if window.pending.is_empty() {
+            if window.end_of_log {
+                report.caught_up = true;
+                break;
+            }
+            // The next scan starts where this one ended.
+            window = Scan::default();
         }
     }
     Ok(report)
