@@ -122,8 +122,11 @@ pub async fn billing_sync(options: &BillingSyncOptions) -> Result<Outcome, CliEr
             connected.salesforce.as_ref(),
             connected.salesforce.as_ref(),
             &connected.mapping,
-            clock.now(),
-            options.dry_run,
+            clock.as_ref(),
+            &dealbridge::billing::services_sync::ServicesRequest {
+                dry_run: options.dry_run,
+                ..Default::default()
+            },
         )
         .await
         .map_err(|e| CliError::Failed(format!("the WHMCS services sync failed: {e}")))?;

@@ -278,7 +278,6 @@ async fn an_amended_contract_s_billing_state_is_written_to_its_first_sale_only()
 #[tokio::test]
 async fn a_suspended_and_a_terminated_whmcs_service_reach_their_order_products_once() {
     use dealbridge::billing::services_sync::sync_services;
-    use dealbridge::clock::Clock;
     use dealbridge_sandbox::whmcs::model::ServiceStatus;
 
     let stack = LocalStack::start().await.unwrap();
@@ -293,8 +292,11 @@ async fn a_suspended_and_a_terminated_whmcs_service_reach_their_order_products_o
                 stack.client.as_ref(),
                 stack.client.as_ref(),
                 &stack.maxio.mapping,
-                stack.clock.now(),
-                dry_run,
+                &stack.clock,
+                &dealbridge::billing::services_sync::ServicesRequest {
+                    dry_run,
+                    ..Default::default()
+                },
             )
             .await
             .unwrap()

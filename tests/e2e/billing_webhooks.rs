@@ -425,3 +425,72 @@ async fn the_function_takes_the_schedule_s_payload_and_the_queue_s_batches() {
         "past_due"
     );
 }
+
+#[tokio::test]
+async fn a_services_sync_whose_time_is_up_goes_on_after_the_last_service_it_read() {
+    use dealbridge::billing::services_sync::{ServicesRequest, sync_services};
+    let stack = LocalStack::start().await.unwrap();
+    crate::support::provision_internet_order(&stack).await;
+    let mut services: Vec<u64> = stack.whmcs.services().iter().map(|s| s.id).collect();
+    services.sort();
+    let sync = |request: ServicesRequest| {
+        let stack = &stack;
+        async move {
+            sync_services(
+                stack.whmcs_deps.whmcs.as_ref(),
+                stack.client.as_ref(),
+                stack.client.as_ref(),
+                stack.client.as_ref(),
+                &stack.maxio.mapping,
+                &stack.clock,
+                &request,
+            )
+            .await
+            .unwrap()
+        }
+    };
+    sync(ServicesRequest::default()).await;
+    for id in &services {
+        stack
+            .whmcs
+            .set_service_status(*id, ServiceStatus::Terminated);
+    }
+    // Going on after the first service: the two after it are read and written, the first is
+    // counted as Salesforce shows it.
+    let rest = sync(ServicesRequest {
+        after: Some(services[0] as i64),
+        ..ServicesRequest::default()
+    })
+    .await;
+    assert_eq!(
+        rest.written,
+        [services[1].to_string(), services[2].to_string()],
+        "{rest:?}"
+    );
+    assert_eq!(rest.stopped_after, None);
+    assert_eq!(
+        record(&stack, "InternetOrder")["WHMCS_Services_Status__c"],
+        "Active (1), Terminated (2)"
+    );
+
+    // A run whose time is already up reads nothing and hands over to a continuation, which
+    // brings the rest.
+    let deadline = stack.clock.now() + chrono::Duration::seconds(90);
+    stack
+        .billing
+        .run(&Target::WhmcsServices, None, Some(deadline))
+        .await
+        .unwrap();
+    let waiting = stack.queue.peek(QueueName::BillingSync);
+    assert_eq!(waiting.len(), 1, "one continuation: {waiting:?}");
+    let results = stack.drain_billing(10).await;
+    assert!(done(&results), "{results:?}");
+    assert_eq!(
+        record(&stack, "InternetOrder")["WHMCS_Services_Status__c"],
+        "Terminated"
+    );
+    assert_eq!(
+        record(&stack, "InternetOpportunity")["StageName"],
+        CANCELLED
+    );
+}

@@ -26,7 +26,7 @@ use chrono::{DateTime, Utc};
 use tracing::{error, info, warn};
 
 use super::hint::{Hint, Reason, Target};
-use super::services_sync::{ServicesReport, sync_services};
+use super::services_sync::{ServicesReport, ServicesRequest, sync_services};
 use super::sync::{Cursors, SiteReport, SyncBounds, SyncRequest, sync_site};
 use crate::clock::Clock;
 use crate::codes::ErrorCode;
@@ -102,12 +102,19 @@ impl BillingRun {
     }
 
     /// One run of `target`, bounded by `deadline` (the invocation's end) and the run's
-    /// Salesforce calls; with more to do, a continuation hint is sent.
+    /// Salesforce calls; with more to do, a continuation hint is sent. An AB site starts from
+    /// its cursor; the WHMCS services after the service id `after` (from the start when `None`).
     pub async fn run(
         &self,
         target: &Target,
+        after: Option<i64>,
         deadline: Option<DateTime<Utc>>,
     ) -> Result<TargetReport, Failure> {
+        let stop_at = deadline.and_then(|d| {
+            chrono::Duration::from_std(STOP_BEFORE_DEADLINE)
+                .ok()
+                .map(|margin| d - margin)
+        });
         match target {
             Target::AbSite { site } => {
                 let Some(ab) = self.sites.get(site) else {
@@ -119,11 +126,6 @@ impl BillingRun {
                         ),
                     ));
                 };
-                let stop_at = deadline.and_then(|d| {
-                    chrono::Duration::from_std(STOP_BEFORE_DEADLINE)
-                        .ok()
-                        .map(|margin| d - margin)
-                });
                 let request = SyncRequest {
                     site: site.clone(),
                     since: None,
@@ -183,8 +185,12 @@ impl BillingRun {
                     self.sf_upserts.as_ref(),
                     self.sf_writes.as_ref(),
                     &self.mapping,
-                    self.clock.now(),
-                    false,
+                    self.clock.as_ref(),
+                    &ServicesRequest {
+                        after,
+                        deadline: stop_at,
+                        dry_run: false,
+                    },
                 )
                 .await
                 .map_err(|e| {
@@ -195,6 +201,19 @@ impl BillingRun {
                 })?;
                 for (service, why) in &report.failed {
                     warn!(service = %service, error = %why, "a WHMCS service's state was not written");
+                }
+                if let Some(last) = report.stopped_after {
+                    let hint = Hint::new(target.clone(), Reason::Continue { after: Some(last) });
+                    self.send(&hint).await.map_err(|e| {
+                        Failure::new(
+                            ErrorCode::DealbridgeQueue,
+                            format!("the WHMCS services sync stopped after service {last} (the run's time was up) and its continuation could not be sent: {e}"),
+                        )
+                    })?;
+                    info!(
+                        after = last,
+                        "WHMCS services sync stopped at its time; continuing in a new run"
+                    );
                 }
                 info!(
                     services = report.services,
@@ -247,12 +266,12 @@ impl BillingRun {
         deadline: Option<DateTime<Utc>>,
     ) -> Vec<RecordResult> {
         let queue = QueueName::BillingSync;
-        let mut read: Vec<(usize, Target)> = Vec::new();
+        let mut read: Vec<(usize, Hint)> = Vec::new();
         let mut results: Vec<Option<RecordResult>> = vec![None; records.len()];
         for (i, record) in records.iter().enumerate() {
             let delivery = Delivery::of(queue, record, deadline);
             match self.read(record).await {
-                Ok(hint) => read.push((i, hint.target)),
+                Ok(hint) => read.push((i, hint)),
                 Err((failure, never)) => {
                     let handled = if never {
                         crate::runner::move_to_dead_letters(
@@ -271,20 +290,35 @@ impl BillingRun {
             }
         }
         let mut targets: Vec<Target> = Vec::new();
-        for (_, target) in &read {
-            if !targets.contains(target) {
-                targets.push(target.clone());
+        for (_, hint) in &read {
+            if !targets.contains(&hint.target) {
+                targets.push(hint.target.clone());
             }
         }
         for target in &targets {
-            let handled = match self.run(target, deadline).await {
+            let hints: Vec<&Hint> = read
+                .iter()
+                .filter(|(_, h)| &h.target == target)
+                .map(|(_, h)| h)
+                .collect();
+            // Where to start the WHMCS services: after the least service id the continuations
+            // name, or from the start if any hint is not a continuation.
+            let after = hints
+                .iter()
+                .map(|h| match h.reason {
+                    Reason::Continue { after } => after,
+                    _ => None,
+                })
+                .try_fold(i64::MAX, |least, a| a.map(|a| least.min(a)))
+                .filter(|least| *least != i64::MAX);
+            let handled = match self.run(target, after, deadline).await {
                 Ok(_) => Handled::Done,
                 Err(failure) => {
                     error!(target = %target, error = %failure, "billing sync failed; its hints return to the queue");
                     Handled::Retry(failure)
                 }
             };
-            for (i, _) in read.iter().filter(|(_, t)| t == target) {
+            for (i, _) in read.iter().filter(|(_, h)| &h.target == target) {
                 let delivery = Delivery::of(queue, &records[*i], deadline);
                 results[*i] = Some(result(&delivery, Some(target), handled.clone()));
             }

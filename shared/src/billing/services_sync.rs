@@ -40,6 +40,9 @@ pub struct ServicesReport {
     /// Orders and Opportunities whose services' summary (or stage) changed, written (or, in a
     /// dry run, that would be), by Salesforce Id.
     pub rolled_up: Vec<String>,
+    /// Set when the run's time was up before every service was read: the last service id read
+    /// (services go in the order of their ids; the next run starts after it).
+    pub stopped_after: Option<i64>,
     pub salesforce_calls: usize,
 }
 
@@ -181,17 +184,33 @@ fn failures(written: UpsertReport, report: &mut ServicesReport) {
         }));
 }
 
+/// What one run of the services sync does.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ServicesRequest {
+    /// Start after this service id (a run that stopped at its time goes on from there).
+    pub after: Option<i64>,
+    /// Read no more services from WHMCS after this time; what was read is written.
+    pub deadline: Option<DateTime<Utc>>,
+    /// Read and compute, write nothing.
+    pub dry_run: bool,
+}
+
 /// Runs the services sync. Without the order product's service id, status or due date fields
-/// in the mapping there is nothing to sync, and the report is empty.
+/// in the mapping there is nothing to sync, and the report is empty. Services are read in the
+/// order of their ids; one not read this run (its time was up) counts in the roll-ups as
+/// Salesforce shows it, and the run that goes on after [`ServicesReport::stopped_after`] brings
+/// it and its Order and Opportunity up to date.
 pub async fn sync_services(
     whmcs: &dyn Whmcs,
     sf_reads: &dyn SalesforceQueries,
     sf_upserts: &dyn SalesforceUpserts,
     sf_writes: &dyn SalesforceWrites,
     mapping: &Mapping,
-    now: DateTime<Utc>,
-    dry_run: bool,
+    clock: &dyn crate::clock::Clock,
+    request: &ServicesRequest,
 ) -> Result<ServicesReport, ServicesSyncError> {
+    let now = clock.now();
+    let dry_run = request.dry_run;
     let item = &mapping.order_item;
     let (Some(key), Some(status), Some(due)) = (
         item.whmcs_service_id.as_deref(),
@@ -230,7 +249,9 @@ pub async fn sync_services(
         "SELECT {} FROM OrderItem WHERE {key} != null",
         select.join(", ")
     );
-    let rows = sf_reads.query_all(&soql).await?;
+    let mut rows = sf_reads.query_all(&soql).await?;
+    let service_number = |row: &Value| text(row.get(key)).parse::<i64>().unwrap_or(i64::MAX);
+    rows.sort_by_key(service_number);
     let mut report = ServicesReport {
         services: rows.len(),
         ..ServicesReport::default()
@@ -242,6 +263,7 @@ pub async fn sync_services(
     };
     let mut records = Vec::new();
     let mut services = Vec::new();
+    let mut last_read: Option<i64> = None;
     for row in &rows {
         let id = text(row.get(key));
         if id.is_empty() {
@@ -249,7 +271,23 @@ pub async fn sync_services(
         }
         let shown = (text(row.get(status)), text(row.get(due)));
         let mut status_now = shown.0.clone();
-        match whmcs.client_product(&id).await? {
+        let number = service_number(row);
+        let skipped = request.after.is_some_and(|after| number <= after);
+        if !skipped
+            && report.stopped_after.is_none()
+            && request.deadline.is_some_and(|d| clock.now() >= d)
+        {
+            report.stopped_after = Some(last_read.unwrap_or(request.after.unwrap_or(0)));
+        }
+        let read_now = !skipped && report.stopped_after.is_none();
+        let answer = if read_now {
+            last_read = Some(number);
+            whmcs.client_product(&id).await?
+        } else {
+            None
+        };
+        match answer {
+            None if !read_now => {}
             None => report.gone.push(id),
             Some(service) => {
                 if let Some(upsert) = service_upsert(&service, mapping, now) {
