@@ -72,12 +72,8 @@ pub fn id_map(records: &[StepRecord]) -> Vec<(&'static str, String)> {
     out
 }
 
-/// Runs `status`.
-pub async fn status(id: &str) -> Result<Outcome, CliError> {
-    if let Some(site) = id.strip_prefix("billing:") {
-        return billing_status(site.trim()).await;
-    }
-    let deal = parse_deal(id)?;
+/// The ledger's table (`LEDGER_TABLE_NAME`), and its name.
+async fn open_ledger() -> Result<(DynamoDbLedger, String), CliError> {
     let Some(table_name) = var(TABLE_VARIABLE) else {
         return Err(CliError::config(format!(
             "{TABLE_VARIABLE} is not set: the ledger's DynamoDB table (the stack's ledger table, or dealbridge-ledger in the sandbox)"
@@ -85,6 +81,16 @@ pub async fn status(id: &str) -> Result<Outcome, CliError> {
     };
     let aws = wiring::aws().await;
     let ledger = DynamoDbLedger::from_settings(&aws, &wiring::section(LedgerSettings::read)?);
+    Ok((ledger, table_name))
+}
+
+/// Runs `status`.
+pub async fn status(id: &str) -> Result<Outcome, CliError> {
+    if let Some(site) = id.strip_prefix("billing:") {
+        return billing_status(site.trim()).await;
+    }
+    let deal = parse_deal(id)?;
+    let (ledger, table_name) = open_ledger().await?;
     let key = deal.id().to_string();
     let records = ledger.for_deal(&key).await.map_err(|e| {
         CliError::Failed(format!(
@@ -139,13 +145,7 @@ async fn billing_status(site: &str) -> Result<Outcome, CliError> {
             "billing: needs an AB site's name, e.g. billing:default".into(),
         ));
     }
-    let Some(table_name) = var(TABLE_VARIABLE) else {
-        return Err(CliError::config(format!(
-            "{TABLE_VARIABLE} is not set: the ledger's DynamoDB table (the stack's ledger table, or dealbridge-ledger in the sandbox)"
-        )));
-    };
-    let aws = wiring::aws().await;
-    let ledger = DynamoDbLedger::from_settings(&aws, &wiring::section(LedgerSettings::read)?);
+    let (ledger, table_name) = open_ledger().await?;
     let key = cursor_key(site);
     let record = ledger.get(&key, CURSOR_STEP).await.map_err(|e| {
         CliError::Failed(format!(

@@ -577,6 +577,8 @@ async fn status_after_a_sync_shows_the_ledger_records() {
         "maxio-core-link",
         "COMPLETED",
         "maxio_subscription_id=",
+        "Ids: AB site default, AB customer ",
+        "AB subscription ",
     ] {
         assert!(
             run.stdout.contains(needle),
@@ -664,6 +666,23 @@ async fn billing_sync_writes_what_ab_shows_a_dry_run_writes_nothing_and_a_rerun_
         assert_eq!(site["events"], 0, "{again}");
         assert_eq!(site["salesforceCalls"], 0, "{again}");
     }
+
+    // Where the site's sync stands, from the ledger.
+    let cursor = again["sites"][0]["cursor"].as_i64().expect("a cursor");
+    let status = dealbridge(&sandbox, &["status", "billing:default"])
+        .await
+        .expect(0);
+    assert!(
+        status
+            .stdout
+            .contains(&format!("Last event handled: {cursor}")),
+        "{}",
+        status.stdout
+    );
+    let none = dealbridge(&sandbox, &["status", "billing:nowhere"])
+        .await
+        .expect(0);
+    assert!(none.stdout.contains("No cursor"), "{}", none.stdout);
 
     let unknown = dealbridge(&sandbox, &["billing-sync", "--site", "nowhere"])
         .await
