@@ -351,6 +351,10 @@ pub enum ErrorCode {
     /// An earlier attempt may have placed the order and the WHMCS client has several newer
     /// orders that could be it; written to the Order and dead-lettered for a person. Permanent.
     WhmcsReconcileAmbiguous,
+    /// The WHMCS order holds a different number of products than the Order has lines, so its
+    /// service ids cannot be matched to the order products; written to the Order and
+    /// dead-lettered for a person. Permanent.
+    WhmcsServicesMismatch,
 }
 
 impl ErrorCode {
@@ -481,6 +485,7 @@ impl ErrorCode {
         ErrorCode::WhmcsAnswerLost,
         ErrorCode::WhmcsGaveUp,
         ErrorCode::WhmcsReconcileAmbiguous,
+        ErrorCode::WhmcsServicesMismatch,
     ];
 
     /// The code's exact text, as written to Salesforce (`MAXIO_NO_BILLING_EMAIL`).
@@ -611,6 +616,7 @@ impl ErrorCode {
             ErrorCode::WhmcsAnswerLost => "WHMCS_ANSWER_LOST",
             ErrorCode::WhmcsGaveUp => "WHMCS_GAVE_UP",
             ErrorCode::WhmcsReconcileAmbiguous => "WHMCS_RECONCILE_AMBIGUOUS",
+            ErrorCode::WhmcsServicesMismatch => "WHMCS_SERVICES_MISMATCH",
         }
     }
 
@@ -699,7 +705,7 @@ mod tests {
             );
         }
         assert_eq!(
-            ErrorCode::WhmcsReconcileAmbiguous as usize + 1,
+            ErrorCode::WhmcsServicesMismatch as usize + 1,
             ErrorCode::ALL.len(),
             "the last declared variant must close ALL"
         );

@@ -97,7 +97,22 @@ async fn a_new_step_starts_with_one_attempt_and_a_live_lease_makes_the_next_wait
 async fn die_and_resume(ledger: Arc<dyn Ledger>) -> Vec<StepRecord> {
     ledger.begin(DEAL, STEP, at(0), at(15)).await.unwrap();
     ledger
-        .record_target(DEAL, STEP, "whmcs_order_id", "123", at(1))
+        .record_targets(
+            DEAL,
+            STEP,
+            &targets(&[("whmcs_baseline_order_id", "7")]),
+            at(1),
+        )
+        .await
+        .unwrap();
+    // One answer's ids go in one write, merged with what was recorded before.
+    ledger
+        .record_targets(
+            DEAL,
+            STEP,
+            &targets(&[("whmcs_order_id", "123"), ("whmcs_service_ids", "1,2")]),
+            at(1),
+        )
         .await
         .unwrap();
     // The attempt dies here, before completing.
@@ -107,6 +122,8 @@ async fn die_and_resume(ledger: Arc<dyn Ledger>) -> Vec<StepRecord> {
     };
     assert_eq!(resumed.attempts, 2);
     assert_eq!(resumed.target("whmcs_order_id"), Some("123"));
+    assert_eq!(resumed.target("whmcs_service_ids"), Some("1,2"));
+    assert_eq!(resumed.target("whmcs_baseline_order_id"), Some("7"));
     assert_eq!(resumed.lease_until, Some(at(31)));
     assert_eq!(resumed.started_at, at(0));
     assert_eq!(resumed.updated_at, at(16));
@@ -127,7 +144,7 @@ async fn an_attempt_that_died_is_resumed_with_the_target_it_recorded() {
 async fn complete_and_be_done(ledger: Arc<dyn Ledger>) -> Vec<StepRecord> {
     ledger.begin(DEAL, STEP, at(0), at(15)).await.unwrap();
     ledger
-        .record_target(DEAL, STEP, "whmcs_order_id", "123", at(1))
+        .record_targets(DEAL, STEP, &targets(&[("whmcs_order_id", "123")]), at(1))
         .await
         .unwrap();
     let done = ledger
@@ -152,11 +169,11 @@ async fn complete_and_be_done(ledger: Arc<dyn Ledger>) -> Vec<StepRecord> {
         .unwrap();
     assert_eq!(repeat, done);
     ledger
-        .record_target(DEAL, STEP, "whmcs_order_id", "123", at(4))
+        .record_targets(DEAL, STEP, &targets(&[("whmcs_order_id", "123")]), at(4))
         .await
         .unwrap();
     let err = ledger
-        .record_target(DEAL, STEP, "whmcs_order_id", "999", at(4))
+        .record_targets(DEAL, STEP, &targets(&[("whmcs_order_id", "999")]), at(4))
         .await
         .unwrap_err();
     assert!(err.is_conflict() && !err.retryable, "{err:?}");
@@ -211,7 +228,7 @@ async fn a_failed_step_starts_again_and_keeps_its_error_until_it_completes() {
 
 async fn fail_before_begin(ledger: Arc<dyn Ledger>) -> Vec<StepRecord> {
     let err = ledger
-        .record_target(DEAL, STEP, "whmcs_order_id", "1", at(0))
+        .record_targets(DEAL, STEP, &targets(&[("whmcs_order_id", "1")]), at(0))
         .await
         .unwrap_err();
     assert_eq!(err.kind, LedgerErrorKind::Conflict);

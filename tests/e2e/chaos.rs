@@ -166,12 +166,11 @@ impl Ledger for ForgetfulLedger {
         *self.begun.lock().unwrap() += 1;
         Ok(Begin::Started(record(deal_id, step, now)))
     }
-    async fn record_target(
+    async fn record_targets(
         &self,
         _: &str,
         _: &str,
-        _: &str,
-        _: &str,
+        _: &BTreeMap<String, String>,
         _: DateTime<Utc>,
     ) -> Result<(), LedgerError> {
         Ok(())

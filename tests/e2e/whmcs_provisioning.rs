@@ -14,7 +14,9 @@ use dealbridge::envelope::Envelope;
 use dealbridge::ledger::{Begin, Ledger, LedgerError, StepRecord, StepStatus};
 use dealbridge::queue::QueueName;
 use dealbridge::runner::{Delivery, Handled, QueueHandler};
-use dealbridge::whmcs::provision::{STEP, TARGET_ACCEPTED, TARGET_ORDER, WhmcsDeps};
+use dealbridge::whmcs::provision::{
+    STEP, TARGET_ACCEPTED, TARGET_ORDER, TARGET_SERVICES, WhmcsDeps,
+};
 use dealbridge_sandbox::events::sample;
 use dealbridge_sandbox::local::LocalStack;
 use dealbridge_sandbox::whmcs::catalog::USD_CURRENCY_ID;
@@ -304,11 +306,14 @@ async fn two_deliveries_at_once_create_one_whmcs_order() {
     assert_eq!(stack.whmcs.order_count(), 1);
 }
 
-/// A ledger that "crashes the process" when a given target is about to be saved: it wakes the
-/// test and never answers, so the handler's future is dropped mid-step, as when a Lambda dies.
+/// A ledger that "crashes the process" when a write that saves a given target comes: it wakes
+/// the test and never answers, so the handler's future is dropped mid-step, as when a Lambda
+/// dies. With `keeping`, the write's targets named there are saved first (a write of some of the
+/// ids that crashed before the rest, as an earlier build's two writes could).
 struct CrashingLedger {
     inner: Arc<dyn Ledger>,
     at_target: &'static str,
+    keeping: &'static [&'static str],
     crashed: Arc<Notify>,
 }
 
@@ -323,21 +328,26 @@ impl Ledger for CrashingLedger {
     ) -> Result<Begin, LedgerError> {
         self.inner.begin(deal_id, step, now, lease_until).await
     }
-    async fn record_target(
+    async fn record_targets(
         &self,
         deal_id: &str,
         step: &str,
-        name: &str,
-        value: &str,
+        targets: &BTreeMap<String, String>,
         now: DateTime<Utc>,
     ) -> Result<(), LedgerError> {
-        if name == self.at_target {
+        if targets.contains_key(self.at_target) {
+            let kept: BTreeMap<String, String> = targets
+                .iter()
+                .filter(|(name, _)| self.keeping.contains(&name.as_str()))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            if !kept.is_empty() {
+                self.inner.record_targets(deal_id, step, &kept, now).await?;
+            }
             self.crashed.notify_one();
             std::future::pending::<()>().await;
         }
-        self.inner
-            .record_target(deal_id, step, name, value, now)
-            .await
+        self.inner.record_targets(deal_id, step, targets, now).await
     }
     async fn complete(
         &self,
@@ -381,6 +391,15 @@ impl Ledger for CrashingLedger {
 /// Runs the step with a ledger that crashes at `target`, then redelivers the message after its
 /// visibility timeout to the healthy worker.
 async fn crash_then_redeliver(stack: &LocalStack, target: &'static str) -> Handled {
+    crash_keeping_then_redeliver(stack, target, &[]).await
+}
+
+/// As [`crash_then_redeliver`], the crashing write saving the targets in `keeping` first.
+async fn crash_keeping_then_redeliver(
+    stack: &LocalStack,
+    target: &'static str,
+    keeping: &'static [&'static str],
+) -> Handled {
     let envelope = provisioning_message(stack).await;
     let crashed = Arc::new(Notify::new());
     let crashing = WhmcsDeps {
@@ -388,6 +407,7 @@ async fn crash_then_redeliver(stack: &LocalStack, target: &'static str) -> Handl
         ledger: Arc::new(CrashingLedger {
             inner: Arc::new(stack.ledger.clone()),
             at_target: target,
+            keeping,
             crashed: crashed.clone(),
         }),
         writeback: stack.whmcs_deps.writeback.clone(),
@@ -429,6 +449,73 @@ async fn a_crash_right_after_add_order_answered_ends_with_one_whmcs_order() {
     assert_eq!(
         record(&stack, "InternetPhoneItem")["WHMCS_Service_ID__c"],
         orders[0].lines[2].service_id.to_string().as_str()
+    );
+}
+
+/// What a clean provisioning of `InternetOrder` writes: the Order provisioned with its WHMCS
+/// order, every order product with its own service, the Opportunity active.
+fn assert_provisioned_as_a_clean_run(stack: &LocalStack) {
+    let orders = stack.whmcs.orders();
+    assert_eq!(orders.len(), 1, "one WHMCS order");
+    assert_eq!(orders[0].status, OrderStatus::Active);
+    let order = record(stack, "InternetOrder");
+    assert_eq!(order["Activation_Status__c"], "Provisioned", "{order:?}");
+    assert_eq!(text(&order["WHMCS_Order_Id__c"]), orders[0].id.to_string());
+    for (i, item) in [
+        "InternetGoldItem",
+        "InternetInstallItem",
+        "InternetPhoneItem",
+    ]
+    .iter()
+    .enumerate()
+    {
+        assert_eq!(
+            text(&record(stack, item)["WHMCS_Service_ID__c"]),
+            orders[0].lines[i].service_id.to_string(),
+            "{item}"
+        );
+    }
+    let opp = record(stack, "InternetOpportunity");
+    assert_eq!(
+        opp["StageName"], "Active",
+        "the Opportunity moves on once its services are known"
+    );
+    assert_eq!(
+        text(&opp["WHMCS_Service_ID__c"]),
+        orders[0].lines[0].service_id.to_string()
+    );
+}
+
+#[tokio::test]
+async fn a_crash_between_the_order_id_and_its_services_loses_no_service_id() {
+    // The process dies as the ids of AddOrder's answer are saved: the order id and the service
+    // ids go in one write, so the redelivery finds neither and adopts the order from WHMCS.
+    let stack = LocalStack::start().await.unwrap();
+
+    let handled = crash_then_redeliver(&stack, TARGET_SERVICES).await;
+
+    assert_eq!(handled, Handled::Done);
+    assert_eq!(stack.whmcs.action_count("AddOrder"), 1);
+    assert_provisioned_as_a_clean_run(&stack);
+}
+
+#[tokio::test]
+async fn an_order_id_saved_without_its_services_is_repaired_from_whmcs() {
+    // A ledger record holding the order id alone (as an earlier build's two writes could leave
+    // it): the resumed attempt reads the services from GetOrders instead of going on without.
+    let stack = LocalStack::start().await.unwrap();
+
+    let handled = crash_keeping_then_redeliver(&stack, TARGET_SERVICES, &[TARGET_ORDER]).await;
+
+    assert_eq!(handled, Handled::Done);
+    assert_eq!(stack.whmcs.action_count("AddOrder"), 1);
+    assert_provisioned_as_a_clean_run(&stack);
+    let deal = stack.id("InternetOrder").to_string();
+    let ledger = stack.ledger.get(&deal, STEP).await.unwrap().unwrap();
+    assert_eq!(
+        ledger.target(TARGET_SERVICES).map(|s| s.split(',').count()),
+        Some(3),
+        "{ledger:?}"
     );
 }
 

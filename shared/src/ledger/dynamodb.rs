@@ -439,18 +439,18 @@ impl Ledger for DynamoDbLedger {
         ))
     }
 
-    async fn record_target(
+    async fn record_targets(
         &self,
         deal_id: &str,
         step: &str,
-        name: &str,
-        value: &str,
+        targets: &BTreeMap<String, String>,
         now: DateTime<Utc>,
     ) -> Result<(), LedgerError> {
         check_key(deal_id, step)?;
-        check_target_name(name)?;
+        for name in targets.keys() {
+            check_target_name(name)?;
+        }
         let now = instant(now)?;
-        let wanted = BTreeMap::from([(name.to_string(), value.to_string())]);
         let expr = Expr::default()
             .name("#status", STATUS)
             .name("#updated", UPDATED_AT)
@@ -458,14 +458,14 @@ impl Ledger for DynamoDbLedger {
             .s(":inprogress", StepStatus::InProgress.as_str())
             .s(":now", timestamp_text(now))
             .value(":expires", self.expires(now));
-        let (targets, expr) = Self::target_clauses(&wanted, expr);
-        let update = format!("SET #updated = :now, #expires = :expires{targets}");
+        let (clauses, expr) = Self::target_clauses(targets, expr);
+        let update = format!("SET #updated = :now, #expires = :expires{clauses}");
         match self
             .update(deal_id, step, update, "#status = :inprogress", expr)
             .await?
         {
             Written::Applied(_) => Ok(()),
-            Written::Refused(seen) if already_holds(seen.as_ref(), &wanted) => Ok(()),
+            Written::Refused(seen) if already_holds(seen.as_ref(), targets) => Ok(()),
             Written::Refused(seen) => Err(not_in_progress(deal_id, step, seen.as_ref())),
         }
     }

@@ -100,28 +100,29 @@ impl Ledger for InMemoryLedger {
         })
     }
 
-    async fn record_target(
+    async fn record_targets(
         &self,
         deal_id: &str,
         step: &str,
-        name: &str,
-        value: &str,
+        targets: &BTreeMap<String, String>,
         now: DateTime<Utc>,
     ) -> Result<(), LedgerError> {
         check_key(deal_id, step)?;
-        check_target_name(name)?;
+        for name in targets.keys() {
+            check_target_name(name)?;
+        }
         let now = instant(now)?;
         let mut records = self.lock();
         match records.get_mut(&Self::key(deal_id, step)) {
             Some(r) if r.status == StepStatus::InProgress => {
-                r.targets.insert(name.to_string(), value.to_string());
+                r.targets
+                    .extend(targets.iter().map(|(k, v)| (k.clone(), v.clone())));
                 self.touch(r, now);
                 Ok(())
             }
             seen => {
                 let seen = seen.map(|r| &*r);
-                let wanted = BTreeMap::from([(name.to_string(), value.to_string())]);
-                if already_holds(seen, &wanted) {
+                if already_holds(seen, targets) {
                     Ok(())
                 } else {
                     Err(not_in_progress(deal_id, step, seen))
@@ -309,7 +310,12 @@ mod tests {
             .await
             .unwrap();
         ledger
-            .record_target(DEAL, STEP, "whmcs_order_id", "123", t0() + mins(1))
+            .record_targets(
+                DEAL,
+                STEP,
+                &BTreeMap::from([("whmcs_order_id".to_string(), "123".to_string())]),
+                t0() + mins(1),
+            )
             .await
             .unwrap();
         let busy = ledger
@@ -364,7 +370,12 @@ mod tests {
     async fn writes_without_a_step_in_progress_are_refused_as_conflicts() {
         let ledger = InMemoryLedger::default();
         let err = ledger
-            .record_target(DEAL, STEP, "whmcs_order_id", "1", t0())
+            .record_targets(
+                DEAL,
+                STEP,
+                &BTreeMap::from([("whmcs_order_id".to_string(), "1".to_string())]),
+                t0(),
+            )
             .await
             .unwrap_err();
         assert!(err.is_conflict() && !err.retryable, "{err:?}");
@@ -428,7 +439,12 @@ mod tests {
         let err = ledger.begin("", STEP, t0(), t0()).await.unwrap_err();
         assert_eq!(err.kind, LedgerErrorKind::Invalid);
         let err = ledger
-            .record_target(DEAL, STEP, "", "1", t0())
+            .record_targets(
+                DEAL,
+                STEP,
+                &BTreeMap::from([("".to_string(), "1".to_string())]),
+                t0(),
+            )
             .await
             .unwrap_err();
         assert_eq!(err.kind, LedgerErrorKind::Invalid);

@@ -4,8 +4,8 @@
 //! It guards the steps whose target system has no idempotency key (WHMCS AddOrder): an attempt
 //! [`Ledger::begin`]s the step, which atomically gives it a lease (`INPROGRESS` until the Lambda
 //! deadline plus a margin, see [`lease_until`]) or tells it someone else holds one, or that the step
-//! is done. The attempt saves each target id the moment the target system answers
-//! ([`Ledger::record_target`]), then [`Ledger::complete`]s or [`Ledger::fail`]s the step. An
+//! is done. The attempt saves the target ids the moment the target system answers, all that one
+//! answer gave in one write ([`Ledger::record_targets`]), then [`Ledger::complete`]s or [`Ledger::fail`]s the step. An
 //! attempt that died leaves an `INPROGRESS` record whose lease runs out; the next `begin` answers
 //! [`Begin::Resumed`] with whatever the dead attempt recorded, and the caller reconciles with the
 //! target system instead of sending again.
@@ -25,7 +25,7 @@
 //! - `fail` also records a step that was never begun (it creates a `FAILED` record with 0
 //!   attempts), so a validation failure before any attempt still leaves an audit entry; it may
 //!   overwrite a `FAILED` record's error, but never a `COMPLETED` step.
-//! - A repeat of a `complete` or `record_target` that already landed (the same targets on a
+//! - A repeat of a `complete` or `record_targets` that already landed (the same targets on a
 //!   `COMPLETED` step) succeeds, because the AWS SDK retries requests whose answer was lost.
 //! - Instants are stored to the millisecond as RFC 3339 text and must lie in the years 1970 to
 //!   9999 (they are compared as text); the ledger never reads the clock itself.
@@ -147,14 +147,14 @@ pub trait Ledger: Send + Sync {
         lease_until: DateTime<Utc>,
     ) -> Result<Begin, LedgerError>;
 
-    /// Saves a target id the moment an external system answers (before anything else can fail),
-    /// keeping the lease. Needs an `INPROGRESS` record.
-    async fn record_target(
+    /// Saves target ids the moment an external system answers (before anything else can fail),
+    /// keeping the lease: every id of one answer in one atomic write, so a crash never leaves
+    /// some of them recorded and the rest lost. Needs an `INPROGRESS` record.
+    async fn record_targets(
         &self,
         deal_id: &str,
         step: &str,
-        name: &str,
-        value: &str,
+        targets: &BTreeMap<String, String>,
         now: DateTime<Utc>,
     ) -> Result<(), LedgerError>;
 

@@ -17,8 +17,11 @@
 //!    looked up, one is adopted, none means AddOrder was never processed, several is a conflict
 //!    for a person to settle (written to the Order, and the message ends in the dead-letter
 //!    queue);
-//! 5. the order id and service ids are saved the moment AddOrder answers, then AcceptOrder (a "not
-//!    Pending" answer for our own order is success once GetOrders shows it Active);
+//! 5. the order id and service ids are saved the moment AddOrder answers, in one ledger write (an
+//!    attempt that finds the order id without a service id per order product reads them from
+//!    GetOrders; a WHMCS order with another number of products is a conflict for a person), then
+//!    AcceptOrder (a "not Pending" answer for our own order is success once GetOrders shows it
+//!    Active);
 //! 6. the outcome is written to Salesforce in one call and the step completed.
 
 use std::collections::BTreeMap;
@@ -245,14 +248,15 @@ impl WhmcsDeps {
         }
     }
 
-    async fn record(&self, deal: &str, name: &str, value: &str) {
+    /// Saves target ids, all of one answer in one ledger write.
+    async fn record(&self, deal: &str, saved: &BTreeMap<String, String>) {
         if let Err(e) = self
             .ledger
-            .record_target(deal, STEP, name, value, self.clock.now())
+            .record_targets(deal, STEP, saved, self.clock.now())
             .await
         {
-            // Not fatal: the value travels on in this attempt, and a later one reconciles.
-            warn!(deal, name, error = %e, "could not save a target id in the ledger");
+            // Not fatal: the values travel on in this attempt, and a later one reconciles.
+            warn!(deal, targets = ?saved.keys().collect::<Vec<_>>(), error = %e, "could not save target ids in the ledger");
         }
     }
 
@@ -288,13 +292,17 @@ impl WhmcsDeps {
             Some(id) => (id.clone(), split(targets.get(TARGET_SERVICES))),
             None => self.place_order(&deal, plan, add, &mut targets).await?,
         };
+        let services = if services.len() == plan.items.len() {
+            services
+        } else {
+            self.recover_services(&deal, &whmcs_order, plan, &mut targets)
+                .await?
+        };
         if targets.get(TARGET_ACCEPTED).map(String::as_str) != Some("1") {
             self.accept(&whmcs_order).await?;
-            self.record(&deal, TARGET_ACCEPTED, "1").await;
-            targets.insert(TARGET_ACCEPTED.into(), "1".into());
-        }
-        if services.len() != plan.items.len() {
-            warn!(order = %order_id, whmcs_order, services = services.len(), items = plan.items.len(), "WHMCS answered a different number of services than the Order has products");
+            let accepted = BTreeMap::from([(TARGET_ACCEPTED.to_string(), "1".to_string())]);
+            self.record(&deal, &accepted).await;
+            targets.extend(accepted);
         }
         let main = services
             .get(plan.main_line)
@@ -398,12 +406,7 @@ impl WhmcsDeps {
                     .map_err(|e| whmcs_failure(&e))?;
                 match reconcile(&orders, baseline, add.lines.len()) {
                     Ok(Some(found)) => {
-                        let services: Vec<String> = found
-                            .lineitems
-                            .iter()
-                            .filter(|l| l.item_type.eq_ignore_ascii_case("product"))
-                            .map(|l| l.relid.clone())
-                            .collect();
+                        let services = found.service_ids();
                         warn!(
                             deal,
                             whmcs_order = found.id,
@@ -447,8 +450,9 @@ impl WhmcsDeps {
                     .to_string();
                 // The baseline must be durable before AddOrder, or a lost answer could not be
                 // reconciled.
+                let saved = BTreeMap::from([(TARGET_BASELINE.to_string(), baseline.clone())]);
                 self.ledger
-                    .record_target(deal, STEP, TARGET_BASELINE, &baseline, self.clock.now())
+                    .record_targets(deal, STEP, &saved, self.clock.now())
                     .await
                     .map_err(|e| StepFailure::transient(ErrorCode::LedgerUnavailable, e))?;
                 targets.insert(TARGET_BASELINE.into(), baseline);
@@ -466,6 +470,8 @@ impl WhmcsDeps {
         Ok((answer.order_id, answer.service_ids))
     }
 
+    /// Saves the order id and its service ids in one ledger write: a crash never leaves the
+    /// order id recorded without its services.
     async fn save_order(
         &self,
         deal: &str,
@@ -473,11 +479,52 @@ impl WhmcsDeps {
         services: &[String],
         targets: &mut BTreeMap<String, String>,
     ) {
-        let services = services.join(",");
-        self.record(deal, TARGET_ORDER, order).await;
-        self.record(deal, TARGET_SERVICES, &services).await;
-        targets.insert(TARGET_ORDER.into(), order.to_string());
-        targets.insert(TARGET_SERVICES.into(), services);
+        let saved = BTreeMap::from([
+            (TARGET_ORDER.to_string(), order.to_string()),
+            (TARGET_SERVICES.to_string(), services.join(",")),
+        ]);
+        self.record(deal, &saved).await;
+        targets.extend(saved);
+    }
+
+    /// The order's service ids as WHMCS holds them (GetOrders' product lines), when the ledger
+    /// holds none or not one per order product: a record an earlier build left with the order id
+    /// alone, or an answer that named fewer. A WHMCS order with another number of products
+    /// cannot be matched to the order products, and is a conflict for a person.
+    async fn recover_services(
+        &self,
+        deal: &str,
+        whmcs_order: &str,
+        plan: &WhmcsOrderPlan,
+        targets: &mut BTreeMap<String, String>,
+    ) -> Result<Vec<String>, StepFailure> {
+        let order = self
+            .whmcs
+            .order(whmcs_order)
+            .await
+            .map_err(|e| whmcs_failure(&e))?
+            .ok_or_else(|| {
+                StepFailure::permanent(
+                    ErrorCode::WhmcsOrderNotFound,
+                    format!("WHMCS order {whmcs_order} no longer exists"),
+                )
+            })?;
+        let services = order.service_ids();
+        if services.len() != plan.items.len() {
+            return Err(StepFailure::Conflict(Failure::new(
+                ErrorCode::WhmcsServicesMismatch,
+                format!(
+                    "WHMCS order {whmcs_order} holds {} products and the Order {} order products, so its services cannot be matched to them; check the order in WHMCS, then set WHMCS_Order_Id__c and each order product's WHMCS_Service_ID__c by hand",
+                    services.len(),
+                    plan.items.len()
+                ),
+            )));
+        }
+        warn!(deal, whmcs_order, services = ?services, "the ledger held no service id per order product; read them from WHMCS");
+        let saved = BTreeMap::from([(TARGET_SERVICES.to_string(), services.join(","))]);
+        self.record(deal, &saved).await;
+        targets.extend(saved);
+        Ok(services)
     }
 
     /// AcceptOrder; "not Pending" for our own order is success once WHMCS shows it Active.

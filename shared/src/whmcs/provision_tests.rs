@@ -1,6 +1,7 @@
 //! The provisioning step against in-memory stand-ins of WHMCS and Salesforce (the ports): the
 //! currency check before `Activating` and AddOrder, and its absence on the resume path.
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -15,6 +16,7 @@ use super::model::{
 use super::prepare::tests::{order_id, seed_003};
 use super::provision::{STEP, TARGET_ORDER, TARGET_SERVICES, WhmcsDeps};
 use crate::clock::{Clock, ManualClock};
+use crate::codes::ErrorCode;
 use crate::envelope::{Envelope, Step};
 use crate::ledger::{DEFAULT_RETENTION, InMemoryLedger, Ledger};
 use crate::mapping::Mapping;
@@ -32,6 +34,8 @@ struct MemoryWhmcs {
     client: Value,
     /// GetClientsDetails answers 503 this many more times.
     details_down: Mutex<u32>,
+    /// GetOrders' answer for one order id (`None`: no such order).
+    held: Option<Value>,
     calls: Mutex<Vec<String>>,
 }
 
@@ -40,6 +44,7 @@ impl MemoryWhmcs {
         MemoryWhmcs {
             client: json!({"id": 1, "status": "Active", "currency": id, "currency_code": code}),
             details_down: Mutex::new(0),
+            held: None,
             calls: Mutex::new(Vec::new()),
         }
     }
@@ -83,7 +88,11 @@ impl Whmcs for MemoryWhmcs {
     }
     async fn order(&self, order_id: &str) -> Result<Option<Order>, WhmcsError> {
         self.call(format!("GetOrders id {order_id}"));
-        Ok(None)
+        self.held
+            .clone()
+            .map(serde_json::from_value)
+            .transpose()
+            .map_err(|e| WhmcsError::InvalidRequest(e.to_string()))
     }
     async fn orders_for_client(&self, client_id: &str) -> Result<Vec<Order>, WhmcsError> {
         self.call(format!("GetOrders all {client_id}"));
@@ -362,12 +371,14 @@ async fn an_order_already_placed_in_the_ledger_is_not_checked_again() {
         .begin(&deal, STEP, now, now + chrono::Duration::seconds(60))
         .await
         .unwrap();
-    for (name, value) in [(TARGET_ORDER, "12"), (TARGET_SERVICES, "30,31,32")] {
-        s.ledger
-            .record_target(&deal, STEP, name, value, now)
-            .await
-            .unwrap();
-    }
+    let placed = BTreeMap::from([
+        (TARGET_ORDER.to_string(), "12".to_string()),
+        (TARGET_SERVICES.to_string(), "30,31,32".to_string()),
+    ]);
+    s.ledger
+        .record_targets(&deal, STEP, &placed, now)
+        .await
+        .unwrap();
     s.ledger.fail(&deal, STEP, "crashed", now).await.unwrap();
 
     let handled = s.deps.handle(message(Some("JPY")), &delivery(2)).await;
@@ -375,4 +386,75 @@ async fn an_order_already_placed_in_the_ledger_is_not_checked_again() {
     assert_eq!(handled, Handled::Done);
     assert_eq!(s.whmcs.calls(), ["AcceptOrder 12"]);
     assert_eq!(s.salesforce.statuses(), ["Provisioned"]);
+}
+
+/// A step whose ledger holds WHMCS order 12 with `services` (an earlier attempt died), and whose
+/// WHMCS holds order 12 with `products` product lines.
+async fn resumed_with(services: &str, products: usize) -> Harness {
+    let mut whmcs = MemoryWhmcs::in_currency(1, "JPY");
+    whmcs.held = Some(json!({
+        "id": "12", "userid": "1", "status": "Pending", "paymentmethod": "mailin",
+        "lineitems": {"lineitem": (0..products).map(|i| json!({
+            "type": "product", "relid": format!("4{i}"), "producttype": "Other", "product": "P"
+        })).collect::<Vec<_>>()}
+    }));
+    let s = step(whmcs);
+    let deal = order_id().to_string();
+    let now = s.clock.now();
+    s.ledger
+        .begin(&deal, STEP, now, now + chrono::Duration::seconds(60))
+        .await
+        .unwrap();
+    let mut placed = BTreeMap::from([(TARGET_ORDER.to_string(), "12".to_string())]);
+    if !services.is_empty() {
+        placed.insert(TARGET_SERVICES.to_string(), services.to_string());
+    }
+    s.ledger
+        .record_targets(&deal, STEP, &placed, now)
+        .await
+        .unwrap();
+    s.ledger.fail(&deal, STEP, "crashed", now).await.unwrap();
+    s
+}
+
+#[tokio::test]
+async fn an_order_id_without_its_services_reads_them_from_whmcs_before_accepting() {
+    let s = resumed_with("", 3).await;
+
+    let handled = s.deps.handle(message(Some("JPY")), &delivery(2)).await;
+
+    assert_eq!(handled, Handled::Done);
+    assert_eq!(s.whmcs.calls(), ["GetOrders id 12", "AcceptOrder 12"]);
+    assert_eq!(s.salesforce.statuses(), ["Provisioned"]);
+    let record = s.ledger.get(order_id().as_ref(), STEP).await.unwrap();
+    assert_eq!(
+        record.unwrap().target(TARGET_SERVICES),
+        Some("40,41,42"),
+        "saved for the next attempt"
+    );
+}
+
+#[tokio::test]
+async fn a_whmcs_order_with_other_products_than_the_order_is_a_conflict_not_a_guess() {
+    let s = resumed_with("30", 2).await;
+
+    let handled = s.deps.handle(message(Some("JPY")), &delivery(2)).await;
+
+    let Handled::Conflict(failure) = handled else {
+        panic!("{handled:?}")
+    };
+    assert_eq!(failure.code, ErrorCode::WhmcsServicesMismatch);
+    assert!(
+        failure.message.contains("WHMCS order 12 holds 2 products"),
+        "{failure}"
+    );
+    assert_eq!(s.whmcs.calls(), ["GetOrders id 12"], "not accepted");
+    assert_eq!(s.salesforce.statuses(), ["Failed"]);
+    assert!(
+        s.salesforce
+            .last_error()
+            .is_some_and(|e| e.starts_with("WHMCS_SERVICES_MISMATCH")),
+        "{:?}",
+        s.salesforce.last_error()
+    );
 }
