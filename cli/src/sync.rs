@@ -790,6 +790,7 @@ async fn real_run(
         dry_run: false,
         attempt: 0,
         idempotency_key: None,
+        delayed_key: None,
     };
     let dispatched = dispatcher
         .dispatch(&request)

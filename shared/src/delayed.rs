@@ -17,7 +17,7 @@ use tracing::{error, info, warn};
 use crate::clock::Clock;
 use crate::codes::ErrorCode;
 use crate::dispatch::{DispatchError, DispatchRequest, Dispatcher};
-use crate::envelope::{Envelope, Step};
+use crate::envelope::{Envelope, Step, next_delayed_key};
 use crate::failure::Failure;
 use crate::ledger::{Begin, Ledger, StepStatus, lease_until};
 use crate::queue::{MAX_DELAY, Queue, QueueName};
@@ -67,20 +67,26 @@ pub enum RecordOutcome {
 /// How long one delivery holds its message's ledger record (the function's timeout is shorter).
 const LEASE: Duration = Duration::from_secs(120);
 
-/// Handles one message, once per SQS message id: a duplicate delivery of a message that was
-/// handled is skipped, so delayed chains do not multiply. Without the ledger (an outage) the
-/// message is still handled: every step downstream is idempotent, only the work may double.
+/// Handles one message, once per name: its [`Envelope::delayed_key`], else its SQS message id. A
+/// second delivery of a message already handled is skipped, and so is a second send of one (its
+/// sender died after sending it and sent it again when redelivered), so delayed chains do not
+/// multiply. Without the ledger (an outage) the message is still handled: every step downstream
+/// is idempotent, only the work may double.
 pub async fn handle_record(
     envelope: &Envelope,
     delivery: &Delivery,
     deps: &DelayedDeps,
 ) -> RecordOutcome {
-    let message_id = delivery.message_id.as_str();
-    if message_id.is_empty() {
-        return handle_once(envelope, deps).await;
+    let name = envelope
+        .delayed_key
+        .clone()
+        .unwrap_or_else(|| delivery.message_id.clone());
+    if name.is_empty() {
+        return handle_once(envelope, None, deps).await;
     }
+    let message_id = delivery.message_id.as_str();
     let deal = envelope.deal.id().to_string();
-    let step = format!("delayed-message:{message_id}");
+    let step = format!("delayed-message:{name}");
     let now = deps.clock.now();
     match deps
         .ledger
@@ -92,7 +98,7 @@ pub async fn handle_record(
             return RecordOutcome::Failed {
                 failure: Failure::new(
                     ErrorCode::LedgerBusy,
-                    format!("message {message_id} is being handled by another delivery"),
+                    format!("message {name} is being handled by another delivery"),
                 ),
                 retryable: true,
             };
@@ -100,11 +106,16 @@ pub async fn handle_record(
         Ok(_) => {}
         Err(e) => {
             warn!(message_id, error = %e, "the ledger is unavailable; handling the message without duplicate detection");
-            return handle_once(envelope, deps).await;
+            return handle_once(envelope, Some(&name), deps).await;
         }
     }
-    let outcome =
-        give_up_if_last(handle_once(envelope, deps).await, envelope, delivery, deps).await;
+    let outcome = give_up_if_last(
+        handle_once(envelope, Some(&name), deps).await,
+        envelope,
+        delivery,
+        deps,
+    )
+    .await;
     let now = deps.clock.now();
     let saved = match &outcome {
         RecordOutcome::Failed { failure, .. } => deps
@@ -112,9 +123,9 @@ pub async fn handle_record(
             .fail(&deal, &step, &failure.to_string(), now)
             .await
             .map(|_| ()),
-        _ => deps
+        done => deps
             .ledger
-            .complete(&deal, &step, &BTreeMap::new(), now)
+            .complete(&deal, &step, &outcome_target(done), now)
             .await
             .map(|_| ()),
     };
@@ -122,6 +133,23 @@ pub async fn handle_record(
         warn!(message_id, error = %e, "could not record the message as handled");
     }
     outcome
+}
+
+/// The ledger target that says what a handled message did (`outcome`: `dispatched`,
+/// `forwarded <step>`, `delayed again`, `gave up`, `skipped`), for an operator reading
+/// `dealbridge status` and for the tests that count what a deal's delayed messages did.
+pub const OUTCOME_TARGET: &str = "outcome";
+
+fn outcome_target(outcome: &RecordOutcome) -> BTreeMap<String, String> {
+    let said = match outcome {
+        RecordOutcome::Dispatched => "dispatched".to_string(),
+        RecordOutcome::Duplicate => "skipped".to_string(),
+        RecordOutcome::Forwarded { step } => format!("forwarded {step}"),
+        RecordOutcome::DelayedAgain { .. } => "delayed again".to_string(),
+        RecordOutcome::GaveUp { .. } => "gave up".to_string(),
+        RecordOutcome::Failed { .. } => "failed".to_string(),
+    };
+    BTreeMap::from([(OUTCOME_TARGET.to_string(), said)])
 }
 
 /// On the last receive of a message that keeps failing, says so on the deal's record (the
@@ -178,7 +206,8 @@ async fn give_up_if_last(
     outcome
 }
 
-async fn handle_once(envelope: &Envelope, deps: &DelayedDeps) -> RecordOutcome {
+/// Handles the message named `name`: the delayed messages it sends are named after it.
+async fn handle_once(envelope: &Envelope, name: Option<&str>, deps: &DelayedDeps) -> RecordOutcome {
     let failed = |code: ErrorCode, reason: String, retryable: bool| RecordOutcome::Failed {
         failure: Failure::new(code, reason),
         retryable,
@@ -199,15 +228,24 @@ async fn handle_once(envelope: &Envelope, deps: &DelayedDeps) -> RecordOutcome {
         }
     };
     let now = deps.clock.now().timestamp();
-    if let Some(chain) = chain
-        && let Some(other) = another_chain(envelope, chain, not_before, deps).await
-    {
-        info!(deal = %envelope.deal.id(), chain, other, "another chain of delayed messages waits for this change; this one stops");
-        return RecordOutcome::Duplicate;
+    if let Some(chain) = chain {
+        match another_chain(envelope, chain, not_before, name, deps).await {
+            None => {}
+            Some(ChainStop::DispatchedByThis) => {
+                info!(deal = %envelope.deal.id(), chain, "this message dispatched the change before it came back; nothing more to do");
+                return RecordOutcome::Dispatched;
+            }
+            Some(ChainStop::Other(other)) => {
+                info!(deal = %envelope.deal.id(), chain, other, "the change was dispatched, or another chain of delayed messages waits for it; this one stops");
+                return RecordOutcome::Duplicate;
+            }
+        }
     }
     if not_before > now {
         let wait = Duration::from_secs(u64::try_from(not_before - now).unwrap_or(0)).min(MAX_DELAY);
-        let message = match envelope.to_message(wait) {
+        let mut hop = envelope.clone();
+        hop.delayed_key = name.map(|n| next_delayed_key(n, "hop"));
+        let message = match hop.to_message(wait) {
             Ok(m) => m,
             Err(e) => return failed(ErrorCode::DealbridgeInternal, e.to_string(), false),
         };
@@ -242,11 +280,12 @@ async fn handle_once(envelope: &Envelope, deps: &DelayedDeps) -> RecordOutcome {
         dry_run: false,
         attempt,
         idempotency_key: envelope.idempotency_key.clone(),
+        delayed_key: name.map(str::to_string),
     };
     match deps.dispatcher.dispatch(&request).await {
         Ok(_) => {
             if let Some(chain) = chain {
-                chain_done(envelope, chain, not_before, deps).await;
+                chain_done(envelope, chain, not_before, name, deps).await;
             }
             RecordOutcome::Dispatched
         }
@@ -311,21 +350,34 @@ pub fn chain_step(not_before: i64) -> String {
 }
 
 const CHAIN_TARGET: &str = "chain";
+/// The target naming the delayed message that dispatched the change.
+const DISPATCHED_BY_TARGET: &str = "dispatched_by";
+
+/// Why a hop of a chain stops.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum ChainStop {
+    /// Another chain waits for the change, or dispatched it (its name).
+    Other(String),
+    /// This very message dispatched the change, in a delivery that died before it could say so.
+    DispatchedByThis,
+}
 
 /// Every dispatch of a deal whose change is due later starts a chain of delayed messages (a
 /// reconciler run, each Outbound Message on an edit), and each chain hops every 15 minutes until
 /// the day. Of the chains waiting for one deal and time, one goes on: the ledger record
 /// [`chain_step`] names the chain that hopped last, and a hop of another chain stops (`Some`
-/// with the other chain's name), unless that chain has not hopped for [`CHAIN_STALE`] or its
-/// record says it already dispatched the change. Two chains racing both write; the later write
+/// with the other chain's name) unless that chain has not hopped for [`CHAIN_STALE`]; once the
+/// record says the change was dispatched, every hop stops, of this chain too (a hop that died
+/// after sending the next one comes back a visibility timeout later, and may then be due itself). Two chains racing both write; the later write
 /// wins and the other stops at its next hop. An extra chain only costs work (dispatch converges),
 /// so the guard needs no conditional write, and without the ledger every chain goes on.
 async fn another_chain(
     envelope: &Envelope,
     chain: &str,
     not_before: i64,
+    name: Option<&str>,
     deps: &DelayedDeps,
-) -> Option<String> {
+) -> Option<ChainStop> {
     let deal = envelope.deal.id().to_string();
     let step = chain_step(not_before);
     let now = deps.clock.now();
@@ -338,8 +390,19 @@ async fn another_chain(
                 .is_some_and(|t| t < now);
             let dispatched = record.status == StepStatus::Completed;
             match owner {
-                Some(owner) if owner != chain && (dispatched || !stale) => {
-                    return Some(owner.to_string());
+                // Dispatched already, by this chain or another: a hop of this chain that died
+                // after sending the next one and comes back once the change is due must not
+                // dispatch it a second time.
+                Some(_)
+                    if dispatched
+                        && name.is_some()
+                        && record.targets.get(DISPATCHED_BY_TARGET).map(String::as_str) == name =>
+                {
+                    return Some(ChainStop::DispatchedByThis);
+                }
+                Some(owner) if dispatched => return Some(ChainStop::Other(owner.to_string())),
+                Some(owner) if owner != chain && !stale => {
+                    return Some(ChainStop::Other(owner.to_string()));
                 }
                 _ => {}
             }
@@ -362,9 +425,18 @@ async fn another_chain(
 }
 
 /// Records that the chain dispatched its change, so a chain that still waits for it stops.
-async fn chain_done(envelope: &Envelope, chain: &str, not_before: i64, deps: &DelayedDeps) {
+async fn chain_done(
+    envelope: &Envelope,
+    chain: &str,
+    not_before: i64,
+    name: Option<&str>,
+    deps: &DelayedDeps,
+) {
     let deal = envelope.deal.id().to_string();
-    let targets = BTreeMap::from([(CHAIN_TARGET.to_string(), chain.to_string())]);
+    let mut targets = BTreeMap::from([(CHAIN_TARGET.to_string(), chain.to_string())]);
+    if let Some(name) = name {
+        targets.insert(DISPATCHED_BY_TARGET.to_string(), name.to_string());
+    }
     if let Err(e) = deps
         .ledger
         .note(

@@ -56,6 +56,20 @@ pub struct DispatchRequest {
     /// 0 for the first dispatch, then the re-dispatch number.
     pub attempt: u32,
     pub idempotency_key: Option<String>,
+    /// The name of the delayed message this dispatch runs for (see
+    /// [`crate::envelope::Envelope::delayed_key`]): the delayed message the dispatch sends is
+    /// named after it, so a redelivery that dispatches again sends one the delayed function
+    /// knows as a duplicate. `None` for a first dispatch.
+    pub delayed_key: Option<String>,
+}
+
+impl DispatchRequest {
+    /// The name of the delayed message of `kind` this dispatch sends, if it runs for one.
+    fn next_delayed_key(&self, kind: &str) -> Option<String> {
+        self.delayed_key
+            .as_deref()
+            .map(|key| crate::envelope::next_delayed_key(key, kind))
+    }
 }
 
 /// A message dispatch sent (or, in a dry run, would send).
@@ -248,7 +262,7 @@ impl Dispatcher {
             let wait =
                 Duration::from_secs(u64::try_from(not_before - now.timestamp()).unwrap_or(0))
                     .min(crate::queue::MAX_DELAY);
-            let envelope = Envelope::new(
+            let mut envelope = Envelope::new(
                 &request.correlation_id,
                 &request.deal,
                 &account_id,
@@ -259,6 +273,7 @@ impl Dispatcher {
                     chain: Some(new_chain_id()),
                 },
             );
+            envelope.delayed_key = request.next_delayed_key("scheduled");
             let message = envelope.to_message(wait)?;
             let message_id = if request.dry_run {
                 None
@@ -365,7 +380,7 @@ impl Dispatcher {
         }
         let delay = self.policy.delay_before(attempt);
         let not_before = self.clock.now().timestamp() + i64::try_from(delay.as_secs()).unwrap_or(0);
-        let envelope = Envelope::new(
+        let mut envelope = Envelope::new(
             &request.correlation_id,
             &request.deal,
             &account_id,
@@ -376,6 +391,7 @@ impl Dispatcher {
                 chain: None,
             },
         );
+        envelope.delayed_key = request.next_delayed_key("again");
         if !request.dry_run {
             self.queue.send(&envelope.to_message(delay)?).await?;
         }

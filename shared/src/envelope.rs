@@ -30,7 +30,23 @@ pub struct Envelope {
     /// The idempotency key the trigger carried (`IdemKey__c`), kept for tracing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idempotency_key: Option<String>,
+    /// The name of a delayed-queue message, the same however often it is sent: a step that sends
+    /// the next delayed message and dies before it could record that it did sends it again when
+    /// redelivered, under the same name, and the delayed function handles one message per name
+    /// (see [`next_delayed_key`]). `None`: the message is named by its SQS message id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delayed_key: Option<String>,
     pub step: Step,
+}
+
+/// The name of the delayed message that the message named `key` sends next (a hop of a long
+/// wait, or a re-dispatch), for `kind` of message: the same for every redelivery of `key`.
+pub fn next_delayed_key(key: &str, kind: &str) -> String {
+    let mut hash = Sha256::new();
+    hash.update(key.as_bytes());
+    hash.update(b"\n");
+    hash.update(kind.as_bytes());
+    hex::encode(&hash.finalize()[..16])
 }
 
 /// What a step does, with its input.
@@ -144,6 +160,7 @@ impl Envelope {
             deal: deal.clone(),
             account_id: account_id.clone(),
             idempotency_key: idempotency_key.map(str::to_string),
+            delayed_key: None,
             step,
         }
     }

@@ -53,6 +53,7 @@ fn request(deal: DealRef, correlation: &str) -> DispatchRequest {
         dry_run: false,
         attempt: 0,
         idempotency_key: None,
+        delayed_key: None,
     }
 }
 

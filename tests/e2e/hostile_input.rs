@@ -2420,6 +2420,7 @@ async fn an_outbound_message_of_100_deals_reads_them_in_one_composite_call_per_5
                 dry_run: false,
                 attempt: 0,
                 idempotency_key: Some(n.clone()),
+                delayed_key: None,
             })
             .await;
     }

@@ -123,6 +123,7 @@ async fn a_deal_whose_order_appears_later_is_dispatched_once_it_exists() {
             dry_run: false,
             attempt: 0,
             idempotency_key: None,
+            delayed_key: None,
         })
         .await
         .unwrap();

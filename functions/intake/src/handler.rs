@@ -282,6 +282,7 @@ async fn deals(request: &Request, deps: &Deps) -> Response<Body> {
         dry_run: parsed.dry_run,
         attempt: 0,
         idempotency_key: None,
+        delayed_key: None,
     };
     match deps.dispatcher.dispatch(&dispatch).await {
         Ok(outcome) => {
@@ -484,6 +485,7 @@ async fn outbound_message(request: &Request, token: &str, deps: &Deps) -> Respon
             dry_run: false,
             attempt: 0,
             idempotency_key: Some(notification_id.clone()),
+            delayed_key: None,
         })
         .collect();
     let outcomes = deps.dispatcher.dispatch_many(&requests).await;

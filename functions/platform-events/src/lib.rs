@@ -166,6 +166,7 @@ pub async fn handle(
             dry_run: false,
             attempt: 0,
             idempotency_key: request.idempotency_key.clone(),
+            delayed_key: None,
         })
         .await
         .inspect_err(|e| warn!(deal = %request.deal.id(), correlation_id = %request.correlation_id, error = %e, "platform event not dispatched"))?;

@@ -245,6 +245,7 @@ async fn dispatch(
         dry_run,
         attempt: 0,
         idempotency_key: Some(candidate.idempotency_key()),
+        delayed_key: None,
     };
     let deal = candidate.deal.id();
     match deps.dispatcher.dispatch(&request).await {
