@@ -387,15 +387,17 @@ pub fn ab_moves(
     match target {
         Target::Cancel { at } => {
             if sub.is_canceled() {
-                return Ok(SystemState::Cancelled {
-                    note: format!(
-                        "canceled{}",
-                        sub.canceled_at
-                            .as_deref()
-                            .map(|t| format!(" {t}"))
-                            .unwrap_or_default()
-                    ),
-                });
+                // Told as when dealbridge cancels it (a redelivery after the cancel finds it
+                // canceled, and must say the same), from AB's time of the cancellation.
+                let note = match sub
+                    .canceled_at
+                    .as_deref()
+                    .and_then(crate::maxio::ab::ab_time)
+                {
+                    Some(canceled) => early_cancel_note(sub, canceled, Some(*at)),
+                    None => "canceled".to_string(),
+                };
+                return Ok(SystemState::Cancelled { note });
             }
             if *at <= now {
                 return Err(vec![AbMove::CancelNow]);

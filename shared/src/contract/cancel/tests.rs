@@ -228,6 +228,30 @@ fn a_cancel_says_what_ab_cannot_credit_or_backdate() {
 }
 
 #[test]
+fn a_subscription_found_canceled_is_told_as_the_cancel_that_canceled_it() {
+    // A delivery that cancels, dies, and is redelivered finds the subscription canceled: the
+    // Opportunity must read as if the first delivery had finished.
+    let before = subscription(json!({"current_period_ends_at": "2026-12-31T00:00:00-05:00"}));
+    let at = t("2026-12-01T15:00:00Z");
+    let told_by_the_cancel = early_cancel_note(&before, at, Some(at));
+    let canceled = subscription(json!({
+        "state": "canceled",
+        "canceled_at": "2026-12-01T10:00:00-05:00",
+        "current_period_ends_at": "2026-12-31T00:00:00-05:00"
+    }));
+    assert_eq!(
+        ab_moves(
+            &Target::Cancel { at },
+            &canceled,
+            at + chrono::TimeDelta::minutes(6)
+        ),
+        Ok(SystemState::Cancelled {
+            note: told_by_the_cancel
+        })
+    );
+}
+
+#[test]
 fn whmcs_gets_the_request_type_the_time_implies() {
     let cancel = |at| Target::Cancel { at };
     let active = service("Active", "2026-12-31");
