@@ -2,6 +2,7 @@
 //! the chain of worker steps and the link of the AB subscription to the Core contract.
 
 pub mod ab;
+pub mod allocation;
 mod cancel_step;
 pub mod converge;
 pub mod core;

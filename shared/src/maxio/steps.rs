@@ -41,11 +41,15 @@ use crate::envelope::{Envelope, Step};
 use crate::failure::{Failure, StepFailure};
 use crate::ledger::{Begin, Ledger, StepStatus, lease_until};
 use crate::mapping::Mapping;
+use crate::maxio::allocation::AllocationTarget;
 use crate::ports::MaxioAb;
 use crate::queue::Queue;
 use crate::runner::{Delivery, Handled, QueueHandler};
 use crate::salesforce::SfId;
 use crate::writeback::{MaxioOutcome, WriteBack};
+
+/// How long an allocation's ledger lease lasts (longer than one AB call with its retries).
+const ALLOCATION_LEASE: std::time::Duration = std::time::Duration::from_secs(120);
 
 pub struct MaxioDeps {
     /// The AB sites; each deal bills on the one its currency routes to.
@@ -652,13 +656,13 @@ impl MaxioDeps {
                 ),
             ));
         }
-        let actual = ab.subscription_components(subscription.id).await?;
+        let mut actual = ab.subscription_components(subscription.id).await?;
         let found = differences(components, &actual);
         if !found.is_empty() {
             info!(deal = %envelope.deal.id(), subscription_id = subscription.id, existed, differences = %describe_differences(&found), "Maxio subscription differs from the deal; bringing it to the deal");
             self.repair(ab.as_ref(), plan, subscription.id, &found)
                 .await?;
-            let actual = ab.subscription_components(subscription.id).await?;
+            actual = ab.subscription_components(subscription.id).await?;
             let left = differences(components, &actual);
             if !left.is_empty() {
                 return Err(permanent(
@@ -672,6 +676,8 @@ impl MaxioDeps {
             }
             known.repaired = found.iter().map(|d| d.what.clone()).collect();
         }
+        self.settle_allocations(plan.opportunity_id.as_ref(), subscription.id, &actual)
+            .await;
         if let Some(change) = &plan.contract {
             info!(deal = %envelope.deal.id(), subscription_id = subscription.id, contract = %change.contract, changed = %change.summary.join("; "), "Maxio subscription brought to the Contract");
         }
@@ -775,6 +781,41 @@ impl MaxioDeps {
         Ok(())
     }
 
+    /// Completes the allocations of `subscription_id` that an attempt began and died in, once the
+    /// subscription stands at their targets (`components`, read after any repair): a redelivery
+    /// that finds the subscription as the deal wants it sends nothing, and would otherwise leave
+    /// them in progress in the audit trail for ever. One whose target was not reached is left for
+    /// the next allocation to that target, which resumes it. The audit trail never fails a step.
+    async fn settle_allocations(
+        &self,
+        deal: &str,
+        subscription_id: i64,
+        components: &[crate::maxio::ab::model::SubscriptionComponent],
+    ) {
+        let now = self.clock.now();
+        let records = match self.ledger.for_deal(deal).await {
+            Ok(records) => records,
+            Err(e) => {
+                warn!(deal, error = %e, "could not read the deal's allocations in the ledger");
+                return;
+            }
+        };
+        for record in records {
+            let dangling = record.status == StepStatus::InProgress && !record.lease_is_live(now);
+            let reached = AllocationTarget::from_step(&record.step)
+                .is_some_and(|t| t.subscription_id == subscription_id && t.reached(components));
+            if dangling
+                && reached
+                && let Err(e) = self
+                    .ledger
+                    .complete(deal, &record.step, &BTreeMap::new(), now)
+                    .await
+            {
+                warn!(deal, step = record.step, error = %e, "could not complete an allocation the subscription shows");
+            }
+        }
+    }
+
     /// One allocation, at most once per target: the ledger step
     /// `maxio-allocation <subscription>/<component>=<quantity>@<price point>` is begun before the
     /// call and completed after it. A completed step is not sent again; a resumed one (an attempt
@@ -791,23 +832,20 @@ impl MaxioDeps {
         why: &str,
     ) -> Result<(), StepFailure> {
         let deal = plan.opportunity_id.to_string();
-        let step = format!(
-            "maxio-allocation {subscription_id}/{component_id}={}@{}",
-            quantity.normalize(),
-            price_point_id.map_or_else(|| "default".to_string(), |p| p.to_string())
-        );
+        let target = AllocationTarget {
+            subscription_id,
+            component_id,
+            quantity,
+            price_point_id,
+        };
+        let step = target.step();
         let now = self.clock.now();
         let ledger_error = |e: crate::ledger::LedgerError| {
             StepFailure::transient(ErrorCode::LedgerUnavailable, format!("{step}: {e}"))
         };
         let begun = self
             .ledger
-            .begin(
-                &deal,
-                &step,
-                now,
-                lease_until(now, None, std::time::Duration::from_secs(120)),
-            )
+            .begin(&deal, &step, now, lease_until(now, None, ALLOCATION_LEASE))
             .await
             .map_err(ledger_error)?;
         match begun {
@@ -819,17 +857,8 @@ impl MaxioDeps {
                 ));
             }
             Begin::Resumed(_) => {
-                let now_at = ab
-                    .subscription_components(subscription_id)
-                    .await?
-                    .into_iter()
-                    .find(|c| c.component_id == component_id);
-                let done = now_at.is_some_and(|c| {
-                    (c.quantity() == Some(quantity)
-                        || (c.enabled == Some(true) && quantity == Decimal::ONE))
-                        && price_point_id.is_none_or(|p| c.price_point_id == Some(p))
-                });
-                if done {
+                let components = ab.subscription_components(subscription_id).await?;
+                if target.reached(&components) {
                     self.ledger
                         .complete(&deal, &step, &BTreeMap::new(), self.clock.now())
                         .await
