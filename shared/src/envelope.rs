@@ -212,14 +212,23 @@ impl Envelope {
     }
 
     /// The same deal's envelope for another step (the correlation id and trigger key carried on).
+    /// Work for the delayed queue is named after this message and its trigger (see
+    /// [`Envelope::delayed_key`]): a step that dies after sending it and runs again, or runs twice
+    /// from a duplicate message, sends it under the same name, and one wait goes on, not two. A
+    /// new trigger (another correlation id) starts a wait of its own.
     pub fn next(&self, step: Step) -> Envelope {
-        Envelope::new(
+        let mut next = Envelope::new(
             &self.correlation_id,
             &self.deal,
             &self.account_id,
             self.idempotency_key.as_deref(),
             step,
-        )
+        );
+        if next.step.queue() == QueueName::Delayed {
+            let sender = format!("{}\n{}", self.correlation_id, self.dedup_id());
+            next.delayed_key = Some(next_delayed_key(&sender, next.step.name()));
+        }
+        next
     }
 
     /// The message to send: grouped by Account on FIFO queues.
@@ -313,6 +322,47 @@ mod tests {
         assert_eq!(a.dedup_id(), b.dedup_id());
         assert_ne!(a.dedup_id(), c.dedup_id());
         assert_eq!(a.dedup_id().len(), 64);
+    }
+
+    #[test]
+    fn delayed_work_is_named_after_the_message_and_trigger_that_send_it() {
+        let sender = |correlation: &str, attempt: u32| {
+            Envelope::new(
+                correlation,
+                &deal(),
+                &account(),
+                None,
+                Step::Dispatch {
+                    attempt,
+                    not_before: 0,
+                    chain: None,
+                },
+            )
+        };
+        let wait = || Step::Deferred {
+            not_before: 10,
+            then: Box::new(Step::Dispatch {
+                attempt: 3,
+                not_before: 10,
+                chain: None,
+            }),
+        };
+        let key = |e: &Envelope| e.next(wait()).delayed_key;
+        // A repeat of the same message (redelivered, or sent twice) names its wait the same.
+        assert_eq!(key(&sender("c-1", 1)), key(&sender("c-1", 1)));
+        assert!(key(&sender("c-1", 1)).is_some_and(|k| k.len() == 32));
+        // Another message, or another trigger, starts a wait of its own.
+        assert_ne!(key(&sender("c-1", 1)), key(&sender("c-1", 2)));
+        assert_ne!(key(&sender("c-1", 1)), key(&sender("c-2", 1)));
+        // Work for the other queues is not named.
+        let forwarded = sender("c-1", 1).next(Step::MaxioCoreLink {
+            link: serde_json::from_value(serde_json::json!({
+                "opportunityId": "006A000010khO8JIAU", "customerId": 1, "subscriptionId": 2,
+                "attempt": 1
+            }))
+            .unwrap(),
+        });
+        assert_eq!(forwarded.delayed_key, None);
     }
 
     #[test]
