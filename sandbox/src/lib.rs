@@ -7,6 +7,7 @@ pub mod chaos;
 pub mod events;
 pub mod harness;
 pub mod intake_http;
+pub mod kill;
 pub mod local;
 pub mod maxio_ab;
 pub mod maxio_core;

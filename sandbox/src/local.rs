@@ -117,6 +117,9 @@ pub struct LocalStack {
     unsealed: Platform,
     /// The production wiring the handlers above were built with.
     pub wiring: Wiring,
+    /// Kills the functions right after a chosen effect (disarmed unless a test arms it): every
+    /// handler's queue sends and ledger writes, and the fakes' writes, are counted.
+    pub kill: crate::kill::KillSwitch,
 }
 
 /// How the local stack's Maxio Core tenant starts.
@@ -242,14 +245,30 @@ impl LocalStack {
         }
         let clock = ManualClock::new(sample_time());
         let ledger = InMemoryLedger::new(DEFAULT_RETENTION);
+        let kill = crate::kill::KillSwitch::default();
+        for observer in [
+            salesforce.observer(),
+            maxio_ab.observer(),
+            maxio_ab_uk.observer(),
+            maxio_core.observer(),
+            whmcs.observer(),
+        ] {
+            observer.set_kill(kill.clone());
+        }
         let budget_table = Arc::new(dealbridge::budget::MemorySlotTable::new());
         let budgets = dealbridge::budget::SharedBudgets::new(budget_table.clone())
             .as_holder("local", Arc::new(clock.clone()));
         let platform = Platform {
             secrets: Arc::new(secrets.clone()),
-            queue: Arc::new(queue.clone()),
+            queue: Arc::new(crate::kill::KillingQueue {
+                inner: Arc::new(queue.clone()),
+                switch: kill.clone(),
+            }),
             dead_letters: Some(Arc::new(queue.clone())),
-            ledger: Some(Arc::new(ledger.clone())),
+            ledger: Some(Arc::new(crate::kill::KillingLedger {
+                inner: Arc::new(ledger.clone()),
+                switch: kill.clone(),
+            })),
             clock: Arc::new(clock.clone()),
             retry: RetryPolicy {
                 max_attempts: 4,
@@ -283,6 +302,7 @@ impl LocalStack {
             budget_table,
             unsealed,
             wiring,
+            kill,
         })
     }
 
@@ -462,6 +482,51 @@ impl LocalStack {
         all
     }
 
+    /// As [`LocalStack::drain`], the process dying when [`LocalStack::kill`] says: the batch it
+    /// was handling stays unacknowledged until its visibility timeout.
+    pub async fn drain_killing(&self, max_rounds: usize) -> Drained {
+        drain(
+            &self.router(),
+            &self.queue,
+            &DrainOptions {
+                max_rounds,
+                ..DrainOptions::default()
+            },
+            &mut Killable(self),
+        )
+        .await
+    }
+
+    /// Runs the billing-sync function over its queue until it is empty, moving time to each next
+    /// visible message, the process dying when [`LocalStack::kill`] says (the batch stays in
+    /// flight until its visibility timeout); a record to retry stays in flight too, as on SQS.
+    pub async fn drain_billing_killing(&self, max_batches: usize) {
+        for _ in 0..max_batches {
+            let batch = self.queue.receive(QueueName::BillingSync, 10);
+            if batch.is_empty() {
+                let Some(at) = self.queue.next_visible_at(QueueName::BillingSync) else {
+                    break;
+                };
+                self.advance(
+                    at.saturating_sub(self.queue.now())
+                        .max(Duration::from_millis(1)),
+                );
+                continue;
+            }
+            let records: Vec<SqsMessage> = batch.iter().map(sqs_message).collect();
+            let results = tokio::select! {
+                biased;
+                () = self.kill.killed() => continue,
+                results = self.billing.handle_records(&records, &self.queue, None) => results,
+            };
+            for (received, result) in batch.iter().zip(&results) {
+                if result.handled.is_finished() {
+                    self.queue.delete(QueueName::BillingSync, &received.receipt);
+                }
+            }
+        }
+    }
+
     /// As [`LocalStack::drain`], over `queues` only.
     pub async fn drain_queues(&self, queues: &[QueueName], max_rounds: usize) -> Drained {
         let router = self.router().only(queues);
@@ -518,4 +583,20 @@ pub fn sqs_event(received: &[Received]) -> SqsEvent {
     let mut event = SqsEvent::default();
     event.records = received.iter().map(sqs_message).collect();
     event
+}
+
+/// [`VirtualTime`], and a process that dies when the stack's kill switch fires.
+struct Killable<'a>(&'a LocalStack);
+
+impl DrainHooks for Killable<'_> {
+    fn interrupted(
+        &mut self,
+    ) -> Option<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>>> {
+        Some(Box::pin(self.0.kill.killed()))
+    }
+
+    fn advance(&mut self, by: Duration) -> bool {
+        self.0.advance(by);
+        true
+    }
 }

@@ -78,6 +78,7 @@ struct Inner {
     latency: HashMap<String, Duration>,
     default_latency: Duration,
     chaos: Option<(ChaosPlan, FaultsFor)>,
+    kill: Option<crate::kill::KillSwitch>,
 }
 
 /// The failures a fake answers on a route under chaos (its own error shapes).
@@ -234,6 +235,27 @@ impl Observer {
         self.lock().chaos = Some((plan, faults));
     }
 
+    /// Reports every write this fake answers with success to `switch` as an effect.
+    pub fn set_kill(&self, switch: crate::kill::KillSwitch) {
+        self.lock().kill = Some(switch);
+    }
+
+    /// A write was done: the caller's process may die now. Named by its route, and by the
+    /// `action` of a form-encoded body (WHMCS names its calls so, on one route).
+    fn written(&self, route: &str, body: &[u8]) {
+        let switch = self.lock().kill.clone();
+        if let Some(switch) = switch {
+            let action = String::from_utf8_lossy(body)
+                .split('&')
+                .find_map(|pair| pair.strip_prefix("action=").map(str::to_string));
+            let what = match action {
+                Some(action) => format!("{} {route} {action}", self.service),
+                None => format!("{} {route}", self.service),
+            };
+            switch.effect(what);
+        }
+    }
+
     fn chaos_act(&self, method: &str, route: &str) -> Option<Act> {
         let (plan, faults) = self.lock().chaos.clone()?;
         plan.roll(method, &faults(route))
@@ -348,9 +370,12 @@ pub async fn observe(
         }
         None => {
             let done = next
-                .run(Request::from_parts(parts, Body::from(bytes)))
+                .run(Request::from_parts(parts, Body::from(bytes.clone())))
                 .await;
             tokio::time::sleep_until(answer_at).await;
+            if !matches!(method.as_str(), "GET" | "HEAD") && done.status().is_success() {
+                observer.written(&route, &bytes);
+            }
             (done, false)
         }
     };

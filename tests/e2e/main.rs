@@ -7,6 +7,7 @@ mod billing_webhooks;
 mod cancellations;
 mod chaos;
 mod chaos_budget;
+mod chaos_kill_points;
 mod first_sale;
 mod forged_envelopes;
 mod hostile_input;
