@@ -482,11 +482,11 @@ impl LocalStack {
         all
     }
 
-    /// As [`LocalStack::drain`], the process dying when [`LocalStack::kill`] says: the batch it
-    /// was handling stays unacknowledged until its visibility timeout.
-    pub async fn drain_killing(&self, max_rounds: usize) -> Drained {
+    /// As [`LocalStack::drain_queues`], the process dying when [`LocalStack::kill`] says: the
+    /// batch it was handling stays unacknowledged until its visibility timeout.
+    pub async fn drain_killing(&self, queues: &[QueueName], max_rounds: usize) -> Drained {
         drain(
-            &self.router(),
+            &self.router().only(queues),
             &self.queue,
             &DrainOptions {
                 max_rounds,

@@ -14,9 +14,10 @@
 //! consecutive effects of every step.
 //!
 //! The flows cover every step: the first sale through AB and Core (customer, price points,
-//! subscription, Core link and its deferred wait), the WHMCS provisioning of an Order, the
-//! re-dispatch chain of a deal whose Order never comes, a renewal waiting for its day in
-//! 15-minute hops, a CPQ amendment's allocation, and a due cancellation in AB and WHMCS.
+//! subscription, Core link, and a Core link's deferred wait), the WHMCS provisioning of an Order,
+//! the re-dispatch chain of a deal whose Order never comes, a renewal waiting for its day in
+//! 15-minute hops, a CPQ amendment's allocation and another's price point move, a due
+//! cancellation in AB and WHMCS and a withdrawn one, and the scheduled billing sync.
 
 use std::collections::BTreeMap;
 
@@ -48,9 +49,13 @@ enum Flow {
     /// The scheduled billing sync after AB put a subscription past due and WHMCS suspended a
     /// service.
     BillingSync,
+    /// A CPQ amendment that moves a component to a price point at new tiers.
+    Reprice,
+    /// A cancellation at the period end, withdrawn by moving the stage back.
+    Withdrawal,
 }
 
-const FLOWS: [Flow; 8] = [
+const FLOWS: [Flow; 10] = [
     Flow::FirstSale,
     Flow::WhmcsOrder,
     Flow::OrderNeverComes,
@@ -59,9 +64,31 @@ const FLOWS: [Flow; 8] = [
     Flow::Cancellation,
     Flow::CoreNeverSyncs,
     Flow::BillingSync,
+    Flow::Reprice,
+    Flow::Withdrawal,
 ];
 
 const CANCELLING: &str = "\u{25b3}Cancelling";
+
+/// Every queue the workers consume, the delayed one too.
+const ALL_WORKERS: [QueueName; 6] = [
+    QueueName::Delayed,
+    QueueName::MaxioCustomer,
+    QueueName::MaxioPricePoints,
+    QueueName::MaxioSubscription,
+    QueueName::MaxioCoreLink,
+    QueueName::WhmcsProvision,
+];
+
+/// The worker queues but the delayed one: for a flow that leaves a wait of weeks behind it,
+/// compared as a message waiting.
+const NOT_DELAYED: [QueueName; 5] = [
+    QueueName::MaxioCustomer,
+    QueueName::MaxioPricePoints,
+    QueueName::MaxioSubscription,
+    QueueName::MaxioCoreLink,
+    QueueName::WhmcsProvision,
+];
 
 fn update(stack: &LocalStack, reference: &str, fields: Value) {
     let id = stack.id(reference);
@@ -111,8 +138,11 @@ impl Flow {
     async fn drain(self, stack: &LocalStack) {
         match self {
             Flow::BillingSync => stack.drain_billing_killing(500).await,
+            Flow::Withdrawal => {
+                stack.drain_killing(&NOT_DELAYED, 5_000).await;
+            }
             _ => {
-                stack.drain_killing(5_000).await;
+                stack.drain_killing(&ALL_WORKERS, 5_000).await;
             }
         }
     }
@@ -153,6 +183,35 @@ impl Flow {
                 }
             }
             Flow::CoreNeverSyncs => send_deal(stack, "VolumeOpportunity").await,
+            Flow::Reprice => {
+                run_deal(stack, "RepriceOpportunity").await;
+                send_deal(stack, "RepriceAmendOpportunity").await;
+            }
+            Flow::Withdrawal => {
+                run_deal(stack, "RemoveSeatsOpportunity").await;
+                let sub: i64 = record(stack, "RemoveSeatsOpportunity")["Maxio_Subscription_Id__c"]
+                    .as_str()
+                    .and_then(|s| s.parse().ok())
+                    .unwrap();
+                let end = stack.maxio_ab.subscription(sub).unwrap()["current_period_ends_at"]
+                    .as_str()
+                    .unwrap()
+                    .to_string();
+                update(
+                    stack,
+                    "RemoveSeatsOpportunity",
+                    json!({"StageName": CANCELLING, "ScheduledCancellationDateAndTime__c": end}),
+                );
+                send_deal(stack, "RemoveSeatsOpportunity").await;
+                stack.drain_queues(&NOT_DELAYED, 500).await;
+                update(
+                    stack,
+                    "RemoveSeatsOpportunity",
+                    json!({"StageName": "Active"}),
+                );
+                stack.advance(std::time::Duration::from_secs(600));
+                send_deal(stack, "RemoveSeatsOpportunity").await;
+            }
             Flow::BillingSync => {
                 run_deal(stack, "VolumeOpportunity").await;
                 provision_order(stack).await;
@@ -440,7 +499,7 @@ async fn the_clean_runs_end_as_the_flows_specify() {
     // The suite compares kills with clean runs: the clean runs must be right themselves.
     let stack = LocalStack::start().await.unwrap();
     Flow::Cancellation.setup(&stack).await;
-    stack.drain_killing(5_000).await;
+    stack.drain_killing(&ALL_WORKERS, 5_000).await;
     assert_eq!(
         record(&stack, "VolumeOpportunity")["Cancellation_Status__c"],
         "Cancelled"
@@ -448,7 +507,7 @@ async fn the_clean_runs_end_as_the_flows_specify() {
     assert_eq!(stack.whmcs.cancel_requests().len(), 3);
     let stack = LocalStack::start().await.unwrap();
     Flow::OrderNeverComes.setup(&stack).await;
-    stack.drain_killing(5_000).await;
+    stack.drain_killing(&ALL_WORKERS, 5_000).await;
     let opp = record(&stack, "PendingOpportunity");
     assert!(
         opp["Maxio_Sync_Error__c"]
@@ -477,9 +536,23 @@ async fn the_clean_runs_end_as_the_flows_specify() {
         record(&stack, "InternetOrder")["WHMCS_Services_Status__c"],
         "Active (2), Suspended (1)"
     );
+    let stack = Flow::Withdrawal.stack().await;
+    Flow::Withdrawal.setup(&stack).await;
+    Flow::Withdrawal.drain(&stack).await;
+    assert_eq!(
+        record(&stack, "RemoveSeatsOpportunity")["Cancellation_Status__c"],
+        "Withdrawn"
+    );
+    let stack = Flow::Reprice.stack().await;
+    Flow::Reprice.setup(&stack).await;
+    Flow::Reprice.drain(&stack).await;
+    assert_eq!(
+        record(&stack, "RepriceAmendOpportunity")["Maxio_Sync_Status__c"],
+        "Synced"
+    );
     let stack = LocalStack::start().await.unwrap();
     Flow::RenewalOnItsDay.setup(&stack).await;
-    stack.drain_killing(5_000).await;
+    stack.drain_killing(&ALL_WORKERS, 5_000).await;
     assert_eq!(
         record(&stack, "RenewSameRenewOpportunity")["Maxio_Sync_Status__c"],
         "Synced"
