@@ -22,8 +22,8 @@ use crate::observe::{ChaosPlan, ChaosStats, Fault};
 use dealbridge::queue::{QueueName, Received};
 use dealbridge::runner::{Ack, DrainHooks, DrainOptions, drain};
 
-/// The queues the workers consume.
-const WORKED: [QueueName; 6] = [
+/// The queues the workers consume, the delayed one too.
+pub const WORKED: [QueueName; 6] = [
     QueueName::Delayed,
     QueueName::MaxioCustomer,
     QueueName::MaxioPricePoints,

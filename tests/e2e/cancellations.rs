@@ -8,7 +8,7 @@
 use dealbridge_sandbox::local::LocalStack;
 use serde_json::{Map, Value, json};
 
-use crate::support::{billed, record, run_deal, send_deal};
+use crate::support::{billed, record, run_deal, send_deal, update_opportunity};
 
 const CANCELLING: &str = "\u{25b3}Cancelling";
 const CANCELLED: &str = "\u{25b3}Cancelled";
@@ -17,17 +17,6 @@ const WORKERS: [dealbridge::queue::QueueName; 3] = [
     dealbridge::queue::QueueName::MaxioSubscription,
     dealbridge::queue::QueueName::WhmcsProvision,
 ];
-
-fn update(stack: &LocalStack, reference: &str, fields: Value) {
-    let id = stack.id(reference);
-    let Value::Object(fields) = fields else {
-        panic!("fields")
-    };
-    stack.salesforce.with_org(|org| {
-        org.update(Some("Opportunity"), id.as_str(), &fields)
-            .unwrap();
-    });
-}
 
 /// Writes (POST, PUT, DELETE) the default AB site received.
 fn ab_writes(stack: &LocalStack) -> Vec<String> {
@@ -72,7 +61,7 @@ async fn a_cancellation_at_the_period_end_is_scheduled_in_ab_and_shown_cancelled
         .as_str()
         .unwrap()
         .to_string();
-    update(
+    update_opportunity(
         &stack,
         "AddSeatsOpportunity",
         json!({"StageName": CANCELLING, "ScheduledCancellationDateAndTime__c": end}),
@@ -137,7 +126,7 @@ async fn moving_the_stage_back_before_the_date_withdraws_the_ab_cancellation() {
         .as_str()
         .unwrap()
         .to_string();
-    update(
+    update_opportunity(
         &stack,
         "RemoveSeatsOpportunity",
         json!({"StageName": CANCELLING, "ScheduledCancellationDateAndTime__c": end}),
@@ -145,7 +134,7 @@ async fn moving_the_stage_back_before_the_date_withdraws_the_ab_cancellation() {
     dispatch_now(&stack, "RemoveSeatsOpportunity").await;
     assert_eq!(subscription(&stack, sub)["cancel_at_end_of_period"], true);
 
-    update(
+    update_opportunity(
         &stack,
         "RemoveSeatsOpportunity",
         json!({"StageName": "Active"}),
@@ -188,7 +177,7 @@ async fn a_due_cancellation_of_a_whmcs_order_asks_for_an_immediate_cancellation_
     assert_eq!(services.len(), 3, "provisioned first");
 
     let now = chrono::DateTime::from_timestamp(stack.clock_now(), 0).unwrap();
-    update(
+    update_opportunity(
         &stack,
         "InternetOpportunity",
         json!({"StageName": CANCELLING, "ScheduledCancellationDateAndTime__c": now.to_rfc3339()}),
@@ -249,7 +238,7 @@ async fn a_whmcs_request_cannot_be_withdrawn_and_the_opportunity_says_what_to_do
             assert!(stack.whmcs.set_next_due(s.id, due));
         }
     }
-    update(
+    update_opportunity(
         &stack,
         "InternetOpportunity",
         json!({"StageName": CANCELLING, "ScheduledCancellationDateAndTime__c": format!("{due}T00:00:00Z")}),
@@ -263,7 +252,7 @@ async fn a_whmcs_request_cannot_be_withdrawn_and_the_opportunity_says_what_to_do
         .count();
     assert!(end_of_period >= 1, "{:?}", stack.whmcs.cancel_requests());
 
-    update(
+    update_opportunity(
         &stack,
         "InternetOpportunity",
         json!({"StageName": "Active"}),
@@ -325,7 +314,7 @@ async fn a_cancelling_stage_without_its_time_is_refused_and_nothing_is_cancelled
     let stack = LocalStack::start().await.unwrap();
     let sub = billed(&stack, "AddProductOpportunity").await;
     let before = ab_writes(&stack).len();
-    update(
+    update_opportunity(
         &stack,
         "AddProductOpportunity",
         json!({"StageName": CANCELLING}),
@@ -384,7 +373,7 @@ async fn a_cpq_cancellation_approved_while_its_sale_is_being_billed_waits_for_it
 #[tokio::test]
 async fn a_cancellation_of_a_deal_never_billed_waits_about_an_hour_then_says_so() {
     let stack = LocalStack::start().await.unwrap();
-    update(
+    update_opportunity(
         &stack,
         "CancelAllOpportunity",
         json!({"StageName": CANCELLING, "ScheduledCancellationDateAndTime__c": "2026-12-31T05:00:00.000+0000"}),

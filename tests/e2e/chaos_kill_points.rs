@@ -27,7 +27,8 @@ use dealbridge_sandbox::local::{CoreStart, LocalStack};
 use dealbridge_sandbox::whmcs::ServiceStatus;
 use serde_json::{Map, Value, json};
 
-use crate::support::{record, run_deal, send_deal};
+use crate::support::{record, run_deal, send_deal, update_opportunity};
+use dealbridge_sandbox::chaos::WORKED;
 
 #[derive(Debug, Clone, Copy)]
 enum Flow {
@@ -70,16 +71,6 @@ const FLOWS: [Flow; 10] = [
 
 const CANCELLING: &str = "\u{25b3}Cancelling";
 
-/// Every queue the workers consume, the delayed one too.
-const ALL_WORKERS: [QueueName; 6] = [
-    QueueName::Delayed,
-    QueueName::MaxioCustomer,
-    QueueName::MaxioPricePoints,
-    QueueName::MaxioSubscription,
-    QueueName::MaxioCoreLink,
-    QueueName::WhmcsProvision,
-];
-
 /// The worker queues but the delayed one: for a flow that leaves a wait of weeks behind it,
 /// compared as a message waiting.
 const NOT_DELAYED: [QueueName; 5] = [
@@ -89,17 +80,6 @@ const NOT_DELAYED: [QueueName; 5] = [
     QueueName::MaxioCoreLink,
     QueueName::WhmcsProvision,
 ];
-
-fn update(stack: &LocalStack, reference: &str, fields: Value) {
-    let id = stack.id(reference);
-    let Value::Object(fields) = fields else {
-        panic!("fields")
-    };
-    stack.salesforce.with_org(|org| {
-        org.update(Some("Opportunity"), id.as_str(), &fields)
-            .unwrap();
-    });
-}
 
 async fn provision_order(stack: &LocalStack) {
     let event = serde_json::from_value(dealbridge_sandbox::events::sample(
@@ -142,7 +122,7 @@ impl Flow {
                 stack.drain_killing(&NOT_DELAYED, 5_000).await;
             }
             _ => {
-                stack.drain_killing(&ALL_WORKERS, 5_000).await;
+                stack.drain_killing(&WORKED, 5_000).await;
             }
         }
     }
@@ -174,7 +154,7 @@ impl Flow {
                 stack.drain(500).await;
                 let now = chrono::DateTime::from_timestamp(stack.clock_now(), 0).unwrap();
                 for deal in ["VolumeOpportunity", "InternetOpportunity"] {
-                    update(
+                    update_opportunity(
                         stack,
                         deal,
                         json!({"StageName": CANCELLING, "ScheduledCancellationDateAndTime__c": now.to_rfc3339()}),
@@ -197,14 +177,14 @@ impl Flow {
                     .as_str()
                     .unwrap()
                     .to_string();
-                update(
+                update_opportunity(
                     stack,
                     "RemoveSeatsOpportunity",
                     json!({"StageName": CANCELLING, "ScheduledCancellationDateAndTime__c": end}),
                 );
                 send_deal(stack, "RemoveSeatsOpportunity").await;
                 stack.drain_queues(&NOT_DELAYED, 500).await;
-                update(
+                update_opportunity(
                     stack,
                     "RemoveSeatsOpportunity",
                     json!({"StageName": "Active"}),
@@ -499,7 +479,7 @@ async fn the_clean_runs_end_as_the_flows_specify() {
     // The suite compares kills with clean runs: the clean runs must be right themselves.
     let stack = LocalStack::start().await.unwrap();
     Flow::Cancellation.setup(&stack).await;
-    stack.drain_killing(&ALL_WORKERS, 5_000).await;
+    stack.drain_killing(&WORKED, 5_000).await;
     assert_eq!(
         record(&stack, "VolumeOpportunity")["Cancellation_Status__c"],
         "Cancelled"
@@ -507,7 +487,7 @@ async fn the_clean_runs_end_as_the_flows_specify() {
     assert_eq!(stack.whmcs.cancel_requests().len(), 3);
     let stack = LocalStack::start().await.unwrap();
     Flow::OrderNeverComes.setup(&stack).await;
-    stack.drain_killing(&ALL_WORKERS, 5_000).await;
+    stack.drain_killing(&WORKED, 5_000).await;
     let opp = record(&stack, "PendingOpportunity");
     assert!(
         opp["Maxio_Sync_Error__c"]
@@ -552,7 +532,7 @@ async fn the_clean_runs_end_as_the_flows_specify() {
     );
     let stack = LocalStack::start().await.unwrap();
     Flow::RenewalOnItsDay.setup(&stack).await;
-    stack.drain_killing(&ALL_WORKERS, 5_000).await;
+    stack.drain_killing(&WORKED, 5_000).await;
     assert_eq!(
         record(&stack, "RenewSameRenewOpportunity")["Maxio_Sync_Status__c"],
         "Synced"

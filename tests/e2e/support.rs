@@ -64,3 +64,15 @@ pub async fn provision_internet_order(stack: &LocalStack) {
     stack.drain(500).await;
     assert_eq!(stack.whmcs.services().len(), 3, "provisioned first");
 }
+
+/// Sets `fields` on the seeded Opportunity, as a person editing it in the org would.
+pub fn update_opportunity(stack: &LocalStack, reference: &str, fields: Value) {
+    let id = stack.id(reference);
+    let Value::Object(fields) = fields else {
+        panic!("fields")
+    };
+    stack.salesforce.with_org(|org| {
+        org.update(Some("Opportunity"), id.as_str(), &fields)
+            .unwrap();
+    });
+}
